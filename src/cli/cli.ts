@@ -1,0 +1,95 @@
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Result } from '../commands/execute.ts';
+import { helpText, parseCommand } from '../commands/grammar.ts';
+import { operationHeadline, operationOutcome, renderText } from '../commands/render-text.ts';
+import type { OperationView } from '../engine/engine.ts';
+import { FlowError } from '../engine/errors.ts';
+import type { FlowEvent } from '../db/entities.ts';
+
+export interface CliIO {
+  out: (text: string) => void;
+  err: (text: string) => void;
+  env: NodeJS.ProcessEnv;
+}
+
+class CliError extends Error {}
+
+interface Client {
+  post(pathname: string, body: unknown): Promise<unknown>;
+  get(pathname: string): Promise<unknown>;
+}
+
+function client(env: NodeJS.ProcessEnv): Client {
+  const base = (env.FLOW_URL || 'http://localhost:3000').replace(/\/$/, '');
+  let token = env.FLOW_TOKEN;
+  if (!token) {
+    const file = path.join(path.resolve(env.FLOW_DATA_DIR || '.flowops'), 'admin-token');
+    if (!existsSync(file)) throw new CliError(`no token: set FLOW_TOKEN to your flowops token (or run where the server's data dir ${path.dirname(file)} holds admin-token)`);
+    token = readFileSync(file, 'utf8').trim();
+  }
+  const call = async (method: string, pathname: string, body?: unknown) => {
+    let response: Response;
+    try {
+      response = await fetch(`${base}${pathname}`, {
+        method,
+        headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+        body: body ? JSON.stringify(body) : undefined,
+      });
+    } catch {
+      throw new CliError(`cannot reach flowops at ${base}: is the server running (\`npm start\`)? Set FLOW_URL to its address`);
+    }
+    const payload = (await response.json().catch(() => null)) as { error?: { message: string } } | null;
+    if (!response.ok) throw new CliError(payload?.error?.message ?? `flowops answered ${response.status}`);
+    return payload;
+  };
+  return { post: (p, b) => call('POST', p, b), get: (p) => call('GET', p) };
+}
+
+/** Follows an operation until it ends, printing its progress lines as they arrive. */
+async function follow(api: Client, op: OperationView, io: CliIO, json: boolean): Promise<OperationView> {
+  if (!json) io.out(`${operationHeadline(op)}...`);
+  let after = '0';
+  for (;;) {
+    const { operation, events } = (await api.get(`/api/operations/${op.id}?after=${after}`)) as { operation: OperationView; events: FlowEvent[] };
+    for (const event of events) {
+      after = String(event.id);
+      if (!json && (event.type === 'operation.progress' || event.type.startsWith('release.') || event.type === 'build.succeeded')) io.out(`  ${event.message}`);
+    }
+    if (operation.status === 'succeeded' || operation.status === 'failed') return operation;
+    await sleep(250);
+  }
+}
+
+/** Runs the CLI with `argv` (without node and script); returns the exit status. */
+export async function runCli(argv: string[], io: CliIO): Promise<number> {
+  const json = argv.includes('--json');
+  const wait = !argv.includes('--no-wait');
+  const words = argv.filter((a) => a !== '--json' && a !== '--no-wait' && a !== '--wait');
+  try {
+    const command = parseCommand(words);
+    if (command.name === 'help') {
+      io.out(command.command ? helpText(command.command) : `Usage: flowops <command> [--json] [--no-wait]\n\n${helpText()}`);
+      return 0;
+    }
+    const api = client(io.env);
+    const result = (await api.post('/api/commands', { argv: words })) as Result;
+    if (result.kind === 'operation' && wait) {
+      const done = await follow(api, result.operation, io, json);
+      if (json) io.out(JSON.stringify(done, null, 2));
+      else io.out(`${done.status === 'succeeded' ? 'done' : 'failed'}\n${operationOutcome(done)}`);
+      return done.status === 'succeeded' ? 0 : 1;
+    }
+    if (json) io.out(JSON.stringify(result.kind === 'operation' ? result.operation : result.data, null, 2));
+    else io.out(renderText(result));
+    return 0;
+  } catch (err) {
+    if (err instanceof CliError || err instanceof FlowError) {
+      io.err(`flowops: ${err.message}`);
+      return 2;
+    }
+    io.err(`flowops: unexpected error: ${err instanceof Error ? err.message : String(err)}`);
+    return 1;
+  }
+}

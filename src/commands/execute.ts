@@ -1,0 +1,60 @@
+import type { Actor } from '../engine/access.ts';
+import type { Engine, OperationView } from '../engine/engine.ts';
+import { helpText, type Command, type CommandName } from './grammar.ts';
+
+/** What a command returns: an operation under way, or data to show. */
+export type Result =
+  | { kind: 'operation'; command: CommandName; operation: OperationView }
+  | { kind: 'data'; command: CommandName; data: unknown };
+
+/** Runs a parsed command against the engine as `actor`. The engine checks permission. */
+export async function execute(engine: Engine, actor: Actor, command: Command): Promise<Result> {
+  const data = (value: unknown): Result => ({ kind: 'data', command: command.name, data: value });
+  const operation = (value: OperationView): Result => ({ kind: 'operation', command: command.name, operation: value });
+  switch (command.name) {
+    case 'pipelines':
+      return data(await engine.listPipelines(actor));
+    case 'pipelines:create': {
+      const p = await engine.createPipeline(actor, { name: command.pipeline, repo: command.repo, branch: command.branch });
+      return data({ name: p.name, repo: p.repo, branch: p.branch });
+    }
+    case 'pipelines:info':
+      return data(await engine.pipelineInfo(actor, command.pipeline));
+    case 'pipelines:destroy':
+      return data(await engine.destroyPipeline(actor, command.pipeline, command.confirm));
+    case 'apps:create':
+      return data(await engine.createApp(actor, { name: command.app, pipeline: command.pipeline, stage: command.stage }));
+    case 'apps:move':
+      return data(await engine.moveApp(actor, command.app, command.stage));
+    case 'apps:destroy':
+      return data(await engine.destroyApp(actor, command.app, command.confirm));
+    case 'deploy':
+      return operation(await engine.deploy(actor, command));
+    case 'promote':
+      return operation(await engine.promote(actor, command));
+    case 'releases':
+      return data(await engine.releases(actor, command.app));
+    case 'releases:output':
+      return data(await engine.releaseOutput(actor, command.app, command.version));
+    case 'rollback':
+      return operation(await engine.rollback(actor, command.app, command.version));
+    case 'config':
+      return data(await engine.config(actor, command.app));
+    case 'config:set':
+      return operation(await engine.setConfig(actor, command.app, command.vars));
+    case 'config:unset':
+      return operation(await engine.unsetConfig(actor, command.app, command.keys));
+    case 'diff':
+      return data(await engine.diff(actor, command.pipeline));
+    case 'access':
+      return data(await engine.access(actor, command.pipeline));
+    case 'access:add':
+      return data(await engine.addAccess(actor, command.pipeline, command.user, command.permission));
+    case 'access:remove':
+      return data(await engine.removeAccess(actor, command.pipeline, command.user));
+    case 'users:create':
+      return data(await engine.createUser(actor, command.user));
+    case 'help':
+      return data(helpText(command.command));
+  }
+}

@@ -1,0 +1,302 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { closest, distance } from 'fastest-levenshtein';
+import { InvalidInput } from '../engine/errors.ts';
+
+/** A parsed command: the same for `/flow` in Slack and the `flowops` CLI. */
+export type Command =
+  | { name: 'pipelines' }
+  | { name: 'pipelines:create'; pipeline: string; repo: string; branch?: string }
+  | { name: 'pipelines:info'; pipeline: string }
+  | { name: 'pipelines:destroy'; pipeline: string; confirm?: string }
+  | { name: 'apps:create'; app: string; pipeline: string; stage: string }
+  | { name: 'apps:move'; app: string; stage: string }
+  | { name: 'apps:destroy'; app: string; confirm?: string }
+  | { name: 'deploy'; pipeline: string; ref?: string; stage: string; app?: string }
+  | { name: 'promote'; pipeline: string; fromStage?: string; fromApp?: string; toStage?: string; toApps?: string[] }
+  | { name: 'releases'; app: string }
+  | { name: 'releases:output'; app: string; version?: number }
+  | { name: 'rollback'; app: string; version?: number }
+  | { name: 'config'; app: string }
+  | { name: 'config:set'; app: string; vars: Record<string, string> }
+  | { name: 'config:unset'; app: string; keys: string[] }
+  | { name: 'diff'; pipeline: string }
+  | { name: 'access'; pipeline: string }
+  | { name: 'access:add'; pipeline: string; user: string; permission: string }
+  | { name: 'access:remove'; pipeline: string; user: string }
+  | { name: 'users:create'; user: string }
+  | { name: 'help'; command?: string };
+
+export type CommandName = Command['name'];
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+type Values = Record<string, string | boolean | undefined>;
+
+interface Spec {
+  usage: string;
+  summary: string;
+  options?: Options;
+  /** Positional words: exactly these many, or a custom parse. */
+  parse(words: string[], values: Values): Command;
+}
+
+const STAGE_WORDS = new Set(['development', 'review', 'staging', 'production', 'test', 'prod', 'stg', 'stage', 'dev']);
+
+function usageError(name: CommandName, problem: string): InvalidInput {
+  return new InvalidInput(`${problem}. Usage: ${SPECS[name].usage}`);
+}
+
+/** Exactly `count` positional words, or a usage error naming what is missing or extra. */
+function words(name: CommandName, given: string[], names: string[]): string[] {
+  if (given.length < names.length) throw usageError(name, `missing ${names.slice(given.length).map((n) => `<${n}>`).join(' ')}`);
+  if (given.length > names.length) throw usageError(name, `unexpected "${given.slice(names.length).join(' ')}"`);
+  return given;
+}
+
+function required(name: CommandName, values: Values, option: string): string {
+  const value = values[option];
+  if (typeof value !== 'string' || !value) throw usageError(name, `missing --${option}`);
+  return value;
+}
+
+function optional(values: Values, option: string): string | undefined {
+  const value = values[option];
+  return typeof value === 'string' ? value : undefined;
+}
+
+function version(name: CommandName, word: string | undefined): number | undefined {
+  if (word === undefined) return undefined;
+  const match = /^v?(\d+)$/.exec(word);
+  if (!match) throw usageError(name, `"${word}" is not a release version (like v5)`);
+  return Number(match[1]);
+}
+
+/** Splits `a/b` at the first slash: `shop/feature/x` is pipeline `shop`, ref `feature/x`. */
+function splitSlash(word: string): [string, string | undefined] {
+  const at = word.indexOf('/');
+  return at < 0 ? [word, undefined] : [word.slice(0, at), word.slice(at + 1) || undefined];
+}
+
+export const SPECS: Record<CommandName, Spec> = {
+  pipelines: {
+    usage: 'pipelines',
+    summary: 'list the pipelines you can see',
+    parse: (w) => (words('pipelines', w, []), { name: 'pipelines' }),
+  },
+  'pipelines:create': {
+    usage: 'pipelines:create <pipeline> --repo <path-or-url> [--branch main]',
+    summary: 'create a pipeline from a git repository (admin)',
+    options: { repo: { type: 'string' }, branch: { type: 'string' } },
+    parse: (w, v) => {
+      const [pipeline] = words('pipelines:create', w, ['pipeline']);
+      return { name: 'pipelines:create', pipeline: pipeline!, repo: required('pipelines:create', v, 'repo'), branch: optional(v, 'branch') };
+    },
+  },
+  'pipelines:info': {
+    usage: 'pipelines:info <pipeline>',
+    summary: "show a pipeline's apps by stage, with their releases",
+    parse: (w) => ({ name: 'pipelines:info', pipeline: words('pipelines:info', w, ['pipeline'])[0]! }),
+  },
+  'pipelines:destroy': {
+    usage: 'pipelines:destroy <pipeline> --confirm <pipeline>',
+    summary: 'destroy a pipeline and all its apps (manage)',
+    options: { confirm: { type: 'string' } },
+    parse: (w, v) => ({ name: 'pipelines:destroy', pipeline: words('pipelines:destroy', w, ['pipeline'])[0]!, confirm: optional(v, 'confirm') }),
+  },
+  'apps:create': {
+    usage: 'apps:create <app> --pipeline <pipeline> --stage <stage>',
+    summary: 'add an app to a stage of a pipeline (manage)',
+    options: { pipeline: { type: 'string' }, stage: { type: 'string' } },
+    parse: (w, v) => ({
+      name: 'apps:create',
+      app: words('apps:create', w, ['app'])[0]!,
+      pipeline: required('apps:create', v, 'pipeline'),
+      stage: required('apps:create', v, 'stage'),
+    }),
+  },
+  'apps:move': {
+    usage: 'apps:move <app> --stage <stage>',
+    summary: 'move an app to another stage (manage)',
+    options: { stage: { type: 'string' } },
+    parse: (w, v) => ({ name: 'apps:move', app: words('apps:move', w, ['app'])[0]!, stage: required('apps:move', v, 'stage') }),
+  },
+  'apps:destroy': {
+    usage: 'apps:destroy <app> --confirm <app>',
+    summary: 'stop an app and delete it (manage)',
+    options: { confirm: { type: 'string' } },
+    parse: (w, v) => ({ name: 'apps:destroy', app: words('apps:destroy', w, ['app'])[0]!, confirm: optional(v, 'confirm') }),
+  },
+  deploy: {
+    usage: 'deploy <pipeline>[/<ref>] to <stage>[/<app>]',
+    summary: 'build a commit (default: the pipeline branch) and release it to a stage or one app',
+    parse: (w) => {
+      if (w.length === 2 && w[1] !== 'to') throw usageError('deploy', `missing "to" before ${w[1]}`);
+      const [target, to, where] = words('deploy', w, ['pipeline', 'to', 'stage']);
+      if (to !== 'to') throw usageError('deploy', `expected "to" after ${target}, got "${to}"`);
+      const [pipeline, ref] = splitSlash(target!);
+      const [stage, app] = splitSlash(where!);
+      return { name: 'deploy', pipeline, ref, stage, app };
+    },
+  },
+  promote: {
+    usage: 'promote <pipeline> [from <stage>[/<app>]] [to <stage> | to <app>[,<app>...]]',
+    summary: 'copy the slug the source app runs, unchanged, to the downstream stage or named apps',
+    parse: (w) => {
+      const [pipeline, ...rest] = w;
+      if (!pipeline) throw usageError('promote', 'missing <pipeline>');
+      const command: Extract<Command, { name: 'promote' }> = { name: 'promote', pipeline };
+      for (let i = 0; i < rest.length; i += 2) {
+        const [keyword, value] = [rest[i], rest[i + 1]];
+        if (keyword !== 'from' && keyword !== 'to') throw usageError('promote', `expected "from" or "to", got "${keyword}"`);
+        if (!value) throw usageError('promote', `missing a stage or app after "${keyword}"`);
+        if (keyword === 'from' ? command.fromStage !== undefined : command.toStage !== undefined || command.toApps !== undefined) throw usageError('promote', `"${keyword}" given twice`);
+        if (keyword === 'from') [command.fromStage, command.fromApp] = splitSlash(value);
+        else if (STAGE_WORDS.has(value)) command.toStage = value;
+        else command.toApps = value.split(',').filter(Boolean);
+      }
+      return command;
+    },
+  },
+  releases: {
+    usage: 'releases <app>',
+    summary: "list an app's releases, newest first",
+    parse: (w) => ({ name: 'releases', app: words('releases', w, ['app'])[0]! }),
+  },
+  'releases:output': {
+    usage: 'releases:output <app> [vN]',
+    summary: 'show the release phase output of a release (default: the newest)',
+    parse: (w) => {
+      if (w.length === 2) return { name: 'releases:output', app: w[0]!, version: version('releases:output', w[1]) };
+      return { name: 'releases:output', app: words('releases:output', w, ['app'])[0]! };
+    },
+  },
+  rollback: {
+    usage: 'rollback <app> [vN]',
+    summary: "release an earlier release's slug and config again (default: the previous one)",
+    parse: (w) => {
+      if (w.length === 2) return { name: 'rollback', app: w[0]!, version: version('rollback', w[1]) };
+      return { name: 'rollback', app: words('rollback', w, ['app'])[0]! };
+    },
+  },
+  config: {
+    usage: 'config <app>',
+    summary: "show an app's config vars",
+    parse: (w) => ({ name: 'config', app: words('config', w, ['app'])[0]! }),
+  },
+  'config:set': {
+    usage: 'config:set <app> KEY=value...',
+    summary: 'set config vars (a new release)',
+    parse: (w) => {
+      const [app, ...pairs] = w;
+      if (!app) throw usageError('config:set', 'missing <app>');
+      if (!pairs.length) throw usageError('config:set', 'missing KEY=value');
+      const vars: Record<string, string> = {};
+      for (const pair of pairs) {
+        const at = pair.indexOf('=');
+        if (at <= 0) throw usageError('config:set', `"${pair}" is not KEY=value`);
+        vars[pair.slice(0, at)] = pair.slice(at + 1);
+      }
+      return { name: 'config:set', app, vars };
+    },
+  },
+  'config:unset': {
+    usage: 'config:unset <app> KEY...',
+    summary: 'remove config vars (a new release)',
+    parse: (w) => {
+      const [app, ...keys] = w;
+      if (!app) throw usageError('config:unset', 'missing <app>');
+      if (!keys.length) throw usageError('config:unset', 'missing KEY');
+      return { name: 'config:unset', app, keys };
+    },
+  },
+  diff: {
+    usage: 'diff <pipeline>',
+    summary: 'the commits each stage runs that its downstream stage does not',
+    parse: (w) => ({ name: 'diff', pipeline: words('diff', w, ['pipeline'])[0]! }),
+  },
+  access: {
+    usage: 'access <pipeline>',
+    summary: 'who has which permission on a pipeline',
+    parse: (w) => ({ name: 'access', pipeline: words('access', w, ['pipeline'])[0]! }),
+  },
+  'access:add': {
+    usage: 'access:add <pipeline> <user> <view|deploy|operate|manage>',
+    summary: 'grant a user a permission on a pipeline (manage)',
+    parse: (w) => {
+      const [pipeline, user, permission] = words('access:add', w, ['pipeline', 'user', 'permission']);
+      return { name: 'access:add', pipeline: pipeline!, user: user!, permission: permission! };
+    },
+  },
+  'access:remove': {
+    usage: 'access:remove <pipeline> <user>',
+    summary: "remove a user's access to a pipeline (manage)",
+    parse: (w) => {
+      const [pipeline, user] = words('access:remove', w, ['pipeline', 'user']);
+      return { name: 'access:remove', pipeline: pipeline!, user: user! };
+    },
+  },
+  'users:create': {
+    usage: 'users:create <user>',
+    summary: "create a user and print the user's API token (admin)",
+    parse: (w) => ({ name: 'users:create', user: words('users:create', w, ['user'])[0]! }),
+  },
+  help: {
+    usage: 'help [command]',
+    summary: 'list the commands, or explain one',
+    parse: (w) => {
+      if (w.length > 1) throw usageError('help', `unexpected "${w.slice(1).join(' ')}"`);
+      return { name: 'help', command: w[0] };
+    },
+  },
+};
+
+export const COMMAND_NAMES = Object.keys(SPECS) as CommandName[];
+
+function isCommandName(word: string): word is CommandName {
+  return Object.hasOwn(SPECS, word);
+}
+
+/** The known command nearest to a mistyped one, if it is near enough to be a typo. */
+export function suggest(word: string): string | undefined {
+  const nearest = closest(word, COMMAND_NAMES);
+  return distance(word, nearest) <= Math.max(2, Math.floor(word.length / 3)) ? nearest : undefined;
+}
+
+/** Parses a command's words (argv without the program name). Throws InvalidInput with the usage or the nearest command. */
+export function parseCommand(argv: string[]): Command {
+  const [word, ...rest] = argv;
+  if (!word) return { name: 'help' };
+  if (!isCommandName(word)) {
+    const near = suggest(word);
+    throw new InvalidInput(`"${word}" is not a flowops command.${near ? ` Did you mean \`${near}\`?` : ''} \`help\` lists the commands`);
+  }
+  const spec = SPECS[word];
+  let parsed: { values: Values; positionals: string[] };
+  try {
+    parsed = parseArgs({ args: rest, options: spec.options ?? {}, allowPositionals: true, strict: true }) as typeof parsed;
+  } catch (err) {
+    const message = err instanceof Error ? err.message.split('\n')[0]!.replace(/\. To specify a positional.*$/, '') : String(err);
+    throw usageError(word, message.replace(/\.$/, ''));
+  }
+  return spec.parse(parsed.positionals, parsed.values);
+}
+
+/** Splits a line of text into words as a shell would for simple quoting: `config:set a K="two words"`. */
+export function tokenize(text: string): string[] {
+  const tokens: string[] = [];
+  const pattern = /([^\s"']*(?:"[^"]*"|'[^']*')[^\s"']*)+|[^\s]+/g;
+  for (const match of text.trim().matchAll(pattern)) tokens.push(match[0].replace(/"([^"]*)"|'([^']*)'/g, '$1$2'));
+  return tokens;
+}
+
+/** The help text: every command with its usage, or one command in full. */
+export function helpText(command?: string): string {
+  if (command) {
+    if (!isCommandName(command)) {
+      const near = suggest(command);
+      throw new InvalidInput(`"${command}" is not a flowops command.${near ? ` Did you mean \`${near}\`?` : ''}`);
+    }
+    return `${SPECS[command].usage}\n  ${SPECS[command].summary}`;
+  }
+  const width = Math.max(...COMMAND_NAMES.map((n) => SPECS[n].usage.length));
+  return ['Commands:', ...COMMAND_NAMES.map((n) => `  ${SPECS[n].usage.padEnd(width)}  ${SPECS[n].summary}`)].join('\n');
+}

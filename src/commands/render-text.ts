@@ -1,0 +1,126 @@
+import { short, type AppView, type DiffView, type OperationView, type ReleaseView } from '../engine/engine.ts';
+import type { Result } from './execute.ts';
+
+/** "3 minutes ago", as Heroku prints release ages. */
+export function age(iso: string, now = Date.now()): string {
+  const seconds = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
+  const units: [number, string][] = [
+    [86400, 'day'],
+    [3600, 'hour'],
+    [60, 'minute'],
+  ];
+  for (const [size, unit] of units) {
+    if (seconds >= size) {
+      const n = Math.floor(seconds / size);
+      return `${n} ${unit}${n === 1 ? '' : 's'} ago`;
+    }
+  }
+  return `${seconds} second${seconds === 1 ? '' : 's'} ago`;
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
+  return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')).join('\n');
+}
+
+function releaseLine(r: ReleaseView): string[] {
+  return [`v${r.version}`, r.description, r.status + (r.current ? ' (current)' : ''), short(r.commit), age(r.createdAt)];
+}
+
+function appCard(app: AppView): string {
+  const release = app.release ? `v${app.release.version} ${short(app.release.commit)} ${age(app.release.createdAt)}` : 'no release yet';
+  return `  ${app.name.padEnd(24)} ${release}${app.url ? `  ${app.url}` : ''}`;
+}
+
+/** The start of a long operation's progress line: "Promoting demo-staging v6 0f0a53b to demo (production)". */
+export function operationHeadline(op: OperationView): string {
+  const verbs: Record<string, string> = { Deploy: 'Deploying', Promote: 'Promoting', Rollback: 'Rolling back', Set: 'Setting', Remove: 'Removing' };
+  const [first, ...rest] = op.description.split(' ');
+  return [verbs[first!] ?? first, ...rest].join(' ');
+}
+
+/** One line per target once an operation has ended: "demo-staging: v3 succeeded". */
+export function operationOutcome(op: OperationView): string {
+  const lines = op.targets.map((t) => `  ${t.app}: ${t.version ? `v${t.version} ` : ''}${t.status}${t.error ? ` (${t.error})` : ''}`);
+  if (op.error && !op.targets.some((t) => t.error === op.error)) lines.unshift(`  ${op.error}`);
+  return lines.join('\n');
+}
+
+/** Renders a result as the text the CLI prints. */
+export function renderText(result: Result): string {
+  if (result.kind === 'operation') {
+    const op = result.operation;
+    return `${operationHeadline(op)}: operation ${op.id} ${op.status}\n${operationOutcome(op)}`;
+  }
+  const data = result.data;
+  switch (result.command) {
+    case 'help':
+      return data as string;
+    case 'pipelines': {
+      const rows = data as { name: string; repo: string; branch: string; apps: number }[];
+      if (!rows.length) return 'No pipelines you can see. An admin creates one: pipelines:create <name> --repo <path-or-url>';
+      return table([['Pipeline', 'Apps', 'Branch', 'Repository'], ...rows.map((p) => [p.name, String(p.apps), p.branch, p.repo])]);
+    }
+    case 'pipelines:create': {
+      const p = data as { name: string; repo: string; branch: string };
+      return `Created pipeline ${p.name} from ${p.repo} (branch ${p.branch})`;
+    }
+    case 'pipelines:info': {
+      const info = data as { name: string; repo: string; branch: string; apps: AppView[] };
+      const stages = [...new Set(info.apps.map((a) => a.stage))];
+      const body = stages.map((s) => [`${s}:`, ...info.apps.filter((a) => a.stage === s).map(appCard)].join('\n'));
+      return [`=== ${info.name}  (${info.repo}, branch ${info.branch})`, ...(body.length ? body : ['No apps yet: apps:create <app> --pipeline ' + info.name + ' --stage staging'])].join('\n');
+    }
+    case 'pipelines:destroy': {
+      const d = data as { name: string; apps: string[] };
+      return `Destroyed pipeline ${d.name}${d.apps.length ? ` and ${d.apps.join(', ')}` : ''}`;
+    }
+    case 'apps:create':
+      return `Created ${(data as AppView).name} in ${(data as AppView).stage} of ${(data as AppView).pipeline}`;
+    case 'apps:move':
+      return `Moved ${(data as AppView).name} to ${(data as AppView).stage}`;
+    case 'apps:destroy':
+      return `Destroyed ${(data as { name: string }).name}`;
+    case 'releases': {
+      const rows = data as ReleaseView[];
+      if (!rows.length) return 'No releases yet.';
+      return table(rows.map(releaseLine));
+    }
+    case 'releases:output': {
+      const r = data as { version: number; status: string; description: string; output: string };
+      return `=== v${r.version} ${r.description} (${r.status})\n${r.output.trimEnd() || '(no output)'}`;
+    }
+    case 'config': {
+      const vars = Object.entries(data as Record<string, string>).sort(([a], [b]) => a.localeCompare(b));
+      if (!vars.length) return 'No config vars.';
+      return table(vars.map(([k, v]) => [`${k}:`, v]));
+    }
+    case 'diff': {
+      const diffs = data as DiffView[];
+      if (!diffs.length) return 'Nothing to compare yet: deploy to a stage and its downstream first.';
+      return diffs
+        .map((d) => {
+          const head = `${d.upstream} is ahead of ${d.downstream} by ${d.ahead} commit${d.ahead === 1 ? '' : 's'}`;
+          return [head, ...d.commits.map((c) => `  ${short(c.sha)}  ${c.date.slice(0, 10)}  ${c.author}  ${c.message}`)].join('\n');
+        })
+        .join('\n\n');
+    }
+    case 'access': {
+      const rows = data as { user: string; permission: string }[];
+      if (!rows.length) return 'No grants yet (admins can do everything).';
+      return table([['User', 'Permission'], ...rows.map((r) => [r.user, r.permission])]);
+    }
+    case 'access:add': {
+      const g = data as { user: string; permission: string };
+      return `Gave ${g.user} ${g.permission}`;
+    }
+    case 'access:remove':
+      return `Removed ${(data as { user: string }).user}`;
+    case 'users:create': {
+      const u = data as { name: string; token: string };
+      return `Created user ${u.name}. Token (shown once; give it to ${u.name} as FLOW_TOKEN):\n${u.token}`;
+    }
+    default:
+      return JSON.stringify(data, null, 2);
+  }
+}

@@ -1,0 +1,68 @@
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { PGlite } from '@electric-sql/pglite';
+import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
+import { DataSource } from 'typeorm';
+import { entities } from './entities.ts';
+import { Initial1700000000000 } from './migrations/1700000000000-initial.ts';
+
+export interface Database {
+  dataSource: DataSource;
+  /** `postgres` or `pglite`, for logs and the start-up line. */
+  kind: 'postgres' | 'pglite';
+  close(): Promise<void>;
+}
+
+const migrations = [Initial1700000000000];
+
+/**
+ * Opens the database and runs pending migrations. With a URL: that Postgres.
+ * Without: PGlite stored in `<dataDir>/pgdata`, served to the ordinary `pg` driver
+ * over a private Unix socket, so both paths run the same driver, entities and SQL.
+ * PGlite is one session, so the pool there holds a single connection.
+ */
+export async function openDatabase(databaseUrl: string | undefined, dataDir: string): Promise<Database> {
+  if (databaseUrl) {
+    const dataSource = new DataSource({
+      type: 'postgres',
+      url: databaseUrl,
+      entities,
+      migrations,
+      migrationsRun: true,
+      migrationsTransactionMode: 'each',
+      extra: { max: 10 },
+    });
+    await dataSource.initialize();
+    return { dataSource, kind: 'postgres', close: () => dataSource.destroy() };
+  }
+
+  await mkdir(dataDir, { recursive: true });
+  const pglite = await PGlite.create(path.join(dataDir, 'pgdata'));
+  const socketDir = await mkdtemp(path.join(os.tmpdir(), 'flowops-pg-'));
+  const server = new PGLiteSocketServer({ db: pglite, path: path.join(socketDir, '.s.PGSQL.5432') });
+  await server.start();
+  const dataSource = new DataSource({
+    type: 'postgres',
+    host: socketDir,
+    port: 5432,
+    username: 'postgres',
+    database: 'postgres',
+    entities,
+    migrations,
+    migrationsRun: true,
+    migrationsTransactionMode: 'each',
+    extra: { max: 1 },
+  });
+  await dataSource.initialize();
+  return {
+    dataSource,
+    kind: 'pglite',
+    async close() {
+      await dataSource.destroy();
+      await server.stop();
+      await pglite.close();
+      await rm(socketDir, { recursive: true, force: true });
+    },
+  };
+}

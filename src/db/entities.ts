@@ -1,0 +1,285 @@
+import { EntitySchema } from 'typeorm';
+
+/** Permissions, weakest first: each includes the ones before it. */
+export const PERMISSIONS = ['view', 'deploy', 'operate', 'manage'] as const;
+export type Permission = (typeof PERMISSIONS)[number];
+
+export const STAGES = ['development', 'review', 'staging', 'production', 'test'] as const;
+export type Stage = (typeof STAGES)[number];
+
+export type ReleaseStatus = 'pending' | 'succeeded' | 'failed';
+export type OperationStatus = 'pending' | 'running' | 'succeeded' | 'failed';
+export type OperationKind = 'deploy' | 'promote' | 'rollback' | 'config';
+
+export interface User {
+  id: number;
+  name: string;
+  tokenHash: string | null;
+  admin: boolean;
+  createdAt: Date;
+}
+
+export interface Pipeline {
+  id: number;
+  name: string;
+  repo: string;
+  branch: string;
+  createdAt: Date;
+}
+
+export interface Grant {
+  pipelineId: number;
+  userId: number;
+  permission: Permission;
+}
+
+export interface App {
+  id: number;
+  name: string;
+  pipelineId: number;
+  stage: Stage;
+  lastVersion: number;
+  currentReleaseId: number | null;
+  config: Record<string, string>;
+  lockedBy: number | null;
+  createdAt: Date;
+}
+
+/** Process types from a Procfile: `{ web: 'node index.js', release: '...' }`. */
+export type Procfile = Record<string, string>;
+
+export interface Slug {
+  id: string;
+  size: string;
+  commit: string;
+  procfile: Procfile;
+  createdAt: Date;
+}
+
+export interface Build {
+  id: number;
+  pipelineId: number;
+  commit: string;
+  status: ReleaseStatus;
+  output: string;
+  slugId: string | null;
+  operationId: number | null;
+  createdAt: Date;
+}
+
+export interface Release {
+  id: number;
+  appId: number;
+  version: number;
+  slugId: string | null;
+  commit: string | null;
+  config: Record<string, string>;
+  description: string;
+  status: ReleaseStatus;
+  output: string;
+  operationId: number | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/** One target of an operation: an app, the release it got, and how it went. */
+export interface OperationTarget {
+  app: string;
+  version: number | null;
+  status: ReleaseStatus;
+  error?: string;
+}
+
+export interface Operation {
+  id: number;
+  kind: OperationKind;
+  pipelineId: number | null;
+  status: OperationStatus;
+  actorId: number;
+  description: string;
+  targets: OperationTarget[];
+  error: string | null;
+  runnerId: string;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface FlowEvent {
+  id: string;
+  type: string;
+  pipeline: string | null;
+  app: string | null;
+  operationId: number | null;
+  actor: string | null;
+  via: string;
+  message: string;
+  data: Record<string, unknown>;
+  createdAt: Date;
+}
+
+export interface Runner {
+  id: string;
+  hostname: string;
+  pid: number;
+  heartbeatAt: Date;
+}
+
+
+const id = { type: Number, primary: true, generated: 'increment' } as const;
+const createdAt = { type: 'timestamptz', name: 'created_at', createDate: true } as const;
+
+export const UserEntity = new EntitySchema<User>({
+  name: 'User',
+  tableName: 'users',
+  columns: {
+    id,
+    name: { type: 'text', unique: true },
+    tokenHash: { type: 'text', name: 'token_hash', nullable: true },
+    admin: { type: 'boolean', default: false },
+    createdAt,
+  },
+});
+
+export const PipelineEntity = new EntitySchema<Pipeline>({
+  name: 'Pipeline',
+  tableName: 'pipelines',
+  columns: {
+    id,
+    name: { type: 'text', unique: true },
+    repo: { type: 'text' },
+    branch: { type: 'text' },
+    createdAt,
+  },
+});
+
+export const GrantEntity = new EntitySchema<Grant>({
+  name: 'Grant',
+  tableName: 'grants',
+  columns: {
+    pipelineId: { type: Number, name: 'pipeline_id', primary: true },
+    userId: { type: Number, name: 'user_id', primary: true },
+    permission: { type: 'text' },
+  },
+});
+
+export const AppEntity = new EntitySchema<App>({
+  name: 'App',
+  tableName: 'apps',
+  columns: {
+    id,
+    name: { type: 'text', unique: true },
+    pipelineId: { type: Number, name: 'pipeline_id' },
+    stage: { type: 'text' },
+    lastVersion: { type: Number, name: 'last_version', default: 0 },
+    currentReleaseId: { type: Number, name: 'current_release_id', nullable: true },
+    config: { type: 'jsonb', default: {} },
+    lockedBy: { type: Number, name: 'locked_by', nullable: true },
+    createdAt,
+  },
+});
+
+export const SlugEntity = new EntitySchema<Slug>({
+  name: 'Slug',
+  tableName: 'slugs',
+  columns: {
+    id: { type: 'text', primary: true },
+    size: { type: 'bigint' },
+    commit: { type: 'text' },
+    procfile: { type: 'jsonb' },
+    createdAt,
+  },
+});
+
+export const BuildEntity = new EntitySchema<Build>({
+  name: 'Build',
+  tableName: 'builds',
+  columns: {
+    id,
+    pipelineId: { type: Number, name: 'pipeline_id' },
+    commit: { type: 'text' },
+    status: { type: 'text' },
+    output: { type: 'text', default: '' },
+    slugId: { type: 'text', name: 'slug_id', nullable: true },
+    operationId: { type: Number, name: 'operation_id', nullable: true },
+    createdAt,
+  },
+});
+
+export const ReleaseEntity = new EntitySchema<Release>({
+  name: 'Release',
+  tableName: 'releases',
+  columns: {
+    id,
+    appId: { type: Number, name: 'app_id' },
+    version: { type: Number },
+    slugId: { type: 'text', name: 'slug_id', nullable: true },
+    commit: { type: 'text', nullable: true },
+    config: { type: 'jsonb' },
+    description: { type: 'text' },
+    status: { type: 'text' },
+    output: { type: 'text', default: '' },
+    operationId: { type: Number, name: 'operation_id', nullable: true },
+    createdAt,
+    updatedAt: { type: 'timestamptz', name: 'updated_at', updateDate: true },
+  },
+});
+
+export const OperationEntity = new EntitySchema<Operation>({
+  name: 'Operation',
+  tableName: 'operations',
+  columns: {
+    id,
+    kind: { type: 'text' },
+    pipelineId: { type: Number, name: 'pipeline_id', nullable: true },
+    status: { type: 'text' },
+    actorId: { type: Number, name: 'actor_id' },
+    description: { type: 'text' },
+    targets: { type: 'jsonb', default: [] },
+    error: { type: 'text', nullable: true },
+    runnerId: { type: 'text', name: 'runner_id' },
+    createdAt,
+    updatedAt: { type: 'timestamptz', name: 'updated_at', updateDate: true },
+  },
+});
+
+export const EventEntity = new EntitySchema<FlowEvent>({
+  name: 'Event',
+  tableName: 'events',
+  columns: {
+    id: { type: 'bigint', primary: true, generated: 'increment' },
+    type: { type: 'text' },
+    pipeline: { type: 'text', nullable: true },
+    app: { type: 'text', nullable: true },
+    operationId: { type: Number, name: 'operation_id', nullable: true },
+    actor: { type: 'text', nullable: true },
+    via: { type: 'text' },
+    message: { type: 'text' },
+    data: { type: 'jsonb', default: {} },
+    createdAt,
+  },
+});
+
+export const RunnerEntity = new EntitySchema<Runner>({
+  name: 'Runner',
+  tableName: 'runners',
+  columns: {
+    id: { type: 'text', primary: true },
+    hostname: { type: 'text' },
+    pid: { type: Number },
+    heartbeatAt: { type: 'timestamptz', name: 'heartbeat_at' },
+  },
+});
+
+
+export const entities = [
+  UserEntity,
+  PipelineEntity,
+  GrantEntity,
+  AppEntity,
+  SlugEntity,
+  BuildEntity,
+  ReleaseEntity,
+  OperationEntity,
+  EventEntity,
+  RunnerEntity,
+];

@@ -1,0 +1,29 @@
+import { PERMISSIONS, type Permission } from '../db/entities.ts';
+
+/** The person or token acting, as the engine sees them. `via` says which front they came through. */
+export interface Actor {
+  id: number;
+  name: string;
+  admin: boolean;
+  via: 'cli' | 'slack' | 'api' | 'system';
+}
+
+/** What each operation needs on the pipeline it touches. */
+export const REQUIRED = {
+  read: 'view',
+  deploy: 'deploy',
+  promote: 'deploy',
+  rollback: 'deploy',
+  config: 'deploy',
+  manageApps: 'manage',
+  manageAccess: 'manage',
+} as const satisfies Record<string, Permission>;
+
+/** True when `held` includes `needed` (view < deploy < operate < manage). */
+export function permits(held: Permission | null, needed: Permission): boolean {
+  return held !== null && PERMISSIONS.indexOf(held) >= PERMISSIONS.indexOf(needed);
+}
+
+export function isPermission(value: string): value is Permission {
+  return (PERMISSIONS as readonly string[]).includes(value);
+}

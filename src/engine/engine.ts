@@ -1,0 +1,799 @@
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import os from 'node:os';
+import path from 'node:path';
+import PQueue from 'p-queue';
+import { In, type DataSource, type EntityManager } from 'typeorm';
+import {
+  AppEntity,
+  BuildEntity,
+  EventEntity,
+  GrantEntity,
+  OperationEntity,
+  PipelineEntity,
+  ReleaseEntity,
+  RunnerEntity,
+  SlugEntity,
+  STAGES,
+  UserEntity,
+  type App,
+  type FlowEvent,
+  type Operation,
+  type OperationKind,
+  type OperationTarget,
+  type Permission,
+  type Pipeline,
+  type Release,
+  type Stage,
+  type User,
+} from '../db/entities.ts';
+import { log } from '../log.ts';
+import type { Platform, ReleaseSpec } from '../platform/platform.ts';
+import { LocalGitSource } from '../source/local-git.ts';
+import type { Commit, Source } from '../source/source.ts';
+import { REQUIRED, isPermission, permits, type Actor } from './access.ts';
+import { AppLocks } from './app-lock.ts';
+import { Conflict, InvalidInput, NotFound, PermissionDenied, Unauthenticated } from './errors.ts';
+
+const NAME = /^[a-z][a-z0-9-]{2,29}$/;
+const USER_NAME = /^[a-z][a-z0-9._-]{1,38}$/;
+const CONFIG_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const DOWNSTREAM: Partial<Record<Stage, Stage>> = { development: 'staging', staging: 'production' };
+const STAGE_ORDER: Record<Stage, number> = { development: 0, review: 1, staging: 2, production: 3, test: 4 };
+/** A runner whose heartbeat is older than this is taken for dead, wherever it ran. */
+const RUNNER_TIMEOUT_MS = 60_000;
+const HEARTBEAT_MS = 10_000;
+
+export const short = (sha: string | null | undefined) => (sha ? sha.slice(0, 7) : '-');
+const hashToken = (token: string) => createHash('sha256').update(token).digest('hex');
+
+export interface AppView {
+  name: string;
+  pipeline: string;
+  stage: Stage;
+  url: string | null;
+  release: ReleaseView | null;
+}
+
+export interface ReleaseView {
+  version: number;
+  status: Release['status'];
+  description: string;
+  slug: string | null;
+  commit: string | null;
+  createdAt: string;
+  current: boolean;
+}
+
+export interface OperationView {
+  id: number;
+  kind: OperationKind;
+  pipeline: string | null;
+  status: Operation['status'];
+  description: string;
+  targets: OperationTarget[];
+  error: string | null;
+  createdAt: string;
+}
+
+export interface DiffView {
+  upstream: string;
+  downstream: string;
+  ahead: number;
+  commits: Commit[];
+}
+
+interface NewRelease {
+  slugId: string | null;
+  commit: string | null;
+  description: string;
+  /** Config of the release; default: the app's config vars. Rollback restores an old one. */
+  config?: Record<string, string>;
+}
+
+/** A progress line for an operation; the CLI and Slack show these as they arrive. */
+type Progress = (message: string, app?: string) => Promise<void>;
+
+export interface EngineOptions {
+  dataDir: string;
+  /** Called after each transaction that wrote events, so fronts can deliver them. */
+  onEvents?: () => void;
+}
+
+/**
+ * The shared engine: pipelines, apps, deploys, promotions, releases, config vars,
+ * diff and access. Every public method takes the acting user and checks
+ * permission before it reads or changes anything. State changes and the events
+ * that describe them are written in one transaction.
+ */
+export class Engine {
+  readonly runnerId = randomUUID();
+  private readonly locks: AppLocks;
+  private readonly jobs = new PQueue({ concurrency: 64 });
+  private readonly builds = new PQueue({ concurrency: 2 });
+  private readonly sources = new Map<string, Promise<Source>>();
+  private heartbeat: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly db: DataSource,
+    readonly platform: Platform,
+    private readonly options: EngineOptions,
+  ) {
+    this.locks = new AppLocks(db);
+  }
+
+  // ---------------------------------------------------------------- lifecycle
+
+  /** Registers this runner, ends operations whose runner died, and brings every app back to its current release. */
+  async start(): Promise<void> {
+    await this.db.getRepository(RunnerEntity).save({ id: this.runnerId, hostname: os.hostname(), pid: process.pid, heartbeatAt: new Date() });
+    await this.interruptOrphans();
+    await this.recoverApps();
+    this.heartbeat = setInterval(() => {
+      void this.db
+        .getRepository(RunnerEntity)
+        .update({ id: this.runnerId }, { heartbeatAt: new Date() })
+        .then(() => this.interruptOrphans())
+        .catch((err: unknown) => log.warn({ err }, 'heartbeat failed'));
+    }, HEARTBEAT_MS);
+    this.heartbeat.unref();
+  }
+
+  /** Waits for running jobs (tests, shutdown). */
+  async idle(): Promise<void> {
+    await this.jobs.onIdle();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.heartbeat);
+    await this.jobs.onIdle();
+    await this.db.getRepository(RunnerEntity).delete({ id: this.runnerId });
+  }
+
+  private async interruptOrphans(): Promise<void> {
+    const open = await this.db.getRepository(OperationEntity).find({ where: { status: In(['pending', 'running']) } });
+    const foreign = open.filter((op) => op.runnerId !== this.runnerId);
+    if (!foreign.length) return;
+    const runners = await this.db.getRepository(RunnerEntity).findBy({ id: In([...new Set(foreign.map((op) => op.runnerId))]) });
+    const dead = (runnerId: string) => {
+      const runner = runners.find((r) => r.id === runnerId);
+      if (!runner) return true;
+      if (Date.now() - runner.heartbeatAt.getTime() > RUNNER_TIMEOUT_MS) return true;
+      return runner.hostname === os.hostname() && !processAlive(runner.pid);
+    };
+    for (const op of foreign.filter((o) => dead(o.runnerId))) {
+      await this.interrupt(op);
+      log.warn({ operation: op.id, kind: op.kind }, 'operation interrupted by a restart');
+    }
+    await this.db.getRepository(RunnerEntity).delete({ id: In(runners.filter((r) => dead(r.id)).map((r) => r.id)) });
+  }
+
+  private async interrupt(op: Operation): Promise<void> {
+    const reason = 'interrupted: flowops stopped while this operation was running';
+    await this.transaction(async (m) => {
+      const targets = op.targets.map((t) => (t.status === 'pending' ? { ...t, status: 'failed' as const, error: 'interrupted' } : t));
+      await m.update(OperationEntity, { id: op.id }, { status: 'failed', error: reason, targets });
+      await m
+        .createQueryBuilder()
+        .update(ReleaseEntity)
+        .set({ status: 'failed', output: () => `output || '\n${reason}\n'` })
+        .where('operation_id = :id AND status = :pending', { id: op.id, pending: 'pending' })
+        .execute();
+      await m.update(BuildEntity, { operationId: op.id, status: 'pending' }, { status: 'failed' });
+      await m.update(AppEntity, { lockedBy: op.id }, { lockedBy: null });
+      const pipeline = op.pipelineId ? await m.findOneBy(PipelineEntity, { id: op.pipelineId }) : null;
+      await this.emit(m, {
+        type: `${op.kind}.failed`,
+        pipeline: pipeline?.name ?? null,
+        operationId: op.id,
+        actor: null,
+        via: 'system',
+        message: `${op.description}: ${reason}`,
+      });
+    });
+  }
+
+  private async recoverApps(): Promise<void> {
+    const apps = await this.db.getRepository(AppEntity).find();
+    const current: ReleaseSpec[] = [];
+    const idle: string[] = [];
+    for (const app of apps) {
+      const release = app.currentReleaseId ? await this.db.getRepository(ReleaseEntity).findOneBy({ id: app.currentReleaseId }) : null;
+      const slug = release?.slugId ? await this.db.getRepository(SlugEntity).findOneBy({ id: release.slugId }) : null;
+      if (release && slug) {
+        current.push({ app: app.name, releaseId: release.id, version: release.version, slugId: slug.id, procfile: slug.procfile, config: release.config });
+      } else {
+        idle.push(app.name);
+      }
+    }
+    await this.platform.recover(current, idle);
+  }
+
+  // ---------------------------------------------------------------- users and access
+
+  /** The user a bearer token belongs to. */
+  async authenticate(token: string | undefined, via: Actor['via']): Promise<Actor> {
+    if (!token) throw new Unauthenticated('no token: set FLOW_TOKEN to your flowops token (an admin creates one with `users:create <you>`)');
+    const user = await this.db.getRepository(UserEntity).findOneBy({ tokenHash: hashToken(token) });
+    if (!user) throw new Unauthenticated('this token is not valid: check FLOW_TOKEN (an admin can issue a new one with `users:create <you>`)');
+    return { id: user.id, name: user.name, admin: user.admin, via };
+  }
+
+  /** Makes sure the admin user exists and answers to `token`. */
+  async ensureAdmin(token: string): Promise<void> {
+    const users = this.db.getRepository(UserEntity);
+    const admin = await users.findOneBy({ name: 'admin' });
+    if (admin) await users.update({ id: admin.id }, { tokenHash: hashToken(token), admin: true });
+    else await users.insert({ name: 'admin', tokenHash: hashToken(token), admin: true });
+  }
+
+  async createUser(actor: Actor, name: string): Promise<{ name: string; token: string }> {
+    if (!actor.admin) throw new PermissionDenied('`users:create` needs an admin; ask one to run it for you');
+    if (!USER_NAME.test(name)) throw new InvalidInput(`"${name}" is not a valid user name: use lowercase letters, digits, ".", "_" or "-", starting with a letter`);
+    const token = `flo_${randomBytes(24).toString('base64url')}`;
+    await this.transaction(async (m) => {
+      if (await m.existsBy(UserEntity, { name })) throw new Conflict(`user ${name} exists already`);
+      await m.insert(UserEntity, { name, tokenHash: hashToken(token), admin: false });
+      await this.emit(m, { type: 'user.created', actor: actor.name, via: actor.via, message: `${actor.name} created user ${name}` });
+    });
+    return { name, token };
+  }
+
+  async access(actor: Actor, pipelineName: string): Promise<{ user: string; permission: Permission }[]> {
+    const pipeline = await this.authorize(actor, pipelineName, REQUIRED.read, `access ${pipelineName}`);
+    const rows: { user: string; permission: Permission }[] = await this.db.query(
+      'SELECT u.name AS "user", g.permission FROM grants g JOIN users u ON u.id = g.user_id WHERE g.pipeline_id = $1 ORDER BY u.name',
+      [pipeline.id],
+    );
+    return rows;
+  }
+
+  async addAccess(actor: Actor, pipelineName: string, userName: string, permission: string): Promise<{ user: string; permission: Permission }> {
+    const pipeline = await this.authorize(actor, pipelineName, REQUIRED.manageAccess, `access:add ${pipelineName}`);
+    if (!isPermission(permission)) throw new InvalidInput(`"${permission}" is not a permission: use view, deploy, operate or manage`);
+    const user = await this.findUser(userName);
+    await this.transaction(async (m) => {
+      await m.upsert(GrantEntity, { pipelineId: pipeline.id, userId: user.id, permission }, ['pipelineId', 'userId']);
+      await this.emit(m, {
+        type: 'access.added',
+        pipeline: pipeline.name,
+        actor: actor.name,
+        via: actor.via,
+        message: `${actor.name} gave ${user.name} ${permission} on ${pipeline.name}`,
+        data: { user: user.name, permission },
+      });
+    });
+    return { user: user.name, permission };
+  }
+
+  async removeAccess(actor: Actor, pipelineName: string, userName: string): Promise<{ user: string }> {
+    const pipeline = await this.authorize(actor, pipelineName, REQUIRED.manageAccess, `access:remove ${pipelineName}`);
+    const user = await this.findUser(userName);
+    await this.transaction(async (m) => {
+      const removed = await m.delete(GrantEntity, { pipelineId: pipeline.id, userId: user.id });
+      if (!removed.affected) throw new NotFound(`${user.name} has no access to ${pipeline.name}`);
+      await this.emit(m, { type: 'access.removed', pipeline: pipeline.name, actor: actor.name, via: actor.via, message: `${actor.name} removed ${user.name} from ${pipeline.name}`, data: { user: user.name } });
+    });
+    return { user: user.name };
+  }
+
+  // ---------------------------------------------------------------- pipelines and apps
+
+  async createPipeline(actor: Actor, input: { name: string; repo: string; branch?: string }): Promise<Pipeline> {
+    if (!actor.admin) throw new PermissionDenied('`pipelines:create` needs an admin: a pipeline runs code from a repository on this server; ask an admin to create it');
+    if (!NAME.test(input.name)) throw new InvalidInput(`"${input.name}" is not a valid pipeline name: 3 to 30 lowercase letters, digits or "-", starting with a letter`);
+    const branch = input.branch ?? 'main';
+    const source = await LocalGitSource.open(input.repo, path.join(this.options.dataDir, 'repos'));
+    const repo = /^[a-z][a-z0-9+.-]*:\/\//i.test(input.repo) || input.repo.includes('@') ? input.repo : path.resolve(input.repo);
+    await source.resolve(branch).catch(() => {
+      throw new InvalidInput(`the repository has no branch "${branch}"; name its main branch with --branch`);
+    });
+    return this.transaction(async (m) => {
+      if (await m.existsBy(PipelineEntity, { name: input.name })) throw new Conflict(`pipeline ${input.name} exists already`);
+      const pipeline = await m.save(PipelineEntity, m.create(PipelineEntity, { name: input.name, repo, branch }));
+      await this.emit(m, { type: 'pipeline.created', pipeline: pipeline.name, actor: actor.name, via: actor.via, message: `${actor.name} created pipeline ${pipeline.name}`, data: { repo, branch } });
+      return pipeline;
+    });
+  }
+
+  async listPipelines(actor: Actor): Promise<{ name: string; repo: string; branch: string; apps: number }[]> {
+    const rows: { name: string; repo: string; branch: string; apps: string }[] = await this.db.query(
+      `SELECT p.name, p.repo, p.branch, (SELECT count(*) FROM apps a WHERE a.pipeline_id = p.id) AS apps
+         FROM pipelines p
+        WHERE $1 OR EXISTS (SELECT 1 FROM grants g WHERE g.pipeline_id = p.id AND g.user_id = $2)
+        ORDER BY p.name`,
+      [actor.admin, actor.id],
+    );
+    return rows.map((r) => ({ ...r, apps: Number(r.apps) }));
+  }
+
+  async pipelineInfo(actor: Actor, name: string): Promise<{ name: string; repo: string; branch: string; apps: AppView[] }> {
+    const pipeline = await this.authorize(actor, name, REQUIRED.read, `pipelines:info ${name}`);
+    const apps = await this.db.getRepository(AppEntity).findBy({ pipelineId: pipeline.id });
+    const releases = await this.currentReleases(apps);
+    const views = apps
+      .map((app) => this.appView(app, pipeline, releases.get(app.id) ?? null))
+      .sort((a, b) => STAGE_ORDER[a.stage] - STAGE_ORDER[b.stage] || a.name.localeCompare(b.name));
+    return { name: pipeline.name, repo: pipeline.repo, branch: pipeline.branch, apps: views };
+  }
+
+  async destroyPipeline(actor: Actor, name: string, confirm: string | undefined): Promise<{ name: string; apps: string[] }> {
+    const pipeline = await this.authorize(actor, name, REQUIRED.manageApps, `pipelines:destroy ${name}`);
+    const apps = await this.db.getRepository(AppEntity).findBy({ pipelineId: pipeline.id });
+    if (confirm !== pipeline.name) {
+      const what = apps.length ? ` and its ${apps.length} app${apps.length === 1 ? '' : 's'} (${apps.map((a) => a.name).join(', ')})` : '';
+      throw new InvalidInput(`this destroys ${pipeline.name}${what}; run again with --confirm ${pipeline.name}`);
+    }
+    for (const app of apps) await this.removeApp(actor, app, pipeline);
+    await this.transaction(async (m) => {
+      await m.delete(PipelineEntity, { id: pipeline.id });
+      await this.emit(m, { type: 'pipeline.destroyed', pipeline: pipeline.name, actor: actor.name, via: actor.via, message: `${actor.name} destroyed pipeline ${pipeline.name}` });
+    });
+    return { name: pipeline.name, apps: apps.map((a) => a.name) };
+  }
+
+  async createApp(actor: Actor, input: { name: string; pipeline: string; stage: string }): Promise<AppView> {
+    const pipeline = await this.authorize(actor, input.pipeline, REQUIRED.manageApps, `apps:create ${input.name}`);
+    if (!NAME.test(input.name)) throw new InvalidInput(`"${input.name}" is not a valid app name: 3 to 30 lowercase letters, digits or "-", starting with a letter`);
+    const stage = parseStage(input.stage);
+    const app = await this.transaction(async (m) => {
+      if (await m.existsBy(AppEntity, { name: input.name })) throw new Conflict(`app ${input.name} exists already`);
+      const app = await m.save(AppEntity, m.create(AppEntity, { name: input.name, pipelineId: pipeline.id, stage, config: {} }));
+      await this.emit(m, { type: 'app.created', pipeline: pipeline.name, app: app.name, actor: actor.name, via: actor.via, message: `${actor.name} created ${app.name} in ${stage}`, data: { stage } });
+      return app;
+    });
+    return this.appView(app, pipeline, null);
+  }
+
+  async moveApp(actor: Actor, name: string, stageName: string): Promise<AppView> {
+    const { app, pipeline } = await this.authorizeApp(actor, name, REQUIRED.manageApps, `apps:move ${name}`);
+    const stage = parseStage(stageName);
+    await this.transaction(async (m) => {
+      await m.update(AppEntity, { id: app.id }, { stage });
+      await this.emit(m, { type: 'app.moved', pipeline: pipeline.name, app: app.name, actor: actor.name, via: actor.via, message: `${actor.name} moved ${app.name} from ${app.stage} to ${stage}`, data: { from: app.stage, to: stage } });
+    });
+    const releases = await this.currentReleases([app]);
+    return this.appView({ ...app, stage }, pipeline, releases.get(app.id) ?? null);
+  }
+
+  async destroyApp(actor: Actor, name: string, confirm: string | undefined): Promise<{ name: string }> {
+    const { app, pipeline } = await this.authorizeApp(actor, name, REQUIRED.manageApps, `apps:destroy ${name}`);
+    if (confirm !== app.name) throw new InvalidInput(`this stops ${app.name} and deletes its releases; run again with --confirm ${app.name}`);
+    await this.removeApp(actor, app, pipeline);
+    return { name: app.name };
+  }
+
+  private async removeApp(actor: Actor, app: App, pipeline: Pipeline): Promise<void> {
+    if (app.lockedBy) throw new Conflict(`${app.name} is busy with operation ${app.lockedBy}; try again when it is done`);
+    await this.platform.destroy(app.name);
+    await this.transaction(async (m) => {
+      await m.delete(AppEntity, { id: app.id });
+      await this.emit(m, { type: 'app.destroyed', pipeline: pipeline.name, app: app.name, actor: actor.name, via: actor.via, message: `${actor.name} destroyed ${app.name}` });
+    });
+  }
+
+  // ---------------------------------------------------------------- deploy, promote, rollback
+
+  /** Builds `ref` (default: the pipeline's branch) and releases it to every app of `stage`, or to one app of it. */
+  async deploy(actor: Actor, input: { pipeline: string; ref?: string; stage: string; app?: string }): Promise<OperationView> {
+    const pipeline = await this.authorize(actor, input.pipeline, REQUIRED.deploy, `deploy ${input.pipeline}`);
+    const stage = parseStage(input.stage);
+    const targets = await this.stageApps(pipeline, stage, input.app);
+    const source = await this.source(pipeline);
+    const sha = await source.resolve(input.ref ?? pipeline.branch);
+    const op = await this.createOperation(actor, pipeline, 'deploy', `Deploy ${short(sha)} to ${describeTargets(targets, stage)}`, targets);
+    this.launch(op, async (progress) => {
+      const slug = await this.builds.add(() => this.build(op, pipeline, source, sha, progress));
+      await Promise.all(targets.map((app) => this.release(op, app, () => ({ slugId: slug, commit: sha, description: `Deploy ${short(sha)}` }), progress)));
+    });
+    return this.operationView(op, pipeline);
+  }
+
+  /**
+   * Copies the slug the source app runs now, unchanged, to every app of the
+   * downstream stage (or the named apps). The targets' config vars stay theirs.
+   */
+  async promote(actor: Actor, input: { pipeline: string; fromStage?: string; fromApp?: string; toStage?: string; toApps?: string[] }): Promise<OperationView> {
+    const pipeline = await this.authorize(actor, input.pipeline, REQUIRED.promote, `promote ${input.pipeline}`);
+    const fromStage = parseStage(input.fromStage ?? 'staging');
+    const [source] = input.fromApp ? await this.stageApps(pipeline, fromStage, input.fromApp) : await this.stageApps(pipeline, fromStage);
+    if (!source) throw new NotFound(`no app in ${fromStage} of ${pipeline.name}`);
+    const downstream = DOWNSTREAM[source.stage];
+    if (!downstream) {
+      throw new InvalidInput(
+        `${source.name} is in ${source.stage}, which has no downstream stage to promote to; promote from development or staging (\`promote ${pipeline.name}\` promotes staging to production)`,
+      );
+    }
+    let targets: App[];
+    if (input.toApps?.length) {
+      targets = await Promise.all(input.toApps.map((name) => this.pipelineApp(pipeline, name)));
+      if (targets.some((t) => t.id === source.id)) throw new InvalidInput(`${source.name} cannot be promoted to itself`);
+    } else {
+      const toStage = parseStage(input.toStage ?? downstream);
+      targets = await this.stageApps(pipeline, toStage);
+    }
+    const release = source.currentReleaseId ? await this.db.getRepository(ReleaseEntity).findOneBy({ id: source.currentReleaseId }) : null;
+    if (!release?.slugId) throw new InvalidInput(`${source.name} has no release to promote yet; deploy first: \`deploy ${pipeline.name} to ${source.stage}\``);
+    const description = `Promote ${source.name} v${release.version} ${short(release.commit)}`;
+    const op = await this.createOperation(actor, pipeline, 'promote', `${description} to ${describeTargets(targets, targets[0]!.stage)}`, targets);
+    this.launch(op, async (progress) => {
+      await Promise.all(targets.map((app) => this.release(op, app, () => ({ slugId: release.slugId, commit: release.commit, description }), progress)));
+    });
+    return this.operationView(op, pipeline);
+  }
+
+  /** A new release with an earlier release's slug and config (default: the last succeeded one before the current). */
+  async rollback(actor: Actor, appName: string, version?: number): Promise<OperationView> {
+    const { app, pipeline } = await this.authorizeApp(actor, appName, REQUIRED.rollback, `rollback ${appName}`);
+    const releases = this.db.getRepository(ReleaseEntity);
+    let target: Release | null;
+    if (version !== undefined) {
+      target = await releases.findOneBy({ appId: app.id, version });
+      if (!target) throw new NotFound(`${app.name} has no release v${version}; see \`releases ${app.name}\``);
+      if (target.status !== 'succeeded') throw new InvalidInput(`v${version} of ${app.name} ${target.status === 'failed' ? 'failed' : 'has not finished'}; roll back to a release that succeeded (see \`releases ${app.name}\`)`);
+    } else {
+      const current = app.currentReleaseId ? await releases.findOneBy({ id: app.currentReleaseId }) : null;
+      if (!current) throw new InvalidInput(`${app.name} has no release yet, so nothing to roll back`);
+      target = await releases
+        .createQueryBuilder('r')
+        .where('r.app_id = :app AND r.status = :ok AND r.version < :v', { app: app.id, ok: 'succeeded', v: current.version })
+        .orderBy('r.version', 'DESC')
+        .getOne();
+      if (!target) throw new InvalidInput(`${app.name} has no earlier release that succeeded to roll back to`);
+    }
+    const rollbackTo = target;
+    const op = await this.createOperation(actor, pipeline, 'rollback', `Rollback ${app.name} to v${rollbackTo.version}`, [app]);
+    this.launch(op, async (progress) => {
+      await this.release(op, app, () => ({ slugId: rollbackTo.slugId, commit: rollbackTo.commit, description: `Rollback to v${rollbackTo.version}`, config: rollbackTo.config }), progress);
+    });
+    return this.operationView(op, pipeline);
+  }
+
+  // ---------------------------------------------------------------- config vars
+
+  async config(actor: Actor, appName: string): Promise<Record<string, string>> {
+    const { app } = await this.authorizeApp(actor, appName, REQUIRED.read, `config ${appName}`);
+    return app.config;
+  }
+
+  /** Sets config vars: stored at once, then a new release runs with them. */
+  async setConfig(actor: Actor, appName: string, vars: Record<string, string>): Promise<OperationView> {
+    const { app, pipeline } = await this.authorizeApp(actor, appName, REQUIRED.config, `config:set ${appName}`);
+    const keys = Object.keys(vars);
+    if (!keys.length) throw new InvalidInput('give at least one KEY=value: `config:set ' + app.name + ' KEY=value`');
+    const bad = keys.find((k) => !CONFIG_KEY.test(k));
+    if (bad !== undefined) throw new InvalidInput(`"${bad}" is not a valid config var name: letters, digits and "_", not starting with a digit`);
+    return this.changeConfig(actor, app, pipeline, `Set ${keys.join(', ')} config vars`, (m) =>
+      m.createQueryBuilder().update(AppEntity).set({ config: () => 'config || :vars::jsonb' }).setParameter('vars', JSON.stringify(vars)).where('id = :id', { id: app.id }).execute(),
+    );
+  }
+
+  async unsetConfig(actor: Actor, appName: string, keys: string[]): Promise<OperationView> {
+    const { app, pipeline } = await this.authorizeApp(actor, appName, REQUIRED.config, `config:unset ${appName}`);
+    if (!keys.length) throw new InvalidInput('name at least one config var: `config:unset ' + app.name + ' KEY`');
+    const missing = keys.filter((k) => !(k in app.config));
+    if (missing.length) throw new NotFound(`${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} not set on ${app.name}; see \`config ${app.name}\``);
+    return this.changeConfig(actor, app, pipeline, `Remove ${keys.join(', ')} config vars`, (m) =>
+      m.createQueryBuilder().update(AppEntity).set({ config: () => 'config - :keys::text[]' }).setParameter('keys', keys).where('id = :id', { id: app.id }).execute(),
+    );
+  }
+
+  private async changeConfig(actor: Actor, app: App, pipeline: Pipeline, description: string, change: (m: EntityManager) => Promise<unknown>): Promise<OperationView> {
+    const op = await this.createOperation(actor, pipeline, 'config', `${description} on ${app.name}`, [app], change);
+    this.launch(op, async (progress) => {
+      await this.release(op, app, (current) => ({ slugId: current?.slugId ?? null, commit: current?.commit ?? null, description }), progress);
+    });
+    return this.operationView(op, pipeline);
+  }
+
+  // ---------------------------------------------------------------- releases and diff
+
+  async releases(actor: Actor, appName: string): Promise<ReleaseView[]> {
+    const { app } = await this.authorizeApp(actor, appName, REQUIRED.read, `releases ${appName}`);
+    const releases = await this.db.getRepository(ReleaseEntity).find({ where: { appId: app.id }, order: { version: 'DESC' }, take: 100 });
+    return releases.map((r) => releaseView(r, app.currentReleaseId));
+  }
+
+  async releaseOutput(actor: Actor, appName: string, version?: number): Promise<{ version: number; status: Release['status']; description: string; output: string }> {
+    const { app } = await this.authorizeApp(actor, appName, REQUIRED.read, `releases:output ${appName}`);
+    const repo = this.db.getRepository(ReleaseEntity);
+    const release = version === undefined ? await repo.findOne({ where: { appId: app.id }, order: { version: 'DESC' } }) : await repo.findOneBy({ appId: app.id, version });
+    if (!release) throw new NotFound(version === undefined ? `${app.name} has no releases yet` : `${app.name} has no release v${version}; see \`releases ${app.name}\``);
+    return { version: release.version, status: release.status, description: release.description, output: release.output };
+  }
+
+  /** For each stage and its downstream: the commits the upstream app runs that the downstream app does not. */
+  async diff(actor: Actor, pipelineName: string): Promise<DiffView[]> {
+    const pipeline = await this.authorize(actor, pipelineName, REQUIRED.read, `diff ${pipelineName}`);
+    const apps = await this.db.getRepository(AppEntity).find({ where: { pipelineId: pipeline.id }, order: { name: 'ASC' } });
+    const releases = await this.currentReleases(apps);
+    const source = await this.source(pipeline);
+    const result: DiffView[] = [];
+    for (const [up, down] of Object.entries(DOWNSTREAM) as [Stage, Stage][]) {
+      for (const upstream of apps.filter((a) => a.stage === up)) {
+        const head = releases.get(upstream.id)?.commit;
+        if (!head) continue;
+        for (const downstream of apps.filter((a) => a.stage === down)) {
+          const base = releases.get(downstream.id)?.commit ?? null;
+          const { ahead, commits } = await source.log(base, head, 50);
+          result.push({ upstream: upstream.name, downstream: downstream.name, ahead, commits });
+        }
+      }
+    }
+    return result;
+  }
+
+  // ---------------------------------------------------------------- operations
+
+  async operation(actor: Actor, id: number, afterEvent = '0'): Promise<{ operation: OperationView; events: FlowEvent[] }> {
+    const op = await this.db.getRepository(OperationEntity).findOneBy({ id });
+    if (!op) throw new NotFound(`no operation ${id}`);
+    const pipeline = op.pipelineId ? await this.db.getRepository(PipelineEntity).findOneBy({ id: op.pipelineId }) : null;
+    if (!actor.admin && op.actorId !== actor.id) {
+      if (!pipeline || !permits(await this.permissionOf(actor, pipeline.id), 'view')) throw new NotFound(`no operation ${id}`);
+    }
+    const events = await this.db
+      .getRepository(EventEntity)
+      .createQueryBuilder('e')
+      .where('e.operation_id = :id AND e.id > :after', { id, after: afterEvent })
+      .orderBy('e.id', 'ASC')
+      .getMany();
+    return { operation: this.operationView(op, pipeline), events };
+  }
+
+  private async createOperation(
+    actor: Actor,
+    pipeline: Pipeline,
+    kind: OperationKind,
+    description: string,
+    targets: App[],
+    alsoInTransaction?: (m: EntityManager) => Promise<unknown>,
+  ): Promise<Operation> {
+    return this.transaction(async (m) => {
+      await alsoInTransaction?.(m);
+      const op = await m.save(
+        OperationEntity,
+        m.create(OperationEntity, {
+          kind,
+          pipelineId: pipeline.id,
+          status: 'pending',
+          actorId: actor.id,
+          description,
+          targets: targets.map((t) => ({ app: t.name, version: null, status: 'pending' as const })),
+          runnerId: this.runnerId,
+        }),
+      );
+      await this.emit(m, { type: `${kind}.started`, pipeline: pipeline.name, operationId: op.id, actor: actor.name, via: actor.via, message: `${actor.name}: ${description}` });
+      return op;
+    });
+  }
+
+  /** Runs an operation's work as a job; its outcome (and each target's) is recorded with an event. */
+  private launch(op: Operation, work: (progress: Progress) => Promise<void>): void {
+    const progress: Progress = async (message, app) => {
+      await this.transaction((m) => this.emit(m, { type: 'operation.progress', operationId: op.id, app: app ?? null, via: 'system', message }));
+    };
+    void this.jobs.add(async () => {
+      let error: string | null = null;
+      try {
+        await this.db.getRepository(OperationEntity).update({ id: op.id }, { status: 'running' });
+        await work(progress);
+      } catch (err) {
+        error = err instanceof Error ? err.message : String(err);
+        log.warn({ operation: op.id, err }, 'operation failed');
+      }
+      await this.transaction(async (m) => {
+        const fresh = await m.findOneByOrFail(OperationEntity, { id: op.id });
+        const targets = fresh.targets.map((t) => (t.status === 'pending' ? { ...t, status: 'failed' as const, error: error ?? 'not released' } : t));
+        const ok = !error && targets.every((t) => t.status === 'succeeded');
+        await m.update(OperationEntity, { id: op.id }, { status: ok ? 'succeeded' : 'failed', targets, error });
+        const pipeline = op.pipelineId ? await m.findOneBy(PipelineEntity, { id: op.pipelineId }) : null;
+        await this.emit(m, {
+          type: `${op.kind}.${ok ? 'succeeded' : 'failed'}`,
+          pipeline: pipeline?.name ?? null,
+          operationId: op.id,
+          via: 'system',
+          message: `${op.description}: ${ok ? 'done' : 'failed'}${error ? ` (${error.split('\n')[0]})` : ''}`,
+          data: { targets },
+        });
+      });
+    });
+  }
+
+  private async build(op: Operation, pipeline: Pipeline, source: Source, sha: string, progress: Progress): Promise<string> {
+    const builds = this.db.getRepository(BuildEntity);
+    const build = await builds.save(builds.create({ pipelineId: pipeline.id, commit: sha, status: 'pending', operationId: op.id }));
+    await progress(`Building ${short(sha)}...`);
+    let output = '';
+    try {
+      const slug = await this.platform.build(source, sha, (chunk) => {
+        output += chunk;
+      });
+      await this.transaction(async (m) => {
+        await m.upsert(SlugEntity, { id: slug.id, size: String(slug.size), commit: sha, procfile: slug.procfile }, ['id']);
+        await m.update(BuildEntity, { id: build.id }, { status: 'succeeded', output, slugId: slug.id });
+        await this.emit(m, { type: 'build.succeeded', pipeline: pipeline.name, operationId: op.id, via: 'system', message: `Built ${short(sha)} into slug ${slug.id.slice(0, 12)}`, data: { slug: slug.id, size: slug.size } });
+      });
+      return slug.id;
+    } catch (err) {
+      const why = err instanceof Error ? err.message : String(err);
+      await builds.update({ id: build.id }, { status: 'failed', output: `${output}\n${why}` });
+      throw new Error(`build of ${short(sha)} failed: ${why}`);
+    }
+  }
+
+  /**
+   * One release on one app, under the app's lock: a new version, the release
+   * phase, then the processes. The app keeps its current release unless every
+   * step succeeds.
+   */
+  private async release(op: Operation, target: App, make: (current: Release | null) => NewRelease, progress: Progress): Promise<void> {
+    const setTarget = async (m: EntityManager, patch: Partial<OperationTarget>) => {
+      const fresh = await m.findOneByOrFail(OperationEntity, { id: op.id });
+      await m.update(OperationEntity, { id: op.id }, { targets: fresh.targets.map((t) => (t.app === target.name ? { ...t, ...patch } : t)) });
+    };
+    await this.locks.withLock(target.id, op.id, async () => {
+      const pipeline = await this.db.getRepository(PipelineEntity).findOneByOrFail({ id: target.pipelineId });
+      const app = await this.db.getRepository(AppEntity).findOneByOrFail({ id: target.id });
+      const current = app.currentReleaseId ? await this.db.getRepository(ReleaseEntity).findOneBy({ id: app.currentReleaseId }) : null;
+      const spec = make(current);
+      const release = await this.transaction(async (m) => {
+        const [{ last_version: version }] = (await m.query('UPDATE apps SET last_version = last_version + 1 WHERE id = $1 RETURNING last_version', [app.id]))[0] as [{ last_version: number }];
+        if (spec.config) await m.update(AppEntity, { id: app.id }, { config: spec.config });
+        const release = await m.save(
+          ReleaseEntity,
+          m.create(ReleaseEntity, { appId: app.id, version, slugId: spec.slugId, commit: spec.commit, config: spec.config ?? app.config, description: spec.description, status: 'pending', operationId: op.id }),
+        );
+        await setTarget(m, { version });
+        await this.emit(m, { type: 'release.created', pipeline: pipeline.name, app: app.name, operationId: op.id, via: 'system', message: `${app.name} v${version}: ${spec.description}`, data: { version } });
+        return release;
+      });
+
+      let output = '';
+      const fail = async (why: string) => {
+        await this.transaction(async (m) => {
+          await m.update(ReleaseEntity, { id: release.id }, { status: 'failed', output });
+          await setTarget(m, { status: 'failed', error: why });
+          await this.emit(m, { type: 'release.failed', pipeline: pipeline.name, app: app.name, operationId: op.id, via: 'system', message: `${app.name} v${release.version} failed: ${why}`, data: { version: release.version } });
+        });
+      };
+      const slug = spec.slugId ? await this.db.getRepository(SlugEntity).findOneByOrFail({ id: spec.slugId }) : null;
+      if (slug) {
+        const releaseSpec: ReleaseSpec = { app: app.name, releaseId: release.id, version: release.version, slugId: slug.id, procfile: slug.procfile, config: release.config };
+        if (slug.procfile.release) await progress(`Running release phase for ${app.name} v${release.version}...`, app.name);
+        const phase = await this.platform.releasePhase(releaseSpec, (chunk) => {
+          output += chunk;
+        });
+        if (phase.code !== 0) return fail(`release phase exited with ${phase.code}; see \`releases:output ${app.name} v${release.version}\``);
+        await progress(`Starting ${app.name} v${release.version}...`, app.name);
+        try {
+          await this.platform.start(releaseSpec, (chunk) => {
+            output += chunk;
+          });
+        } catch (err) {
+          output += `\n${err instanceof Error ? err.message : String(err)}\n`;
+          return fail(`processes did not start; see \`releases:output ${app.name} v${release.version}\``);
+        }
+      }
+      await this.transaction(async (m) => {
+        await m.update(ReleaseEntity, { id: release.id }, { status: 'succeeded', output });
+        await m.update(AppEntity, { id: app.id }, { currentReleaseId: release.id });
+        await setTarget(m, { status: 'succeeded' });
+        await this.emit(m, { type: 'release.succeeded', pipeline: pipeline.name, app: app.name, operationId: op.id, via: 'system', message: `${app.name} v${release.version} is live`, data: { version: release.version } });
+      });
+    });
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  private transaction<T>(work: (m: EntityManager) => Promise<T>): Promise<T> {
+    return this.db.transaction(work).then((result) => {
+      this.options.onEvents?.();
+      return result;
+    });
+  }
+
+  private async emit(m: EntityManager, event: Partial<FlowEvent> & Pick<FlowEvent, 'type' | 'via' | 'message'>): Promise<void> {
+    await m.insert(EventEntity, { pipeline: null, app: null, operationId: null, actor: null, ...event, data: (event.data ?? {}) as never });
+  }
+
+  private async source(pipeline: Pipeline): Promise<Source> {
+    let source = this.sources.get(pipeline.repo);
+    if (!source) {
+      source = LocalGitSource.open(pipeline.repo, path.join(this.options.dataDir, 'repos'));
+      source.catch(() => this.sources.delete(pipeline.repo));
+      this.sources.set(pipeline.repo, source);
+    }
+    return source;
+  }
+
+  private async permissionOf(actor: Actor, pipelineId: number): Promise<Permission | null> {
+    if (actor.admin) return 'manage';
+    const grant = await this.db.getRepository(GrantEntity).findOneBy({ pipelineId, userId: actor.id });
+    return grant?.permission ?? null;
+  }
+
+  /** The pipeline, if the actor holds `needed` on it; otherwise a denial that says what to ask for. */
+  private async authorize(actor: Actor, pipelineName: string, needed: Permission, command: string): Promise<Pipeline> {
+    const pipeline = await this.db.getRepository(PipelineEntity).findOneBy({ name: pipelineName });
+    const held = pipeline ? await this.permissionOf(actor, pipeline.id) : null;
+    if (!pipeline || held === null) throw new NotFound(`no pipeline "${pipelineName}" that you can see; \`pipelines\` lists yours`);
+    if (!permits(held, needed)) {
+      log.warn({ pipeline: pipeline.name, actor: actor.name, needed, held }, 'operation denied');
+      throw new PermissionDenied(`\`${command}\` needs ${needed} on ${pipeline.name}; you have ${held}. Ask an admin: \`access:add ${pipeline.name} ${actor.name} ${needed}\``);
+    }
+    return pipeline;
+  }
+
+  private async authorizeApp(actor: Actor, appName: string, needed: Permission, command: string): Promise<{ app: App; pipeline: Pipeline }> {
+    const app = await this.db.getRepository(AppEntity).findOneBy({ name: appName });
+    const pipelineName = app ? (await this.db.getRepository(PipelineEntity).findOneByOrFail({ id: app.pipelineId })).name : null;
+    if (!app || !pipelineName) throw new NotFound(`no app "${appName}" that you can see; \`pipelines:info <pipeline>\` lists a pipeline's apps`);
+    const pipeline = await this.authorize(actor, pipelineName, needed, command).catch((err: unknown) => {
+      throw err instanceof NotFound ? new NotFound(`no app "${appName}" that you can see; \`pipelines:info <pipeline>\` lists a pipeline's apps`) : err;
+    });
+    return { app, pipeline };
+  }
+
+  private async findUser(name: string): Promise<User> {
+    const user = await this.db.getRepository(UserEntity).findOneBy({ name });
+    if (!user) throw new NotFound(`no user "${name}"; an admin creates one with \`users:create ${name}\``);
+    return user;
+  }
+
+  private async pipelineApp(pipeline: Pipeline, name: string): Promise<App> {
+    const app = await this.db.getRepository(AppEntity).findOneBy({ name, pipelineId: pipeline.id });
+    if (!app) throw new NotFound(`no app "${name}" in pipeline ${pipeline.name}; \`pipelines:info ${pipeline.name}\` lists its apps`);
+    return app;
+  }
+
+  /** The apps of a stage (or the one named app, which must be in that stage); never empty. */
+  private async stageApps(pipeline: Pipeline, stage: Stage, appName?: string): Promise<App[]> {
+    if (appName) {
+      const app = await this.pipelineApp(pipeline, appName);
+      if (app.stage !== stage) throw new InvalidInput(`${app.name} is in ${app.stage}, not ${stage}`);
+      return [app];
+    }
+    const apps = await this.db.getRepository(AppEntity).find({ where: { pipelineId: pipeline.id, stage }, order: { name: 'ASC' } });
+    if (!apps.length) throw new InvalidInput(`${pipeline.name} has no app in ${stage}; add one: \`apps:create ${pipeline.name}-${stage} --pipeline ${pipeline.name} --stage ${stage}\``);
+    return apps;
+  }
+
+  private async currentReleases(apps: App[]): Promise<Map<number, Release>> {
+    const ids = apps.map((a) => a.currentReleaseId).filter((id): id is number => id !== null);
+    const releases = ids.length ? await this.db.getRepository(ReleaseEntity).findBy({ id: In(ids) }) : [];
+    return new Map(releases.map((r) => [r.appId, r]));
+  }
+
+  private appView(app: App, pipeline: Pipeline, release: Release | null): AppView {
+    return { name: app.name, pipeline: pipeline.name, stage: app.stage, url: this.platform.url(app.name), release: release ? releaseView(release, app.currentReleaseId) : null };
+  }
+
+  private operationView(op: Operation, pipeline: Pipeline | null): OperationView {
+    return { id: op.id, kind: op.kind, pipeline: pipeline?.name ?? null, status: op.status, description: op.description, targets: op.targets, error: op.error, createdAt: op.createdAt.toISOString() };
+  }
+}
+
+function releaseView(r: Release, currentReleaseId: number | null): ReleaseView {
+  return { version: r.version, status: r.status, description: r.description, slug: r.slugId, commit: r.commit, createdAt: r.createdAt.toISOString(), current: r.id === currentReleaseId };
+}
+
+function describeTargets(targets: App[], stage: Stage): string {
+  return `${targets.map((t) => t.name).join(', ')} (${stage})`;
+}
+
+/** Accepts the stage names and the aliases `prod`, `stg`, `dev`. */
+export function parseStage(name: string): Stage {
+  const aliases: Record<string, Stage> = { prod: 'production', stg: 'staging', stage: 'staging', dev: 'development' };
+  const stage = aliases[name] ?? name;
+  if (!(STAGES as readonly string[]).includes(stage)) throw new InvalidInput(`"${name}" is not a stage: use development, review, staging or production`);
+  return stage as Stage;
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

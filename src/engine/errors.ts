@@ -1,0 +1,67 @@
+/**
+ * One error family for everything a person can get wrong. Each carries a `code`
+ * the fronts map to a status (HTTP, Slack ephemeral) and a message that says
+ * what went wrong and what to do next.
+ */
+export type ErrorCode =
+  | 'permission_denied'
+  | 'not_found'
+  | 'conflict'
+  | 'invalid_input'
+  | 'unauthenticated'
+  | 'external_service_error';
+
+export class FlowError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+export class PermissionDenied extends FlowError {
+  constructor(message: string) {
+    super('permission_denied', message);
+  }
+}
+
+export class NotFound extends FlowError {
+  constructor(message: string) {
+    super('not_found', message);
+  }
+}
+
+export class Conflict extends FlowError {
+  constructor(message: string) {
+    super('conflict', message);
+  }
+}
+
+export class InvalidInput extends FlowError {
+  constructor(message: string) {
+    super('invalid_input', message);
+  }
+}
+
+export class Unauthenticated extends FlowError {
+  constructor(message: string) {
+    super('unauthenticated', message);
+  }
+}
+
+export class ExternalServiceError extends FlowError {
+  constructor(message: string) {
+    super('external_service_error', message);
+  }
+}
+
+export const httpStatusOf: Record<ErrorCode, number> = {
+  permission_denied: 403,
+  not_found: 404,
+  conflict: 409,
+  invalid_input: 400,
+  unauthenticated: 401,
+  external_service_error: 502,
+};

@@ -1,0 +1,45 @@
+import { spawn } from 'node:child_process';
+
+export interface RunResult {
+  code: number;
+  output: string;
+}
+
+export interface RunOptions {
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Called with each chunk of combined stdout/stderr as it arrives. */
+  onOutput?: (chunk: string) => void;
+  input?: NodeJS.ReadableStream;
+}
+
+/** Runs a command to completion, collecting stdout and stderr together. Never rejects on exit status. */
+export function run(command: string, args: string[], options: RunOptions = {}): Promise<RunResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, {
+      cwd: options.cwd,
+      env: options.env ?? process.env,
+      stdio: [options.input ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    const collect = (chunk: Buffer) => {
+      const text = chunk.toString();
+      output += text;
+      options.onOutput?.(text);
+    };
+    child.stdout!.on('data', collect);
+    child.stderr!.on('data', collect);
+    if (options.input && child.stdin) options.input.pipe(child.stdin);
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? 1, output }));
+  });
+}
+
+/** Runs a command and returns its stdout; a non-zero exit throws with the command's output. */
+export async function runOrThrow(command: string, args: string[], options: RunOptions = {}): Promise<string> {
+  const result = await run(command, args, options);
+  if (result.code !== 0) {
+    throw new Error(`${command} ${args.join(' ')} exited with ${result.code}: ${result.output.trim()}`);
+  }
+  return result.output;
+}

@@ -1,0 +1,30 @@
+import { readSettings, SettingError } from './config.ts';
+import { log } from './log.ts';
+import { startServer } from './server/start-server.ts';
+
+try {
+  const settings = readSettings();
+  const server = await startServer(settings);
+  console.log(`flowops listening on ${server.url} (database: ${server.database.kind === 'pglite' ? `embedded PGlite in ${settings.dataDir}` : 'Postgres from DATABASE_URL'})`);
+  console.log('Slack: not configured (set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET to enable /flow)');
+  if (server.admin.generated) {
+    console.log(`Admin token (printed once, stored in ${settings.dataDir}/admin-token; the CLI on this machine uses it): ${server.admin.token}`);
+  }
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    console.log('flowops stopping; apps keep running');
+    void server.close().then(() => process.exit(0));
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+} catch (err) {
+  if (err instanceof SettingError) {
+    console.error(`flowops: ${err.message}`);
+    process.exit(78);
+  }
+  log.error({ err }, 'flowops failed to start');
+  console.error(`flowops failed to start: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+}

@@ -1,0 +1,268 @@
+import { spawn } from 'node:child_process';
+import { existsSync, openSync, closeSync, readFileSync } from 'node:fs';
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { log } from '../../log.ts';
+import { run } from '../../exec.ts';
+import type { Source } from '../../source/source.ts';
+import type { BuiltSlug, OutputSink, Platform, ReleaseSpec } from '../platform.ts';
+import { buildSlug, slugTree, type SlugStore } from './build-slug.ts';
+import { AppProxy } from './proxy.ts';
+
+interface DynoState {
+  type: string;
+  pid: number;
+  port: number | null;
+}
+
+/** What the local platform remembers of an app, in `<dataDir>/apps/<app>/state.json`. */
+interface AppState {
+  /** The port of the app's URL, kept across restarts. */
+  port: number | null;
+  releaseId: number | null;
+  dynos: DynoState[];
+  /** Processes of a release still booting; killed at recovery if flowops died meanwhile. */
+  starting: DynoState[];
+}
+
+const emptyState = (): AppState => ({ port: null, releaseId: null, dynos: [], starting: [] });
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** Stops a process group: SIGTERM, then SIGKILL after `graceMs` (Heroku gives 30 s; we give 10). */
+async function stopDynos(dynos: DynoState[], graceMs = 10_000): Promise<void> {
+  const signal = (pid: number, sig: NodeJS.Signals) => {
+    try {
+      process.kill(-pid, sig);
+    } catch {
+      /* already gone */
+    }
+  };
+  for (const dyno of dynos) signal(dyno.pid, 'SIGTERM');
+  const deadline = Date.now() + graceMs;
+  while (dynos.some((d) => alive(d.pid)) && Date.now() < deadline) await sleep(50);
+  for (const dyno of dynos) if (alive(dyno.pid)) signal(dyno.pid, 'SIGKILL');
+}
+
+/** The environment of an app's processes: its config vars, not flowops' own settings. */
+function dynoEnv(config: Record<string, string>, extra: Record<string, string>): NodeJS.ProcessEnv {
+  const { PATH, HOME, LANG, TZ } = process.env;
+  return { PATH, HOME, LANG, TZ, ...config, ...extra };
+}
+
+function tail(file: string, lines = 20): string {
+  try {
+    return readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n');
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * Runs apps as child processes on this machine. Each app's processes run from the
+ * slug's tree with `PORT` and the app's config vars, detached so they outlive a
+ * flowops restart; the app's URL is a proxy that points at the live web process.
+ */
+export class LocalPlatform implements Platform {
+  private readonly store: SlugStore;
+  private readonly appsDir: string;
+  private readonly proxies = new Map<string, { proxy: AppProxy; port: number }>();
+
+  constructor(
+    dataDir: string,
+    private readonly bootTimeoutMs: number,
+  ) {
+    this.store = {
+      slugsDir: path.join(dataDir, 'slugs'),
+      cacheDir: path.join(dataDir, 'cache'),
+      tmpDir: path.join(dataDir, 'tmp'),
+    };
+    this.appsDir = path.join(dataDir, 'apps');
+  }
+
+  build(source: Source, sha: string, onOutput: OutputSink): Promise<BuiltSlug> {
+    return buildSlug(source, sha, this.store, onOutput);
+  }
+
+  async releasePhase(spec: ReleaseSpec, onOutput: OutputSink): Promise<{ code: number; output: string }> {
+    const command = spec.procfile.release;
+    if (!command) return { code: 0, output: '' };
+    const cwd = await slugTree(this.store.slugsDir, spec.slugId);
+    onOutput(`-----> Running release command: ${command}\n`);
+    return run('sh', ['-c', command], { cwd, env: dynoEnv(spec.config, { DYNO: 'release.1' }), onOutput });
+  }
+
+  async start(spec: ReleaseSpec, onOutput: OutputSink): Promise<void> {
+    const state = await this.readState(spec.app);
+    const types = Object.keys(spec.procfile).filter((type) => type !== 'release');
+    const cwd = types.length ? await slugTree(this.store.slugsDir, spec.slugId) : '';
+    const logDir = path.join(this.appsDir, spec.app, 'logs');
+    await mkdir(logDir, { recursive: true });
+
+    const started: DynoState[] = [];
+    for (const type of types) {
+      const port = type === 'web' ? await freePort() : null;
+      const logFile = path.join(logDir, `v${spec.version}.${type}.log`);
+      const fd = openSync(logFile, 'a');
+      const child = spawn('sh', ['-c', `exec ${spec.procfile[type]}`], {
+        cwd,
+        env: dynoEnv(spec.config, { DYNO: `${type}.1`, ...(port ? { PORT: String(port) } : {}) }),
+        detached: true,
+        stdio: ['ignore', fd, fd],
+      });
+      closeSync(fd);
+      child.unref();
+      if (child.pid === undefined) throw new Error(`could not start the ${type} process`);
+      started.push({ type, pid: child.pid, port });
+    }
+    await this.writeState(spec.app, { ...state, starting: started });
+
+    const web = started.find((dyno) => dyno.type === 'web');
+    if (web?.port) {
+      onOutput(`-----> Starting web process, waiting for it to answer on port ${web.port}\n`);
+      const ok = await this.waitForHttp(web);
+      if (!ok) {
+        await stopDynos(started, 1000);
+        await this.writeState(spec.app, { ...state, starting: [] });
+        const why = alive(web.pid) ? `did not answer HTTP within ${this.bootTimeoutMs / 1000} s` : 'exited';
+        throw new Error(`the web process ${why}:\n${tail(path.join(logDir, `v${spec.version}.web.log`))}`);
+      }
+      const port = await this.ensureProxy(spec.app, state.port);
+      this.proxies.get(spec.app)!.proxy.target = web.port;
+      state.port = port;
+    } else {
+      await this.closeProxy(spec.app);
+      state.port = null;
+    }
+    const previous = state.dynos;
+    await this.writeState(spec.app, { port: state.port, releaseId: spec.releaseId, dynos: started, starting: [] });
+    if (previous.length) {
+      onOutput(`-----> Stopping the previous release's processes\n`);
+      void stopDynos(previous);
+    }
+  }
+
+  async destroy(app: string): Promise<void> {
+    const state = await this.readState(app);
+    await this.closeProxy(app);
+    await stopDynos([...state.dynos, ...state.starting], 5000);
+    await rm(path.join(this.appsDir, app), { recursive: true, force: true });
+  }
+
+  async recover(current: ReleaseSpec[], appsWithoutRelease: string[]): Promise<void> {
+    for (const app of appsWithoutRelease) {
+      const state = await this.readState(app);
+      await stopDynos([...state.dynos, ...state.starting], 2000);
+      if (existsSync(path.join(this.appsDir, app))) await this.writeState(app, emptyState());
+    }
+    for (const spec of current) {
+      const state = await this.readState(spec.app);
+      if (state.starting.length) await stopDynos(state.starting, 2000);
+      const running = state.releaseId === spec.releaseId && state.dynos.length > 0 && state.dynos.every((d) => alive(d.pid));
+      if (running) {
+        const web = state.dynos.find((d) => d.type === 'web');
+        if (web?.port) {
+          const port = await this.ensureProxy(spec.app, state.port);
+          this.proxies.get(spec.app)!.proxy.target = web.port;
+          if (port !== state.port) await this.writeState(spec.app, { ...state, port, starting: [] });
+        }
+        log.info({ app: spec.app, version: spec.version }, 'app still running its current release');
+        continue;
+      }
+      if (state.releaseId !== spec.releaseId || state.dynos.length) await stopDynos(state.dynos, 2000);
+      await this.writeState(spec.app, { ...state, releaseId: null, dynos: [], starting: [] });
+      try {
+        await this.start(spec, () => undefined);
+        log.info({ app: spec.app, version: spec.version }, 'app restarted on its current release');
+      } catch (error) {
+        log.error({ app: spec.app, version: spec.version, err: error }, 'app could not be restarted');
+      }
+    }
+  }
+
+  url(app: string): string | null {
+    const entry = this.proxies.get(app);
+    if (entry) return `http://127.0.0.1:${entry.port}`;
+    const file = path.join(this.appsDir, app, 'state.json');
+    if (!existsSync(file)) return null;
+    const state = JSON.parse(readFileSync(file, 'utf8')) as AppState;
+    return state.port ? `http://127.0.0.1:${state.port}` : null;
+  }
+
+  async close(): Promise<void> {
+    for (const app of [...this.proxies.keys()]) await this.closeProxy(app);
+  }
+
+  private async waitForHttp(web: DynoState): Promise<boolean> {
+    const deadline = Date.now() + this.bootTimeoutMs;
+    while (Date.now() < deadline) {
+      if (!alive(web.pid)) return false;
+      try {
+        const answer = await fetch(`http://127.0.0.1:${web.port}/`, { signal: AbortSignal.timeout(2000), redirect: 'manual' });
+        await answer.body?.cancel();
+        return true;
+      } catch {
+        await sleep(100);
+      }
+    }
+    return false;
+  }
+
+  /** The app's proxy, listening on its remembered port when that is still free. */
+  private async ensureProxy(app: string, port: number | null): Promise<number> {
+    const existing = this.proxies.get(app);
+    if (existing) return existing.port;
+    const proxy = new AppProxy();
+    let got: number;
+    try {
+      got = await proxy.listen(port ?? 0);
+    } catch {
+      log.warn({ app, port }, 'app port taken, the app gets a new URL');
+      got = await proxy.listen(0);
+    }
+    this.proxies.set(app, { proxy, port: got });
+    return got;
+  }
+
+  private async closeProxy(app: string): Promise<void> {
+    const entry = this.proxies.get(app);
+    if (!entry) return;
+    this.proxies.delete(app);
+    await entry.proxy.close();
+  }
+
+  private async readState(app: string): Promise<AppState> {
+    try {
+      return { ...emptyState(), ...(JSON.parse(await readFile(path.join(this.appsDir, app, 'state.json'), 'utf8')) as AppState) };
+    } catch {
+      return emptyState();
+    }
+  }
+
+  private async writeState(app: string, state: AppState): Promise<void> {
+    const dir = path.join(this.appsDir, app);
+    await mkdir(dir, { recursive: true });
+    await writeFile(path.join(dir, 'state.json.tmp'), JSON.stringify(state));
+    await rename(path.join(dir, 'state.json.tmp'), path.join(dir, 'state.json'));
+  }
+}

@@ -1,0 +1,41 @@
+import type { Procfile } from '../db/entities.ts';
+import type { Source } from '../source/source.ts';
+
+export interface BuiltSlug {
+  /** sha256 of the slug archive: the slug's address. */
+  id: string;
+  size: number;
+  procfile: Procfile;
+}
+
+/** What the platform needs to run one release of an app. */
+export interface ReleaseSpec {
+  app: string;
+  releaseId: number;
+  version: number;
+  slugId: string;
+  procfile: Procfile;
+  config: Record<string, string>;
+}
+
+export type OutputSink = (chunk: string) => void;
+
+/**
+ * Where apps run. The local platform (child processes on this machine) is the
+ * default; a Heroku or Kubernetes platform plugs in behind the same interface.
+ */
+export interface Platform {
+  /** Builds a commit of `source` into a slug, streaming the build log to `onOutput`. */
+  build(source: Source, sha: string, onOutput: OutputSink): Promise<BuiltSlug>;
+  /** Runs the Procfile's `release` command with the new slug and config; returns its exit code and output. */
+  releasePhase(spec: ReleaseSpec, onOutput: OutputSink): Promise<{ code: number; output: string }>;
+  /** Starts the release's processes, waits until `web` answers, then stops the previous release's. Throws when they do not come up; the previous release keeps running. */
+  start(spec: ReleaseSpec, onOutput: OutputSink): Promise<void>;
+  /** Stops every process of the app and frees its port. */
+  destroy(app: string): Promise<void>;
+  /** After a restart: make each app run its current release (or nothing), and nothing else. */
+  recover(current: ReleaseSpec[], appsWithoutRelease: string[]): Promise<void>;
+  /** The app's URL, when it has a web process. */
+  url(app: string): string | null;
+  close(): Promise<void>;
+}

@@ -1,0 +1,20 @@
+/** A commit in a pipeline's source, as `diff` shows it. */
+export interface Commit {
+  sha: string;
+  date: string;
+  author: string;
+  message: string;
+}
+
+/**
+ * Where a pipeline's code comes from. Local git today; GitHub (archives and compare
+ * through its API) plugs in behind the same interface.
+ */
+export interface Source {
+  /** The full sha a ref (branch, tag, sha) names; throws NotFound for an unknown ref. */
+  resolve(ref: string): Promise<string>;
+  /** Writes the tree of a commit into `dir` (which exists and is empty). */
+  extract(sha: string, dir: string): Promise<void>;
+  /** Commits reachable from `head` and not from `base` (all of head's when base is null), newest first. */
+  log(base: string | null, head: string, limit: number): Promise<{ ahead: number; commits: Commit[] }>;
+}
