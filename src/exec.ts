@@ -11,6 +11,9 @@ export interface RunOptions {
   /** Called with each chunk of combined stdout/stderr as it arrives. */
   onOutput?: (chunk: string) => void;
   input?: NodeJS.ReadableStream;
+  /** Runs the command in a process group of its own (so the group can be killed) and reports its pid. */
+  detached?: boolean;
+  onSpawn?: (pid: number) => void;
 }
 
 /** Runs a command to completion, collecting stdout and stderr together. Never rejects on exit status. */
@@ -20,7 +23,9 @@ export function run(command: string, args: string[], options: RunOptions = {}): 
       cwd: options.cwd,
       env: options.env ?? process.env,
       stdio: [options.input ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+      detached: options.detached,
     });
+    if (child.pid !== undefined) options.onSpawn?.(child.pid);
     let output = '';
     const collect = (chunk: Buffer) => {
       const text = chunk.toString();

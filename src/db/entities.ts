@@ -14,8 +14,14 @@ export type OperationKind = 'deploy' | 'promote' | 'rollback' | 'config';
 export interface User {
   id: number;
   name: string;
-  tokenHash: string | null;
   admin: boolean;
+  createdAt: Date;
+}
+
+/** An API token; only its sha256 is stored. A user may hold several (one per process's admin token, say). */
+export interface Token {
+  hash: string;
+  userId: number;
   createdAt: Date;
 }
 
@@ -134,8 +140,17 @@ export const UserEntity = new EntitySchema<User>({
   columns: {
     id,
     name: { type: 'text', unique: true },
-    tokenHash: { type: 'text', name: 'token_hash', nullable: true },
     admin: { type: 'boolean', default: false },
+    createdAt,
+  },
+});
+
+export const TokenEntity = new EntitySchema<Token>({
+  name: 'Token',
+  tableName: 'tokens',
+  columns: {
+    hash: { type: 'text', primary: true },
+    userId: { type: Number, name: 'user_id' },
     createdAt,
   },
 });
@@ -273,6 +288,7 @@ export const RunnerEntity = new EntitySchema<Runner>({
 
 export const entities = [
   UserEntity,
+  TokenEntity,
   PipelineEntity,
   GrantEntity,
   AppEntity,

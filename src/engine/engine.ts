@@ -14,6 +14,7 @@ import {
   RunnerEntity,
   SlugEntity,
   STAGES,
+  TokenEntity,
   UserEntity,
   type App,
   type FlowEvent,
@@ -213,17 +214,19 @@ export class Engine {
   /** The user a bearer token belongs to. */
   async authenticate(token: string | undefined, via: Actor['via']): Promise<Actor> {
     if (!token) throw new Unauthenticated('no token: set FLOW_TOKEN to your flowops token (an admin creates one with `users:create <you>`)');
-    const user = await this.db.getRepository(UserEntity).findOneBy({ tokenHash: hashToken(token) });
+    const found = await this.db.getRepository(TokenEntity).findOneBy({ hash: hashToken(token) });
+    const user = found ? await this.db.getRepository(UserEntity).findOneBy({ id: found.userId }) : null;
     if (!user) throw new Unauthenticated('this token is not valid: check FLOW_TOKEN (an admin can issue a new one with `users:create <you>`)');
     return { id: user.id, name: user.name, admin: user.admin, via };
   }
 
-  /** Makes sure the admin user exists and answers to `token`. */
+  /** Makes sure the admin user exists and answers to `token` (besides any token it had). */
   async ensureAdmin(token: string): Promise<void> {
-    const users = this.db.getRepository(UserEntity);
-    const admin = await users.findOneBy({ name: 'admin' });
-    if (admin) await users.update({ id: admin.id }, { tokenHash: hashToken(token), admin: true });
-    else await users.insert({ name: 'admin', tokenHash: hashToken(token), admin: true });
+    await this.db.transaction(async (m) => {
+      await m.upsert(UserEntity, { name: 'admin', admin: true }, ['name']);
+      const admin = await m.findOneByOrFail(UserEntity, { name: 'admin' });
+      await m.upsert(TokenEntity, { hash: hashToken(token), userId: admin.id }, ['hash']);
+    });
   }
 
   async createUser(actor: Actor, name: string): Promise<{ name: string; token: string }> {
@@ -232,7 +235,8 @@ export class Engine {
     const token = `flo_${randomBytes(24).toString('base64url')}`;
     await this.transaction(async (m) => {
       if (await m.existsBy(UserEntity, { name })) throw new Conflict(`user ${name} exists already`);
-      await m.insert(UserEntity, { name, tokenHash: hashToken(token), admin: false });
+      const user = await m.save(UserEntity, m.create(UserEntity, { name, admin: false }));
+      await m.insert(TokenEntity, { hash: hashToken(token), userId: user.id });
       await this.emit(m, { type: 'user.created', actor: actor.name, via: actor.via, message: `${actor.name} created user ${name}` });
     });
     return { name, token };

@@ -8,8 +8,12 @@ export class Initial1700000000000 implements MigrationInterface {
       CREATE TABLE users (
         id serial PRIMARY KEY,
         name text NOT NULL UNIQUE,
-        token_hash text UNIQUE,
         admin boolean NOT NULL DEFAULT false,
+        created_at timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE TABLE tokens (
+        hash text PRIMARY KEY,
+        user_id integer NOT NULL REFERENCES users(id) ON DELETE CASCADE,
         created_at timestamptz NOT NULL DEFAULT now()
       );
       CREATE TABLE pipelines (
@@ -110,7 +114,7 @@ export class Initial1700000000000 implements MigrationInterface {
 
   async down(q: QueryRunner): Promise<void> {
     await q.query(
-      'DROP TABLE runners, events, releases, builds, apps, operations, slugs, grants, pipelines, users CASCADE',
+      'DROP TABLE runners, events, releases, builds, apps, operations, slugs, grants, pipelines, tokens, users CASCADE',
     );
   }
 }

@@ -25,9 +25,14 @@ interface AppState {
   dynos: DynoState[];
   /** Processes of a release still booting; killed at recovery if flowops died meanwhile. */
   starting: DynoState[];
+  /** A release phase under way; killed at recovery, so an interrupted migration never runs beside its retry. */
+  releasePhase?: DynoState | null;
 }
 
-const emptyState = (): AppState => ({ port: null, releaseId: null, dynos: [], starting: [] });
+/** Every process the platform started for the app and may still have to stop. */
+const allProcesses = (state: AppState): DynoState[] => [...state.dynos, ...state.starting, ...(state.releasePhase ? [state.releasePhase] : [])];
+
+const emptyState = (): AppState => ({ port: null, releaseId: null, dynos: [], starting: [], releasePhase: null });
 
 function alive(pid: number): boolean {
   try {
@@ -109,7 +114,19 @@ export class LocalPlatform implements Platform {
     if (!command) return { code: 0, output: '' };
     const cwd = await slugTree(this.store.slugsDir, spec.slugId);
     onOutput(`-----> Running release command: ${command}\n`);
-    return run('sh', ['-c', command], { cwd, env: dynoEnv(spec.config, { DYNO: 'release.1' }), onOutput });
+    let phase: Promise<void> = Promise.resolve();
+    const result = await run('sh', ['-c', command], {
+      cwd,
+      env: dynoEnv(spec.config, { DYNO: 'release.1' }),
+      onOutput,
+      detached: true,
+      onSpawn: (pid) => {
+        phase = this.readState(spec.app).then((state) => this.writeState(spec.app, { ...state, releasePhase: { type: 'release', pid, port: null } }));
+      },
+    });
+    await phase;
+    await this.writeState(spec.app, { ...(await this.readState(spec.app)), releasePhase: null });
+    return result;
   }
 
   async start(spec: ReleaseSpec, onOutput: OutputSink): Promise<void> {
@@ -155,7 +172,7 @@ export class LocalPlatform implements Platform {
       state.port = null;
     }
     const previous = state.dynos;
-    await this.writeState(spec.app, { port: state.port, releaseId: spec.releaseId, dynos: started, starting: [] });
+    await this.writeState(spec.app, { ...state, releaseId: spec.releaseId, dynos: started, starting: [] });
     if (previous.length) {
       onOutput(`-----> Stopping the previous release's processes\n`);
       void stopDynos(previous);
@@ -165,32 +182,33 @@ export class LocalPlatform implements Platform {
   async destroy(app: string): Promise<void> {
     const state = await this.readState(app);
     await this.closeProxy(app);
-    await stopDynos([...state.dynos, ...state.starting], 5000);
+    await stopDynos(allProcesses(state), 5000);
     await rm(path.join(this.appsDir, app), { recursive: true, force: true });
   }
 
   async recover(current: ReleaseSpec[], appsWithoutRelease: string[]): Promise<void> {
     for (const app of appsWithoutRelease) {
       const state = await this.readState(app);
-      await stopDynos([...state.dynos, ...state.starting], 2000);
+      await stopDynos(allProcesses(state), 2000);
       if (existsSync(path.join(this.appsDir, app))) await this.writeState(app, emptyState());
     }
     for (const spec of current) {
       const state = await this.readState(spec.app);
       if (state.starting.length) await stopDynos(state.starting, 2000);
+      if (state.releasePhase) await stopDynos([state.releasePhase], 2000);
       const running = state.releaseId === spec.releaseId && state.dynos.length > 0 && state.dynos.every((d) => alive(d.pid));
       if (running) {
         const web = state.dynos.find((d) => d.type === 'web');
         if (web?.port) {
           const port = await this.ensureProxy(spec.app, state.port);
           this.proxies.get(spec.app)!.proxy.target = web.port;
-          if (port !== state.port) await this.writeState(spec.app, { ...state, port, starting: [] });
+          await this.writeState(spec.app, { ...state, port, starting: [], releasePhase: null });
         }
         log.info({ app: spec.app, version: spec.version }, 'app still running its current release');
         continue;
       }
       if (state.releaseId !== spec.releaseId || state.dynos.length) await stopDynos(state.dynos, 2000);
-      await this.writeState(spec.app, { ...state, releaseId: null, dynos: [], starting: [] });
+      await this.writeState(spec.app, { ...state, releaseId: null, dynos: [], starting: [], releasePhase: null });
       try {
         await this.start(spec, () => undefined);
         log.info({ app: spec.app, version: spec.version }, 'app restarted on its current release');

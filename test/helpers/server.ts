@@ -1,0 +1,60 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { runCli } from '../../src/cli/cli.ts';
+import { readSettings } from '../../src/config.ts';
+import { startServer, type RunningServer } from '../../src/server/start-server.ts';
+import { freshDatabase } from './database.ts';
+
+export interface TestServer {
+  server: RunningServer;
+  databaseUrl: string | undefined;
+  dir: string;
+  /** Runs `flowops <argv>` against the server over HTTP, as the given token (default: admin). */
+  cli(argv: string[], token?: string): Promise<{ code: number; out: string; err: string }>;
+  /** Runs `flowops <argv> --json` and parses what it printed. */
+  json<T = unknown>(argv: string[], token?: string): Promise<T>;
+  close(): Promise<void>;
+}
+
+/**
+ * A real flowops server on a free port, with its own data dir and database
+ * (or, with `sharedDatabaseUrl`, another server's Postgres database).
+ */
+export async function startTestServer(options: { sharedDatabaseUrl?: string } = {}): Promise<TestServer> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'flowops-test-'));
+  const database = options.sharedDatabaseUrl ? { url: options.sharedDatabaseUrl, drop: async () => undefined } : await freshDatabase();
+  const server = await startServer(
+    readSettings({ PORT: '0', FLOW_DATA_DIR: path.join(dir, 'data'), FLOW_BOOT_TIMEOUT: '20', ...(database.url ? { DATABASE_URL: database.url } : {}) }),
+  );
+  const cli = async (argv: string[], token = server.admin.token) => {
+    let out = '';
+    let err = '';
+    const code = await runCli(argv, {
+      out: (text) => (out += `${text}\n`),
+      err: (text) => (err += `${text}\n`),
+      env: { FLOW_URL: server.url, FLOW_TOKEN: token },
+    });
+    return { code, out, err };
+  };
+  return {
+    server,
+    databaseUrl: database.url,
+    dir,
+    cli,
+    async json<T>(argv: string[], token?: string) {
+      const result = await cli([...argv, '--json'], token);
+      if (result.code !== 0 && !result.out) throw new Error(`flowops ${argv.join(' ')} failed: ${result.err}`);
+      return JSON.parse(result.out) as T;
+    },
+    async close() {
+      // Apps outlive flowops by design; a test stops the ones it started.
+      const apps: { name: string }[] = await server.engine.db.query('SELECT name FROM apps');
+      await server.engine.idle();
+      for (const { name } of apps) await server.engine.platform.destroy(name);
+      await server.close();
+      await database.drop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}

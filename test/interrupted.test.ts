@@ -1,0 +1,72 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli } from '../src/cli/cli.ts';
+import type { AppView, OperationView, ReleaseView } from '../src/engine/engine.ts';
+import { freshDatabase } from './helpers/database.ts';
+import { GitRepo, webApp } from './helpers/git-repo.ts';
+import { killHard, spawnServer, type ServerProcess } from './helpers/server-process.ts';
+
+describe('a flowops restart in the middle of an operation', () => {
+  let dir: string;
+  let database: Awaited<ReturnType<typeof freshDatabase>>;
+  let server: ServerProcess;
+  const env = () => ({ FLOW_DATA_DIR: path.join(dir, 'data'), PORT: '0', FLOW_ADMIN_TOKEN: 'test-admin-token-0123456789', ...(database.url ? { DATABASE_URL: database.url } : {}) });
+
+  async function flowops<T>(...argv: string[]): Promise<T> {
+    let out = '';
+    let err = '';
+    await runCli([...argv, '--json'], { out: (t) => (out += t), err: (t) => (err += t), env: { FLOW_URL: server.url, FLOW_TOKEN: 'test-admin-token-0123456789' } });
+    if (!out) throw new Error(err);
+    return JSON.parse(out) as T;
+  }
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'flowops-interrupt-'));
+    database = await freshDatabase();
+  });
+  afterAll(async () => {
+    await flowops('apps:destroy', 'crash-staging', '--confirm', 'crash-staging').catch(() => undefined);
+    server?.child.kill('SIGTERM');
+    await database.drop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('ends the operation as failed ("interrupted") and the app keeps serving its whole current release', async () => {
+    const repo = await GitRepo.create(path.join(dir, 'repo'), webApp('steady v1'));
+    server = await spawnServer(env());
+    await flowops('pipelines:create', 'crash', '--repo', repo.dir);
+    await flowops('apps:create', 'crash-staging', '--pipeline', 'crash', '--stage', 'staging');
+    await flowops('deploy', 'crash', 'to', 'staging');
+    const pidFile = path.join(dir, 'release-phase.pid');
+    await repo.commit({ ...webApp('never live'), Procfile: `web: node index.js\nrelease: echo $$ > ${pidFile}; exec sleep 60\n` }, 'Slow migration');
+    const op = await flowops<OperationView>('deploy', 'crash', 'to', 'staging', '--no-wait');
+    for (let i = 0; i < 100; i++) {
+      const releases = await flowops<ReleaseView[]>('releases', 'crash-staging');
+      if (releases[0]?.version === 2) break;
+      await sleep(100);
+    }
+    await sleep(300);
+
+    await killHard(server);
+    server = await spawnServer(env());
+
+    const { operation } = (await (await fetch(`${server.url}/api/operations/${op.id}`, { headers: { authorization: 'Bearer test-admin-token-0123456789' } })).json()) as { operation: OperationView };
+    expect(operation.status).toBe('failed');
+    expect(operation.error).toMatch(/^interrupted/);
+    expect(operation.targets).toEqual([{ app: 'crash-staging', version: 2, status: 'failed', error: 'interrupted' }]);
+    const releases = await flowops<ReleaseView[]>('releases', 'crash-staging');
+    expect(releases.map((r) => [r.version, r.status, r.current])).toEqual([
+      [2, 'failed', false],
+      [1, 'succeeded', true],
+    ]);
+    const info = await flowops<{ apps: AppView[] }>('pipelines:info', 'crash');
+    expect(await (await fetch(info.apps[0]!.url!)).text()).toBe('steady v1\n');
+    const releasePhasePid = Number(await readFile(pidFile, 'utf8'));
+    expect(() => process.kill(releasePhasePid, 0)).toThrow();
+    const retry = await flowops<OperationView>('config:set', 'crash-staging', 'AFTER=restart');
+    expect(retry.status).toBe('succeeded');
+  });
+});
