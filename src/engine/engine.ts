@@ -608,10 +608,17 @@ export class Engine {
     const build = await builds.save(builds.create({ pipelineId: pipeline.id, commit: sha, status: 'pending', operationId: op.id }));
     await progress(`Building ${short(sha)}...`);
     let output = '';
+    // The build log's step lines ("-----> Building dependencies") and their indented details are the build's progress.
+    let partial = '';
+    let steps = Promise.resolve();
     try {
       const slug = await this.platform.build(source, sha, (chunk) => {
         output += chunk;
+        const lines = (partial + chunk).split('\n');
+        partial = lines.pop()!;
+        for (const line of lines.filter((l) => /^(----->| {7})\s*\S/.test(l))) steps = steps.then(() => progress(line.startsWith('-----> ') ? line.slice(7) : `  ${line.trim()}`));
       });
+      await steps;
       await this.transaction(async (m) => {
         await m.upsert(SlugEntity, { id: slug.id, size: String(slug.size), commit: sha, procfile: slug.procfile }, ['id']);
         await m.update(BuildEntity, { id: build.id }, { status: 'succeeded', output, slugId: slug.id });
