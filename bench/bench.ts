@@ -1,0 +1,125 @@
+/**
+ * `npm run bench`: the figures the engine issue asks for, each beside its baseline.
+ * Runs a real server (Postgres with DATABASE_URL, else PGlite) in a temp dir.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { readSettings } from '../src/config.ts';
+import type { Actor } from '../src/engine/access.ts';
+import { LocalGitSource } from '../src/source/local-git.ts';
+import { LocalPlatform } from '../src/platform/local/local-platform.ts';
+import { startServer } from '../src/server/start-server.ts';
+import { freshDatabase } from '../test/helpers/database.ts';
+import { GitRepo } from '../test/helpers/git-repo.ts';
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const percentile = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil((p / 100) * xs.length) - 1)]!;
+const ms = (x: number) => `${x.toFixed(x < 10 ? 1 : 0)} ms`;
+
+async function time(work: () => Promise<unknown>): Promise<number> {
+  const start = performance.now();
+  await work();
+  return performance.now() - start;
+}
+
+const dir = await mkdtemp(path.join(os.tmpdir(), 'flowops-bench-'));
+// With DATABASE_URL: a new database on that server, dropped at the end.
+const database = await freshDatabase();
+const server = await startServer(readSettings({ PORT: '0', FLOW_DATA_DIR: path.join(dir, 'data'), ...(database.url ? { DATABASE_URL: database.url } : {}) }));
+const { engine } = server;
+const admin: Actor = { id: 1, name: 'admin', admin: true, via: 'system' };
+console.log(`flowops bench — database: ${server.database.kind}, node ${process.version}, ${os.cpus().length} cpus\n`);
+
+try {
+  // ------------------------------------------------------------ promotion: 1 MB vs 100 MB
+  console.log('Promotion of the staging slug to 3 production apps (release phase and boot excluded: the slug has no processes), median of 7 after a warm-up');
+  const promotion: Record<string, number> = {};
+  for (const [label, bytes] of [
+    ['1 MB', 1 << 20],
+    ['100 MB', 100 << 20],
+  ] as const) {
+    const name = `slug-${bytes >> 20}mb`;
+    const repoDir = path.join(dir, name);
+    const repo = await GitRepo.create(repoDir, { 'README.md': `${label} of random bytes\n` });
+    await writeFile(path.join(repoDir, 'payload.bin'), randomBytes(bytes));
+    await repo.commit({ Procfile: '# no processes\n' }, 'Add payload');
+    await engine.createPipeline(admin, { name, repo: repoDir });
+    await engine.createApp(admin, { name: `${name}-stg`, pipeline: name, stage: 'staging' });
+    for (const i of [1, 2, 3]) await engine.createApp(admin, { name: `${name}-prod${i}`, pipeline: name, stage: 'production' });
+    await engine.deploy(admin, { pipeline: name, stage: 'staging' });
+    await engine.idle();
+    await engine.promote(admin, { pipeline: name }); // warm-up, not counted
+    await engine.idle();
+    const runs: number[] = [];
+    for (let i = 0; i < 7; i++) {
+      runs.push(
+        await time(async () => {
+          await engine.promote(admin, { pipeline: name });
+          await engine.idle();
+        }),
+      );
+    }
+    promotion[label] = median(runs);
+  }
+  const ratio = promotion['100 MB']! / promotion['1 MB']!;
+  console.log(`  1 MB slug     ${ms(promotion['1 MB']!)}`);
+  console.log(`  100 MB slug   ${ms(promotion['100 MB']!)}   ratio ${ratio.toFixed(2)} (goal: under 1.2) ${ratio < 1.2 ? 'ok' : 'MISSED'}\n`);
+
+  // ------------------------------------------------------------ build: cold vs cached
+  console.log('Build of a Node.js app (express), median of 3');
+  const nodeRepoDir = path.join(dir, 'node-app');
+  const nodeRepo = await GitRepo.create(nodeRepoDir, {
+    'package.json': JSON.stringify({ name: 'bench-app', version: '1.0.0', scripts: { start: 'node index.js' }, dependencies: { express: '^4.21.2' } }),
+    'index.js': "require('express')().get('/', (q, s) => s.send('hi')).listen(process.env.PORT)\n",
+  });
+  const sha = await nodeRepo.git('rev-parse', 'HEAD').then((s) => s.trim());
+  const source = await LocalGitSource.open(nodeRepoDir, path.join(dir, 'repos'));
+  const builds = { cold: [] as number[], cached: [] as number[] };
+  for (let i = 0; i < 3; i++) {
+    // A platform with an empty dependency cache of its own: a cold build (npm's download cache stays warm after the first).
+    const coldData = path.join(dir, `cold-${i}`);
+    const cold = new LocalPlatform(coldData, 60_000);
+    builds.cold.push(await time(() => cold.build(source, sha, () => undefined)));
+    builds.cached.push(await time(() => cold.build(source, sha, () => undefined)));
+    await rm(coldData, { recursive: true, force: true });
+  }
+  const cold = median(builds.cold);
+  const cached = median(builds.cached);
+  console.log(`  cold build (no dependency cache)       ${ms(cold)}`);
+  console.log(`  cached rebuild (lockfile unchanged)    ${ms(cached)}   ${(cold / cached).toFixed(1)}x faster\n`);
+
+  // ------------------------------------------------------------ pipelines:info with 1,000 pipelines
+  console.log('pipelines:info with 1,000 pipelines in the database, over HTTP as the CLI calls it, 200 calls');
+  await server.database.dataSource.transaction(async (m) => {
+    await m.query(`INSERT INTO pipelines (name, repo, branch) SELECT 'bulk-' || g, $1, 'main' FROM generate_series(1, 1000) g`, [nodeRepoDir]);
+    await m.query(`INSERT INTO apps (name, pipeline_id, stage) SELECT p.name || '-' || s, p.id, s FROM pipelines p, unnest(ARRAY['staging','production']) s WHERE p.name LIKE 'bulk-%'`);
+    await m.query(`INSERT INTO releases (app_id, version, commit, config, description, status) SELECT a.id, 1, $1, '{}', 'Deploy ' || left($1, 7), 'succeeded' FROM apps a WHERE a.name LIKE 'bulk-%'`, [sha]);
+    await m.query(`UPDATE apps a SET current_release_id = r.id, last_version = 1 FROM releases r WHERE r.app_id = a.id AND a.name LIKE 'bulk-%'`);
+  });
+  const count = (await server.database.dataSource.query('SELECT count(*)::int AS n FROM pipelines'))[0].n as number;
+  const info = async (name: string) => {
+    const res = await fetch(`${server.url}/api/commands`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${server.admin.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ argv: ['pipelines:info', name] }),
+    });
+    if (!res.ok) throw new Error(await res.text());
+    await res.json();
+  };
+  for (let i = 0; i < 20; i++) await info(`bulk-${i + 1}`);
+  const calls: number[] = [];
+  for (let i = 0; i < 200; i++) calls.push(await time(() => info(`bulk-${(i * 37) % 1000 + 1}`)));
+  const p50 = median(calls);
+  const p95 = percentile(calls, 95);
+  console.log(`  ${count} pipelines: p50 ${ms(p50)}, p95 ${ms(p95)}   (goal: under 50 ms) ${p95 < 50 ? 'ok' : 'MISSED'}`);
+} finally {
+  for (const { name } of (await server.database.dataSource.query('SELECT name FROM apps WHERE name NOT LIKE $1', ['bulk-%'])) as { name: string }[]) {
+    await engine.platform.destroy(name);
+  }
+  await server.close();
+  await database.drop();
+  await rm(dir, { recursive: true, force: true });
+}
