@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { runCli } from '../../src/cli/cli.ts';
@@ -23,6 +23,8 @@ export interface TestServer {
  */
 export async function startTestServer(options: { sharedDatabaseUrl?: string } = {}): Promise<TestServer> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'flowops-test-'));
+  // As in a checkout of flowops, the data dir sits inside an ESM package; apps must not notice.
+  await writeFile(path.join(dir, 'package.json'), '{ "type": "module" }\n');
   const database = options.sharedDatabaseUrl ? { url: options.sharedDatabaseUrl, drop: async () => undefined } : await freshDatabase();
   const server = await startServer(
     readSettings({ PORT: '0', FLOW_DATA_DIR: path.join(dir, 'data'), FLOW_BOOT_TIMEOUT: '20', ...(database.url ? { DATABASE_URL: database.url } : {}) }),

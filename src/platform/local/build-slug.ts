@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { run, runOrThrow } from '../../exec.ts';
 import type { Source } from '../../source/source.ts';
@@ -95,7 +95,7 @@ export async function buildSlug(source: Source, sha: string, store: SlugStore, o
     ]);
     const id = await sha256File(archive);
     const size = (await stat(archive)).size;
-    await mkdir(store.slugsDir, { recursive: true });
+    await ensureSlugsDir(store.slugsDir);
     const tree = path.join(store.slugsDir, id);
     if (!existsSync(tree)) await rename(dir, tree).catch(() => undefined);
     if (!existsSync(`${tree}.tgz`)) await rename(archive, `${tree}.tgz`).catch(() => undefined);
@@ -106,11 +106,24 @@ export async function buildSlug(source: Source, sha: string, store: SlugStore, o
   }
 }
 
+/**
+ * Creates the slugs dir with a package.json of its own: Node looks upward for the
+ * nearest package.json to decide whether `.js` is CommonJS or ESM, and the data
+ * dir often sits inside another project (flowops' own checkout, by default).
+ * The boundary makes an app run as it would on Heroku, on its own.
+ */
+async function ensureSlugsDir(slugsDir: string): Promise<void> {
+  await mkdir(slugsDir, { recursive: true });
+  const boundary = path.join(slugsDir, 'package.json');
+  if (!existsSync(boundary)) await writeFile(boundary, '{ "private": true, "description": "flowops slugs: a package boundary so apps are not read as part of an enclosing project" }\n');
+}
+
 /** The slug's tree, unpacked from its archive if only the archive is left. */
 export async function slugTree(slugsDir: string, id: string): Promise<string> {
   const tree = path.join(slugsDir, id);
   if (!existsSync(tree)) {
     const staging = `${tree}.${process.pid}.tmp`;
+    await ensureSlugsDir(slugsDir);
     await mkdir(staging, { recursive: true });
     await runOrThrow('tar', ['-xzf', `${tree}.tgz`, '-C', staging]);
     await rename(staging, tree).catch(() => rm(staging, { recursive: true, force: true }));
