@@ -15,6 +15,8 @@ export interface SlugStore {
   tmpDir: string;
 }
 
+const formatSize = (bytes: number) => (bytes < 1 << 20 ? `${(bytes / 1024).toFixed(1)} KB` : `${(bytes / (1 << 20)).toFixed(1)} MB`);
+
 async function sha256File(file: string): Promise<string> {
   const hash = createHash('sha256');
   for await (const chunk of createReadStream(file)) hash.update(chunk as Buffer);
@@ -99,7 +101,7 @@ export async function buildSlug(source: Source, sha: string, store: SlugStore, o
     const tree = path.join(store.slugsDir, id);
     if (!existsSync(tree)) await rename(dir, tree).catch(() => undefined);
     if (!existsSync(`${tree}.tgz`)) await rename(archive, `${tree}.tgz`).catch(() => undefined);
-    onOutput(`-----> Slug ${id.slice(0, 12)} (${(size / 1024 / 1024).toFixed(1)} MB), processes: ${Object.keys(procfile).join(', ') || 'none'}\n`);
+    onOutput(`-----> Slug ${id.slice(0, 12)} (${formatSize(size)}), processes: ${Object.keys(procfile).join(', ') || 'none'}\n`);
     return { id, size, procfile };
   } finally {
     await rm(work, { recursive: true, force: true });
