@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 
 export interface RunResult {
   code: number;
@@ -47,4 +48,24 @@ export async function runOrThrow(command: string, args: string[], options: RunOp
     throw new Error(`${command} ${args.join(' ')} exited with ${result.code}: ${result.output.trim()}`);
   }
   return result.output;
+}
+
+/**
+ * True when a process with this pid exists and is not a zombie. A detached app
+ * process that outlived its flowops parent is reparented; where nobody reaps it
+ * (a container without an init), a dead one lingers as a zombie that
+ * `kill(pid, 0)` still finds.
+ */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true;
+  }
 }

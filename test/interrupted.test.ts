@@ -1,9 +1,11 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../src/cli/cli.ts';
+import { processAlive } from '../src/exec.ts';
 import type { AppView, OperationView, ReleaseView } from '../src/engine/engine.ts';
 import { freshDatabase } from './helpers/database.ts';
 import { GitRepo, webApp } from './helpers/git-repo.ts';
@@ -65,8 +67,26 @@ describe('a flowops restart in the middle of an operation', () => {
     const info = await flowops<{ apps: AppView[] }>('pipelines:info', 'crash');
     expect(await (await fetch(info.apps[0]!.url!)).text()).toBe('steady v1\n');
     const releasePhasePid = Number(await readFile(pidFile, 'utf8'));
-    expect(() => process.kill(releasePhasePid, 0)).toThrow();
+    expect(processAlive(releasePhasePid)).toBe(false);
     const retry = await flowops<OperationView>('config:set', 'crash-staging', 'AFTER=restart');
     expect(retry.status).toBe('succeeded');
+  });
+
+  it('restarts an app whose processes died while flowops was down, on its current release, at the same URL', async () => {
+    const before = (await flowops<{ apps: AppView[] }>('pipelines:info', 'crash')).apps[0]!;
+    const oldPid = Number(await (await fetch(`${before.url}/pid`)).text());
+    const stopped = once(server.child, 'exit');
+    server.child.kill('SIGTERM');
+    await stopped;
+    await expect(fetch(before.url!)).rejects.toThrow();
+    process.kill(oldPid, 'SIGKILL');
+
+    server = await spawnServer(env());
+
+    const after = (await flowops<{ apps: AppView[] }>('pipelines:info', 'crash')).apps[0]!;
+    expect(after.url).toBe(before.url);
+    expect(after.release!.version).toBe(before.release!.version);
+    expect(await (await fetch(after.url!)).text()).toBe('steady v1\n');
+    expect(Number(await (await fetch(`${after.url}/pid`)).text())).not.toBe(oldPid);
   });
 });

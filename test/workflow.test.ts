@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { processAlive } from '../src/exec.ts';
 import type { AppView, DiffView, OperationView, ReleaseView } from '../src/engine/engine.ts';
 import { GitRepo, webApp } from './helpers/git-repo.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
@@ -142,5 +143,19 @@ describe('the Heroku Flow workflow, through the flowops CLI', () => {
     expect(run.err).toContain('`promote demo` needs deploy on demo; you have view');
     expect(await t.json<ReleaseView[]>(['releases', 'demo'])).toEqual(before);
     expect((await t.cli(['releases', 'demo'], token)).code).toBe(0);
+  });
+
+  it('destroys an app only with --confirm, stopping its processes and freeing its URL', async () => {
+    const prod = app(await t.json<Info>(['pipelines:info', 'demo']), 'demo');
+    const pid = Number(await (await fetch(`${prod.url}/pid`)).text());
+
+    const refused = await t.cli(['apps:destroy', 'demo']);
+    const destroyed = await t.cli(['apps:destroy', 'demo', '--confirm', 'demo']);
+
+    expect(refused.err).toContain('run again with --confirm demo');
+    expect(destroyed.out).toContain('Destroyed demo');
+    expect((await t.json<Info>(['pipelines:info', 'demo'])).apps.map((a) => a.name)).toEqual(['demo-staging']);
+    await expect(fetch(prod.url!)).rejects.toThrow();
+    expect(processAlive(pid)).toBe(false);
   });
 });

@@ -27,6 +27,7 @@ import {
   type Stage,
   type User,
 } from '../db/entities.ts';
+import { processAlive } from '../exec.ts';
 import { log } from '../log.ts';
 import type { Platform, ReleaseSpec } from '../platform/platform.ts';
 import { LocalGitSource } from '../source/local-git.ts';
@@ -800,11 +801,3 @@ export function parseStage(name: string): Stage {
   return stage as Stage;
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}

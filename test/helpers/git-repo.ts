@@ -32,13 +32,13 @@ export class GitRepo {
   }
 }
 
-/** A small web app with a release phase, no dependencies: `hello <text><SUFFIX>` on `/`. */
+/** A small web app with a release phase, no dependencies: `<text><SUFFIX>` on `/`, its pid on `/pid`. */
 export function webApp(text: string, release = 'console.log("migrating database... ok")'): Record<string, string> {
   return {
     'index.js': [
       "const http = require('node:http');",
       "const text = require('./message.json').text;",
-      "http.createServer((req, res) => res.end(`${text}${process.env.SUFFIX ?? ''}\\n`)).listen(process.env.PORT);",
+      "http.createServer((req, res) => res.end(req.url === '/pid' ? String(process.pid) : `${text}${process.env.SUFFIX ?? ''}\\n`)).listen(process.env.PORT);",
       '',
     ].join('\n'),
     'message.json': JSON.stringify({ text }),

@@ -5,7 +5,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { log } from '../../log.ts';
-import { run } from '../../exec.ts';
+import { processAlive, run } from '../../exec.ts';
 import type { Source } from '../../source/source.ts';
 import type { BuiltSlug, OutputSink, Platform, ReleaseSpec } from '../platform.ts';
 import { buildSlug, slugTree, type SlugStore } from './build-slug.ts';
@@ -34,14 +34,6 @@ const allProcesses = (state: AppState): DynoState[] => [...state.dynos, ...state
 
 const emptyState = (): AppState => ({ port: null, releaseId: null, dynos: [], starting: [], releasePhase: null });
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -65,8 +57,8 @@ async function stopDynos(dynos: DynoState[], graceMs = 10_000): Promise<void> {
   };
   for (const dyno of dynos) signal(dyno.pid, 'SIGTERM');
   const deadline = Date.now() + graceMs;
-  while (dynos.some((d) => alive(d.pid)) && Date.now() < deadline) await sleep(50);
-  for (const dyno of dynos) if (alive(dyno.pid)) signal(dyno.pid, 'SIGKILL');
+  while (dynos.some((d) => processAlive(d.pid)) && Date.now() < deadline) await sleep(50);
+  for (const dyno of dynos) if (processAlive(dyno.pid)) signal(dyno.pid, 'SIGKILL');
 }
 
 /** The environment of an app's processes: its config vars, not flowops' own settings. */
@@ -161,7 +153,7 @@ export class LocalPlatform implements Platform {
       if (!ok) {
         await stopDynos(started, 1000);
         await this.writeState(spec.app, { ...state, starting: [] });
-        const why = alive(web.pid) ? `did not answer HTTP within ${this.bootTimeoutMs / 1000} s` : 'exited';
+        const why = processAlive(web.pid) ? `did not answer HTTP within ${this.bootTimeoutMs / 1000} s` : 'exited';
         throw new Error(`the web process ${why}:\n${tail(path.join(logDir, `v${spec.version}.web.log`))}`);
       }
       const port = await this.ensureProxy(spec.app, state.port);
@@ -196,7 +188,7 @@ export class LocalPlatform implements Platform {
       const state = await this.readState(spec.app);
       if (state.starting.length) await stopDynos(state.starting, 2000);
       if (state.releasePhase) await stopDynos([state.releasePhase], 2000);
-      const running = state.releaseId === spec.releaseId && state.dynos.length > 0 && state.dynos.every((d) => alive(d.pid));
+      const running = state.releaseId === spec.releaseId && state.dynos.length > 0 && state.dynos.every((d) => processAlive(d.pid));
       if (running) {
         const web = state.dynos.find((d) => d.type === 'web');
         if (web?.port) {
@@ -234,7 +226,7 @@ export class LocalPlatform implements Platform {
   private async waitForHttp(web: DynoState): Promise<boolean> {
     const deadline = Date.now() + this.bootTimeoutMs;
     while (Date.now() < deadline) {
-      if (!alive(web.pid)) return false;
+      if (!processAlive(web.pid)) return false;
       try {
         const answer = await fetch(`http://127.0.0.1:${web.port}/`, { signal: AbortSignal.timeout(2000), redirect: 'manual' });
         await answer.body?.cancel();
