@@ -47,6 +47,8 @@ export class LocalGitSource implements Source {
   }
 
   async resolve(ref: string): Promise<string> {
+    // A ref is never an option: "-" first would reach git as a flag.
+    if (!/^[A-Za-z0-9_][A-Za-z0-9_./-]*$/.test(ref)) throw new InvalidInput(`"${ref}" is not a branch, tag or commit name`);
     await this.fetch();
     const result = await run('git', ['-C', this.gitDir, 'rev-parse', '--verify', '--quiet', `${ref}^{commit}`]);
     if (result.code !== 0) throw new NotFound(`no branch, tag or commit "${ref}" in the pipeline's repository`);

@@ -27,10 +27,17 @@ interface AppState {
   starting: DynoState[];
   /** A release phase under way; killed at recovery, so an interrupted migration never runs beside its retry. */
   releasePhase?: DynoState | null;
+  /** The previous release's processes while they shut down; killed at recovery if flowops died meanwhile. */
+  stopping?: DynoState[];
 }
 
 /** Every process the platform started for the app and may still have to stop. */
-const allProcesses = (state: AppState): DynoState[] => [...state.dynos, ...state.starting, ...(state.releasePhase ? [state.releasePhase] : [])];
+const allProcesses = (state: AppState): DynoState[] => [
+  ...state.dynos,
+  ...state.starting,
+  ...(state.stopping ?? []),
+  ...(state.releasePhase ? [state.releasePhase] : []),
+];
 
 const emptyState = (): AppState => ({ port: null, releaseId: null, dynos: [], starting: [], releasePhase: null });
 
@@ -84,6 +91,7 @@ export class LocalPlatform implements Platform {
   private readonly store: SlugStore;
   private readonly appsDir: string;
   private readonly proxies = new Map<string, { proxy: AppProxy; port: number }>();
+  private readonly stateWrites = new Map<string, Promise<void>>();
 
   constructor(
     dataDir: string,
@@ -113,11 +121,11 @@ export class LocalPlatform implements Platform {
       onOutput,
       detached: true,
       onSpawn: (pid) => {
-        phase = this.readState(spec.app).then((state) => this.writeState(spec.app, { ...state, releasePhase: { type: 'release', pid, port: null } }));
+        phase = this.updateState(spec.app, () => ({ releasePhase: { type: 'release', pid, port: null } }));
       },
     });
     await phase;
-    await this.writeState(spec.app, { ...(await this.readState(spec.app)), releasePhase: null });
+    await this.updateState(spec.app, () => ({ releasePhase: null }));
     return result;
   }
 
@@ -144,7 +152,7 @@ export class LocalPlatform implements Platform {
       if (child.pid === undefined) throw new Error(`could not start the ${type} process`);
       started.push({ type, pid: child.pid, port });
     }
-    await this.writeState(spec.app, { ...state, starting: started });
+    await this.updateState(spec.app, () => ({ starting: started }));
 
     const web = started.find((dyno) => dyno.type === 'web');
     if (web?.port) {
@@ -152,7 +160,7 @@ export class LocalPlatform implements Platform {
       const ok = await this.waitForHttp(web);
       if (!ok) {
         await stopDynos(started, 1000);
-        await this.writeState(spec.app, { ...state, starting: [] });
+        await this.updateState(spec.app, () => ({ starting: [] }));
         const why = processAlive(web.pid) ? `did not answer HTTP within ${this.bootTimeoutMs / 1000} s` : 'exited';
         throw new Error(`the web process ${why}:\n${tail(path.join(logDir, `v${spec.version}.web.log`))}`);
       }
@@ -163,11 +171,13 @@ export class LocalPlatform implements Platform {
       await this.closeProxy(spec.app);
       state.port = null;
     }
-    const previous = state.dynos;
-    await this.writeState(spec.app, { ...state, releaseId: spec.releaseId, dynos: started, starting: [] });
+    const previous = [...state.dynos, ...(state.stopping ?? [])];
+    await this.updateState(spec.app, () => ({ port: state.port, releaseId: spec.releaseId, dynos: started, starting: [], stopping: previous }));
     if (previous.length) {
       onOutput(`-----> Stopping the previous release's processes\n`);
-      void stopDynos(previous);
+      void stopDynos(previous).then(() =>
+        this.updateState(spec.app, (now) => ({ stopping: (now.stopping ?? []).filter((d) => !previous.some((p) => p.pid === d.pid)) }), { ifExists: true }),
+      );
     }
   }
 
@@ -175,6 +185,7 @@ export class LocalPlatform implements Platform {
     const state = await this.readState(app);
     await this.closeProxy(app);
     await stopDynos(allProcesses(state), 5000);
+    await this.stateWrites.get(app);
     await rm(path.join(this.appsDir, app), { recursive: true, force: true });
   }
 
@@ -182,25 +193,26 @@ export class LocalPlatform implements Platform {
     for (const app of appsWithoutRelease) {
       const state = await this.readState(app);
       await stopDynos(allProcesses(state), 2000);
-      if (existsSync(path.join(this.appsDir, app))) await this.writeState(app, emptyState());
+      await this.updateState(app, () => emptyState(), { ifExists: true });
     }
     for (const spec of current) {
       const state = await this.readState(spec.app);
-      if (state.starting.length) await stopDynos(state.starting, 2000);
-      if (state.releasePhase) await stopDynos([state.releasePhase], 2000);
+      // Whatever flowops was starting, stopping or running as a release phase when it died.
+      const leftovers = [...state.starting, ...(state.stopping ?? []), ...(state.releasePhase ? [state.releasePhase] : [])];
+      if (leftovers.length) await stopDynos(leftovers, 2000);
       const running = state.releaseId === spec.releaseId && state.dynos.length > 0 && state.dynos.every((d) => processAlive(d.pid));
       if (running) {
         const web = state.dynos.find((d) => d.type === 'web');
         if (web?.port) {
           const port = await this.ensureProxy(spec.app, state.port);
           this.proxies.get(spec.app)!.proxy.target = web.port;
-          await this.writeState(spec.app, { ...state, port, starting: [], releasePhase: null });
+          await this.updateState(spec.app, () => ({ port, starting: [], stopping: [], releasePhase: null }));
         }
         log.info({ app: spec.app, version: spec.version }, 'app still running its current release');
         continue;
       }
       if (state.releaseId !== spec.releaseId || state.dynos.length) await stopDynos(state.dynos, 2000);
-      await this.writeState(spec.app, { ...state, releaseId: null, dynos: [], starting: [], releasePhase: null });
+      await this.updateState(spec.app, () => ({ releaseId: null, dynos: [], starting: [], stopping: [], releasePhase: null }));
       try {
         await this.start(spec, () => undefined);
         log.info({ app: spec.app, version: spec.version }, 'app restarted on its current release');
@@ -269,10 +281,28 @@ export class LocalPlatform implements Platform {
     }
   }
 
-  private async writeState(app: string, state: AppState): Promise<void> {
+  /**
+   * Changes the app's state file: read, patch, write atomically, one change at a
+   * time per app (a release and the previous release's shutdown both write it).
+   * With `ifExists`, an app that was destroyed meanwhile is left alone.
+   */
+  private updateState(app: string, patch: (state: AppState) => Partial<AppState>, options: { ifExists?: boolean } = {}): Promise<void> {
     const dir = path.join(this.appsDir, app);
-    await mkdir(dir, { recursive: true });
-    await writeFile(path.join(dir, 'state.json.tmp'), JSON.stringify(state));
-    await rename(path.join(dir, 'state.json.tmp'), path.join(dir, 'state.json'));
+    const previous = this.stateWrites.get(app) ?? Promise.resolve();
+    const next = previous.then(async () => {
+      if (options.ifExists && !existsSync(dir)) return;
+      const state = await this.readState(app);
+      await mkdir(dir, { recursive: true });
+      const tmp = path.join(dir, `state.json.${process.pid}.tmp`);
+      await writeFile(tmp, JSON.stringify({ ...state, ...patch(state) }));
+      await rename(tmp, path.join(dir, 'state.json'));
+    });
+    const settled = next.catch(() => undefined);
+    this.stateWrites.set(app, settled);
+    void settled.then(() => {
+      if (this.stateWrites.get(app) === settled) this.stateWrites.delete(app);
+    });
+    return next;
   }
+
 }
