@@ -8,6 +8,18 @@ export interface Settings {
   dataDir: string;
   adminToken: string | undefined;
   bootTimeoutMs: number;
+  slack: SlackSettings | null;
+}
+
+/** Slack: HTTP mode (bot token + signing secret) or Socket Mode (bot token + app token). */
+export interface SlackSettings {
+  mode: 'http' | 'socket';
+  botToken: string;
+  signingSecret: string | undefined;
+  appToken: string | undefined;
+  apiUrl: string | undefined;
+  /** Slack user ids that are flowops admins. */
+  admins: string[];
 }
 
 export class SettingError extends Error {}
@@ -38,10 +50,32 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     throw new SettingError(`FLOW_BOOT_TIMEOUT must be a whole number of seconds, got "${env.FLOW_BOOT_TIMEOUT}"; set FLOW_BOOT_TIMEOUT=60 or unset it`);
   }
   return {
+    slack: readSlackSettings(env),
     port: port.data,
     databaseUrl,
     dataDir: path.resolve(env.FLOW_DATA_DIR || '.flowops'),
     adminToken,
     bootTimeoutMs: boot.data * 1000,
   };
+}
+
+function readSlackSettings(env: NodeJS.ProcessEnv): SlackSettings | null {
+  const botToken = env.SLACK_BOT_TOKEN || undefined;
+  const signingSecret = env.SLACK_SIGNING_SECRET || undefined;
+  const appToken = env.SLACK_APP_TOKEN || undefined;
+  const apiUrl = env.SLACK_API_URL || undefined;
+  const admins = (env.FLOW_SLACK_ADMINS ?? '').split(',').map((id) => id.trim()).filter(Boolean);
+  if (!botToken && !signingSecret && !appToken) return null;
+  if (!botToken) {
+    throw new SettingError(`SLACK_BOT_TOKEN is missing: set it to the app's Bot User OAuth Token (xoxb-...) from "OAuth & Permissions", or unset ${appToken ? 'SLACK_APP_TOKEN' : 'SLACK_SIGNING_SECRET'} to run without Slack`);
+  }
+  if (!botToken.startsWith('xoxb-')) throw new SettingError('SLACK_BOT_TOKEN must be a bot token (xoxb-...): copy the Bot User OAuth Token from "OAuth & Permissions"');
+  if (appToken && !appToken.startsWith('xapp-')) throw new SettingError('SLACK_APP_TOKEN must be an app-level token (xapp-...) with the connections:write scope, from "Basic Information"');
+  if (!appToken && !signingSecret) {
+    throw new SettingError('SLACK_SIGNING_SECRET is missing: set it to the Signing Secret from "Basic Information" (HTTP mode), or set SLACK_APP_TOKEN for Socket Mode');
+  }
+  if (apiUrl && !/^https?:\/\/.+\/$/.test(apiUrl)) throw new SettingError(`SLACK_API_URL must be an http(s) URL ending in "/", like https://slack.com/api/; got "${apiUrl}"`);
+  const bad = admins.find((id) => !/^[UW][A-Z0-9]+$/.test(id));
+  if (bad) throw new SettingError(`FLOW_SLACK_ADMINS must be Slack user ids (U0123ABCD), comma-separated; "${bad}" is not one`);
+  return { mode: appToken ? 'socket' : 'http', botToken, signingSecret, appToken, apiUrl, admins };
 }

@@ -6,7 +6,14 @@ try {
   const settings = readSettings();
   const server = await startServer(settings);
   console.log(`flowops listening on ${server.url} (database: ${server.database.kind === 'pglite' ? `embedded PGlite in ${settings.dataDir}` : 'Postgres from DATABASE_URL'})`);
-  console.log('Slack: not configured (set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET to enable /flow)');
+  const slack = settings.slack;
+  console.log(
+    !slack
+      ? 'Slack: not configured (set SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET for HTTP mode, or SLACK_APP_TOKEN for Socket Mode)'
+      : slack.mode === 'socket'
+        ? 'Slack: Socket Mode (connected with SLACK_APP_TOKEN)'
+        : `Slack: HTTP mode; point the app's request URLs at ${server.url}/slack/events`,
+  );
   if (server.admin.generated) {
     console.log(`Admin token (printed once, stored in ${settings.dataDir}/admin-token; the CLI on this machine uses it): ${server.admin.token}`);
   }

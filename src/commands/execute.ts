@@ -1,5 +1,6 @@
 import type { Actor } from '../engine/access.ts';
 import type { Engine, OperationView } from '../engine/engine.ts';
+import { InvalidInput } from '../engine/errors.ts';
 import { helpText, type Command, type CommandName } from './grammar.ts';
 
 /** What a command returns: an operation under way, or data to show. */
@@ -7,8 +8,19 @@ export type Result =
   | { kind: 'operation'; command: CommandName; operation: OperationView }
   | { kind: 'data'; command: CommandName; data: unknown };
 
+/** Where a command was typed: in Slack, the channel it came from. */
+export interface CommandContext {
+  channel?: string;
+}
+
+function channelOf(command: { name: string; channel?: string }, context: CommandContext): string {
+  const channel = command.channel ?? context.channel;
+  if (!channel) throw new InvalidInput(`\`${command.name}\` needs a channel: type it in a Slack channel, or give --channel <channel id>`);
+  return channel;
+}
+
 /** Runs a parsed command against the engine as `actor`. The engine checks permission. */
-export async function execute(engine: Engine, actor: Actor, command: Command): Promise<Result> {
+export async function execute(engine: Engine, actor: Actor, command: Command, context: CommandContext = {}): Promise<Result> {
   const data = (value: unknown): Result => ({ kind: 'data', command: command.name, data: value });
   const operation = (value: OperationView): Result => ({ kind: 'operation', command: command.name, operation: value });
   switch (command.name) {
@@ -54,6 +66,12 @@ export async function execute(engine: Engine, actor: Actor, command: Command): P
       return data(await engine.removeAccess(actor, command.pipeline, command.user));
     case 'users:create':
       return data(await engine.createUser(actor, command.user));
+    case 'subscribe':
+      return data(await engine.subscribe(actor, command.pipeline, channelOf(command, context), command.events));
+    case 'unsubscribe':
+      return data(await engine.unsubscribe(actor, command.pipeline, channelOf(command, context)));
+    case 'subscriptions':
+      return data(await engine.subscriptions(actor, channelOf(command, context)));
     case 'help':
       return data(helpText(command.command));
   }

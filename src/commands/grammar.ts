@@ -24,6 +24,9 @@ export type Command =
   | { name: 'access:add'; pipeline: string; user: string; permission: string }
   | { name: 'access:remove'; pipeline: string; user: string }
   | { name: 'users:create'; user: string }
+  | { name: 'subscribe'; pipeline: string; events: string[]; channel?: string }
+  | { name: 'unsubscribe'; pipeline: string; channel?: string }
+  | { name: 'subscriptions'; channel?: string }
   | { name: 'help'; command?: string };
 
 export type CommandName = Command['name'];
@@ -238,6 +241,28 @@ export const SPECS: Record<CommandName, Spec> = {
     usage: 'users:create <user>',
     summary: "create a user and print the user's API token (admin)",
     parse: (w) => ({ name: 'users:create', user: words('users:create', w, ['user'])[0]! }),
+  },
+  subscribe: {
+    usage: 'subscribe <pipeline> [deploy|promote|rollback|config...] [--channel <channel>]',
+    summary: "make a channel the pipeline's feed (in Slack: this channel, or <#channel>) (operate)",
+    options: { channel: { type: 'string' } },
+    parse: (w, v) => {
+      const [pipeline, ...events] = w;
+      if (!pipeline) throw usageError('subscribe', 'missing <pipeline>');
+      return { name: 'subscribe', pipeline, events, channel: optional(v, 'channel') };
+    },
+  },
+  unsubscribe: {
+    usage: 'unsubscribe <pipeline> [--channel <channel>]',
+    summary: "stop a channel's feed of the pipeline (operate)",
+    options: { channel: { type: 'string' } },
+    parse: (w, v) => ({ name: 'unsubscribe', pipeline: words('unsubscribe', w, ['pipeline'])[0]!, channel: optional(v, 'channel') }),
+  },
+  subscriptions: {
+    usage: 'subscriptions [--channel <channel>]',
+    summary: 'the pipelines a channel is a feed of',
+    options: { channel: { type: 'string' } },
+    parse: (w, v) => (words('subscriptions', w, []), { name: 'subscriptions', channel: optional(v, 'channel') }),
   },
   help: {
     usage: 'help [command]',

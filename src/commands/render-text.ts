@@ -120,6 +120,19 @@ export function renderText(result: Result): string {
       const u = data as { name: string; token: string };
       return `Created user ${u.name}. Token (shown once; give it to ${u.name} as FLOW_TOKEN):\n${u.token}`;
     }
+    case 'subscribe': {
+      const sub = data as { pipeline: string; channel: string; events: string[] };
+      return `${sub.channel} is now a feed of ${sub.pipeline} (${sub.events.join(', ')})`;
+    }
+    case 'unsubscribe': {
+      const sub = data as { pipeline: string; channel: string };
+      return `${sub.channel} is no longer a feed of ${sub.pipeline}`;
+    }
+    case 'subscriptions': {
+      const rows = data as { pipeline: string; events: string[] }[];
+      if (!rows.length) return 'This channel is not a feed of any pipeline. `subscribe <pipeline>` makes it one.';
+      return rows.map((r) => `${r.pipeline}: ${r.events.join(', ')}`).join('\n');
+    }
     default:
       return JSON.stringify(data, null, 2);
   }

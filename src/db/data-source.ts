@@ -6,6 +6,7 @@ import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 import { DataSource } from 'typeorm';
 import { entities } from './entities.ts';
 import { Initial1700000000000 } from './migrations/1700000000000-initial.ts';
+import { Chat1700000000001 } from './migrations/1700000000001-chat.ts';
 
 export interface Database {
   dataSource: DataSource;
@@ -14,7 +15,7 @@ export interface Database {
   close(): Promise<void>;
 }
 
-const migrations = [Initial1700000000000];
+const migrations = [Initial1700000000000, Chat1700000000001];
 
 /**
  * Opens the database and runs pending migrations. With a URL: that Postgres.

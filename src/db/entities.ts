@@ -15,6 +15,31 @@ export interface User {
   id: number;
   name: string;
   admin: boolean;
+  /** The account on a chat front, as `slack:<team>:<user>`; null for API-only users. */
+  externalId: string | null;
+  createdAt: Date;
+}
+
+/** A channel that is a pipeline's feed (Heroku ChatOps' `/h route`). */
+export interface Subscription {
+  pipelineId: number;
+  channel: string;
+  events: string[];
+  createdAt: Date;
+}
+
+/** A chat message that shows one operation and is updated in place until it ends. */
+export interface StatusMessage {
+  id: number;
+  operationId: number;
+  channel: string;
+  /** The message's id in the channel (Slack's `ts`); null until posted. */
+  ts: string | null;
+  /** Bumped by every event of the operation; the message is behind while `wanted > shown`. */
+  wanted: string;
+  shown: string;
+  /** Releases (`app@version`) whose release phase output is already in the thread. */
+  threaded: string[];
   createdAt: Date;
 }
 
@@ -141,6 +166,33 @@ export const UserEntity = new EntitySchema<User>({
     id,
     name: { type: 'text', unique: true },
     admin: { type: 'boolean', default: false },
+    externalId: { type: 'text', name: 'external_id', nullable: true },
+    createdAt,
+  },
+});
+
+export const SubscriptionEntity = new EntitySchema<Subscription>({
+  name: 'Subscription',
+  tableName: 'subscriptions',
+  columns: {
+    pipelineId: { type: Number, name: 'pipeline_id', primary: true },
+    channel: { type: 'text', primary: true },
+    events: { type: 'text', array: true },
+    createdAt,
+  },
+});
+
+export const StatusMessageEntity = new EntitySchema<StatusMessage>({
+  name: 'StatusMessage',
+  tableName: 'status_messages',
+  columns: {
+    id,
+    operationId: { type: Number, name: 'operation_id' },
+    channel: { type: 'text' },
+    ts: { type: 'text', nullable: true },
+    wanted: { type: 'bigint', default: 1 },
+    shown: { type: 'bigint', default: 0 },
+    threaded: { type: 'text', array: true, default: () => "'{}'" },
     createdAt,
   },
 });
@@ -288,6 +340,8 @@ export const RunnerEntity = new EntitySchema<Runner>({
 
 export const entities = [
   UserEntity,
+  SubscriptionEntity,
+  StatusMessageEntity,
   TokenEntity,
   PipelineEntity,
   GrantEntity,

@@ -13,6 +13,7 @@ import {
   ReleaseEntity,
   RunnerEntity,
   SlugEntity,
+  SubscriptionEntity,
   STAGES,
   TokenEntity,
   UserEntity,
@@ -34,6 +35,7 @@ import { LocalGitSource } from '../source/local-git.ts';
 import type { Commit, Source } from '../source/source.ts';
 import { REQUIRED, isPermission, permits, type Actor } from './access.ts';
 import { AppLocks } from './app-lock.ts';
+import { Outbox } from './outbox.ts';
 import { Conflict, InvalidInput, NotFound, PermissionDenied, Unauthenticated } from './errors.ts';
 
 const NAME = /^[a-z][a-z0-9-]{2,29}$/;
@@ -77,6 +79,33 @@ export interface OperationView {
   createdAt: string;
 }
 
+/** The acting identity of flowops itself (the notifier, recovery): an admin that is nobody. */
+export const SYSTEM: Actor = { id: 0, name: 'flowops', admin: true, via: 'system' };
+
+/** What a feed can follow; a subscription without a list follows all of them. */
+export const FEED_EVENTS = ['deploy', 'promote', 'rollback', 'config'] as const;
+
+export interface ReportTarget {
+  app: string;
+  stage: Stage | 'destroyed';
+  version: number | null;
+  commit: string | null;
+  status: Release['status'];
+  releasing: boolean;
+  error?: string;
+  /** The release's release phase output (and boot errors). */
+  output: string;
+  /** Whether this release is still the app's current one. */
+  current: boolean;
+}
+
+export interface OperationReport {
+  operation: OperationView;
+  actor: string | null;
+  via: string;
+  targets: ReportTarget[];
+}
+
 export interface DiffView {
   upstream: string;
   downstream: string;
@@ -97,8 +126,6 @@ type Progress = (message: string, app?: string) => Promise<void>;
 
 export interface EngineOptions {
   dataDir: string;
-  /** Called after each transaction that wrote events, so fronts can deliver them. */
-  onEvents?: () => void;
 }
 
 /**
@@ -109,11 +136,13 @@ export interface EngineOptions {
  */
 export class Engine {
   readonly runnerId = randomUUID();
+  readonly outbox: Outbox;
   private readonly locks: AppLocks;
   private readonly jobs = new PQueue({ concurrency: 64 });
   private readonly builds = new PQueue({ concurrency: 2 });
   private readonly sources = new Map<string, Promise<Source>>();
   private heartbeat: NodeJS.Timeout | undefined;
+  private readonly eventListeners = new Set<() => void>();
 
   constructor(
     readonly db: DataSource,
@@ -121,6 +150,7 @@ export class Engine {
     private readonly options: EngineOptions,
   ) {
     this.locks = new AppLocks(db);
+    this.outbox = new Outbox(db, this.runnerId);
   }
 
   // ---------------------------------------------------------------- lifecycle
@@ -138,6 +168,15 @@ export class Engine {
         .catch((err: unknown) => log.warn({ err }, 'heartbeat failed'));
     }, HEARTBEAT_MS);
     this.heartbeat.unref();
+  }
+
+  /** Calls `listener` after each transaction that wrote events, so a front can deliver them. */
+  onEvents(listener: () => void): void {
+    this.eventListeners.add(listener);
+  }
+
+  private notify(): void {
+    for (const listener of this.eventListeners) listener();
   }
 
   /** Waits for running jobs (tests, shutdown). */
@@ -279,6 +318,77 @@ export class Engine {
       await this.emit(m, { type: 'access.removed', pipeline: pipeline.name, actor: actor.name, via: actor.via, message: `${actor.name} removed ${user.name} from ${pipeline.name}`, data: { user: user.name } });
     });
     return { user: user.name };
+  }
+
+  /**
+   * The flowops user behind an account on a chat front (`slack:<team>:<user>`),
+   * created on first contact with no grants. `admin` comes from the front's
+   * settings (FLOW_SLACK_ADMINS) and is applied on every contact.
+   */
+  async externalUser(input: { externalId: string; name: string; admin: boolean; via: Actor['via'] }): Promise<Actor> {
+    const users = this.db.getRepository(UserEntity);
+    let user = await users.findOneBy({ externalId: input.externalId });
+    // First contact may come twice at once (a command and a click): insert-or-ignore, then read.
+    const base = input.name.toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^[^a-z]+/, '').slice(0, 30) || 'user';
+    const suffix = input.externalId.split(':').pop()!.toLowerCase();
+    for (const name of [base, `${base}-${suffix}`.slice(0, 39)]) {
+      if (user || !USER_NAME.test(name)) continue;
+      await this.transaction(async (m) => {
+        const inserted = await m.createQueryBuilder().insert().into(UserEntity).values({ name, admin: input.admin, externalId: input.externalId }).orIgnore().returning('id').execute();
+        if ((inserted.raw as unknown[]).length) {
+          await this.emit(m, { type: 'user.created', actor: name, via: input.via, message: `${name} joined from ${input.externalId.split(':')[0]}` });
+        }
+      });
+      user = await users.findOneBy({ externalId: input.externalId });
+    }
+    if (!user) throw new Conflict(`could not create a flowops user for ${input.name}; an admin can create one with \`users:create\``);
+    if (user.admin !== input.admin) {
+      await users.update({ id: user.id }, { admin: input.admin });
+      user.admin = input.admin;
+    }
+    return { id: user.id, name: user.name, admin: user.admin, via: input.via };
+  }
+
+  /** Makes `channel` a feed of the pipeline for the given operation kinds (all when none). */
+  async subscribe(actor: Actor, pipelineName: string, channel: string, events: string[]): Promise<{ pipeline: string; channel: string; events: string[] }> {
+    const pipeline = await this.authorize(actor, pipelineName, 'operate', `subscribe ${pipelineName}`);
+    const unknown = events.filter((e) => !(FEED_EVENTS as readonly string[]).includes(e));
+    if (unknown.length) throw new InvalidInput(`${unknown.join(', ')} ${unknown.length === 1 ? 'is' : 'are'} not a feed event: use ${FEED_EVENTS.join(', ')}, or none for all`);
+    const chosen = events.length ? [...new Set(events)] : [...FEED_EVENTS];
+    await this.transaction(async (m) => {
+      await m.upsert(SubscriptionEntity, { pipelineId: pipeline.id, channel, events: chosen }, ['pipelineId', 'channel']);
+      await this.emit(m, { type: 'subscription.added', pipeline: pipeline.name, actor: actor.name, via: actor.via, message: `${actor.name} made ${channel} a feed of ${pipeline.name}`, data: { channel, events: chosen } });
+    });
+    return { pipeline: pipeline.name, channel, events: chosen };
+  }
+
+  async unsubscribe(actor: Actor, pipelineName: string, channel: string): Promise<{ pipeline: string; channel: string }> {
+    const pipeline = await this.authorize(actor, pipelineName, 'operate', `unsubscribe ${pipelineName}`);
+    await this.transaction(async (m) => {
+      const removed = await m.delete(SubscriptionEntity, { pipelineId: pipeline.id, channel });
+      if (!removed.affected) throw new NotFound(`this channel is not a feed of ${pipeline.name}`);
+      await this.emit(m, { type: 'subscription.removed', pipeline: pipeline.name, actor: actor.name, via: actor.via, message: `${actor.name} stopped the ${pipeline.name} feed in ${channel}`, data: { channel } });
+    });
+    return { pipeline: pipeline.name, channel };
+  }
+
+  /** The feeds of a channel, among the pipelines the actor can see. */
+  async subscriptions(actor: Actor, channel: string): Promise<{ pipeline: string; events: string[] }[]> {
+    const visible = new Set((await this.listPipelines(actor)).map((p) => p.name));
+    const rows: { pipeline: string; events: string[] }[] = await this.db.query(
+      'SELECT p.name AS pipeline, s.events FROM subscriptions s JOIN pipelines p ON p.id = s.pipeline_id WHERE s.channel = $1 ORDER BY p.name',
+      [channel],
+    );
+    return rows.filter((r) => visible.has(r.pipeline));
+  }
+
+  /**
+   * Records that `channel` shows operation `operationId` in one message, kept up to
+   * date by the front's notifier. Idempotent.
+   */
+  async ensureStatusMessage(operationId: number, channel: string): Promise<void> {
+    await this.outbox.addStatusMessage(operationId, channel);
+    this.notify();
   }
 
   // ---------------------------------------------------------------- pipelines and apps
@@ -545,6 +655,31 @@ export class Engine {
     return { operation: this.operationView(op, pipeline), events };
   }
 
+  /**
+   * Everything a status message shows of an operation: who started it, and per
+   * target its stage, version, commit and status. For the fronts' notifiers.
+   */
+  async operationReport(id: number): Promise<OperationReport | null> {
+    const op = await this.db.getRepository(OperationEntity).findOneBy({ id });
+    if (!op) return null;
+    const pipeline = op.pipelineId ? await this.db.getRepository(PipelineEntity).findOneBy({ id: op.pipelineId }) : null;
+    const started = await this.db.getRepository(EventEntity).findOne({ where: { operationId: id, type: `${op.kind}.started` } });
+    const apps = await this.db.getRepository(AppEntity).findBy({ name: In(op.targets.map((t) => t.app)) });
+    const targets: ReportTarget[] = [];
+    for (const t of op.targets) {
+      const app = apps.find((a) => a.name === t.app);
+      const release = app && t.version ? await this.db.getRepository(ReleaseEntity).findOneBy({ appId: app.id, version: t.version }) : null;
+      targets.push({ app: t.app, stage: app?.stage ?? 'destroyed', version: t.version, commit: release?.commit ?? null, status: t.status, releasing: t.version !== null, error: t.error, output: release?.output ?? '', current: !!release && app?.currentReleaseId === release.id });
+    }
+    return { operation: this.operationView(op, pipeline), actor: started?.actor ?? null, via: started?.via ?? 'system', targets };
+  }
+
+  /** The actor's permission on a pipeline (null: none), for fronts that show only the buttons a user may use. */
+  async permissionOn(actor: Actor, pipelineName: string): Promise<Permission | null> {
+    const pipeline = await this.db.getRepository(PipelineEntity).findOneBy({ name: pipelineName });
+    return pipeline ? this.permissionOf(actor, pipeline.id) : null;
+  }
+
   private async createOperation(
     actor: Actor,
     pipeline: Pipeline,
@@ -699,7 +834,7 @@ export class Engine {
 
   private transaction<T>(work: (m: EntityManager) => Promise<T>): Promise<T> {
     return this.db.transaction(work).then((result) => {
-      this.options.onEvents?.();
+      this.notify();
       return result;
     });
   }

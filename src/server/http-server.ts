@@ -17,7 +17,7 @@ type Handler = (req: Request, res: Response, actor: Actor) => Promise<void>;
  * The HTTP edge: `/healthz` and the API the CLI speaks. It authenticates, maps
  * errors to status codes, and leaves everything else to the commands and engine.
  */
-export function createHttpApp(engine: Engine): express.Express {
+export function createHttpApp(engine: Engine, mountFronts: (app: express.Express) => void = () => undefined): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.use('/api', express.json({ limit: '1mb' }));
@@ -58,6 +58,8 @@ export function createHttpApp(engine: Engine): express.Express {
       res.json(await engine.operation(actor, id, after));
     }),
   );
+
+  mountFronts(app);
 
   app.use((_req: Request, res: Response) => {
     res.status(404).json({ error: { code: 'not_found', message: 'no such endpoint' } });

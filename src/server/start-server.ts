@@ -7,6 +7,7 @@ import type { Settings } from '../config.ts';
 import { openDatabase, type Database } from '../db/data-source.ts';
 import { Engine } from '../engine/engine.ts';
 import { LocalPlatform } from '../platform/local/local-platform.ts';
+import { createSlackFront, type SlackFront } from '../slack/slack-app.ts';
 import { createHttpApp, listen } from './http-server.ts';
 
 export interface RunningServer {
@@ -16,6 +17,8 @@ export interface RunningServer {
   url: string;
   /** The admin token, and whether it was generated now (then it is printed once). */
   admin: { token: string; generated: boolean };
+  /** The Slack front, when Slack is configured. */
+  slack: SlackFront | null;
   close(): Promise<void>;
 }
 
@@ -40,15 +43,23 @@ export async function startServer(settings: Settings): Promise<RunningServer> {
   const admin = await adminToken(settings);
   await engine.ensureAdmin(admin.token);
   await engine.start();
-  const { server, port } = await listen(createHttpApp(engine), settings.port);
+  let slack: SlackFront | null = null;
+  const http = createHttpApp(engine, (app) => {
+    if (settings.slack) slack = createSlackFront(engine, settings.slack, app);
+  });
+  const { server, port } = await listen(http, settings.port);
+  const front = slack as SlackFront | null;
+  await front?.start();
   return {
     engine,
     database,
     port,
     url: `http://localhost:${port}`,
     admin,
+    slack: front,
     async close() {
       await closeHttp(server);
+      await front?.stop();
       await engine.stop();
       await platform.close();
       await database.close();

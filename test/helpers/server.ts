@@ -21,13 +21,13 @@ export interface TestServer {
  * A real flowops server on a free port, with its own data dir and database
  * (or, with `sharedDatabaseUrl`, another server's Postgres database).
  */
-export async function startTestServer(options: { sharedDatabaseUrl?: string } = {}): Promise<TestServer> {
+export async function startTestServer(options: { sharedDatabaseUrl?: string; env?: Record<string, string> } = {}): Promise<TestServer> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'flowops-test-'));
   // As in a checkout of flowops, the data dir sits inside an ESM package; apps must not notice.
   await writeFile(path.join(dir, 'package.json'), '{ "type": "module" }\n');
   const database = options.sharedDatabaseUrl ? { url: options.sharedDatabaseUrl, drop: async () => undefined } : await freshDatabase();
   const server = await startServer(
-    readSettings({ PORT: '0', FLOW_DATA_DIR: path.join(dir, 'data'), FLOW_BOOT_TIMEOUT: '20', ...(database.url ? { DATABASE_URL: database.url } : {}) }),
+    readSettings({ PORT: '0', FLOW_DATA_DIR: path.join(dir, 'data'), FLOW_BOOT_TIMEOUT: '20', ...(database.url ? { DATABASE_URL: database.url } : {}), ...options.env }),
   );
   const cli = async (argv: string[], token = server.admin.token) => {
     let out = '';

@@ -1,0 +1,116 @@
+import type { KnownBlock } from '@slack/types';
+import type { Commit } from '../source/source.ts';
+import type { OperationView } from '../engine/engine.ts';
+import { MAX_CONFIRM_TEXT, buttonValue, truncate } from './limits.ts';
+
+export interface TargetLine {
+  app: string;
+  stage: string;
+  version: number | null;
+  commit: string | null;
+  status: 'pending' | 'succeeded' | 'failed';
+  /** True once the release exists and its release phase or boot is under way. */
+  releasing: boolean;
+  error?: string;
+}
+
+export interface OperationMessageInput {
+  operation: OperationView;
+  pipeline: string;
+  actor: string | null;
+  via: string;
+  targets: TargetLine[];
+  /** A succeeded release on staging: offer to promote it, listing what it ships. */
+  promote?: { app: string; version: number; downstream: string; ahead: number; commits: Commit[] };
+  /** A succeeded release on production: offer to roll it back. */
+  rollback?: { app: string; version: number };
+  /** A target whose release failed: offer to retry it and to show its output. */
+  failed?: { app: string; version: number; stage: string; commit: string | null };
+}
+
+const short = (sha: string | null) => (sha ? sha.slice(0, 7) : '-');
+
+function targetLine(t: TargetLine, kind: string): string {
+  const [icon, state] =
+    t.status === 'succeeded'
+      ? [':white_check_mark:', 'live']
+      : t.status === 'failed'
+        ? [':x:', `failed${t.error ? `: ${t.error}` : ''}`]
+        : t.releasing
+          ? [':hourglass_flowing_sand:', 'release phase']
+          : [':hourglass:', kind === 'deploy' ? 'building' : 'waiting'];
+  return `${icon} *${t.app}* (${t.stage}) ${t.version ? `v${t.version}` : ''} \`${short(t.commit)}\` ${state}`;
+}
+
+/** What a promotion would ship, for the confirm dialog (Block Kit allows 300 characters). */
+export function commitsSummary(ahead: number, commits: Commit[], downstream: string): string {
+  if (ahead === 0) return `Nothing new: ${downstream} already runs these commits.`;
+  const lines = commits.map((c) => `• ${c.sha.slice(0, 7)} ${c.message} (${c.author})`);
+  const head = `Ships ${ahead} commit${ahead === 1 ? '' : 's'} to ${downstream}:`;
+  let text = head;
+  for (const [i, line] of lines.entries()) {
+    const rest = ahead - i - 1;
+    const tail = rest > 0 ? `\n…and ${rest} more` : '';
+    if ((text + '\n' + line + tail).length > MAX_CONFIRM_TEXT) return truncate(`${text}\n…and ${ahead - i} more`, MAX_CONFIRM_TEXT);
+    text += `\n${line}`;
+  }
+  return text;
+}
+
+/** The one message that follows a deploy, promotion, rollback or config change until it ends. */
+export function operationMessage(input: OperationMessageInput): { text: string; blocks: KnownBlock[] } {
+  const op = input.operation;
+  const icon = op.status === 'succeeded' ? ':white_check_mark:' : op.status === 'failed' ? ':x:' : ':rocket:';
+  const headline = `${icon} *${input.pipeline}*: ${op.description}`;
+  const blocks: KnownBlock[] = [
+    { type: 'section', text: { type: 'mrkdwn', text: truncate(headline) } },
+    { type: 'section', text: { type: 'mrkdwn', text: truncate(input.targets.map((t) => targetLine(t, op.kind)).join('\n')) } },
+  ];
+  if (op.error && !input.targets.some((t) => t.error === op.error)) {
+    blocks.push({ type: 'section', text: { type: 'mrkdwn', text: truncate(`:warning: ${op.error}`) } });
+  }
+  const buttons: KnownBlock = { type: 'actions', block_id: 'operation_actions', elements: [] };
+  if (input.promote) {
+    const p = input.promote;
+    buttons.elements.push({
+      type: 'button',
+      action_id: 'promote',
+      style: 'primary',
+      text: { type: 'plain_text', text: `Promote to ${p.downstream}` },
+      value: buttonValue({ p: input.pipeline, a: p.app, v: p.version }),
+      confirm: {
+        title: { type: 'plain_text', text: `Promote ${p.app} v${p.version}?` },
+        text: { type: 'mrkdwn', text: commitsSummary(p.ahead, p.commits, p.downstream) },
+        confirm: { type: 'plain_text', text: 'Promote' },
+        deny: { type: 'plain_text', text: 'Cancel' },
+      },
+    });
+  }
+  if (input.rollback) {
+    const r = input.rollback;
+    buttons.elements.push({
+      type: 'button',
+      action_id: 'rollback',
+      style: 'danger',
+      text: { type: 'plain_text', text: 'Rollback' },
+      value: buttonValue({ a: r.app, v: r.version }),
+      confirm: {
+        title: { type: 'plain_text', text: `Roll back ${r.app}?` },
+        text: { type: 'mrkdwn', text: `This releases the release before v${r.version} again, with its slug and config vars.` },
+        confirm: { type: 'plain_text', text: 'Roll back' },
+        deny: { type: 'plain_text', text: 'Cancel' },
+      },
+    });
+  }
+  if (input.failed) {
+    const f = input.failed;
+    if (f.commit && op.kind === 'deploy') {
+      buttons.elements.push({ type: 'button', action_id: 'retry', text: { type: 'plain_text', text: 'Retry' }, value: buttonValue({ p: input.pipeline, a: f.app, s: f.stage, c: f.commit }) });
+    }
+    buttons.elements.push({ type: 'button', action_id: 'output', text: { type: 'plain_text', text: 'Output' }, value: buttonValue({ a: f.app, v: f.version }) });
+  }
+  if (buttons.elements.length) blocks.push(buttons);
+  blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: `Operation ${op.id} · started by ${input.actor ?? 'flowops'} via ${input.via}` }] });
+  const text = `${input.pipeline}: ${op.description} — ${op.status === 'succeeded' ? 'done' : op.status}`;
+  return { text, blocks };
+}

@@ -1,0 +1,75 @@
+import type { KnownBlock } from '@slack/types';
+import { age } from '../commands/render-text.ts';
+import type { AppView } from '../engine/engine.ts';
+import { MAX_BLOCKS_HOME, MAX_BLOCKS_MESSAGE, buttonValue, truncate } from './limits.ts';
+
+export interface BoardApp extends AppView {
+  /** How many commits this app runs that its downstream app does not. */
+  ahead?: { downstream: string; count: number };
+}
+
+export interface BoardPipeline {
+  name: string;
+  apps: BoardApp[];
+  /** Whether the viewer may deploy (and so sees Promote and Rollback). */
+  canDeploy: boolean;
+}
+
+const DOWNSTREAM: Record<string, string> = { development: 'staging', staging: 'production' };
+
+function appCard(pipeline: BoardPipeline, app: BoardApp, now: number): KnownBlock {
+  const r = app.release;
+  const facts = r ? `v${r.version} · \`${r.commit?.slice(0, 7) ?? '-'}\` · ${age(r.createdAt, now)} · ${r.status}` : '_no release yet_';
+  const ahead = app.ahead ? `\n:arrow_up: ahead of ${app.ahead.downstream} by ${app.ahead.count} commit${app.ahead.count === 1 ? '' : 's'}` : '';
+  const card: KnownBlock = { type: 'section', text: { type: 'mrkdwn', text: truncate(`*${app.url ? `<${app.url}|${app.name}>` : app.name}*  ${facts}${ahead}`) } };
+  if (pipeline.canDeploy && r) {
+    if (DOWNSTREAM[app.stage]) {
+      card.accessory = { type: 'button', action_id: 'promote', text: { type: 'plain_text', text: `Promote to ${DOWNSTREAM[app.stage]}` }, value: buttonValue({ p: pipeline.name, a: app.name, v: r.version }) };
+    } else if (app.stage === 'production') {
+      card.accessory = { type: 'button', action_id: 'rollback', style: 'danger', text: { type: 'plain_text', text: 'Rollback' }, value: buttonValue({ a: app.name, v: r.version }) };
+    }
+  }
+  return card;
+}
+
+/** A pipeline as stages with app cards: version, commit, age, status, "ahead by N commits", and the buttons the viewer may use. */
+export function pipelineBlocks(pipeline: BoardPipeline, now = Date.now()): KnownBlock[] {
+  const blocks: KnownBlock[] = [{ type: 'header', text: { type: 'plain_text', text: truncate(pipeline.name, 150) } }];
+  const stages = [...new Set(pipeline.apps.map((a) => a.stage))];
+  if (!stages.length) blocks.push({ type: 'section', text: { type: 'mrkdwn', text: `No apps yet: \`/flow apps:create <app> --pipeline ${pipeline.name} --stage staging\`` } });
+  for (const stage of stages) {
+    blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: `*${stage.toUpperCase()}*` }] });
+    for (const app of pipeline.apps.filter((a) => a.stage === stage)) blocks.push(appCard(pipeline, app, now));
+  }
+  return blocks;
+}
+
+/** Keeps whole pipelines while they fit in `max` blocks, then says how many were left out. */
+function fit(pipelines: BoardPipeline[], max: number, now: number): KnownBlock[] {
+  const blocks: KnownBlock[] = [];
+  for (const [i, pipeline] of pipelines.entries()) {
+    const next = [...pipelineBlocks(pipeline, now), { type: 'divider' } as KnownBlock];
+    if (blocks.length + next.length > max - 1) {
+      blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: `…and ${pipelines.length - i} more pipeline${pipelines.length - i === 1 ? '' : 's'}: \`/flow pipelines:info <pipeline>\`` }] });
+      break;
+    }
+    blocks.push(...next);
+  }
+  return blocks;
+}
+
+/** `/flow pipelines:info` in Slack: one pipeline, within a message's 50 blocks. */
+export function pipelineMessage(pipeline: BoardPipeline, now = Date.now()): { text: string; blocks: KnownBlock[] } {
+  const blocks = pipelineBlocks(pipeline, now);
+  const shown = blocks.length > MAX_BLOCKS_MESSAGE ? [...blocks.slice(0, MAX_BLOCKS_MESSAGE - 1), { type: 'context', elements: [{ type: 'mrkdwn', text: `…${blocks.length - MAX_BLOCKS_MESSAGE + 1} more apps not shown` }] } as KnownBlock] : blocks;
+  return { text: `Pipeline ${pipeline.name}`, blocks: shown };
+}
+
+/** The App Home tab: every pipeline the user can see, within the Home tab's 100 blocks. */
+export function homeView(pipelines: BoardPipeline[], now = Date.now()): { type: 'home'; blocks: KnownBlock[] } {
+  if (!pipelines.length) {
+    return { type: 'home', blocks: [{ type: 'section', text: { type: 'mrkdwn', text: 'You cannot see any pipeline yet. Ask an admin for access: `/flow access:add <pipeline> @you view`' } }] };
+  }
+  const intro: KnownBlock = { type: 'section', text: { type: 'mrkdwn', text: `*Your pipelines* (${pipelines.length})` } };
+  return { type: 'home', blocks: [intro, ...fit(pipelines, MAX_BLOCKS_HOME - 1, now)] };
+}

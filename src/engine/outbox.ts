@@ -1,0 +1,77 @@
+import type { DataSource } from 'typeorm';
+import { EventEntity, StatusMessageEntity, type FlowEvent, type StatusMessage } from '../db/entities.ts';
+
+const LEASE_SECONDS = 30;
+
+/**
+ * Delivery of the events table (the outbox) to a front, and the status messages
+ * a front keeps up to date. Front-agnostic: a "channel" and a message id are
+ * strings; Slack's notifier is one consumer.
+ */
+export class Outbox {
+  constructor(
+    private readonly db: DataSource,
+    private readonly owner: string,
+  ) {}
+
+  /**
+   * The next events after the consumer's cursor, if this process holds the
+   * consumer's lease (taken or renewed here). Another process draining the
+   * same consumer makes this return null.
+   */
+  async next(consumer: string, limit: number): Promise<FlowEvent[] | null> {
+    await this.db.query('INSERT INTO outbox_cursors (consumer, last_event_id) SELECT $1, coalesce(max(id), 0) FROM events ON CONFLICT DO NOTHING', [consumer]);
+    const leased: { last_event_id: string }[] = (
+      await this.db.query(
+        `UPDATE outbox_cursors SET leased_by = $2, leased_until = now() + interval '${LEASE_SECONDS} seconds'
+          WHERE consumer = $1 AND (leased_by IS NULL OR leased_by = $2 OR leased_until < now())
+          RETURNING last_event_id`,
+        [consumer, this.owner],
+      )
+    )[0];
+    if (!leased.length) return null;
+    return this.db
+      .getRepository(EventEntity)
+      .createQueryBuilder('e')
+      .where('e.id > :after', { after: leased[0]!.last_event_id })
+      .orderBy('e.id', 'ASC')
+      .limit(limit)
+      .getMany();
+  }
+
+  async advance(consumer: string, lastEventId: string): Promise<void> {
+    await this.db.query('UPDATE outbox_cursors SET last_event_id = $2 WHERE consumer = $1 AND leased_by = $3', [consumer, lastEventId, this.owner]);
+  }
+
+  async release(consumer: string): Promise<void> {
+    await this.db.query('UPDATE outbox_cursors SET leased_by = NULL, leased_until = NULL WHERE consumer = $1 AND leased_by = $2', [consumer, this.owner]);
+  }
+
+  /** The channels that are feeds of `pipeline` for operations of `kind`. */
+  async feedChannels(pipeline: string, kind: string): Promise<string[]> {
+    const rows: { channel: string }[] = await this.db.query(
+      'SELECT s.channel FROM subscriptions s JOIN pipelines p ON p.id = s.pipeline_id WHERE p.name = $1 AND $2 = ANY(s.events)',
+      [pipeline, kind],
+    );
+    return rows.map((r) => r.channel);
+  }
+
+  async addStatusMessage(operationId: number, channel: string): Promise<void> {
+    await this.db.createQueryBuilder().insert().into(StatusMessageEntity).values({ operationId, channel }).orIgnore().execute();
+  }
+
+  /** Marks the operation's messages as behind its state. */
+  async touch(operationId: number): Promise<void> {
+    await this.db.query('UPDATE status_messages SET wanted = wanted + 1 WHERE operation_id = $1', [operationId]);
+  }
+
+  /** Messages behind their operation, oldest first. */
+  behind(limit: number): Promise<StatusMessage[]> {
+    return this.db.getRepository(StatusMessageEntity).createQueryBuilder('m').where('m.wanted > m.shown').orderBy('m.id', 'ASC').limit(limit).getMany();
+  }
+
+  /** Records that the message now shows the state as of `wanted` (a newer event keeps it behind). */
+  async shown(message: StatusMessage, patch: { ts: string; threaded: string[] }): Promise<void> {
+    await this.db.getRepository(StatusMessageEntity).update({ id: message.id }, { shown: message.wanted, ts: patch.ts, threaded: patch.threaded });
+  }
+}

@@ -1,0 +1,40 @@
+import type { SlackSettings } from '../config.ts';
+import type { Actor } from '../engine/access.ts';
+import type { Engine } from '../engine/engine.ts';
+import type { SlackNotifier } from './notifier.ts';
+import type { SlackApi } from './slack-api.ts';
+
+/** What every listener needs. */
+export interface SlackDeps {
+  engine: Engine;
+  api: SlackApi;
+  notifier: SlackNotifier;
+  settings: SlackSettings;
+}
+
+/** The flowops user behind a Slack user (team + user id), created on first contact with no grants. */
+export function slackActor(deps: SlackDeps, team: string | undefined, user: string, name?: string): Promise<Actor> {
+  return deps.engine.externalUser({
+    externalId: `slack:${team ?? '-'}:${user}`,
+    name: name || user.toLowerCase(),
+    admin: deps.settings.admins.includes(user),
+    via: 'slack',
+  });
+}
+
+/**
+ * Turns Slack's forms into the CLI's words: a user mention `<@U123|alice>` becomes
+ * that person's flowops user name (the user is created if new), a channel
+ * `<#C123|feed>` becomes `--channel C123`.
+ */
+export async function slackWords(deps: SlackDeps, team: string | undefined, words: string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const word of words) {
+    const user = /^<@([UW][A-Z0-9]+)(?:\|([^>]*))?>$/.exec(word);
+    const channel = /^<#([CGD][A-Z0-9]+)(?:\|[^>]*)?>$/.exec(word);
+    if (user) out.push((await slackActor(deps, team, user[1]!, user[2])).name);
+    else if (channel) out.push('--channel', channel[1]!);
+    else out.push(word);
+  }
+  return out;
+}

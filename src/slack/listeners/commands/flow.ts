@@ -1,0 +1,47 @@
+import type { App } from '@slack/bolt';
+import { errorMessage, textMessage } from '../../../blocks/result-message.ts';
+import { pipelineMessage } from '../../../blocks/pipeline-board.ts';
+import { execute } from '../../../commands/execute.ts';
+import { COMMAND_NAMES, parseCommand, tokenize } from '../../../commands/grammar.ts';
+import { renderText } from '../../../commands/render-text.ts';
+import { FlowError } from '../../../engine/errors.ts';
+import { log } from '../../../log.ts';
+import { boardPipeline } from '../../board.ts';
+import { slackActor, slackWords, type SlackDeps } from '../../context.ts';
+
+/** Writes the commands a message suggests (`access:add shop bob deploy`) as Slack users type them (`/flow access:add ...`). */
+export function asSlashCommands(message: string): string {
+  return message.replace(/`([a-z]+(?::[a-z]+)?)((?: [^`]*)?)`/g, (whole, name: string, rest: string) =>
+    (COMMAND_NAMES as string[]).includes(name) ? `\`/flow ${name}${rest}\`` : whole,
+  );
+}
+
+/**
+ * `/flow <words>`: the CLI's grammar. Acks at once; then a long operation gets
+ * one message in this channel that the notifier keeps up to date, and anything
+ * else an ephemeral answer. Refusals are ephemeral and say what to do next.
+ */
+export function register(app: App, deps: SlackDeps): void {
+  app.command('/flow', async ({ command, ack, respond }) => {
+    await ack();
+    try {
+      const actor = await slackActor(deps, command.team_id, command.user_id, command.user_name);
+      const words = await slackWords(deps, command.team_id, tokenize(command.text));
+      const parsed = parseCommand(words);
+      if (parsed.name === 'pipelines:info') {
+        await respond({ response_type: 'ephemeral', ...pipelineMessage(await boardPipeline(deps.engine, actor, parsed.pipeline)) });
+        return;
+      }
+      const result = await execute(deps.engine, actor, parsed, { channel: command.channel_id });
+      if (result.kind === 'operation') {
+        await deps.engine.ensureStatusMessage(result.operation.id, command.channel_id);
+        return;
+      }
+      await respond({ response_type: 'ephemeral', ...textMessage(renderText(result)) });
+    } catch (err) {
+      if (!(err instanceof FlowError)) log.error({ err, text: command.text }, 'slash command failed');
+      const message = err instanceof FlowError ? asSlashCommands(err.message) : 'flowops hit an unexpected error; the server log has the details';
+      await respond({ response_type: 'ephemeral', ...errorMessage(message) }).catch((e: unknown) => log.warn({ err: e }, 'could not answer a slash command'));
+    }
+  });
+}

@@ -1,0 +1,141 @@
+import { operationMessage, type OperationMessageInput } from '../blocks/operation-message.ts';
+import { MAX_TEXT } from '../blocks/limits.ts';
+import { SYSTEM, type Engine, type OperationReport } from '../engine/engine.ts';
+import { log } from '../log.ts';
+import type { SlackApi } from './slack-api.ts';
+
+const CONSUMER = 'slack';
+const SWEEP_MS = 5000;
+
+/**
+ * Delivers the engine's events to Slack: every operation gets one message per
+ * channel (where it was started, and each feed of its pipeline), posted once and
+ * updated in place (`chat.update`) as the operation moves. Channel and `ts` live
+ * in the database, so updates go on after a restart; a message Slack refused is
+ * retried by the next sweep, so a slow or failing Slack loses nothing.
+ */
+export class SlackNotifier {
+  private running: Promise<void> | null = null;
+  private again = false;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly engine: Engine,
+    private readonly api: SlackApi,
+  ) {}
+
+  start(): void {
+    this.engine.onEvents(() => this.kick());
+    this.timer = setInterval(() => this.kick(), SWEEP_MS);
+    this.timer.unref();
+    this.kick();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    await this.running;
+    await this.engine.outbox.release(CONSUMER);
+  }
+
+  /** Delivers what is pending; calls while a delivery runs make it go round once more. */
+  kick(): void {
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = (async () => {
+      do {
+        this.again = false;
+        try {
+          await this.drain();
+          await this.flush();
+        } catch (err) {
+          log.warn({ err }, 'slack delivery failed; retrying on the next sweep');
+        }
+      } while (this.again);
+    })().finally(() => {
+      this.running = null;
+    });
+  }
+
+  /** Resolves once nothing is pending (tests). */
+  async idle(): Promise<void> {
+    for (let i = 0; i < 100; i++) {
+      await this.running;
+      await this.api.idle();
+      this.kick();
+      await this.running;
+      if (!(await this.engine.outbox.behind(1)).length) return;
+    }
+  }
+
+  /** Reads new events: operations started get a message in each feed; every event of an operation marks its messages behind. */
+  private async drain(): Promise<void> {
+    for (;;) {
+      const events = await this.engine.outbox.next(CONSUMER, 200);
+      if (!events?.length) return;
+      for (const event of events) {
+        if (event.operationId === null) continue;
+        const kind = /^(deploy|promote|rollback|config)\.started$/.exec(event.type)?.[1];
+        if (kind && event.pipeline) {
+          for (const channel of await this.engine.outbox.feedChannels(event.pipeline, kind)) {
+            await this.engine.outbox.addStatusMessage(event.operationId, channel);
+          }
+        }
+        await this.engine.outbox.touch(event.operationId);
+      }
+      await this.engine.outbox.advance(CONSUMER, events[events.length - 1]!.id);
+    }
+  }
+
+  /** Brings every message that is behind up to date: post once, then update in place; release phase output into the thread. */
+  private async flush(): Promise<void> {
+    const messages = await this.engine.outbox.behind(100);
+    const reports = new Map<number, OperationReport | null>();
+    for (const message of messages) {
+      if (!reports.has(message.operationId)) reports.set(message.operationId, await this.engine.operationReport(message.operationId));
+      const report = reports.get(message.operationId);
+      if (!report) continue;
+      try {
+        const { text, blocks } = operationMessage(await this.messageInput(report));
+        let ts = message.ts;
+        if (ts) {
+          await this.api.call((web) => web.chat.update({ channel: message.channel, ts: ts!, text, blocks }));
+        } else {
+          const posted = await this.api.call((web) => web.chat.postMessage({ channel: message.channel, text, blocks }));
+          ts = posted.ts!;
+        }
+        const threaded = [...message.threaded];
+        for (const target of report.targets) {
+          const key = `${target.app}@v${target.version}`;
+          if (!target.version || target.status === 'pending' || !target.output.trim() || threaded.includes(key)) continue;
+          const output = target.output.length > MAX_TEXT - 100 ? `…${target.output.slice(-(MAX_TEXT - 100))}` : target.output;
+          await this.api.call((web) =>
+            web.chat.postMessage({ channel: message.channel, thread_ts: ts!, text: `Release phase output of ${target.app} v${target.version}:\n\`\`\`${output.trimEnd()}\`\`\`` }),
+          );
+          threaded.push(key);
+        }
+        await this.engine.outbox.shown(message, { ts, threaded });
+      } catch (err) {
+        log.warn({ operation: message.operationId, channel: message.channel, err }, 'slack message not delivered; will retry');
+      }
+    }
+  }
+
+  private async messageInput(report: OperationReport): Promise<OperationMessageInput> {
+    const op = report.operation;
+    const input: OperationMessageInput = { operation: op, pipeline: op.pipeline ?? '(destroyed)', actor: report.actor, via: report.via, targets: report.targets };
+    if (op.status === 'succeeded') {
+      const upstream = report.targets.find((t) => (t.stage === 'staging' || t.stage === 'development') && t.current);
+      if (upstream && op.pipeline) {
+        const diff = (await this.engine.diff(SYSTEM, op.pipeline).catch(() => [])).find((d) => d.upstream === upstream.app);
+        input.promote = { app: upstream.app, version: upstream.version!, downstream: diff?.downstream ?? (upstream.stage === 'staging' ? 'production' : 'staging'), ahead: diff?.ahead ?? 0, commits: diff?.commits ?? [] };
+      }
+      const live = report.targets.find((t) => t.stage === 'production' && t.current);
+      if (live) input.rollback = { app: live.app, version: live.version! };
+    }
+    const failed = report.targets.find((t) => t.status === 'failed' && t.version);
+    if (failed && failed.stage !== 'destroyed') input.failed = { app: failed.app, version: failed.version!, stage: failed.stage, commit: failed.commit };
+    return input;
+  }
+}

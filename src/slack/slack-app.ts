@@ -1,0 +1,71 @@
+import { App, ExpressReceiver, LogLevel, SocketModeReceiver, type Logger } from '@slack/bolt';
+import type express from 'express';
+import type { SlackSettings } from '../config.ts';
+import type { Engine } from '../engine/engine.ts';
+import { log } from '../log.ts';
+import type { SlackDeps } from './context.ts';
+import { register as registerButtons } from './listeners/actions/release-buttons.ts';
+import { register as registerFlow } from './listeners/commands/flow.ts';
+import { register as registerAppHome } from './listeners/events/app-home-opened.ts';
+import { SlackNotifier } from './notifier.ts';
+import { SlackApi } from './slack-api.ts';
+
+const boltLogger: Logger = {
+  debug: () => undefined,
+  info: () => undefined,
+  warn: (...msg: unknown[]) => log.warn({ bolt: msg.map(String).join(' ') }, 'bolt'),
+  error: (...msg: unknown[]) => log.error({ bolt: msg.map(String).join(' ') }, 'bolt'),
+  setLevel: () => undefined,
+  getLevel: () => LogLevel.WARN,
+  setName: () => undefined,
+};
+
+export interface SlackFront {
+  app: App;
+  notifier: SlackNotifier;
+  api: SlackApi;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * The Slack app, in the same process as the engine. HTTP mode mounts Bolt's
+ * routes (`/slack/events`: commands, interactivity, events; every request's
+ * signature and timestamp verified) on flowops' own HTTP server; Socket Mode
+ * connects out with the app token instead.
+ */
+export function createSlackFront(engine: Engine, settings: SlackSettings, http: express.Express): SlackFront {
+  const api = new SlackApi(settings.botToken, settings.apiUrl);
+  const clientOptions = { slackApiUrl: settings.apiUrl };
+  const receiver =
+    settings.mode === 'socket'
+      ? new SocketModeReceiver({ appToken: settings.appToken!, logger: boltLogger, installerOptions: { clientOptions } })
+      : new ExpressReceiver({ signingSecret: settings.signingSecret!, endpoints: '/slack/events', app: http, logger: boltLogger });
+  const app = new App({ token: settings.botToken, receiver, logger: boltLogger, clientOptions, tokenVerificationEnabled: false });
+  const notifier = new SlackNotifier(engine, api);
+  const deps: SlackDeps = { engine, api, notifier, settings };
+  registerFlow(app, deps);
+  registerButtons(app, deps);
+  registerAppHome(app, deps);
+  app.error(async (err) => {
+    log.error({ err }, 'slack listener failed');
+  });
+
+  return {
+    app,
+    notifier,
+    api,
+    async start() {
+      // The token is checked in the background: a slow or unreachable Slack never holds up start-up.
+      void api
+        .call((web) => web.auth.test())
+        .catch((err: unknown) => log.error({ err: String(err) }, 'Slack refused SLACK_BOT_TOKEN or cannot be reached; check the token in "OAuth & Permissions"'));
+      if (settings.mode === 'socket') await app.start();
+      notifier.start();
+    },
+    async stop() {
+      await notifier.stop();
+      if (settings.mode === 'socket') await app.stop();
+    },
+  };
+}

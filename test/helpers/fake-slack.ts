@@ -1,0 +1,174 @@
+import { createHmac } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { WebSocketServer, type WebSocket } from 'ws';
+
+export interface SlackCall {
+  method: string;
+  args: Record<string, unknown>;
+}
+
+const JSON_FIELDS = new Set(['blocks', 'view', 'attachments']);
+const KNOWN = new Set(['auth.test', 'chat.postMessage', 'chat.update', 'views.publish', 'apps.connections.open']);
+
+/**
+ * A stand-in for Slack's Web API on a local port, as Renovate's HTTP mocks are:
+ * it records every call so tests assert what was sent, and it answers a method
+ * nobody expected with an error and remembers it. It also takes `response_url`
+ * posts, and can speak Socket Mode over a local WebSocket.
+ */
+export class FakeSlack {
+  readonly calls: SlackCall[] = [];
+  readonly responses: Record<string, unknown>[] = [];
+  readonly unexpected: string[] = [];
+  readonly sockets: WebSocket[] = [];
+  private readonly failures: { method: string; status: number; retryAfter?: number }[] = [];
+  private ts = 1_700_000_000;
+  private server!: http.Server;
+  private wss: WebSocketServer | null = null;
+  url = '';
+
+  static async start(options: { socketMode?: boolean } = {}): Promise<FakeSlack> {
+    const fake = new FakeSlack();
+    fake.server = http.createServer((req, res) => void fake.handle(req, res));
+    if (options.socketMode) {
+      fake.wss = new WebSocketServer({ server: fake.server, path: '/socket' });
+      fake.wss.on('connection', (socket) => {
+        fake.sockets.push(socket);
+        socket.send(JSON.stringify({ type: 'hello', num_connections: 1, debug_info: { host: 'fake' }, connection_info: { app_id: 'A1' } }));
+      });
+    }
+    await new Promise<void>((resolve) => fake.server.listen(0, '127.0.0.1', resolve));
+    fake.url = `http://127.0.0.1:${(fake.server.address() as AddressInfo).port}`;
+    return fake;
+  }
+
+  get apiUrl(): string {
+    return `${this.url}/api/`;
+  }
+
+  responseUrl(id: string): string {
+    return `${this.url}/respond/${id}`;
+  }
+
+  /** The next call of `method` fails with this status (429 with Retry-After: a rate limit). */
+  failNext(method: string, status: number, retryAfter?: number): void {
+    this.failures.push({ method, status, retryAfter });
+  }
+
+  callsOf(method: string): SlackCall[] {
+    return this.calls.filter((c) => c.method === method);
+  }
+
+  async waitFor<T>(find: () => T | undefined | false, what: string, timeoutMs = 20_000): Promise<T> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = find();
+      if (found) return found;
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; calls: ${JSON.stringify(this.calls.map((c) => c.method))}`);
+      await sleep(50);
+    }
+  }
+
+  async close(): Promise<void> {
+    for (const socket of this.sockets) socket.terminate();
+    this.wss?.close();
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    let raw = '';
+    for await (const chunk of req) raw += chunk;
+    const url = new URL(req.url ?? '/', this.url);
+    if (url.pathname.startsWith('/respond/')) {
+      this.responses.push({ id: url.pathname.slice(9), ...(JSON.parse(raw || '{}') as Record<string, unknown>) });
+      res.writeHead(200).end('ok');
+      return;
+    }
+    const method = url.pathname.replace(/^\/api\//, '');
+    const args: Record<string, unknown> = {};
+    if ((req.headers['content-type'] ?? '').includes('json')) Object.assign(args, JSON.parse(raw || '{}'));
+    else for (const [k, v] of new URLSearchParams(raw)) args[k] = JSON_FIELDS.has(k) ? JSON.parse(v) : v;
+    const failure = this.failures.findIndex((f) => f.method === method);
+    if (failure >= 0) {
+      const { status, retryAfter } = this.failures.splice(failure, 1)[0]!;
+      this.calls.push({ method: `${method} (failed ${status})`, args });
+      res.writeHead(status, { 'content-type': 'application/json', ...(retryAfter ? { 'retry-after': String(retryAfter) } : {}) }).end(JSON.stringify({ ok: false, error: status === 429 ? 'ratelimited' : 'internal_error' }));
+      return;
+    }
+    this.calls.push({ method, args });
+    if (!KNOWN.has(method)) {
+      this.unexpected.push(method);
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: false, error: 'unknown_method' }));
+      return;
+    }
+    const answer: Record<string, unknown> = { ok: true };
+    if (method === 'auth.test') Object.assign(answer, { user_id: 'UBOT', team_id: 'T1', bot_id: 'B1' });
+    if (method === 'chat.postMessage') Object.assign(answer, { channel: args.channel, ts: `${this.ts++}.000100` });
+    if (method === 'chat.update') Object.assign(answer, { channel: args.channel, ts: args.ts });
+    if (method === 'apps.connections.open') Object.assign(answer, { url: `${this.url.replace('http', 'ws')}/socket` });
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer));
+  }
+}
+
+/** Signs a request body as Slack does: v0 HMAC-SHA256 of `v0:<timestamp>:<body>` with the signing secret. */
+export function slackSignature(secret: string, timestamp: number, body: string): string {
+  return `v0=${createHmac('sha256', secret).update(`v0:${timestamp}:${body}`).digest('hex')}`;
+}
+
+/** POSTs a body to flowops' Slack endpoint, signed (or mis-signed) as Slack signs it. */
+export async function postToSlackEndpoint(
+  url: string,
+  body: string,
+  options: { secret: string; contentType: string; timestamp?: number; signature?: string },
+): Promise<Response> {
+  const timestamp = options.timestamp ?? Math.floor(Date.now() / 1000);
+  return fetch(`${url}/slack/events`, {
+    method: 'POST',
+    headers: {
+      'content-type': options.contentType,
+      'x-slack-request-timestamp': String(timestamp),
+      'x-slack-signature': options.signature ?? slackSignature(options.secret, timestamp, body),
+    },
+    body,
+  });
+}
+
+/** A slash command's form body, as Slack sends `/flow <text>`. */
+export function slashCommand(fields: { text: string; user: string; userName: string; channel: string; responseUrl: string }): string {
+  return new URLSearchParams({
+    token: 'legacy-verification-token',
+    team_id: 'T1',
+    team_domain: 'acme',
+    channel_id: fields.channel,
+    channel_name: 'deploys',
+    user_id: fields.user,
+    user_name: fields.userName,
+    command: '/flow',
+    text: fields.text,
+    api_app_id: 'A1',
+    is_enterprise_install: 'false',
+    response_url: fields.responseUrl,
+    trigger_id: '1.2.3',
+  }).toString();
+}
+
+/** A block_actions payload, as Slack sends a button click. */
+export function buttonClick(fields: { actionId: string; value: string; user: string; userName: string; channel: string; responseUrl: string; messageTs?: string }): string {
+  const payload = {
+    type: 'block_actions',
+    user: { id: fields.user, username: fields.userName, name: fields.userName, team_id: 'T1' },
+    api_app_id: 'A1',
+    token: 'legacy-verification-token',
+    container: { type: 'message', message_ts: fields.messageTs ?? '1.1', channel_id: fields.channel, is_ephemeral: false },
+    trigger_id: '1.2.3',
+    team: { id: 'T1', domain: 'acme' },
+    channel: { id: fields.channel, name: 'deploys' },
+    message: { type: 'message', ts: fields.messageTs ?? '1.1', text: 'release' },
+    response_url: fields.responseUrl,
+    actions: [{ action_id: fields.actionId, block_id: 'operation_actions', value: fields.value, type: 'button', text: { type: 'plain_text', text: 'x' }, action_ts: '1.2' }],
+  };
+  return new URLSearchParams({ payload: JSON.stringify(payload) }).toString();
+}
