@@ -6,6 +6,12 @@ import { readSettings } from '../src/config.ts';
 const root = path.resolve(import.meta.dirname, '..');
 
 describe('settings', () => {
+  it('chooses the Slack mode from the tokens given', () => {
+    expect(readSettings({}).slack).toBeNull();
+    expect(readSettings({ SLACK_BOT_TOKEN: 'xoxb-1', SLACK_SIGNING_SECRET: 's' }).slack).toMatchObject({ mode: 'http' });
+    expect(readSettings({ SLACK_BOT_TOKEN: 'xoxb-1', SLACK_APP_TOKEN: 'xapp-1', FLOW_SLACK_ADMINS: 'U1, U2' }).slack).toMatchObject({ mode: 'socket', admins: ['U1', 'U2'] });
+  });
+
   it('has defaults for everything on a fresh machine', () => {
     const settings = readSettings({});
 
@@ -17,6 +23,12 @@ describe('settings', () => {
     [{ DATABASE_URL: 'mysql://x' }, 'DATABASE_URL must be a postgres:// URL'],
     [{ FLOW_ADMIN_TOKEN: 'short' }, 'FLOW_ADMIN_TOKEN must be at least 16 characters'],
     [{ FLOW_BOOT_TIMEOUT: '-1' }, 'FLOW_BOOT_TIMEOUT must be a whole number of seconds'],
+    [{ SLACK_SIGNING_SECRET: 's' }, 'SLACK_BOT_TOKEN is missing: set it to the app\'s Bot User OAuth Token (xoxb-...)'],
+    [{ SLACK_BOT_TOKEN: 'xoxp-user' }, 'SLACK_BOT_TOKEN must be a bot token (xoxb-...)'],
+    [{ SLACK_BOT_TOKEN: 'xoxb-1' }, 'SLACK_SIGNING_SECRET is missing: set it to the Signing Secret from "Basic Information" (HTTP mode), or set SLACK_APP_TOKEN for Socket Mode'],
+    [{ SLACK_BOT_TOKEN: 'xoxb-1', SLACK_APP_TOKEN: 'xoxb-2' }, 'SLACK_APP_TOKEN must be an app-level token (xapp-...)'],
+    [{ SLACK_BOT_TOKEN: 'xoxb-1', SLACK_SIGNING_SECRET: 's', SLACK_API_URL: 'slack.com/api' }, 'SLACK_API_URL must be an http(s) URL ending in "/"'],
+    [{ SLACK_BOT_TOKEN: 'xoxb-1', SLACK_SIGNING_SECRET: 's', FLOW_SLACK_ADMINS: 'U1,alice' }, 'FLOW_SLACK_ADMINS must be Slack user ids (U0123ABCD), comma-separated; "alice" is not one'],
   ])('refuses %j, naming the setting and what to set', (env, message) => {
     expect(() => readSettings(env)).toThrow(message);
   });

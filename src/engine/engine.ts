@@ -190,22 +190,25 @@ export class Engine {
     await this.db.getRepository(RunnerEntity).delete({ id: this.runnerId });
   }
 
+  /**
+   * Finds flowops processes that died (same host and pid gone, or no heartbeat
+   * for a minute): their open operations end as interrupted, and the outbox
+   * leases they held are freed for the living.
+   */
   private async interruptOrphans(): Promise<void> {
+    const runners = await this.db.getRepository(RunnerEntity).find();
+    const dead = (runner: (typeof runners)[number]) =>
+      runner.id !== this.runnerId &&
+      (Date.now() - runner.heartbeatAt.getTime() > RUNNER_TIMEOUT_MS || (runner.hostname === os.hostname() && !processAlive(runner.pid)));
+    const alive = runners.filter((r) => !dead(r)).map((r) => r.id);
     const open = await this.db.getRepository(OperationEntity).find({ where: { status: In(['pending', 'running']) } });
-    const foreign = open.filter((op) => op.runnerId !== this.runnerId);
-    if (!foreign.length) return;
-    const runners = await this.db.getRepository(RunnerEntity).findBy({ id: In([...new Set(foreign.map((op) => op.runnerId))]) });
-    const dead = (runnerId: string) => {
-      const runner = runners.find((r) => r.id === runnerId);
-      if (!runner) return true;
-      if (Date.now() - runner.heartbeatAt.getTime() > RUNNER_TIMEOUT_MS) return true;
-      return runner.hostname === os.hostname() && !processAlive(runner.pid);
-    };
-    for (const op of foreign.filter((o) => dead(o.runnerId))) {
+    for (const op of open.filter((o) => !alive.includes(o.runnerId))) {
       await this.interrupt(op);
       log.warn({ operation: op.id, kind: op.kind }, 'operation interrupted by a restart');
     }
-    await this.db.getRepository(RunnerEntity).delete({ id: In(runners.filter((r) => dead(r.id)).map((r) => r.id)) });
+    await this.db.query('UPDATE outbox_cursors SET leased_by = NULL, leased_until = NULL WHERE leased_by IS NOT NULL AND NOT (leased_by = ANY($1))', [alive]);
+    const gone = runners.filter((r) => !alive.includes(r.id)).map((r) => r.id);
+    if (gone.length) await this.db.getRepository(RunnerEntity).delete({ id: In(gone) });
   }
 
   private async interrupt(op: Operation): Promise<void> {

@@ -59,8 +59,8 @@ export async function startServer(settings: Settings): Promise<RunningServer> {
     slack: front,
     async close() {
       await closeHttp(server);
-      await front?.stop();
       await engine.stop();
+      await front?.stop();
       await platform.close();
       await database.close();
     },

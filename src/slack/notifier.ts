@@ -18,6 +18,7 @@ export class SlackNotifier {
   private running: Promise<void> | null = null;
   private again = false;
   private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
 
   constructor(
     private readonly engine: Engine,
@@ -31,14 +32,18 @@ export class SlackNotifier {
     this.kick();
   }
 
+  /** Delivers what is pending, then stops and hands the outbox to another process. */
   async stop(): Promise<void> {
     clearInterval(this.timer);
+    this.kick();
     await this.running;
+    this.stopped = true;
     await this.engine.outbox.release(CONSUMER);
   }
 
   /** Delivers what is pending; calls while a delivery runs make it go round once more. */
   kick(): void {
+    if (this.stopped) return;
     if (this.running) {
       this.again = true;
       return;

@@ -10,22 +10,26 @@ export interface TestServer {
   server: RunningServer;
   databaseUrl: string | undefined;
   dir: string;
+  dropDatabase(): Promise<void>;
   /** Runs `flowops <argv>` against the server over HTTP, as the given token (default: admin). */
   cli(argv: string[], token?: string): Promise<{ code: number; out: string; err: string }>;
   /** Runs `flowops <argv> --json` and parses what it printed. */
   json<T = unknown>(argv: string[], token?: string): Promise<T>;
-  close(): Promise<void>;
+  /** Stops the server; apps and data go too, unless `restart` keeps them for the next server on the same dir and database. */
+  close(options?: { restart?: boolean }): Promise<void>;
 }
 
 /**
  * A real flowops server on a free port, with its own data dir and database
  * (or, with `sharedDatabaseUrl`, another server's Postgres database).
  */
-export async function startTestServer(options: { sharedDatabaseUrl?: string; env?: Record<string, string> } = {}): Promise<TestServer> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'flowops-test-'));
+export async function startTestServer(options: { sharedDatabaseUrl?: string; env?: Record<string, string>; restartOf?: TestServer } = {}): Promise<TestServer> {
+  const previous = options.restartOf;
+  const dir = previous?.dir ?? (await mkdtemp(path.join(os.tmpdir(), 'flowops-test-')));
   // As in a checkout of flowops, the data dir sits inside an ESM package; apps must not notice.
   await writeFile(path.join(dir, 'package.json'), '{ "type": "module" }\n');
-  const database = options.sharedDatabaseUrl ? { url: options.sharedDatabaseUrl, drop: async () => undefined } : await freshDatabase();
+  const sharedUrl = options.sharedDatabaseUrl ?? (previous ? (previous.databaseUrl ?? null) : undefined);
+  const database = sharedUrl !== undefined ? { url: sharedUrl ?? undefined, drop: async () => (previous ? previous.dropDatabase() : undefined) } : await freshDatabase();
   const server = await startServer(
     readSettings({ PORT: '0', FLOW_DATA_DIR: path.join(dir, 'data'), FLOW_BOOT_TIMEOUT: '20', ...(database.url ? { DATABASE_URL: database.url } : {}), ...options.env }),
   );
@@ -49,7 +53,12 @@ export async function startTestServer(options: { sharedDatabaseUrl?: string; env
       if (result.code !== 0 && !result.out) throw new Error(`flowops ${argv.join(' ')} failed: ${result.err}`);
       return JSON.parse(result.out) as T;
     },
-    async close() {
+    dropDatabase: () => database.drop(),
+    async close(closeOptions = {}) {
+      if (closeOptions.restart) {
+        await server.close();
+        return;
+      }
       // Apps outlive flowops by design; a test stops the ones it started.
       const apps: { name: string }[] = await server.engine.db.query('SELECT name FROM apps');
       await server.engine.idle();
