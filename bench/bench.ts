@@ -2,6 +2,7 @@
  * `npm run bench`: the figures the engine issue asks for, each beside its baseline.
  * Runs a real server (Postgres with DATABASE_URL, else PGlite) in a temp dir.
  */
+import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -14,6 +15,10 @@ import { LocalPlatform } from '../src/platform/local/local-platform.ts';
 import { startServer } from '../src/server/start-server.ts';
 import { freshDatabase } from '../test/helpers/database.ts';
 import { GitRepo } from '../test/helpers/git-repo.ts';
+import { FakeSlack } from '../test/helpers/fake-slack.ts';
+import { App, ExpressReceiver } from '@slack/bolt';
+import express from 'express';
+import { listen } from '../src/server/http-server.ts';
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const percentile = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil((p / 100) * xs.length) - 1)]!;
@@ -28,7 +33,19 @@ async function time(work: () => Promise<unknown>): Promise<number> {
 const dir = await mkdtemp(path.join(os.tmpdir(), 'flowops-bench-'));
 // With DATABASE_URL: a new database on that server, dropped at the end.
 const database = await freshDatabase();
-const server = await startServer(readSettings({ PORT: '0', FLOW_DATA_DIR: path.join(dir, 'data'), ...(database.url ? { DATABASE_URL: database.url } : {}) }));
+const slack = await FakeSlack.start();
+const SECRET = 'bench-signing-secret';
+const server = await startServer(
+  readSettings({
+    PORT: '0',
+    FLOW_DATA_DIR: path.join(dir, 'data'),
+    SLACK_BOT_TOKEN: 'xoxb-bench',
+    SLACK_SIGNING_SECRET: SECRET,
+    SLACK_API_URL: slack.apiUrl,
+    FLOW_SLACK_ADMINS: 'UADMIN',
+    ...(database.url ? { DATABASE_URL: database.url } : {}),
+  }),
+);
 const { engine } = server;
 const admin: Actor = { id: 1, name: 'admin', admin: true, via: 'system' };
 console.log(`flowops bench — database: ${server.database.kind}, node ${process.version}, ${os.cpus().length} cpus\n`);
@@ -118,11 +135,39 @@ try {
   const p50 = median(calls);
   const p95 = percentile(calls, 95);
   console.log(`  ${count.toLocaleString('en')} pipelines: p50 ${ms(p50)}, p95 ${ms(p95)}   (goal: under 50 ms) ${p95 < 50 ? 'ok' : 'MISSED'}`);
+
+  // ------------------------------------------------------------ Slack ack latency
+  console.log('\nAck latency of `/flow pipelines:info slug-1mb`, 200 concurrent signed requests, 3 rounds after a warm-up');
+  /** Runs the load from a child process (as Slack is another machine): a warm-up burst, then 3 bursts of 200. */
+  const load = (url: string, concurrency: number, rounds: number) =>
+    new Promise<number[]>((resolve, reject) => {
+      const args = ['--import', 'tsx', path.join(import.meta.dirname, 'ack-load.ts'), url, SECRET, 'pipelines:info slug-1mb', String(concurrency), String(rounds), slack.responseUrl('bench')];
+      execFile(process.execPath, args, { maxBuffer: 1 << 24 }, (error, stdout, stderr) => (error ? reject(new Error(stderr || String(error))) : resolve(JSON.parse(stdout) as number[])));
+    });
+  const measure = async (url: string) => {
+    await load(url, 50, 1);
+    await server.slack!.idle();
+    const samples = await load(url, 200, 3);
+    await server.slack!.idle();
+    return { p50: median(samples), p99: percentile(samples, 99) };
+  };
+  const ours = await measure(server.url);
+  const bareHttp = express();
+  const bare = new App({ token: 'xoxb-bench', botId: 'B1', botUserId: 'UBOT', receiver: new ExpressReceiver({ signingSecret: SECRET, endpoints: '/slack/events', app: bareHttp }) });
+  bare.command('/flow', async ({ ack }) => ack());
+  const bareServer = await listen(bareHttp, 0);
+  const baseline = await measure(`http://localhost:${bareServer.port}`);
+  bareServer.server.close();
+  const within = ours.p99 / baseline.p99;
+  console.log(`  bare Bolt app, no-op handler   p50 ${ms(baseline.p50)}, p99 ${ms(baseline.p99)}`);
+  console.log(`  flowops                        p50 ${ms(ours.p50)}, p99 ${ms(ours.p99)}`);
+  console.log(`  goal p99 within 1.5x bare Bolt: ${within.toFixed(2)}x ${within <= 1.5 ? 'ok' : 'MISSED'}; goal p99 under 50 ms: ${ours.p99 < 50 ? 'ok' : `MISSED (bare Bolt's own p99 is ${ms(baseline.p99)} here)`}`);
 } finally {
   for (const { name } of (await server.database.dataSource.query('SELECT name FROM apps WHERE name NOT LIKE $1', ['bulk-%'])) as { name: string }[]) {
     await engine.platform.destroy(name);
   }
   await server.close();
+  await slack.close();
   await database.drop();
   await rm(dir, { recursive: true, force: true });
 }

@@ -60,10 +60,13 @@ describe('the Slack app over HTTP, signed as Slack signs', () => {
     expect(await operations()).toBe(0);
   });
 
-  it('acks `/flow deploy` at once and keeps one message up to date until the release is live', async () => {
+  it('acks `/flow deploy` at once, even while Slack does not answer, and keeps one message up to date until the release is live', async () => {
+    slack.hold();
+
     const { res } = await flow('deploy shop to staging');
 
     expect(res.status).toBe(200);
+    slack.release();
     const done = await slack.waitFor(() => slack.callsOf('chat.update').find((c) => String(c.args.text).endsWith('— done')), 'the final update');
     expect(await operations()).toBe(1);
     const posts = slack.callsOf('chat.postMessage').filter((c) => c.args.channel === 'CDEPLOY' && !c.args.thread_ts);

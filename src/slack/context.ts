@@ -1,3 +1,4 @@
+import type PQueue from 'p-queue';
 import type { SlackSettings } from '../config.ts';
 import type { Actor } from '../engine/access.ts';
 import type { Engine } from '../engine/engine.ts';
@@ -10,6 +11,11 @@ export interface SlackDeps {
   api: SlackApi;
   notifier: SlackNotifier;
   settings: SlackSettings;
+  /**
+   * The work listeners do after their ack. Bounded, so a burst of commands
+   * cannot crowd acks off the event loop (the embedded database runs on it too).
+   */
+  work: PQueue;
 }
 
 /** The flowops user behind a Slack user (team + user id), created on first contact with no grants. */

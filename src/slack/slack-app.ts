@@ -1,5 +1,6 @@
 import { App, ExpressReceiver, LogLevel, SocketModeReceiver, type Logger } from '@slack/bolt';
 import type express from 'express';
+import PQueue from 'p-queue';
 import type { SlackSettings } from '../config.ts';
 import type { Engine } from '../engine/engine.ts';
 import { log } from '../log.ts';
@@ -25,6 +26,8 @@ export interface SlackFront {
   notifier: SlackNotifier;
   api: SlackApi;
   start(): Promise<void>;
+  /** Resolves once listeners' work and deliveries are done (tests, benchmarks). */
+  idle(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -41,9 +44,12 @@ export function createSlackFront(engine: Engine, settings: SlackSettings, http: 
     settings.mode === 'socket'
       ? new SocketModeReceiver({ appToken: settings.appToken!, logger: boltLogger, installerOptions: { clientOptions } })
       : new ExpressReceiver({ signingSecret: settings.signingSecret!, endpoints: '/slack/events', app: http, logger: boltLogger });
-  const app = new App({ token: settings.botToken, receiver, logger: boltLogger, clientOptions, tokenVerificationEnabled: false });
+  // Bolt would call auth.test before the first listener runs, so a slow Slack would hold up an ack.
+  // Authorization answers from what is known instead; the bot's ids arrive when auth.test does.
+  let identity: { botId?: string; botUserId?: string } = {};
+  const app = new App({ authorize: async () => ({ botToken: settings.botToken, ...identity }), receiver, logger: boltLogger, clientOptions });
   const notifier = new SlackNotifier(engine, api);
-  const deps: SlackDeps = { engine, api, notifier, settings };
+  const deps: SlackDeps = { engine, api, notifier, settings, work: new PQueue({ concurrency: 4 }) };
   registerFlow(app, deps);
   registerButtons(app, deps);
   registerAppHome(app, deps);
@@ -59,11 +65,19 @@ export function createSlackFront(engine: Engine, settings: SlackSettings, http: 
       // The token is checked in the background: a slow or unreachable Slack never holds up start-up.
       void api
         .call((web) => web.auth.test())
+        .then((who) => {
+          identity = { botId: who.bot_id, botUserId: who.user_id };
+        })
         .catch((err: unknown) => log.error({ err: String(err) }, 'Slack refused SLACK_BOT_TOKEN or cannot be reached; check the token in "OAuth & Permissions"'));
       if (settings.mode === 'socket') await app.start();
       notifier.start();
     },
+    async idle() {
+      await deps.work.onIdle();
+      await notifier.idle();
+    },
     async stop() {
+      await deps.work.onIdle();
       await notifier.stop();
       if (settings.mode === 'socket') await app.stop();
     },

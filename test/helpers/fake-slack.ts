@@ -25,6 +25,8 @@ export class FakeSlack {
   readonly sockets: WebSocket[] = [];
   private readonly failures: { method: string; status: number; retryAfter?: number }[] = [];
   private ts = 1_700_000_000;
+  private held: Promise<void> | null = null;
+  private releaseHeld: () => void = () => undefined;
   private server!: http.Server;
   private wss: WebSocketServer | null = null;
   url = '';
@@ -50,6 +52,16 @@ export class FakeSlack {
 
   responseUrl(id: string): string {
     return `${this.url}/respond/${id}`;
+  }
+
+  /** Holds every Web API call unanswered until `release()`: a Slack that does not answer. */
+  hold(): void {
+    this.held = new Promise((resolve) => (this.releaseHeld = resolve));
+  }
+
+  release(): void {
+    this.held = null;
+    this.releaseHeld();
   }
 
   /** The next call of `method` fails with this status (429 with Retry-After: a rate limit). */
@@ -88,6 +100,7 @@ export class FakeSlack {
       return;
     }
     const method = url.pathname.replace(/^\/api\//, '');
+    if (this.held) await this.held;
     const args: Record<string, unknown> = {};
     if ((req.headers['content-type'] ?? '').includes('json')) Object.assign(args, JSON.parse(raw || '{}'));
     else for (const [k, v] of new URLSearchParams(raw)) args[k] = JSON_FIELDS.has(k) ? JSON.parse(v) : v;

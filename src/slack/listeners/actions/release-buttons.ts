@@ -1,4 +1,4 @@
-import type { App, BlockAction, ButtonAction } from '@slack/bolt';
+import type { App, BlockAction, ButtonAction, RespondFn } from '@slack/bolt';
 import { z } from 'zod';
 import { errorMessage, textMessage } from '../../../blocks/result-message.ts';
 import { buttonValue } from '../../../blocks/limits.ts';
@@ -45,6 +45,9 @@ export function register(app: App, deps: SlackDeps): void {
   const handle = (actionId: string, work: (actor: Actor, action: ButtonAction, channel: string | undefined, respond: Respond) => Promise<void>) => {
     app.action<BlockAction<ButtonAction>>(actionId, async ({ ack, body, action, respond }) => {
       await ack();
+      void deps.work.add(() => click(body, action, respond));
+    });
+    const click = async (body: BlockAction<ButtonAction>, action: ButtonAction, respond: RespondFn) => {
       const reply: Respond = async (message) => {
         if (body.response_url) await respond({ response_type: 'ephemeral', replace_original: false, ...message });
         else await deps.api.call((web) => web.chat.postMessage({ channel: body.user.id, text: message.text, blocks: message.blocks }));
@@ -57,7 +60,7 @@ export function register(app: App, deps: SlackDeps): void {
         const message = err instanceof FlowError ? asSlashCommands(err.message) : 'flowops hit an unexpected error; the server log has the details';
         await reply(errorMessage(message)).catch((e: unknown) => log.warn({ err: e }, 'could not answer a button'));
       }
-    });
+    };
   };
 
   /** Where an operation started by a click is shown: the clicked message's channel, or the feeds (App Home). */

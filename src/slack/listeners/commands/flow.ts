@@ -1,4 +1,4 @@
-import type { App } from '@slack/bolt';
+import type { App, RespondFn, SlashCommand } from '@slack/bolt';
 import { errorMessage, textMessage } from '../../../blocks/result-message.ts';
 import { pipelineMessage } from '../../../blocks/pipeline-board.ts';
 import { execute } from '../../../commands/execute.ts';
@@ -24,6 +24,10 @@ export function asSlashCommands(message: string): string {
 export function register(app: App, deps: SlackDeps): void {
   app.command('/flow', async ({ command, ack, respond }) => {
     await ack();
+    void deps.work.add(() => run(command, respond));
+  });
+
+  async function run(command: SlashCommand, respond: RespondFn): Promise<void> {
     try {
       const actor = await slackActor(deps, command.team_id, command.user_id, command.user_name);
       const words = await slackWords(deps, command.team_id, tokenize(command.text));
@@ -43,5 +47,5 @@ export function register(app: App, deps: SlackDeps): void {
       const message = err instanceof FlowError ? asSlashCommands(err.message) : 'flowops hit an unexpected error; the server log has the details';
       await respond({ response_type: 'ephemeral', ...errorMessage(message) }).catch((e: unknown) => log.warn({ err: e }, 'could not answer a slash command'));
     }
-  });
+  }
 }

@@ -8,12 +8,14 @@ import { slackActor, type SlackDeps } from '../../context.ts';
 export function register(app: App, deps: SlackDeps): void {
   app.event('app_home_opened', async ({ event, body }) => {
     if (event.tab !== 'home') return;
-    try {
-      const actor = await slackActor(deps, body.team_id, event.user);
-      const view = homeView(await board(deps.engine, actor));
-      await deps.api.call((web) => web.views.publish({ user_id: event.user, view }));
-    } catch (err) {
-      log.warn({ err, user: event.user }, 'app home not published');
-    }
+    void deps.work.add(async () => {
+      try {
+        const actor = await slackActor(deps, body.team_id, event.user);
+        const view = homeView(await board(deps.engine, actor));
+        await deps.api.call((web) => web.views.publish({ user_id: event.user, view }));
+      } catch (err) {
+        log.warn({ err, user: event.user }, 'app home not published');
+      }
+    });
   });
 }
