@@ -12,6 +12,7 @@ describe('the Slack app over HTTP, signed as Slack signs', () => {
   let slack: FakeSlack;
   let t: TestServer;
   let n = 0;
+  let repo: GitRepo;
   const form = 'application/x-www-form-urlencoded';
 
   /** Types `/flow <text>` in a channel as a user; returns Slack's HTTP answer and the response_url id. */
@@ -25,13 +26,13 @@ describe('the Slack app over HTTP, signed as Slack signs', () => {
     const res = await postToSlackEndpoint(t.server.url, buttonClick({ actionId, value, user, userName, channel, responseUrl: slack.responseUrl(id) }), { secret: SECRET, contentType: form });
     return { res, id };
   }
-  const answer = (id: string) => slack.waitFor(() => slack.responses.find((r) => r.id === id) as { text: string; blocks: Blocks } | undefined, `the answer ${id}`);
+  const answer = (id: string) => slack.waitFor(() => slack.responses.find((r) => r.id === id) as { text: string; blocks: Blocks; response_type?: string } | undefined, `the answer ${id}`);
   const operations = async () => Number((await t.server.engine.db.query('SELECT count(*)::int AS n FROM operations'))[0].n);
 
   beforeAll(async () => {
     slack = await FakeSlack.start();
     t = await startTestServer({ env: { SLACK_BOT_TOKEN: 'xoxb-test', SLACK_SIGNING_SECRET: SECRET, SLACK_API_URL: slack.apiUrl, FLOW_SLACK_ADMINS: 'UADMIN' } });
-    const repo = await GitRepo.create(path.join(t.dir, 'repo'), webApp('slack v1', 'console.log("migrated 3 tables")'));
+    repo = await GitRepo.create(path.join(t.dir, 'repo'), webApp('slack v1', 'console.log("migrated 3 tables")'));
     await t.cli(['pipelines:create', 'shop', '--repo', repo.dir]);
     await t.cli(['apps:create', 'shop-staging', '--pipeline', 'shop', '--stage', 'staging']);
     await t.cli(['apps:create', 'shop', '--pipeline', 'shop', '--stage', 'production']);
@@ -169,5 +170,42 @@ describe('the Slack app over HTTP, signed as Slack signs', () => {
     expect(view(dee).blocks.filter((b) => b.accessory).map((b) => b.accessory!.action_id)).toEqual(['promote', 'rollback']);
     expect(view(vic).blocks.filter((b) => b.accessory)).toEqual([]);
     expect(slack.unexpected).toEqual([]);
+  });
+
+  it('renders `/flow pipelines:info` as stages with app cards and "ahead by N commits"', async () => {
+    const { id } = await flow('pipelines:info shop', 'UDEE', 'dee');
+
+    const reply = await answer(id);
+    const text = JSON.stringify(reply.blocks);
+    expect(reply.response_type).toBe('ephemeral');
+    expect(text).toContain('*STAGING*');
+    expect(text).toContain('*PRODUCTION*');
+    expect(text).toMatch(/shop-staging>\*  v\d+ · `[0-9a-f]{7}` · \d+ seconds? ago · succeeded\\n:arrow_up: ahead of shop by 0 commits/);
+  });
+
+  it('offers Retry and Output on a failed release phase, and Output shows why', async () => {
+    await repo.commit(webApp('slack v2', 'console.error("boom: migration 7 failed"); process.exit(2)'), 'Break the migration');
+    const { res } = await flow('deploy shop to staging');
+    expect(res.status).toBe(200);
+    const failed = await slack.waitFor(() => slack.callsOf('chat.update').find((c) => c.args.channel === 'CDEPLOY' && String(c.args.text).endsWith('— failed')), 'the failed release message');
+    const buttons = (failed.args.blocks as Blocks).find((b) => b.type === 'actions')!.elements!;
+    expect(buttons.map((b) => b.action_id)).toEqual(['retry', 'output']);
+
+    const { id } = await click('output', buttons[1]!.value!, 'UVIC', 'vic');
+
+    expect((await answer(id)).text).toContain('boom: migration 7 failed');
+  });
+
+  it('feeds only the events a channel subscribed to', async () => {
+    await flow('subscribe shop rollback', 'UADMIN', 'ada', 'CROLLBACKS');
+    const before = slack.callsOf('chat.postMessage').filter((c) => c.args.channel === 'CROLLBACKS').length;
+
+    await t.cli(['config:set', 'shop', 'FEATURE=on']);
+    await t.cli(['rollback', 'shop']);
+
+    await slack.waitFor(() => slack.callsOf('chat.postMessage').filter((c) => c.args.channel === 'CROLLBACKS').length > before, 'the rollback in the feed');
+    await t.server.slack!.idle();
+    const fed = slack.callsOf('chat.postMessage').filter((c) => c.args.channel === 'CROLLBACKS' && !c.args.thread_ts).map((c) => String(c.args.text));
+    expect(fed.slice(before)).toEqual([expect.stringMatching(/^shop: Rollback shop to v\d+/)]);
   });
 });
