@@ -52,7 +52,7 @@ console.log(`flowops bench — database: ${server.database.kind}, node ${process
 
 try {
   // ------------------------------------------------------------ promotion: 1 MB vs 100 MB
-  console.log('Promotion of the staging slug to 3 production apps (release phase and boot excluded: the slug has no processes), median of 7 after a warm-up');
+  console.log('Promotion of the staging slug to 3 production apps (release phase and boot excluded: the slug has no processes), median of 11 after a warm-up');
   const sizes = [
     ['1 MB', 1 << 20],
     ['100 MB', 100 << 20],
@@ -73,7 +73,7 @@ try {
   }
   // Alternate the two sizes so neither gains from running later.
   const runs: Record<string, number[]> = { '1 MB': [], '100 MB': [] };
-  for (let i = 0; i < 7; i++) {
+  for (let i = 0; i < 11; i++) {
     for (const [label, bytes] of sizes) {
       runs[label]!.push(
         await time(async () => {
