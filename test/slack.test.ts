@@ -180,7 +180,7 @@ describe('the Slack app over HTTP, signed as Slack signs', () => {
     expect(reply.response_type).toBe('ephemeral');
     expect(text).toContain('*STAGING*');
     expect(text).toContain('*PRODUCTION*');
-    expect(text).toMatch(/shop-staging>\*  v\d+ · `[0-9a-f]{7}` · \d+ seconds? ago · succeeded\\n:arrow_up: ahead of shop by 0 commits/);
+    expect(text).toMatch(/shop-staging>\* {2}v\d+ · `[0-9a-f]{7}` · \d+ seconds? ago · succeeded\\n:arrow_up: ahead of shop by 0 commits/);
   });
 
   it('offers Retry and Output on a failed release phase, and Output shows why', async () => {
