@@ -27,6 +27,12 @@ describe('the Slack app over HTTP, signed as Slack signs', () => {
     return { res, id };
   }
   const answer = (id: string) => slack.waitFor(() => slack.responses.find((r) => r.id === id) as { text: string; blocks: Blocks; response_type?: string } | undefined, `the answer ${id}`);
+  /** The message as it stands once it reads `ending`: the last update, or the first post if the operation finished before it. */
+  const messageEnding = (channel: string, ending: string, also = '') =>
+    slack.waitFor(
+      () => slack.calls.find((c) => (c.method === 'chat.update' || (c.method === 'chat.postMessage' && !c.args.thread_ts)) && c.args.channel === channel && String(c.args.text).includes(also) && String(c.args.text).endsWith(ending)),
+      `a message in ${channel} ending "${ending}"`,
+    );
   const operations = async () => Number((await t.server.engine.db.query('SELECT count(*)::int AS n FROM operations'))[0].n);
 
   beforeAll(async () => {
@@ -68,7 +74,7 @@ describe('the Slack app over HTTP, signed as Slack signs', () => {
 
     expect(res.status).toBe(200);
     slack.release();
-    const done = await slack.waitFor(() => slack.callsOf('chat.update').find((c) => String(c.args.text).endsWith('— done')), 'the final update');
+    const done = await messageEnding('CDEPLOY', '— done');
     expect(await operations()).toBe(1);
     const posts = slack.callsOf('chat.postMessage').filter((c) => c.args.channel === 'CDEPLOY' && !c.args.thread_ts);
     expect(posts).toHaveLength(1);
@@ -110,7 +116,7 @@ describe('the Slack app over HTTP, signed as Slack signs', () => {
 
     await click('promote', JSON.stringify({ p: 'shop', a: 'shop-staging', v: staging.version }), 'UDEE', 'dee');
 
-    const update = await slack.waitFor(() => slack.callsOf('chat.update').find((c) => String(c.args.text).includes('Promote shop-staging') && String(c.args.text).endsWith('— done')), 'the promotion message');
+    const update = await messageEnding('CDEPLOY', '— done', 'Promote shop-staging');
     const prod = await t.json<ReleaseView[]>(['releases', 'shop']);
     expect(prod[0]).toMatchObject({ slug: staging.slug, status: 'succeeded', description: `Promote shop-staging v${staging.version} ${staging.commit!.slice(0, 7)}` });
     expect((update.args.blocks as Blocks).find((b) => b.type === 'actions')!.elements!.map((e) => e.action_id)).toEqual(['rollback']);
@@ -139,7 +145,7 @@ describe('the Slack app over HTTP, signed as Slack signs', () => {
     const feed = await slack.waitFor(() => slack.callsOf('chat.postMessage').find((c) => c.args.channel === 'CFEED' && !c.args.thread_ts), 'the feed message');
     expect(String(feed.args.text)).toMatch(/^shop: Deploy [0-9a-f]{7} to shop-staging \(staging\)/);
     expect(slack.calls.some((c) => c.method === 'chat.postMessage (failed 429)')).toBe(true);
-    await slack.waitFor(() => slack.callsOf('chat.update').find((c) => c.args.channel === 'CFEED' && String(c.args.text).endsWith('— done')), 'the feed update');
+    await messageEnding('CFEED', '— done');
     expect(JSON.stringify(feed.args.blocks)).toContain('started by admin via cli');
   });
 
@@ -187,7 +193,7 @@ describe('the Slack app over HTTP, signed as Slack signs', () => {
     await repo.commit(webApp('slack v2', 'console.error("boom: migration 7 failed"); process.exit(2)'), 'Break the migration');
     const { res } = await flow('deploy shop to staging');
     expect(res.status).toBe(200);
-    const failed = await slack.waitFor(() => slack.callsOf('chat.update').find((c) => c.args.channel === 'CDEPLOY' && String(c.args.text).endsWith('— failed')), 'the failed release message');
+    const failed = await messageEnding('CDEPLOY', '— failed');
     const buttons = (failed.args.blocks as Blocks).find((b) => b.type === 'actions')!.elements!;
     expect(buttons.map((b) => b.action_id)).toEqual(['retry', 'output']);
 

@@ -7,6 +7,8 @@ import { WebSocketServer, type WebSocket } from 'ws';
 export interface SlackCall {
   method: string;
   args: Record<string, unknown>;
+  /** What the fake answered. */
+  result?: Record<string, unknown>;
 }
 
 const JSON_FIELDS = new Set(['blocks', 'view', 'attachments']);
@@ -111,7 +113,8 @@ export class FakeSlack {
       res.writeHead(status, { 'content-type': 'application/json', ...(retryAfter ? { 'retry-after': String(retryAfter) } : {}) }).end(JSON.stringify({ ok: false, error: status === 429 ? 'ratelimited' : 'internal_error' }));
       return;
     }
-    this.calls.push({ method, args });
+    const call: SlackCall = { method, args };
+    this.calls.push(call);
     if (!KNOWN.has(method)) {
       this.unexpected.push(method);
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: false, error: 'unknown_method' }));
@@ -122,6 +125,7 @@ export class FakeSlack {
     if (method === 'chat.postMessage') Object.assign(answer, { channel: args.channel, ts: `${this.ts++}.000100` });
     if (method === 'chat.update') Object.assign(answer, { channel: args.channel, ts: args.ts });
     if (method === 'apps.connections.open') Object.assign(answer, { url: `${this.url.replace('http', 'ws')}/socket` });
+    call.result = answer;
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer));
   }
 }
