@@ -3,7 +3,8 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { MAX_BLOCKS_HOME, MAX_BUTTON_VALUE, MAX_CONFIRM_TEXT, MAX_TEXT } from '../src/blocks/limits.ts';
-import { commitsSummary, operationMessage } from '../src/blocks/operation-message.ts';
+import { commitsSummary } from '../src/blocks/buttons.ts';
+import { operationMessage } from '../src/blocks/operation-message.ts';
 import { homeView, pipelineMessage, type BoardPipeline } from '../src/blocks/pipeline-board.ts';
 import { asSlashCommands } from '../src/slack/listeners/commands/flow.ts';
 

@@ -174,6 +174,7 @@ describe('the Slack app over HTTP, signed as Slack signs', () => {
     expect(view(dee).type).toBe('home');
     expect(JSON.stringify(view(dee).blocks)).toContain('*STAGING*');
     expect(view(dee).blocks.filter((b) => b.accessory).map((b) => b.accessory!.action_id)).toEqual(['promote', 'rollback']);
+    expect(JSON.stringify(view(dee).blocks)).toContain('"confirm":{"title":{"type":"plain_text","text":"Promote shop-staging v');
     expect(view(vic).blocks.filter((b) => b.accessory)).toEqual([]);
     expect(slack.unexpected).toEqual([]);
   });

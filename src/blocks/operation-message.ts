@@ -1,7 +1,8 @@
 import type { KnownBlock } from '@slack/types';
 import type { Commit } from '../source/source.ts';
 import type { OperationView } from '../engine/engine.ts';
-import { MAX_CONFIRM_TEXT, buttonValue, truncate } from './limits.ts';
+import { promoteButton, rollbackButton } from './buttons.ts';
+import { buttonValue, truncate } from './limits.ts';
 
 export interface TargetLine {
   app: string;
@@ -42,21 +43,6 @@ function targetLine(t: TargetLine, kind: string): string {
   return `${icon} *${t.app}* (${t.stage}) ${t.version ? `v${t.version}` : ''} \`${short(t.commit)}\` ${state}`;
 }
 
-/** What a promotion would ship, for the confirm dialog (Block Kit allows 300 characters). */
-export function commitsSummary(ahead: number, commits: Commit[], downstream: string): string {
-  if (ahead === 0) return `Nothing new: ${downstream} already runs these commits.`;
-  const lines = commits.map((c) => `• ${c.sha.slice(0, 7)} ${c.message} (${c.author})`);
-  const head = `Ships ${ahead} commit${ahead === 1 ? '' : 's'} to ${downstream}:`;
-  let text = head;
-  for (const [i, line] of lines.entries()) {
-    const rest = ahead - i - 1;
-    const tail = rest > 0 ? `\n…and ${rest} more` : '';
-    if ((text + '\n' + line + tail).length > MAX_CONFIRM_TEXT) return truncate(`${text}\n…and ${ahead - i} more`, MAX_CONFIRM_TEXT);
-    text += `\n${line}`;
-  }
-  return text;
-}
-
 /** The one message that follows a deploy, promotion, rollback or config change until it ends. */
 export function operationMessage(input: OperationMessageInput): { text: string; blocks: KnownBlock[] } {
   const op = input.operation;
@@ -70,38 +56,8 @@ export function operationMessage(input: OperationMessageInput): { text: string; 
     blocks.push({ type: 'section', text: { type: 'mrkdwn', text: truncate(`:warning: ${op.error}`) } });
   }
   const buttons: KnownBlock = { type: 'actions', block_id: 'operation_actions', elements: [] };
-  if (input.promote) {
-    const p = input.promote;
-    buttons.elements.push({
-      type: 'button',
-      action_id: 'promote',
-      style: 'primary',
-      text: { type: 'plain_text', text: `Promote to ${p.downstream}` },
-      value: buttonValue({ p: input.pipeline, a: p.app, v: p.version }),
-      confirm: {
-        title: { type: 'plain_text', text: `Promote ${p.app} v${p.version}?` },
-        text: { type: 'mrkdwn', text: commitsSummary(p.ahead, p.commits, p.downstream) },
-        confirm: { type: 'plain_text', text: 'Promote' },
-        deny: { type: 'plain_text', text: 'Cancel' },
-      },
-    });
-  }
-  if (input.rollback) {
-    const r = input.rollback;
-    buttons.elements.push({
-      type: 'button',
-      action_id: 'rollback',
-      style: 'danger',
-      text: { type: 'plain_text', text: 'Rollback' },
-      value: buttonValue({ a: r.app, v: r.version }),
-      confirm: {
-        title: { type: 'plain_text', text: `Roll back ${r.app}?` },
-        text: { type: 'mrkdwn', text: `This releases the release before v${r.version} again, with its slug and config vars.` },
-        confirm: { type: 'plain_text', text: 'Roll back' },
-        deny: { type: 'plain_text', text: 'Cancel' },
-      },
-    });
-  }
+  if (input.promote) buttons.elements.push(promoteButton({ pipeline: input.pipeline, ...input.promote }));
+  if (input.rollback) buttons.elements.push(rollbackButton(input.rollback));
   if (input.failed) {
     const f = input.failed;
     if (f.commit && op.kind === 'deploy') {

@@ -1,11 +1,13 @@
 import type { KnownBlock } from '@slack/types';
 import { age } from '../commands/render-text.ts';
 import type { AppView } from '../engine/engine.ts';
-import { MAX_BLOCKS_HOME, MAX_BLOCKS_MESSAGE, buttonValue, truncate } from './limits.ts';
+import type { Commit } from '../source/source.ts';
+import { promoteButton, rollbackButton } from './buttons.ts';
+import { MAX_BLOCKS_HOME, MAX_BLOCKS_MESSAGE, truncate } from './limits.ts';
 
 export interface BoardApp extends AppView {
-  /** How many commits this app runs that its downstream app does not. */
-  ahead?: { downstream: string; count: number };
+  /** The commits this app runs that its downstream app does not (`count` of them; the newest in `commits`). */
+  ahead?: { downstream: string; count: number; commits: Commit[] };
 }
 
 export interface BoardPipeline {
@@ -23,10 +25,11 @@ function appCard(pipeline: BoardPipeline, app: BoardApp, now: number): KnownBloc
   const ahead = app.ahead ? `\n:arrow_up: ahead of ${app.ahead.downstream} by ${app.ahead.count} commit${app.ahead.count === 1 ? '' : 's'}` : '';
   const card: KnownBlock = { type: 'section', text: { type: 'mrkdwn', text: truncate(`*${app.url ? `<${app.url}|${app.name}>` : app.name}*  ${facts}${ahead}`) } };
   if (pipeline.canDeploy && r) {
-    if (DOWNSTREAM[app.stage]) {
-      card.accessory = { type: 'button', action_id: 'promote', text: { type: 'plain_text', text: `Promote to ${DOWNSTREAM[app.stage]}` }, value: buttonValue({ p: pipeline.name, a: app.name, v: r.version }) };
+    const downstream = app.ahead?.downstream ?? DOWNSTREAM[app.stage];
+    if (downstream) {
+      card.accessory = promoteButton({ pipeline: pipeline.name, app: app.name, version: r.version, downstream, ahead: app.ahead?.count ?? 0, commits: app.ahead?.commits ?? [] });
     } else if (app.stage === 'production') {
-      card.accessory = { type: 'button', action_id: 'rollback', style: 'danger', text: { type: 'plain_text', text: 'Rollback' }, value: buttonValue({ a: app.name, v: r.version }) };
+      card.accessory = rollbackButton({ app: app.name, version: r.version });
     }
   }
   return card;

@@ -8,7 +8,7 @@ export async function boardPipeline(engine: Engine, actor: Actor, name: string):
   const diffs = await engine.diff(actor, name).catch(() => []);
   const apps: BoardApp[] = info.apps.map((app) => {
     const diff = diffs.find((d) => d.upstream === app.name);
-    return diff ? { ...app, ahead: { downstream: diff.downstream, count: diff.ahead } } : app;
+    return diff ? { ...app, ahead: { downstream: diff.downstream, count: diff.ahead, commits: diff.commits } } : app;
   });
   return { name: info.name, apps, canDeploy: permits(await engine.permissionOn(actor, name), 'deploy') };
 }

@@ -1,0 +1,50 @@
+import type { Button } from '@slack/types';
+import type { Commit } from '../source/source.ts';
+import { MAX_CONFIRM_TEXT, buttonValue, truncate } from './limits.ts';
+
+/** What a promotion would ship, for the confirm dialog (Block Kit allows 300 characters). */
+export function commitsSummary(ahead: number, commits: Commit[], downstream: string): string {
+  if (ahead === 0) return `Nothing new: ${downstream} already runs these commits.`;
+  let text = `Ships ${ahead} commit${ahead === 1 ? '' : 's'} to ${downstream}:`;
+  for (const [i, commit] of commits.entries()) {
+    const line = `• ${commit.sha.slice(0, 7)} ${commit.message} (${commit.author})`;
+    const rest = ahead - i - 1;
+    if ((`${text}\n${line}` + (rest > 0 ? `\n…and ${rest} more` : '')).length > MAX_CONFIRM_TEXT) return truncate(`${text}\n…and ${ahead - i} more`, MAX_CONFIRM_TEXT);
+    text += `\n${line}`;
+  }
+  return text;
+}
+
+/** **Promote to <downstream>**, confirmed with the commits it ships. The value names the release it was shown for. */
+export function promoteButton(p: { pipeline: string; app: string; version: number; downstream: string; ahead: number; commits: Commit[] }): Button {
+  return {
+    type: 'button',
+    action_id: 'promote',
+    style: 'primary',
+    text: { type: 'plain_text', text: `Promote to ${p.downstream}` },
+    value: buttonValue({ p: p.pipeline, a: p.app, v: p.version }),
+    confirm: {
+      title: { type: 'plain_text', text: truncate(`Promote ${p.app} v${p.version}?`, 100) },
+      text: { type: 'mrkdwn', text: commitsSummary(p.ahead, p.commits, p.downstream) },
+      confirm: { type: 'plain_text', text: 'Promote' },
+      deny: { type: 'plain_text', text: 'Cancel' },
+    },
+  };
+}
+
+/** **Rollback**, confirmed. The value names the release it was shown for. */
+export function rollbackButton(r: { app: string; version: number }): Button {
+  return {
+    type: 'button',
+    action_id: 'rollback',
+    style: 'danger',
+    text: { type: 'plain_text', text: 'Rollback' },
+    value: buttonValue({ a: r.app, v: r.version }),
+    confirm: {
+      title: { type: 'plain_text', text: truncate(`Roll back ${r.app}?`, 100) },
+      text: { type: 'mrkdwn', text: `This releases the release before v${r.version} again, with its slug and config vars.` },
+      confirm: { type: 'plain_text', text: 'Roll back' },
+      deny: { type: 'plain_text', text: 'Cancel' },
+    },
+  };
+}
