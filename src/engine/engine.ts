@@ -31,7 +31,7 @@ import {
 import { processAlive } from '../exec.ts';
 import { log } from '../log.ts';
 import type { Platform, ReleaseSpec } from '../platform/platform.ts';
-import { LocalGitSource } from '../source/local-git.ts';
+import { LocalGitSource, isGitUrl } from '../source/local-git.ts';
 import type { Commit, Source } from '../source/source.ts';
 import { REQUIRED, isPermission, permits, type Actor } from './access.ts';
 import { AppLocks } from './app-lock.ts';
@@ -401,7 +401,7 @@ export class Engine {
     if (!NAME.test(input.name)) throw new InvalidInput(`"${input.name}" is not a valid pipeline name: 3 to 30 lowercase letters, digits or "-", starting with a letter`);
     const branch = input.branch ?? 'main';
     const source = await LocalGitSource.open(input.repo, path.join(this.options.dataDir, 'repos'));
-    const repo = /^[a-z][a-z0-9+.-]*:\/\//i.test(input.repo) || input.repo.includes('@') ? input.repo : path.resolve(input.repo);
+    const repo = isGitUrl(input.repo) ? input.repo : path.resolve(input.repo);
     await source.resolve(branch).catch(() => {
       throw new InvalidInput(`the repository has no branch "${branch}"; name its main branch with --branch`);
     });

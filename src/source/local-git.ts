@@ -9,7 +9,7 @@ import type { Commit, Source } from './source.ts';
 const SEP = '\x1f';
 
 /** True when `repo` is a URL git can clone rather than a path on this machine. */
-function isUrl(repo: string): boolean {
+export function isGitUrl(repo: string): boolean {
   return /^[a-z][a-z0-9+.-]*:\/\//i.test(repo) || /^[^/\s]+@[^/\s]+:/.test(repo);
 }
 
@@ -21,7 +21,7 @@ export class LocalGitSource implements Source {
   private constructor(private readonly gitDir: string, private readonly url: string | null) {}
 
   static async open(repo: string, cacheDir: string): Promise<LocalGitSource> {
-    if (!isUrl(repo)) {
+    if (!isGitUrl(repo)) {
       const dir = path.resolve(repo);
       const probe = await run('git', ['-C', dir, 'rev-parse', '--git-dir']);
       if (!existsSync(dir) || probe.code !== 0) {
