@@ -9,6 +9,7 @@ export interface Settings {
   adminToken: string | undefined;
   bootTimeoutMs: number;
   slack: SlackSettings | null;
+  github: { token: string | undefined; apiUrl: string; webhookSecret: string | undefined };
 }
 
 /** Slack: HTTP mode (bot token + signing secret) or Socket Mode (bot token + app token). */
@@ -49,8 +50,11 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
   if (!boot.success) {
     throw new SettingError(`FLOW_BOOT_TIMEOUT must be a whole number of seconds, got "${env.FLOW_BOOT_TIMEOUT}"; set FLOW_BOOT_TIMEOUT=60 or unset it`);
   }
+  const apiUrl = env.GITHUB_API_URL || 'https://api.github.com';
+  if (!/^https?:\/\/[^\s]+$/.test(apiUrl)) throw new SettingError(`GITHUB_API_URL must be an http(s) URL like https://github.example.com/api/v3; got "${apiUrl}"`);
   return {
     slack: readSlackSettings(env),
+    github: { token: env.GITHUB_TOKEN || undefined, apiUrl, webhookSecret: env.GITHUB_WEBHOOK_SECRET || undefined },
     port: port.data,
     databaseUrl,
     dataDir: path.resolve(env.FLOW_DATA_DIR || '.flowops'),

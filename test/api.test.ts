@@ -47,6 +47,13 @@ describe('the API and the CLI refuse bad input and change nothing', () => {
     expect(((await res.json()) as { error: { message: string } }).error.message).toContain(message);
   });
 
+  it('answers GitHub deliveries with what to set when GITHUB_WEBHOOK_SECRET is not set', async () => {
+    const res = await fetch(`${t.server.url}/github/webhooks`, { method: 'POST', headers: { 'x-github-event': 'ping', 'x-github-delivery': 'd1', 'x-hub-signature-256': 'sha256=00' }, body: '{}' });
+
+    expect(res.status).toBe(503);
+    expect(((await res.json()) as { error: { message: string } }).error.message).toContain('set GITHUB_WEBHOOK_SECRET');
+  });
+
   it('lets a deploy user deploy, but not create apps or grant access', async () => {
     expect((await t.cli(['deploy', 'shop', 'to', 'staging'], deployer)).code).toBe(0);
 

@@ -31,7 +31,8 @@ import {
 import { processAlive } from '../exec.ts';
 import { log } from '../log.ts';
 import type { Platform, ReleaseSpec } from '../platform/platform.ts';
-import { LocalGitSource, isGitUrl } from '../source/local-git.ts';
+import { isGitUrl } from '../source/local-git.ts';
+import type { OpenSource } from '../source/open-source.ts';
 import type { Commit, Source } from '../source/source.ts';
 import { REQUIRED, isPermission, permits, type Actor } from './access.ts';
 import { AppLocks } from './app-lock.ts';
@@ -125,7 +126,8 @@ interface NewRelease {
 type Progress = (message: string, app?: string) => Promise<void>;
 
 export interface EngineOptions {
-  dataDir: string;
+  /** Opens a pipeline's source (local git, GitHub); the fronts decide which kinds exist. */
+  openSource: OpenSource;
 }
 
 /**
@@ -394,14 +396,44 @@ export class Engine {
     this.notify();
   }
 
+  /**
+   * Records a webhook delivery from a source host once: false when this
+   * delivery id was seen before (a redelivery), and then nothing changes.
+   * A push is written as an event of each pipeline connected to the repository.
+   */
+  async receiveDelivery(delivery: { id: string; event: string; repository: string | null; push?: { branch: string; sha: string; pusher: string } }): Promise<boolean> {
+    return this.transaction(async (m) => {
+      const inserted: unknown[] = await m.query('INSERT INTO github_deliveries (id, event, repository) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING id', [
+        delivery.id,
+        delivery.event,
+        delivery.repository,
+      ]);
+      if (!inserted.length) return false;
+      if (delivery.push && delivery.repository) {
+        const pipelines = await m.findBy(PipelineEntity, { repo: `github:${delivery.repository}` });
+        for (const pipeline of pipelines) {
+          await this.emit(m, {
+            type: 'github.push',
+            pipeline: pipeline.name,
+            actor: delivery.push.pusher,
+            via: 'github',
+            message: `${delivery.push.pusher} pushed ${short(delivery.push.sha)} to ${delivery.push.branch}`,
+            data: { branch: delivery.push.branch, sha: delivery.push.sha, delivery: delivery.id },
+          });
+        }
+      }
+      return true;
+    });
+  }
+
   // ---------------------------------------------------------------- pipelines and apps
 
   async createPipeline(actor: Actor, input: { name: string; repo: string; branch?: string }): Promise<Pipeline> {
     if (!actor.admin) throw new PermissionDenied('`pipelines:create` needs an admin: a pipeline runs code from a repository on this server; ask an admin to create it');
     if (!NAME.test(input.name)) throw new InvalidInput(`"${input.name}" is not a valid pipeline name: 3 to 30 lowercase letters, digits or "-", starting with a letter`);
     const branch = input.branch ?? 'main';
-    const source = await LocalGitSource.open(input.repo, path.join(this.options.dataDir, 'repos'));
-    const repo = isGitUrl(input.repo) ? input.repo : path.resolve(input.repo);
+    const source = await this.options.openSource(input.repo);
+    const repo = input.repo.startsWith('github:') || isGitUrl(input.repo) ? input.repo : path.resolve(input.repo);
     await source.resolve(branch).catch(() => {
       throw new InvalidInput(`the repository has no branch "${branch}"; name its main branch with --branch`);
     });
@@ -849,7 +881,7 @@ export class Engine {
   private async source(pipeline: Pipeline): Promise<Source> {
     let source = this.sources.get(pipeline.repo);
     if (!source) {
-      source = LocalGitSource.open(pipeline.repo, path.join(this.options.dataDir, 'repos'));
+      source = this.options.openSource(pipeline.repo);
       source.catch(() => this.sources.delete(pipeline.repo));
       this.sources.set(pipeline.repo, source);
     }

@@ -7,6 +7,8 @@ import type { Settings } from '../config.ts';
 import { openDatabase, type Database } from '../db/data-source.ts';
 import { Engine } from '../engine/engine.ts';
 import { LocalPlatform } from '../platform/local/local-platform.ts';
+import { sourceOpener } from '../source/open-source.ts';
+import { mountGitHubWebhooks } from '../github/webhook-endpoint.ts';
 import { createSlackFront, type SlackFront } from '../slack/slack-app.ts';
 import { createHttpApp, listen } from './http-server.ts';
 
@@ -39,13 +41,15 @@ export async function startServer(settings: Settings): Promise<RunningServer> {
   await mkdir(settings.dataDir, { recursive: true });
   const database = await openDatabase(settings.databaseUrl, settings.dataDir);
   const platform = new LocalPlatform(settings.dataDir, settings.bootTimeoutMs);
-  const engine = new Engine(database.dataSource, platform, { dataDir: settings.dataDir });
+  const openSource = sourceOpener({ cacheDir: path.join(settings.dataDir, 'repos'), github: settings.github });
+  const engine = new Engine(database.dataSource, platform, { openSource });
   const admin = await adminToken(settings);
   await engine.ensureAdmin(admin.token);
   await engine.start();
   let slack: SlackFront | null = null;
   const http = createHttpApp(engine, (app) => {
     if (settings.slack) slack = createSlackFront(engine, settings.slack, app);
+    mountGitHubWebhooks(app, engine, settings.github.webhookSecret);
   });
   const { server, port } = await listen(http, settings.port);
   const front = slack as SlackFront | null;

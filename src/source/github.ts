@@ -1,0 +1,97 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Octokit, RequestError } from 'octokit';
+import { ExternalServiceError, InvalidInput, NotFound } from '../engine/errors.ts';
+import { runOrThrow } from '../exec.ts';
+import type { Commit, Source } from './source.ts';
+
+export interface GitHubSettings {
+  token: string | undefined;
+  apiUrl: string;
+}
+
+/** `github:owner/name` → `{ owner, name }`; null for any other repo string. */
+export function parseGitHubRepo(repo: string): { owner: string; name: string } | null {
+  const match = /^github:([A-Za-z0-9_.-]+)\/([A-Za-z0-9_.-]+)$/.exec(repo);
+  return match ? { owner: match[1]!, name: match[2]! } : null;
+}
+
+/**
+ * A GitHub repository read through its REST API: commits are fetched as
+ * tarballs, history and diff come from the compare API. `GITHUB_API_URL`
+ * points it at GitHub Enterprise (or the tests' stand-in).
+ */
+export class GitHubSource implements Source {
+  private readonly octokit: Octokit;
+
+  constructor(
+    private readonly repo: { owner: string; name: string },
+    settings: GitHubSettings,
+  ) {
+    this.octokit = new Octokit({ auth: settings.token, baseUrl: settings.apiUrl.replace(/\/$/, ''), log: { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} } });
+  }
+
+  private get slug(): string {
+    return `${this.repo.owner}/${this.repo.name}`;
+  }
+
+  /** Turns GitHub's answers into messages that say what to fix. */
+  private failure(err: unknown, what: string): Error {
+    if (err instanceof RequestError) {
+      if (err.status === 401) return new ExternalServiceError(`GitHub refused the token while ${what}: check GITHUB_TOKEN`);
+      if (err.status === 404) return new NotFound(`GitHub has no ${what.replace(/^reading /, '')} (or GITHUB_TOKEN cannot see ${this.slug})`);
+      return new ExternalServiceError(`GitHub answered ${err.status} while ${what}`);
+    }
+    return new ExternalServiceError(`GitHub could not be reached while ${what}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+
+  async resolve(ref: string): Promise<string> {
+    if (!/^[A-Za-z0-9_][A-Za-z0-9_./-]*$/.test(ref)) throw new InvalidInput(`"${ref}" is not a branch, tag or commit name`);
+    try {
+      const { data } = await this.octokit.rest.repos.getCommit({ owner: this.repo.owner, repo: this.repo.name, ref });
+      return data.sha;
+    } catch (err) {
+      if (err instanceof RequestError && (err.status === 404 || err.status === 422)) throw new NotFound(`no branch, tag or commit "${ref}" in ${this.slug}`);
+      throw this.failure(err, `reading ${ref} of ${this.slug}`);
+    }
+  }
+
+  async extract(sha: string, dir: string): Promise<void> {
+    let data: ArrayBuffer;
+    try {
+      ({ data } = (await this.octokit.rest.repos.downloadTarballArchive({ owner: this.repo.owner, repo: this.repo.name, ref: sha })) as { data: ArrayBuffer });
+    } catch (err) {
+      throw this.failure(err, `reading the archive of ${sha.slice(0, 7)} of ${this.slug}`);
+    }
+    const tmp = await mkdtemp(path.join(os.tmpdir(), 'flowops-archive-'));
+    try {
+      const file = path.join(tmp, 'archive.tar.gz');
+      await writeFile(file, Buffer.from(data));
+      // GitHub's tarballs hold one top folder (owner-repo-sha); the slug is what is inside it.
+      await runOrThrow('tar', ['-xzf', file, '-C', dir, '--strip-components=1']);
+    } finally {
+      await rm(tmp, { recursive: true, force: true });
+    }
+  }
+
+  async log(base: string | null, head: string, limit: number): Promise<{ ahead: number; commits: Commit[] }> {
+    const toCommit = (c: { sha: string; commit: { message: string; author: { name?: string; date?: string } | null } }): Commit => ({
+      sha: c.sha,
+      date: c.commit.author?.date ?? '',
+      author: c.commit.author?.name ?? '',
+      message: c.commit.message.split('\n')[0]!,
+    });
+    try {
+      if (!base) {
+        const { data } = await this.octokit.rest.repos.listCommits({ owner: this.repo.owner, repo: this.repo.name, sha: head, per_page: limit });
+        return { ahead: data.length, commits: data.map(toCommit) };
+      }
+      const { data } = await this.octokit.rest.repos.compareCommitsWithBasehead({ owner: this.repo.owner, repo: this.repo.name, basehead: `${base}...${head}` });
+      // Compare lists oldest first; diff shows newest first.
+      return { ahead: data.ahead_by, commits: data.commits.slice(-limit).reverse().map(toCommit) };
+    } catch (err) {
+      throw this.failure(err, `comparing ${base?.slice(0, 7) ?? 'the start'}...${head.slice(0, 7)} of ${this.slug}`);
+    }
+  }
+}

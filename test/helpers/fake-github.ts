@@ -1,0 +1,117 @@
+import { spawn as spawnProcess } from 'node:child_process';
+import { createHmac } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { run } from '../../src/exec.ts';
+import type { GitRepo } from './git-repo.ts';
+
+export interface GitHubCall {
+  method: string;
+  path: string;
+}
+
+const SEP = '\x1f';
+
+/**
+ * A stand-in for GitHub's REST API on a local port, answering from a real git
+ * repository: commits, tarballs (through a codeload redirect, as GitHub does),
+ * compare and commit lists. It records every call and answers anything else
+ * with 404, remembered in `unexpected`.
+ */
+export class FakeGitHub {
+  readonly calls: GitHubCall[] = [];
+  readonly unexpected: string[] = [];
+  private server!: http.Server;
+  url = '';
+
+  constructor(
+    private readonly fullName: string,
+    private readonly repo: GitRepo,
+  ) {}
+
+  static async start(fullName: string, repo: GitRepo): Promise<FakeGitHub> {
+    const fake = new FakeGitHub(fullName, repo);
+    fake.server = http.createServer((req, res) => {
+      fake.handle(req, res).catch((err: unknown) => res.writeHead(500).end(String(err)));
+    });
+    await new Promise<void>((resolve) => fake.server.listen(0, '127.0.0.1', resolve));
+    fake.url = `http://127.0.0.1:${(fake.server.address() as AddressInfo).port}`;
+    return fake;
+  }
+
+  async close(): Promise<void> {
+    this.server.closeAllConnections();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private async git(...args: string[]): Promise<{ code: number; output: string }> {
+    return run('git', ['-C', this.repo.dir, ...args]);
+  }
+
+  private async commits(range: string[]): Promise<object[]> {
+    const out = (await this.git('log', `--format=%H${SEP}%an${SEP}%aI${SEP}%s`, ...range)).output.trim();
+    return out
+      ? out.split('\n').map((line) => {
+          const [sha, name, date, message] = line.split(SEP);
+          return { sha, commit: { message, author: { name, date } } };
+        })
+      : [];
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', this.url);
+    this.calls.push({ method: req.method ?? 'GET', path: url.pathname + url.search });
+    const json = (status: number, body: unknown): void => {
+      res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+    };
+    const prefix = `/repos/${this.fullName}`;
+    const p = url.pathname;
+    if (p.startsWith(`/codeload/${this.fullName}/legacy.tar.gz/`)) {
+      const sha = p.split('/').pop()!;
+      const archive = await new Promise<Buffer>((resolve) => {
+        const chunks: Buffer[] = [];
+        const child = spawnProcess('git', ['-C', this.repo.dir, 'archive', '--format=tar.gz', `--prefix=${this.fullName.replace('/', '-')}-${sha.slice(0, 7)}/`, sha]);
+        child.stdout!.on('data', (c: Buffer) => chunks.push(c));
+        child.on('close', () => resolve(Buffer.concat(chunks)));
+      });
+      res.writeHead(200, { 'content-type': 'application/x-gzip' }).end(archive);
+      return;
+    }
+    let match: RegExpExecArray | null;
+    if ((match = new RegExp(`^${prefix}/commits/(.+)$`).exec(p))) {
+      const found = await this.git('rev-parse', '--verify', '--quiet', `${decodeURIComponent(match[1]!)}^{commit}`);
+      if (found.code !== 0) return json(422, { message: 'No commit found for SHA' });
+      return json(200, (await this.commits(['-1', found.output.trim()]))[0]);
+    }
+    if ((match = new RegExp(`^${prefix}/tarball/(.+)$`).exec(p))) {
+      res.writeHead(302, { location: `${this.url}/codeload/${this.fullName}/legacy.tar.gz/${match[1]}` }).end();
+      return;
+    }
+    if ((match = new RegExp(`^${prefix}/compare/([0-9a-f]+)\\.\\.\\.([0-9a-f]+)$`).exec(p))) {
+      const commits = (await this.commits([`${match[1]}..${match[2]}`])).reverse();
+      return json(200, { status: commits.length ? 'ahead' : 'identical', ahead_by: commits.length, behind_by: 0, total_commits: commits.length, commits });
+    }
+    if (p === `${prefix}/commits`) {
+      const perPage = Number(url.searchParams.get('per_page') ?? 30);
+      return json(200, await this.commits([`--max-count=${perPage}`, url.searchParams.get('sha') ?? 'HEAD']));
+    }
+    this.unexpected.push(`${req.method} ${p}`);
+    json(404, { message: 'Not Found' });
+  }
+}
+
+
+
+/** Signs a body as GitHub signs webhook deliveries: `sha256=` HMAC-SHA256 with the webhook secret. */
+export function githubSignature(secret: string, body: string): string {
+  return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
+}
+
+/** POSTs a delivery to flowops' webhook endpoint, as GitHub does. */
+export function deliver(url: string, event: string, id: string, body: string, signature: string): Promise<Response> {
+  return fetch(`${url}/github/webhooks`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'x-github-event': event, 'x-github-delivery': id, 'x-hub-signature-256': signature, 'user-agent': 'GitHub-Hookshot/test' },
+    body,
+  });
+}
