@@ -66,6 +66,21 @@ export async function execute(engine: Engine, actor: Actor, command: Command, co
       return data(await engine.removeAccess(actor, command.pipeline, command.user));
     case 'users:create':
       return data(await engine.createUser(actor, command.user));
+    case 'ci':
+      return data(await engine.testRuns(actor, command.pipeline));
+    case 'ci:info':
+      return data(await engine.testRunInfo(actor, command.pipeline, command.number));
+    case 'ci:rerun':
+      return data(await engine.rerunTests(actor, command.pipeline, command.number));
+    case 'ci:cancel':
+      return data(await engine.cancelTests(actor, command.pipeline, command.number));
+    case 'ci:enable':
+    case 'ci:disable':
+      return data(await engine.setCi(actor, command.pipeline, command.name === 'ci:enable'));
+    case 'autodeploy:enable':
+      return data(await engine.setAutodeploy(actor, command.pipeline, { branch: command.branch, stage: command.stage, waitForCi: command.waitForCi }));
+    case 'autodeploy:disable':
+      return data(await engine.setAutodeploy(actor, command.pipeline, null));
     case 'subscribe':
       return data(await engine.subscribe(actor, command.pipeline, channelOf(command, context), command.events));
     case 'unsubscribe':

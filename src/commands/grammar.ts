@@ -24,6 +24,14 @@ export type Command =
   | { name: 'access:add'; pipeline: string; user: string; permission: string }
   | { name: 'access:remove'; pipeline: string; user: string }
   | { name: 'users:create'; user: string }
+  | { name: 'ci'; pipeline: string }
+  | { name: 'ci:info'; pipeline: string; number: number }
+  | { name: 'ci:rerun'; pipeline: string; number?: number }
+  | { name: 'ci:cancel'; pipeline: string; number: number }
+  | { name: 'ci:enable'; pipeline: string }
+  | { name: 'ci:disable'; pipeline: string }
+  | { name: 'autodeploy:enable'; pipeline: string; branch: string; stage?: string; waitForCi: boolean }
+  | { name: 'autodeploy:disable'; pipeline: string }
   | { name: 'subscribe'; pipeline: string; events: string[]; channel?: string }
   | { name: 'unsubscribe'; pipeline: string; channel?: string }
   | { name: 'subscriptions'; channel?: string }
@@ -64,6 +72,12 @@ function required(name: CommandName, values: Values, option: string): string {
 function optional(values: Values, option: string): string | undefined {
   const value = values[option];
   return typeof value === 'string' ? value : undefined;
+}
+
+function runNumber(name: CommandName, word: string): number {
+  const match = /^#?(\d+)$/.exec(word);
+  if (!match) throw usageError(name, `"${word}" is not a test run number (like 12)`);
+  return Number(match[1]);
 }
 
 function version(name: CommandName, word: string | undefined): number | undefined {
@@ -241,6 +255,62 @@ export const SPECS: Record<CommandName, Spec> = {
     usage: 'users:create <user>',
     summary: "create a user and print the user's API token (admin)",
     parse: (w) => ({ name: 'users:create', user: words('users:create', w, ['user'])[0]! }),
+  },
+  ci: {
+    usage: 'ci <pipeline>',
+    summary: "the pipeline's latest test runs",
+    parse: (w) => ({ name: 'ci', pipeline: words('ci', w, ['pipeline'])[0]! }),
+  },
+  'ci:info': {
+    usage: 'ci:info <pipeline> <N>',
+    summary: 'a test run with its output',
+    parse: (w) => {
+      const [pipeline, n] = words('ci:info', w, ['pipeline', 'N']);
+      return { name: 'ci:info', pipeline: pipeline!, number: runNumber('ci:info', n!) };
+    },
+  },
+  'ci:rerun': {
+    usage: 'ci:rerun <pipeline> [N]',
+    summary: "run a test run's commit again (default: the latest) (deploy)",
+    parse: (w) => {
+      if (w.length === 2) return { name: 'ci:rerun', pipeline: w[0]!, number: runNumber('ci:rerun', w[1]!) };
+      return { name: 'ci:rerun', pipeline: words('ci:rerun', w, ['pipeline'])[0]! };
+    },
+  },
+  'ci:cancel': {
+    usage: 'ci:cancel <pipeline> <N>',
+    summary: 'stop a test run (manage)',
+    parse: (w) => {
+      const [pipeline, n] = words('ci:cancel', w, ['pipeline', 'N']);
+      return { name: 'ci:cancel', pipeline: pipeline!, number: runNumber('ci:cancel', n!) };
+    },
+  },
+  'ci:enable': {
+    usage: 'ci:enable <pipeline>',
+    summary: "test every push to the pipeline's GitHub repository (manage)",
+    parse: (w) => ({ name: 'ci:enable', pipeline: words('ci:enable', w, ['pipeline'])[0]! }),
+  },
+  'ci:disable': {
+    usage: 'ci:disable <pipeline>',
+    summary: 'stop testing pushes (manage)',
+    parse: (w) => ({ name: 'ci:disable', pipeline: words('ci:disable', w, ['pipeline'])[0]! }),
+  },
+  'autodeploy:enable': {
+    usage: 'autodeploy:enable <pipeline> --branch <branch> [--stage staging] [--wait-for-ci]',
+    summary: 'deploy every push to a branch to a stage, with --wait-for-ci only once its tests pass (manage)',
+    options: { branch: { type: 'string' }, stage: { type: 'string' }, 'wait-for-ci': { type: 'boolean' } },
+    parse: (w, v) => ({
+      name: 'autodeploy:enable',
+      pipeline: words('autodeploy:enable', w, ['pipeline'])[0]!,
+      branch: required('autodeploy:enable', v, 'branch'),
+      stage: optional(v, 'stage'),
+      waitForCi: v['wait-for-ci'] === true,
+    }),
+  },
+  'autodeploy:disable': {
+    usage: 'autodeploy:disable <pipeline>',
+    summary: 'stop deploying pushes (manage)',
+    parse: (w) => ({ name: 'autodeploy:disable', pipeline: words('autodeploy:disable', w, ['pipeline'])[0]! }),
   },
   subscribe: {
     usage: 'subscribe <pipeline> [deploy|promote|rollback|config...] [--channel <channel>]',

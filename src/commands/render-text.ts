@@ -1,4 +1,4 @@
-import { short, type AppView, type DiffView, type OperationView, type ReleaseView } from '../engine/engine.ts';
+import { short, type AppView, type DiffView, type OperationView, type ReleaseView, type TestRunView } from '../engine/engine.ts';
 import type { Result } from './execute.ts';
 
 /** "3 minutes ago", as Heroku prints release ages. */
@@ -119,6 +119,31 @@ export function renderText(result: Result): string {
     case 'users:create': {
       const u = data as { name: string; token: string };
       return `Created user ${u.name}. Token (shown once; give it to ${u.name} as FLOW_TOKEN):\n${u.token}`;
+    }
+    case 'ci': {
+      const runs = data as TestRunView[];
+      if (!runs.length) return 'No test runs yet. With `ci:enable`, every push to the repository starts one.';
+      return table(runs.map((r) => [`#${r.number}`, r.status, short(r.commit), r.branch ?? '-', age(r.createdAt)]));
+    }
+    case 'ci:info': {
+      const r = data as TestRunView & { output: string };
+      return `=== Test run #${r.number} ${r.status}: ${short(r.commit)} on ${r.branch ?? '-'}\n${r.output.trimEnd() || '(no output yet)'}`;
+    }
+    case 'ci:rerun':
+      return `Started test run #${(data as TestRunView).number} of ${short((data as TestRunView).commit)}`;
+    case 'ci:cancel':
+      return `Cancelled test run #${(data as TestRunView).number}`;
+    case 'ci:enable':
+    case 'ci:disable': {
+      const c = data as { pipeline: string; ci: boolean };
+      return `CI is ${c.ci ? 'on' : 'off'} for ${c.pipeline}`;
+    }
+    case 'autodeploy:enable':
+    case 'autodeploy:disable': {
+      const a = data as { pipeline: string; autodeploy: { branch: string; stage: string; waitForCi: boolean } | null };
+      return a.autodeploy
+        ? `Pushes to ${a.autodeploy.branch} deploy to ${a.autodeploy.stage} of ${a.pipeline}${a.autodeploy.waitForCi ? ' once CI passes' : ''}`
+        : `Auto-deploy is off for ${a.pipeline}`;
     }
     case 'subscribe': {
       const sub = data as { pipeline: string; channel: string; events: string[] };

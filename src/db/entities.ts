@@ -55,7 +55,27 @@ export interface Pipeline {
   name: string;
   repo: string;
   branch: string;
+  ciEnabled: boolean;
+  /** Deploy pushes to `branch` to `stage`; with `waitForCi`, only once the commit's test run is green. */
+  autodeploy: { branch: string; stage: Stage; waitForCi: boolean } | null;
+  lastTestRun: number;
   createdAt: Date;
+}
+
+export type TestRunStatus = 'pending' | 'building' | 'running' | 'succeeded' | 'failed' | 'errored' | 'cancelled';
+
+/** A CI run: app.json's test-setup and test scripts on a commit's build. */
+export interface TestRun {
+  id: number;
+  pipelineId: number;
+  number: number;
+  commit: string;
+  branch: string | null;
+  status: TestRunStatus;
+  output: string;
+  runnerId: string | null;
+  createdAt: Date;
+  updatedAt: Date;
 }
 
 export interface Grant {
@@ -215,7 +235,27 @@ export const PipelineEntity = new EntitySchema<Pipeline>({
     name: { type: 'text', unique: true },
     repo: { type: 'text' },
     branch: { type: 'text' },
+    ciEnabled: { type: 'boolean', name: 'ci_enabled', default: false },
+    autodeploy: { type: 'jsonb', nullable: true },
+    lastTestRun: { type: Number, name: 'last_test_run', default: 0 },
     createdAt,
+  },
+});
+
+export const TestRunEntity = new EntitySchema<TestRun>({
+  name: 'TestRun',
+  tableName: 'test_runs',
+  columns: {
+    id,
+    pipelineId: { type: Number, name: 'pipeline_id' },
+    number: { type: Number },
+    commit: { type: 'text' },
+    branch: { type: 'text', nullable: true },
+    status: { type: 'text' },
+    output: { type: 'text', default: '' },
+    runnerId: { type: 'text', name: 'runner_id', nullable: true },
+    createdAt,
+    updatedAt: { type: 'timestamptz', name: 'updated_at', updateDate: true },
   },
 });
 
@@ -340,6 +380,7 @@ export const RunnerEntity = new EntitySchema<Runner>({
 
 export const entities = [
   UserEntity,
+  TestRunEntity,
   SubscriptionEntity,
   StatusMessageEntity,
   TokenEntity,

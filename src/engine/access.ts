@@ -5,7 +5,7 @@ export interface Actor {
   id: number;
   name: string;
   admin: boolean;
-  via: 'cli' | 'slack' | 'api' | 'system';
+  via: 'cli' | 'slack' | 'api' | 'github' | 'system';
 }
 
 /** What each operation needs on the pipeline it touches. */

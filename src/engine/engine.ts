@@ -15,6 +15,8 @@ import {
   SlugEntity,
   SubscriptionEntity,
   STAGES,
+  TestRunEntity,
+  type TestRun,
   TokenEntity,
   UserEntity,
   type App,
@@ -33,7 +35,7 @@ import { log } from '../log.ts';
 import type { Platform, ReleaseSpec } from '../platform/platform.ts';
 import { isGitUrl } from '../source/local-git.ts';
 import type { OpenSource } from '../source/open-source.ts';
-import type { Commit, Source } from '../source/source.ts';
+import { hasCommitStatuses, type Commit, type Source } from '../source/source.ts';
 import { REQUIRED, isPermission, permits, type Actor } from './access.ts';
 import { AppLocks } from './app-lock.ts';
 import { Outbox } from './outbox.ts';
@@ -85,6 +87,22 @@ export const SYSTEM: Actor = { id: 0, name: 'flowops', admin: true, via: 'system
 
 /** What a feed can follow; a subscription without a list follows all of them. */
 export const FEED_EVENTS = ['deploy', 'promote', 'rollback', 'config'] as const;
+
+/** The commit status context flowops' test runs report under. */
+export const CI_CONTEXT = 'flowops/ci';
+
+export interface TestRunView {
+  number: number;
+  commit: string;
+  branch: string | null;
+  status: TestRun['status'];
+  createdAt: string;
+  updatedAt: string;
+}
+
+function testRunView(run: TestRun): TestRunView {
+  return { number: run.number, commit: run.commit, branch: run.branch, status: run.status, createdAt: run.createdAt.toISOString(), updatedAt: run.updatedAt.toISOString() };
+}
 
 export interface ReportTarget {
   app: string;
@@ -145,6 +163,7 @@ export class Engine {
   private readonly sources = new Map<string, Promise<Source>>();
   private heartbeat: NodeJS.Timeout | undefined;
   private readonly eventListeners = new Set<() => void>();
+  private readonly testAborts = new Map<number, AbortController>();
 
   constructor(
     readonly db: DataSource,
@@ -207,6 +226,11 @@ export class Engine {
     for (const op of open.filter((o) => !alive.includes(o.runnerId))) {
       await this.interrupt(op);
       log.warn({ operation: op.id, kind: op.kind }, 'operation interrupted by a restart');
+    }
+    const orphanRuns = await this.db.getRepository(TestRunEntity).find({ where: { status: In(['pending', 'building', 'running']) } });
+    for (const run of orphanRuns.filter((r) => !alive.includes(r.runnerId ?? ''))) {
+      const pipeline = await this.db.getRepository(PipelineEntity).findOneBy({ id: run.pipelineId });
+      if (pipeline) await this.setTestRunStatus(pipeline, run, 'errored', 'interrupted: flowops stopped while this test run was under way', run.output);
     }
     await this.db.query('UPDATE outbox_cursors SET leased_by = NULL, leased_until = NULL WHERE leased_by IS NOT NULL AND NOT (leased_by = ANY($1))', [alive]);
     const gone = runners.filter((r) => !alive.includes(r.id)).map((r) => r.id);
@@ -863,6 +887,164 @@ export class Engine {
         await this.emit(m, { type: 'release.succeeded', pipeline: pipeline.name, app: app.name, operationId: op.id, via: 'system', message: `${app.name} v${release.version} is live`, data: { version: release.version } });
       });
     });
+  }
+
+  // ---------------------------------------------------------------- CI and auto-deploy
+
+  async setCi(actor: Actor, pipelineName: string, enabled: boolean): Promise<{ pipeline: string; ci: boolean }> {
+    const pipeline = await this.authorize(actor, pipelineName, REQUIRED.manageApps, `ci:${enabled ? 'enable' : 'disable'} ${pipelineName}`);
+    await this.transaction(async (m) => {
+      await m.update(PipelineEntity, { id: pipeline.id }, { ciEnabled: enabled });
+      await this.emit(m, { type: `ci.${enabled ? 'enabled' : 'disabled'}`, pipeline: pipeline.name, actor: actor.name, via: actor.via, message: `${actor.name} turned CI ${enabled ? 'on' : 'off'} for ${pipeline.name}` });
+    });
+    return { pipeline: pipeline.name, ci: enabled };
+  }
+
+  async setAutodeploy(actor: Actor, pipelineName: string, setting: { branch: string; stage?: string; waitForCi?: boolean } | null): Promise<{ pipeline: string; autodeploy: Pipeline['autodeploy'] }> {
+    const pipeline = await this.authorize(actor, pipelineName, REQUIRED.manageApps, `autodeploy:${setting ? 'enable' : 'disable'} ${pipelineName}`);
+    const autodeploy = setting ? { branch: setting.branch, stage: parseStage(setting.stage ?? 'staging'), waitForCi: !!setting.waitForCi } : null;
+    if (autodeploy?.waitForCi && !pipeline.ciEnabled) throw new InvalidInput(`--wait-for-ci needs CI on ${pipeline.name}: run \`ci:enable ${pipeline.name}\` first`);
+    await this.transaction(async (m) => {
+      await m.update(PipelineEntity, { id: pipeline.id }, { autodeploy });
+      await this.emit(m, {
+        type: 'autodeploy.changed',
+        pipeline: pipeline.name,
+        actor: actor.name,
+        via: actor.via,
+        message: autodeploy ? `${actor.name}: pushes to ${autodeploy.branch} deploy to ${autodeploy.stage}${autodeploy.waitForCi ? ' once CI passes' : ''}` : `${actor.name} turned auto-deploy off for ${pipeline.name}`,
+        data: { autodeploy },
+      });
+    });
+    return { pipeline: pipeline.name, autodeploy };
+  }
+
+  async testRuns(actor: Actor, pipelineName: string): Promise<TestRunView[]> {
+    const pipeline = await this.authorize(actor, pipelineName, REQUIRED.read, `ci ${pipelineName}`);
+    const runs = await this.db.getRepository(TestRunEntity).find({ where: { pipelineId: pipeline.id }, order: { number: 'DESC' }, take: 20 });
+    return runs.map(testRunView);
+  }
+
+  async testRunInfo(actor: Actor, pipelineName: string, number: number): Promise<TestRunView & { output: string }> {
+    const pipeline = await this.authorize(actor, pipelineName, REQUIRED.read, `ci:info ${pipelineName}`);
+    const run = await this.db.getRepository(TestRunEntity).findOneBy({ pipelineId: pipeline.id, number });
+    if (!run) throw new NotFound(`${pipeline.name} has no test run #${number}; \`ci ${pipeline.name}\` lists them`);
+    return { ...testRunView(run), output: run.output };
+  }
+
+  /** Runs the tests of a commit again (default: the latest run's). */
+  async rerunTests(actor: Actor, pipelineName: string, number?: number): Promise<TestRunView> {
+    const pipeline = await this.authorize(actor, pipelineName, REQUIRED.deploy, `ci:rerun ${pipelineName}`);
+    const runs = this.db.getRepository(TestRunEntity);
+    const previous = number === undefined ? await runs.findOne({ where: { pipelineId: pipeline.id }, order: { number: 'DESC' } }) : await runs.findOneBy({ pipelineId: pipeline.id, number });
+    if (!previous) throw new NotFound(number === undefined ? `${pipeline.name} has no test runs yet` : `${pipeline.name} has no test run #${number}`);
+    return testRunView(await this.startTestRun(pipeline, previous.commit, previous.branch, actor));
+  }
+
+  async cancelTests(actor: Actor, pipelineName: string, number: number): Promise<TestRunView> {
+    const pipeline = await this.authorize(actor, pipelineName, REQUIRED.manageApps, `ci:cancel ${pipelineName}`);
+    const run = await this.db.getRepository(TestRunEntity).findOneBy({ pipelineId: pipeline.id, number });
+    if (!run) throw new NotFound(`${pipeline.name} has no test run #${number}`);
+    if (!['pending', 'building', 'running'].includes(run.status)) throw new Conflict(`test run #${number} has already ended (${run.status})`);
+    await this.setTestRunStatus(pipeline, run, 'cancelled', `${actor.name} cancelled it`);
+    this.testAborts.get(run.id)?.abort();
+    return testRunView({ ...run, status: 'cancelled' });
+  }
+
+  /**
+   * A push arrived from the source host: a test run when CI is on, and a deploy
+   * when the branch auto-deploys without waiting for CI.
+   */
+  async onPush(repo: string, branch: string, sha: string, pusher: string): Promise<void> {
+    const pipelines = await this.db.getRepository(PipelineEntity).findBy({ repo });
+    const actor: Actor = { ...SYSTEM, name: pusher, via: 'github' };
+    for (const pipeline of pipelines) {
+      if (pipeline.ciEnabled) await this.startTestRun(pipeline, sha, branch, actor);
+      if (pipeline.autodeploy?.branch === branch && !pipeline.autodeploy.waitForCi) await this.autodeploy(pipeline, sha, actor);
+    }
+  }
+
+  private async autodeploy(pipeline: Pipeline, sha: string, actor: Actor): Promise<void> {
+    const setting = pipeline.autodeploy!;
+    try {
+      await this.deploy({ ...SYSTEM, name: actor.name, via: actor.via }, { pipeline: pipeline.name, ref: sha, stage: setting.stage });
+    } catch (err) {
+      await this.transaction((m) =>
+        this.emit(m, { type: 'autodeploy.failed', pipeline: pipeline.name, via: 'system', message: `Auto-deploy of ${short(sha)} to ${setting.stage} did not start: ${err instanceof Error ? err.message : String(err)}` }),
+      );
+    }
+  }
+
+  private async startTestRun(pipeline: Pipeline, sha: string, branch: string | null, actor: Actor): Promise<TestRun> {
+    const run = await this.transaction(async (m) => {
+      const [{ last_test_run: number }] = (await m.query('UPDATE pipelines SET last_test_run = last_test_run + 1 WHERE id = $1 RETURNING last_test_run', [pipeline.id]))[0] as [{ last_test_run: number }];
+      const run = await m.save(TestRunEntity, m.create(TestRunEntity, { pipelineId: pipeline.id, number, commit: sha, branch, status: 'pending', runnerId: this.runnerId }));
+      await this.emit(m, { type: 'testrun.pending', pipeline: pipeline.name, actor: actor.name, via: actor.via, message: `Test run #${number} of ${short(sha)}${branch ? ` on ${branch}` : ''} is pending`, data: { number, sha, branch } });
+      return run;
+    });
+    const abort = new AbortController();
+    this.testAborts.set(run.id, abort);
+    void this.jobs.add(async () => {
+      let output = '';
+      try {
+        const source = await this.source(pipeline);
+        await this.setTestRunStatus(pipeline, run, 'building');
+        const slug = await this.builds.add(() =>
+          this.platform.build(source, sha, (chunk) => {
+            output += chunk;
+          }),
+        );
+        await this.db.getRepository(SlugEntity).upsert({ id: slug.id, size: String(slug.size), commit: sha, procfile: slug.procfile }, ['id']);
+        if (!(await this.setTestRunStatus(pipeline, run, 'running', undefined, output))) return;
+        const result = await this.platform.runTests(slug.id, (chunk) => (output += chunk), abort.signal);
+        const status = result.code === null ? 'errored' : result.code === 0 ? 'succeeded' : 'failed';
+        if (!(await this.setTestRunStatus(pipeline, run, status, undefined, output))) return;
+        if (status === 'succeeded') await this.afterGreenRun(pipeline.id, run);
+      } catch (err) {
+        await this.setTestRunStatus(pipeline, run, 'errored', err instanceof Error ? err.message : String(err), output);
+      } finally {
+        this.testAborts.delete(run.id);
+      }
+    });
+    return run;
+  }
+
+  /** A green run on the auto-deploy branch deploys, once every other status on the commit is green too. */
+  private async afterGreenRun(pipelineId: number, run: TestRun): Promise<void> {
+    const pipeline = await this.db.getRepository(PipelineEntity).findOneByOrFail({ id: pipelineId });
+    const setting = pipeline.autodeploy;
+    if (!setting?.waitForCi || setting.branch !== run.branch) return;
+    const source = await this.source(pipeline);
+    const others = hasCommitStatuses(source) ? await source.otherStatuses(run.commit, CI_CONTEXT) : 'success';
+    if (others !== 'success') {
+      await this.transaction((m) =>
+        this.emit(m, { type: 'autodeploy.skipped', pipeline: pipeline.name, via: 'system', message: `Not deploying ${short(run.commit)}: other checks on the commit are ${others}`, data: { sha: run.commit } }),
+      );
+      return;
+    }
+    await this.autodeploy(pipeline, run.commit, { ...SYSTEM, name: 'ci', via: 'github' });
+  }
+
+  /** Moves a run to `status` unless it was cancelled meanwhile; false when it was. Writes the event with it. */
+  private async setTestRunStatus(pipeline: Pipeline, run: TestRun, status: TestRun['status'], why?: string, output?: string): Promise<boolean> {
+    return this.transaction(async (m) => {
+      const current = await m.findOneByOrFail(TestRunEntity, { id: run.id });
+      if (current.status === 'cancelled' && status !== 'cancelled') return false;
+      await m.update(TestRunEntity, { id: run.id }, { status, ...(output !== undefined ? { output: output + (why ? `\n${why}\n` : '') } : {}) });
+      await this.emit(m, {
+        type: `testrun.${status}`,
+        pipeline: pipeline.name,
+        via: 'system',
+        message: `Test run #${run.number} of ${short(run.commit)} ${status}${why ? `: ${why.split('\n')[0]}` : ''}`,
+        data: { number: run.number, sha: run.commit, branch: run.branch },
+      });
+      return true;
+    });
+  }
+
+  /** The source of a pipeline by name, for fronts that report to its host (commit statuses). */
+  async sourceOf(pipelineName: string): Promise<Source | null> {
+    const pipeline = await this.db.getRepository(PipelineEntity).findOneBy({ name: pipelineName });
+    return pipeline ? this.source(pipeline) : null;
   }
 
   // ---------------------------------------------------------------- helpers

@@ -13,12 +13,16 @@ interface Delivery {
 async function handleDelivery(engine: Engine, delivery: Delivery): Promise<boolean> {
   const { payload } = delivery;
   const branch = delivery.event === 'push' && payload.ref?.startsWith('refs/heads/') && !payload.deleted ? payload.ref.slice(11) : null;
-  return engine.receiveDelivery({
-    id: delivery.id,
-    event: delivery.event,
-    repository: payload.repository?.full_name ?? null,
-    push: branch && payload.after ? { branch, sha: payload.after, pusher: payload.pusher?.name ?? 'someone' } : undefined,
-  });
+  const repository = payload.repository?.full_name ?? null;
+  const push = branch && payload.after ? { branch, sha: payload.after, pusher: payload.pusher?.name ?? 'someone' } : undefined;
+  const first = await engine.receiveDelivery({ id: delivery.id, event: delivery.event, repository, push });
+  // The work a push starts (a test run, an auto-deploy) runs after the answer: GitHub gives up after 10 s.
+  if (first && push && repository) {
+    setImmediate(() => {
+      engine.onPush(`github:${repository}`, push.branch, push.sha, push.pusher).catch((err: unknown) => log.error({ err, delivery: delivery.id }, 'push not handled'));
+    });
+  }
+  return first;
 }
 
 /**

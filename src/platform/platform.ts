@@ -31,6 +31,13 @@ export interface Platform {
   releasePhase(spec: ReleaseSpec, onOutput: OutputSink): Promise<{ code: number; output: string }>;
   /** Starts the release's processes, waits until `web` answers, then stops the previous release's. Throws when they do not come up; the previous release keeps running. */
   start(spec: ReleaseSpec, onOutput: OutputSink): Promise<void>;
+  /**
+   * Runs a commit's tests on its slug, as Heroku CI does: app.json's
+   * `environments.test.scripts["test-setup"]`, then `scripts.test` (a Node app
+   * without one: `npm test`), with `environments.test.env` and `CI=true`, in a
+   * copy of the slug. Resolves with the exit code (null: no test script) and output.
+   */
+  runTests(slugId: string, onOutput: OutputSink, signal: AbortSignal): Promise<{ code: number | null; output: string }>;
   /** Stops every process of the app and frees its port. */
   destroy(app: string): Promise<void>;
   /** After a restart: make each app run its current release (or nothing), and nothing else. */

@@ -8,6 +8,7 @@ import { openDatabase, type Database } from '../db/data-source.ts';
 import { Engine } from '../engine/engine.ts';
 import { LocalPlatform } from '../platform/local/local-platform.ts';
 import { sourceOpener } from '../source/open-source.ts';
+import { GitHubStatusNotifier } from '../github/status-notifier.ts';
 import { mountGitHubWebhooks } from '../github/webhook-endpoint.ts';
 import { createSlackFront, type SlackFront } from '../slack/slack-app.ts';
 import { createHttpApp, listen } from './http-server.ts';
@@ -21,6 +22,7 @@ export interface RunningServer {
   admin: { token: string; generated: boolean };
   /** The Slack front, when Slack is configured. */
   slack: SlackFront | null;
+  statuses: GitHubStatusNotifier;
   close(): Promise<void>;
 }
 
@@ -54,6 +56,8 @@ export async function startServer(settings: Settings): Promise<RunningServer> {
   const { server, port } = await listen(http, settings.port);
   const front = slack as SlackFront | null;
   await front?.start();
+  const statuses = new GitHubStatusNotifier(engine);
+  statuses.start();
   return {
     engine,
     database,
@@ -61,9 +65,11 @@ export async function startServer(settings: Settings): Promise<RunningServer> {
     url: `http://localhost:${port}`,
     admin,
     slack: front,
+    statuses,
     async close() {
       await closeHttp(server);
       await engine.stop();
+      await statuses.stop();
       await front?.stop();
       await platform.close();
       await database.close();

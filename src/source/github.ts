@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Octokit, RequestError } from 'octokit';
 import { ExternalServiceError, InvalidInput, NotFound } from '../engine/errors.ts';
 import { runOrThrow } from '../exec.ts';
-import type { Commit, Source } from './source.ts';
+import type { Commit, CommitState, CommitStatuses, Source } from './source.ts';
 
 export interface GitHubSettings {
   token: string | undefined;
@@ -22,7 +22,7 @@ export function parseGitHubRepo(repo: string): { owner: string; name: string } |
  * tarballs, history and diff come from the compare API. `GITHUB_API_URL`
  * points it at GitHub Enterprise (or the tests' stand-in).
  */
-export class GitHubSource implements Source {
+export class GitHubSource implements Source, CommitStatuses {
   private readonly octokit: Octokit;
 
   constructor(
@@ -92,6 +92,34 @@ export class GitHubSource implements Source {
       return { ahead: data.ahead_by, commits: data.commits.slice(-limit).reverse().map(toCommit) };
     } catch (err) {
       throw this.failure(err, `comparing ${base?.slice(0, 7) ?? 'the start'}...${head.slice(0, 7)} of ${this.slug}`);
+    }
+  }
+
+  async setCommitStatus(sha: string, status: { state: CommitState; context: string; description: string; targetUrl?: string }): Promise<void> {
+    try {
+      await this.octokit.rest.repos.createCommitStatus({
+        owner: this.repo.owner,
+        repo: this.repo.name,
+        sha,
+        state: status.state,
+        context: status.context,
+        description: status.description.slice(0, 140),
+        target_url: status.targetUrl,
+      });
+    } catch (err) {
+      throw this.failure(err, `setting the ${status.context} status of ${sha.slice(0, 7)}`);
+    }
+  }
+
+  async otherStatuses(sha: string, exceptContext: string): Promise<CommitState> {
+    try {
+      const { data } = await this.octokit.rest.repos.getCombinedStatusForRef({ owner: this.repo.owner, repo: this.repo.name, ref: sha });
+      const others = data.statuses.filter((s) => s.context !== exceptContext).map((s) => s.state);
+      if (others.some((s) => s === 'failure' || s === 'error')) return 'failure';
+      if (others.some((s) => s === 'pending')) return 'pending';
+      return 'success';
+    } catch (err) {
+      throw this.failure(err, `reading the statuses of ${sha.slice(0, 7)}`);
     }
   }
 }

@@ -18,3 +18,16 @@ export interface Source {
   /** Commits reachable from `head` and not from `base` (all of head's when base is null), newest first. */
   log(base: string | null, head: string, limit: number): Promise<{ ahead: number; commits: Commit[] }>;
 }
+
+export type CommitState = 'pending' | 'success' | 'failure' | 'error';
+
+/** What a source host (GitHub) can show on a commit. Local git has none of it. */
+export interface CommitStatuses {
+  setCommitStatus(sha: string, status: { state: CommitState; context: string; description: string; targetUrl?: string }): Promise<void>;
+  /** The combined state of every status on the commit but `exceptContext` (success when there are none). */
+  otherStatuses(sha: string, exceptContext: string): Promise<CommitState>;
+}
+
+export function hasCommitStatuses(source: Source): source is Source & CommitStatuses {
+  return typeof (source as Partial<CommitStatuses>).setCommitStatus === 'function';
+}

@@ -20,6 +20,10 @@ const SEP = '\x1f';
  */
 export class FakeGitHub {
   readonly calls: GitHubCall[] = [];
+  /** Commit statuses posted, in order: { sha, state, context, description }. */
+  readonly statuses: { sha: string; state: string; context: string; description: string }[] = [];
+  /** Statuses other CI systems have set on commits, by sha. */
+  readonly otherStatuses = new Map<string, { state: string; context: string }[]>();
   readonly unexpected: string[] = [];
   private server!: http.Server;
   url = '';
@@ -78,6 +82,20 @@ export class FakeGitHub {
       return;
     }
     let match: RegExpExecArray | null;
+    if (req.method === 'POST' && (match = new RegExp(`^${prefix}/statuses/([0-9a-f]{40})$`).exec(p))) {
+      let raw = '';
+      for await (const chunk of req) raw += chunk;
+      const body = JSON.parse(raw) as { state: string; context: string; description: string };
+      this.statuses.push({ sha: match[1]!, state: body.state, context: body.context, description: body.description });
+      return json(201, { id: this.statuses.length, ...body });
+    }
+    if ((match = new RegExp(`^${prefix}/commits/([0-9a-f]{40})/status$`).exec(p))) {
+      const sha = match[1]!;
+      const ours = this.statuses.filter((s) => s.sha === sha);
+      const latest = new Map<string, { state: string; context: string }>();
+      for (const status of [...(this.otherStatuses.get(sha) ?? []), ...ours]) latest.set(status.context, status);
+      return json(200, { sha, state: 'pending', statuses: [...latest.values()] });
+    }
     if ((match = new RegExp(`^${prefix}/commits/(.+)$`).exec(p))) {
       const found = await this.git('rev-parse', '--verify', '--quiet', `${decodeURIComponent(match[1]!)}^{commit}`);
       if (found.code !== 0) return json(422, { message: 'No commit found for SHA' });

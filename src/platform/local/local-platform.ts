@@ -1,11 +1,11 @@
 import { spawn } from 'node:child_process';
 import { existsSync, openSync, closeSync, readFileSync } from 'node:fs';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { log } from '../../log.ts';
-import { processAlive, run } from '../../exec.ts';
+import { processAlive, run, runOrThrow } from '../../exec.ts';
 import type { Source } from '../../source/source.ts';
 import type { BuiltSlug, OutputSink, Platform, ReleaseSpec } from '../platform.ts';
 import { buildSlug, slugTree, type SlugStore } from './build-slug.ts';
@@ -92,6 +92,8 @@ export class LocalPlatform implements Platform {
   private readonly appsDir: string;
   private readonly proxies = new Map<string, { proxy: AppProxy; port: number }>();
   private readonly stateWrites = new Map<string, Promise<void>>();
+  /** Apps being destroyed: late background writes (a shutdown finishing) must not recreate their state. */
+  private readonly destroying = new Set<string>();
 
   constructor(
     dataDir: string,
@@ -127,6 +129,42 @@ export class LocalPlatform implements Platform {
     await phase;
     await this.updateState(spec.app, () => ({ releasePhase: null }));
     return result;
+  }
+
+  async runTests(slugId: string, onOutput: OutputSink, signal: AbortSignal): Promise<{ code: number | null; output: string }> {
+    const tree = await slugTree(this.store.slugsDir, slugId);
+    const read = async (file: string) => JSON.parse(await readFile(path.join(tree, file), 'utf8').catch(() => '{}')) as Record<string, unknown>;
+    const appJson = (await read('app.json')) as { environments?: { test?: { scripts?: Record<string, string>; env?: Record<string, string> } } };
+    const pkg = (await read('package.json')) as { scripts?: Record<string, string> };
+    const test = appJson.environments?.test;
+    const script = test?.scripts?.test ?? (pkg.scripts?.test ? 'npm test' : undefined);
+    if (!script) return { code: null, output: 'No test script: add environments.test.scripts.test to app.json\n' };
+    await mkdir(this.store.tmpDir, { recursive: true });
+    const work = await mkdtemp(path.join(this.store.tmpDir, 'test-'));
+    let output = '';
+    const sink = (chunk: string) => {
+      output += chunk;
+      onOutput(chunk);
+    };
+    try {
+      await runOrThrow('cp', ['-a', '--reflink=auto', `${tree}/.`, work]);
+      const env = dynoEnv(test?.env ?? {}, { CI: 'true', DYNO: 'test.1' });
+      for (const [name, command] of [['test-setup', test?.scripts?.['test-setup']], ['test', script]] as const) {
+        if (!command) continue;
+        sink(`-----> Running ${name}: ${command}\n`);
+        let pid = 0;
+        const kill = () => {
+          if (pid) void stopDynos([{ type: 'test', pid, port: null }], 1000);
+        };
+        signal.addEventListener('abort', kill, { once: true });
+        const result = await run('sh', ['-c', command], { cwd: work, env, onOutput: sink, detached: true, onSpawn: (p) => (pid = p) });
+        signal.removeEventListener('abort', kill);
+        if (result.code !== 0 || signal.aborted) return { code: result.code || 1, output };
+      }
+      return { code: 0, output };
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
   }
 
   async start(spec: ReleaseSpec, onOutput: OutputSink): Promise<void> {
@@ -182,11 +220,16 @@ export class LocalPlatform implements Platform {
   }
 
   async destroy(app: string): Promise<void> {
-    const state = await this.readState(app);
-    await this.closeProxy(app);
-    await stopDynos(allProcesses(state), 5000);
-    await this.stateWrites.get(app);
-    await rm(path.join(this.appsDir, app), { recursive: true, force: true });
+    this.destroying.add(app);
+    try {
+      const state = await this.readState(app);
+      await this.closeProxy(app);
+      await stopDynos(allProcesses(state), 5000);
+      await this.stateWrites.get(app);
+      await rm(path.join(this.appsDir, app), { recursive: true, force: true, maxRetries: 3 });
+    } finally {
+      this.destroying.delete(app);
+    }
   }
 
   async recover(current: ReleaseSpec[], appsWithoutRelease: string[]): Promise<void> {
@@ -290,7 +333,7 @@ export class LocalPlatform implements Platform {
     const dir = path.join(this.appsDir, app);
     const previous = this.stateWrites.get(app) ?? Promise.resolve();
     const next = previous.then(async () => {
-      if (options.ifExists && !existsSync(dir)) return;
+      if (options.ifExists && (this.destroying.has(app) || !existsSync(dir))) return;
       const state = await this.readState(app);
       await mkdir(dir, { recursive: true });
       const tmp = path.join(dir, `state.json.${process.pid}.tmp`);
