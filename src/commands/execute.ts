@@ -81,6 +81,16 @@ export async function execute(engine: Engine, actor: Actor, command: Command, co
       return data(await engine.setAutodeploy(actor, command.pipeline, { branch: command.branch, stage: command.stage, waitForCi: command.waitForCi }));
     case 'autodeploy:disable':
       return data(await engine.setAutodeploy(actor, command.pipeline, null));
+    case 'reviewapps':
+      return data(await engine.reviewApps(actor, command.pipeline));
+    case 'reviewapps:enable':
+      return data(await engine.setReviewApps(actor, command.pipeline, { autodeploy: command.autodeploy, autodestroy: command.autodestroy, staleDays: command.staleDays, waitForCi: command.waitForCi }));
+    case 'reviewapps:disable':
+      return data(await engine.setReviewApps(actor, command.pipeline, null));
+    case 'reviewapps:create':
+      return data(await engine.createReviewApp(actor, command.pipeline, command.pr));
+    case 'reviewapps:destroy':
+      return data(await engine.destroyReviewApp(actor, command.pipeline, command.pr));
     case 'subscribe':
       return data(await engine.subscribe(actor, command.pipeline, channelOf(command, context), command.events));
     case 'unsubscribe':

@@ -32,6 +32,11 @@ export type Command =
   | { name: 'ci:disable'; pipeline: string }
   | { name: 'autodeploy:enable'; pipeline: string; branch: string; stage?: string; waitForCi: boolean }
   | { name: 'autodeploy:disable'; pipeline: string }
+  | { name: 'reviewapps'; pipeline: string }
+  | { name: 'reviewapps:enable'; pipeline: string; autodeploy: boolean; autodestroy: boolean; staleDays?: number; waitForCi: boolean }
+  | { name: 'reviewapps:disable'; pipeline: string }
+  | { name: 'reviewapps:create'; pipeline: string; pr: number }
+  | { name: 'reviewapps:destroy'; pipeline: string; pr: number }
   | { name: 'subscribe'; pipeline: string; events: string[]; channel?: string }
   | { name: 'unsubscribe'; pipeline: string; channel?: string }
   | { name: 'subscriptions'; channel?: string }
@@ -311,6 +316,45 @@ export const SPECS: Record<CommandName, Spec> = {
     usage: 'autodeploy:disable <pipeline>',
     summary: 'stop deploying pushes (manage)',
     parse: (w) => ({ name: 'autodeploy:disable', pipeline: words('autodeploy:disable', w, ['pipeline'])[0]! }),
+  },
+  reviewapps: {
+    usage: 'reviewapps <pipeline>',
+    summary: "the pipeline's review apps, one per pull request",
+    parse: (w) => ({ name: 'reviewapps', pipeline: words('reviewapps', w, ['pipeline'])[0]! }),
+  },
+  'reviewapps:enable': {
+    usage: 'reviewapps:enable <pipeline> [--autodeploy] [--autodestroy] [--stale-days 5] [--wait-for-ci]',
+    summary: 'a review app per pull request: created on open, redeployed on push, destroyed on close (manage)',
+    options: { autodeploy: { type: 'boolean' }, autodestroy: { type: 'boolean' }, 'stale-days': { type: 'string' }, 'wait-for-ci': { type: 'boolean' } },
+    parse: (w, v) => {
+      const days = optional(v, 'stale-days');
+      if (days !== undefined && !/^\d+$/.test(days)) throw usageError('reviewapps:enable', `--stale-days takes a number of days, got "${days}"`);
+      return {
+        name: 'reviewapps:enable',
+        pipeline: words('reviewapps:enable', w, ['pipeline'])[0]!,
+        autodeploy: v.autodeploy === true,
+        autodestroy: v.autodestroy === true,
+        staleDays: days === undefined ? undefined : Number(days),
+        waitForCi: v['wait-for-ci'] === true,
+      };
+    },
+  },
+  'reviewapps:disable': {
+    usage: 'reviewapps:disable <pipeline>',
+    summary: 'stop creating review apps (manage)',
+    parse: (w) => ({ name: 'reviewapps:disable', pipeline: words('reviewapps:disable', w, ['pipeline'])[0]! }),
+  },
+  'reviewapps:create': {
+    usage: 'reviewapps:create <pipeline> --pr <N>',
+    summary: "create or update a pull request's review app (deploy)",
+    options: { pr: { type: 'string' } },
+    parse: (w, v) => ({ name: 'reviewapps:create', pipeline: words('reviewapps:create', w, ['pipeline'])[0]!, pr: runNumber('reviewapps:create', required('reviewapps:create', v, 'pr')) }),
+  },
+  'reviewapps:destroy': {
+    usage: 'reviewapps:destroy <pipeline> --pr <N>',
+    summary: "destroy a pull request's review app (deploy)",
+    options: { pr: { type: 'string' } },
+    parse: (w, v) => ({ name: 'reviewapps:destroy', pipeline: words('reviewapps:destroy', w, ['pipeline'])[0]!, pr: runNumber('reviewapps:destroy', required('reviewapps:destroy', v, 'pr')) }),
   },
   subscribe: {
     usage: 'subscribe <pipeline> [deploy|promote|rollback|config...] [--channel <channel>]',

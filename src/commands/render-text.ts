@@ -1,4 +1,4 @@
-import { short, type AppView, type DiffView, type OperationView, type ReleaseView, type TestRunView } from '../engine/engine.ts';
+import { short, type AppView, type DiffView, type OperationView, type ReleaseView, type ReviewAppView, type TestRunView } from '../engine/engine.ts';
 import type { Result } from './execute.ts';
 
 /** "3 minutes ago", as Heroku prints release ages. */
@@ -144,6 +144,23 @@ export function renderText(result: Result): string {
       return a.autodeploy
         ? `Pushes to ${a.autodeploy.branch} deploy to ${a.autodeploy.stage} of ${a.pipeline}${a.autodeploy.waitForCi ? ' once CI passes' : ''}`
         : `Auto-deploy is off for ${a.pipeline}`;
+    }
+    case 'reviewapps': {
+      const rows = data as ReviewAppView[];
+      if (!rows.length) return 'No review apps yet.';
+      return table(rows.map((r) => [`#${r.pr}`, r.app, r.status, r.branch, short(r.commit), r.url ?? r.error ?? '']));
+    }
+    case 'reviewapps:enable':
+    case 'reviewapps:disable': {
+      const r = data as { pipeline: string; reviewApps: { autodeploy: boolean; autodestroy: boolean; staleDays: number; waitForCi: boolean } | null };
+      if (!r.reviewApps) return `Review apps are off for ${r.pipeline}`;
+      const s = r.reviewApps;
+      return `Review apps are on for ${r.pipeline}: ${s.autodeploy ? `created for every pull request${s.waitForCi ? ' once CI passes' : ''}` : 'created with reviewapps:create'}${s.autodestroy ? `, destroyed after ${s.staleDays} days without a push` : ''}`;
+    }
+    case 'reviewapps:create':
+    case 'reviewapps:destroy': {
+      const r = data as ReviewAppView;
+      return `Review app ${r.app} for #${r.pr}: ${r.status}${r.url ? ` at ${r.url}` : ''}${r.error ? ` (${r.error})` : ''}`;
     }
     case 'subscribe': {
       const sub = data as { pipeline: string; channel: string; events: string[] };

@@ -59,7 +59,33 @@ export interface Pipeline {
   /** Deploy pushes to `branch` to `stage`; with `waitForCi`, only once the commit's test run is green. */
   autodeploy: { branch: string; stage: Stage; waitForCi: boolean } | null;
   lastTestRun: number;
+  reviewApps: ReviewAppSettings | null;
   createdAt: Date;
+}
+
+export interface ReviewAppSettings {
+  autodeploy: boolean;
+  autodestroy: boolean;
+  staleDays: number;
+  waitForCi: boolean;
+}
+
+export type ReviewAppStatus = 'pending' | 'creating' | 'created' | 'deleting' | 'deleted' | 'errored';
+
+/** A temporary app in stage review for one open pull request. */
+export interface ReviewApp {
+  id: number;
+  pipelineId: number;
+  pr: number;
+  branch: string;
+  headSha: string;
+  fork: boolean;
+  status: ReviewAppStatus;
+  appName: string;
+  error: string | null;
+  lastPushAt: Date;
+  createdAt: Date;
+  updatedAt: Date;
 }
 
 export type TestRunStatus = 'pending' | 'building' | 'running' | 'succeeded' | 'failed' | 'errored' | 'cancelled';
@@ -238,7 +264,27 @@ export const PipelineEntity = new EntitySchema<Pipeline>({
     ciEnabled: { type: 'boolean', name: 'ci_enabled', default: false },
     autodeploy: { type: 'jsonb', nullable: true },
     lastTestRun: { type: Number, name: 'last_test_run', default: 0 },
+    reviewApps: { type: 'jsonb', name: 'review_apps', nullable: true },
     createdAt,
+  },
+});
+
+export const ReviewAppEntity = new EntitySchema<ReviewApp>({
+  name: 'ReviewApp',
+  tableName: 'review_apps',
+  columns: {
+    id,
+    pipelineId: { type: Number, name: 'pipeline_id' },
+    pr: { type: Number },
+    branch: { type: 'text' },
+    headSha: { type: 'text', name: 'head_sha' },
+    fork: { type: 'boolean', default: false },
+    status: { type: 'text' },
+    appName: { type: 'text', name: 'app_name' },
+    error: { type: 'text', nullable: true },
+    lastPushAt: { type: 'timestamptz', name: 'last_push_at' },
+    createdAt,
+    updatedAt: { type: 'timestamptz', name: 'updated_at', updateDate: true },
   },
 });
 
@@ -380,6 +426,7 @@ export const RunnerEntity = new EntitySchema<Runner>({
 
 export const entities = [
   UserEntity,
+  ReviewAppEntity,
   TestRunEntity,
   SubscriptionEntity,
   StatusMessageEntity,

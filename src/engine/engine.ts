@@ -16,6 +16,9 @@ import {
   SubscriptionEntity,
   STAGES,
   TestRunEntity,
+  ReviewAppEntity,
+  type ReviewApp,
+  type ReviewAppSettings,
   type TestRun,
   TokenEntity,
   UserEntity,
@@ -87,6 +90,45 @@ export const SYSTEM: Actor = { id: 0, name: 'flowops', admin: true, via: 'system
 
 /** What a feed can follow; a subscription without a list follows all of them. */
 export const FEED_EVENTS = ['deploy', 'promote', 'rollback', 'config'] as const;
+
+export interface ReviewAppView {
+  pr: number;
+  app: string;
+  branch: string;
+  commit: string;
+  status: ReviewApp['status'];
+  url: string | null;
+  error: string | null;
+}
+
+/** The parts of Heroku's app.json that flowops reads. */
+interface AppJson {
+  env?: Record<string, string | { value?: string; generator?: string; required?: boolean }>;
+  scripts?: { postdeploy?: string | { command: string }; 'pr-predestroy'?: string };
+  environments?: { review?: { env?: AppJson['env'] } };
+}
+
+/**
+ * A review app's config vars, as Heroku sets them: app.json `env` (a
+ * `generator: secret` gets a random value), `environments.review.env` over it,
+ * and HEROKU_APP_NAME, HEROKU_BRANCH, HEROKU_PR_NUMBER (with FLOW_* twins).
+ */
+export function reviewConfig(appJson: AppJson, review: { app: string; branch: string; pr: number }): Record<string, string> {
+  const config: Record<string, string> = {};
+  const apply = (env: AppJson['env']) => {
+    for (const [key, spec] of Object.entries(env ?? {})) {
+      if (typeof spec === 'string') config[key] = spec;
+      else if (spec.generator === 'secret') config[key] = randomBytes(32).toString('hex');
+      else if (spec.value !== undefined) config[key] = spec.value;
+    }
+  };
+  apply(appJson.env);
+  apply(appJson.environments?.review?.env);
+  for (const prefix of ['HEROKU', 'FLOW']) {
+    Object.assign(config, { [`${prefix}_APP_NAME`]: review.app, [`${prefix}_BRANCH`]: review.branch, [`${prefix}_PR_NUMBER`]: String(review.pr) });
+  }
+  return config;
+}
 
 /** The commit status context flowops' test runs report under. */
 export const CI_CONTEXT = 'flowops/ci';
@@ -162,8 +204,10 @@ export class Engine {
   private readonly builds = new PQueue({ concurrency: 2 });
   private readonly sources = new Map<string, Promise<Source>>();
   private heartbeat: NodeJS.Timeout | undefined;
+  private staleSweep: NodeJS.Timeout | undefined;
   private readonly eventListeners = new Set<() => void>();
   private readonly testAborts = new Map<number, AbortController>();
+  private readonly finished = new Map<number, Promise<void>>();
 
   constructor(
     readonly db: DataSource,
@@ -189,6 +233,10 @@ export class Engine {
         .catch((err: unknown) => log.warn({ err }, 'heartbeat failed'));
     }, HEARTBEAT_MS);
     this.heartbeat.unref();
+    this.staleSweep = setInterval(() => {
+      this.destroyStaleReviewApps().catch((err: unknown) => log.warn({ err }, 'stale review apps not destroyed'));
+    }, 3_600_000);
+    this.staleSweep.unref();
   }
 
   /** Calls `listener` after each transaction that wrote events, so a front can deliver them. */
@@ -207,6 +255,7 @@ export class Engine {
 
   async stop(): Promise<void> {
     clearInterval(this.heartbeat);
+    clearInterval(this.staleSweep);
     await this.jobs.onIdle();
     await this.db.getRepository(RunnerEntity).delete({ id: this.runnerId });
   }
@@ -771,7 +820,7 @@ export class Engine {
     const progress: Progress = async (message, app) => {
       await this.transaction((m) => this.emit(m, { type: 'operation.progress', operationId: op.id, app: app ?? null, via: 'system', message }));
     };
-    void this.jobs.add(async () => {
+    const job = this.jobs.add(async () => {
       let error: string | null = null;
       try {
         await this.db.getRepository(OperationEntity).update({ id: op.id }, { status: 'running' });
@@ -796,6 +845,14 @@ export class Engine {
         });
       });
     });
+    this.finished.set(op.id, job.then(() => undefined));
+    void job.finally(() => setTimeout(() => this.finished.delete(op.id), 60_000).unref());
+  }
+
+  /** Waits for an operation this process runs, and returns how it ended. */
+  private async outcome(operationId: number): Promise<Operation> {
+    await this.finished.get(operationId);
+    return this.db.getRepository(OperationEntity).findOneByOrFail({ id: operationId });
   }
 
   private async build(op: Operation, pipeline: Pipeline, source: Source, sha: string, progress: Progress): Promise<string> {
@@ -1011,6 +1068,10 @@ export class Engine {
   /** A green run on the auto-deploy branch deploys, once every other status on the commit is green too. */
   private async afterGreenRun(pipelineId: number, run: TestRun): Promise<void> {
     const pipeline = await this.db.getRepository(PipelineEntity).findOneByOrFail({ id: pipelineId });
+    if (pipeline.reviewApps?.autodeploy && pipeline.reviewApps.waitForCi) {
+      const waiting = await this.db.getRepository(ReviewAppEntity).findBy({ pipelineId, headSha: run.commit, fork: false });
+      for (const row of waiting.filter((r) => r.status !== 'deleting' && r.status !== 'deleted')) await this.ensureReviewApp(pipeline, row, { ...SYSTEM, name: 'ci', via: 'github' });
+    }
     const setting = pipeline.autodeploy;
     if (!setting?.waitForCi || setting.branch !== run.branch) return;
     const source = await this.source(pipeline);
@@ -1045,6 +1106,143 @@ export class Engine {
   async sourceOf(pipelineName: string): Promise<Source | null> {
     const pipeline = await this.db.getRepository(PipelineEntity).findOneBy({ name: pipelineName });
     return pipeline ? this.source(pipeline) : null;
+  }
+
+  // ---------------------------------------------------------------- review apps
+
+  async setReviewApps(actor: Actor, pipelineName: string, settings: Partial<ReviewAppSettings> | null): Promise<{ pipeline: string; reviewApps: ReviewAppSettings | null }> {
+    const pipeline = await this.authorize(actor, pipelineName, REQUIRED.manageApps, `reviewapps:${settings ? 'enable' : 'disable'} ${pipelineName}`);
+    if (settings && !pipeline.repo.startsWith('github:')) throw new InvalidInput(`review apps follow pull requests on GitHub: connect ${pipeline.name} to a repository with --repo github:owner/name`);
+    const staleDays = settings?.staleDays ?? 5;
+    if (!Number.isInteger(staleDays) || staleDays < 1) throw new InvalidInput('--stale-days must be a whole number of days, 1 or more');
+    const reviewApps = settings ? { autodeploy: !!settings.autodeploy, autodestroy: !!settings.autodestroy, staleDays, waitForCi: !!settings.waitForCi } : null;
+    if (reviewApps?.waitForCi && !pipeline.ciEnabled) throw new InvalidInput(`--wait-for-ci needs CI on ${pipeline.name}: run \`ci:enable ${pipeline.name}\` first`);
+    await this.transaction(async (m) => {
+      await m.update(PipelineEntity, { id: pipeline.id }, { reviewApps });
+      await this.emit(m, { type: 'reviewapps.changed', pipeline: pipeline.name, actor: actor.name, via: actor.via, message: `${actor.name} turned review apps ${reviewApps ? 'on' : 'off'} for ${pipeline.name}`, data: { reviewApps } });
+    });
+    return { pipeline: pipeline.name, reviewApps };
+  }
+
+  async reviewApps(actor: Actor, pipelineName: string): Promise<ReviewAppView[]> {
+    const pipeline = await this.authorize(actor, pipelineName, REQUIRED.read, `reviewapps ${pipelineName}`);
+    const rows = await this.db.getRepository(ReviewAppEntity).find({ where: { pipelineId: pipeline.id }, order: { pr: 'DESC' } });
+    return rows.map((r) => ({ pr: r.pr, app: r.appName, branch: r.branch, commit: r.headSha, status: r.status, url: r.status === 'created' ? this.platform.url(r.appName) : null, error: r.error }));
+  }
+
+  /** Creates (or updates) the review app of a pull request flowops has seen. */
+  async createReviewApp(actor: Actor, pipelineName: string, pr: number): Promise<ReviewAppView> {
+    const pipeline = await this.authorize(actor, pipelineName, REQUIRED.deploy, `reviewapps:create ${pipelineName}`);
+    const row = await this.db.getRepository(ReviewAppEntity).findOneBy({ pipelineId: pipeline.id, pr });
+    if (!row) throw new NotFound(`flowops has not seen pull request #${pr} of ${pipeline.name} yet (it learns of them from GitHub's pull_request webhooks)`);
+    await this.ensureReviewApp(pipeline, row, actor);
+    return (await this.reviewApps(actor, pipelineName)).find((r) => r.pr === pr)!;
+  }
+
+  async destroyReviewApp(actor: Actor, pipelineName: string, pr: number): Promise<ReviewAppView> {
+    const pipeline = await this.authorize(actor, pipelineName, REQUIRED.deploy, `reviewapps:destroy ${pipelineName}`);
+    const row = await this.db.getRepository(ReviewAppEntity).findOneBy({ pipelineId: pipeline.id, pr });
+    if (!row || row.status === 'deleted') throw new NotFound(`${pipeline.name} has no review app for pull request #${pr}`);
+    await this.removeReviewApp(pipeline, row, actor);
+    return (await this.reviewApps(actor, pipelineName)).find((r) => r.pr === pr)!;
+  }
+
+  /**
+   * A pull request changed on the source host. Opened or reopened: a review app
+   * (unless it comes from a fork); a push to it: the review app is redeployed;
+   * closed or merged: it is destroyed, after app.json's pr-predestroy script.
+   */
+  async onPullRequest(event: { repo: string; action: string; pr: number; branch: string; sha: string; fork: boolean }): Promise<void> {
+    const pipelines = await this.db.getRepository(PipelineEntity).findBy({ repo: event.repo });
+    const actor: Actor = { ...SYSTEM, name: 'github', via: 'github' };
+    for (const pipeline of pipelines.filter((p) => p.reviewApps)) {
+      const repo = this.db.getRepository(ReviewAppEntity);
+      let row = await repo.findOneBy({ pipelineId: pipeline.id, pr: event.pr });
+      if (event.action === 'closed') {
+        if (row && row.status !== 'deleted') await this.removeReviewApp(pipeline, row, actor);
+        continue;
+      }
+      if (!['opened', 'reopened', 'synchronize'].includes(event.action)) continue;
+      const appName = `${pipeline.name}-pr-${event.pr}`.slice(0, 30);
+      if (!row) {
+        await repo.insert({ pipelineId: pipeline.id, pr: event.pr, branch: event.branch, headSha: event.sha, fork: event.fork, status: 'pending', appName, lastPushAt: new Date() });
+      } else {
+        await repo.update({ id: row.id }, { branch: event.branch, headSha: event.sha, lastPushAt: new Date(), ...(row.status === 'deleted' ? { status: 'pending' as const, error: null } : {}) });
+      }
+      row = await repo.findOneByOrFail({ pipelineId: pipeline.id, pr: event.pr });
+      const settings = pipeline.reviewApps!;
+      const wanted = settings.autodeploy && !row.fork && (event.action !== 'synchronize' || row.status === 'created' || row.status === 'errored');
+      if (wanted && !settings.waitForCi) await this.ensureReviewApp(pipeline, row, actor);
+    }
+  }
+
+  /** Destroys review apps with no push for the pipeline's stale-days, where autodestroy is on. */
+  async destroyStaleReviewApps(): Promise<void> {
+    const pipelines = (await this.db.getRepository(PipelineEntity).find()).filter((p) => p.reviewApps?.autodestroy);
+    for (const pipeline of pipelines) {
+      const cutoff = new Date(Date.now() - pipeline.reviewApps!.staleDays * 86_400_000);
+      const stale = await this.db.getRepository(ReviewAppEntity).createQueryBuilder('r').where('r.pipeline_id = :id AND r.status = :created AND r.last_push_at < :cutoff', { id: pipeline.id, created: 'created', cutoff }).getMany();
+      for (const row of stale) await this.removeReviewApp(pipeline, row, { ...SYSTEM, name: 'autodestroy' });
+    }
+  }
+
+  private async setReviewAppStatus(pipeline: Pipeline, row: ReviewApp, status: ReviewApp['status'], error: string | null = null): Promise<void> {
+    await this.transaction(async (m) => {
+      await m.update(ReviewAppEntity, { id: row.id }, { status, error });
+      await this.emit(m, {
+        type: `reviewapp.${status}`,
+        pipeline: pipeline.name,
+        app: row.appName,
+        via: 'system',
+        message: `Review app ${row.appName} for #${row.pr} (${row.branch}) ${status}${error ? `: ${error}` : ''}`,
+        data: { pr: row.pr, branch: row.branch, sha: row.headSha, url: status === 'created' ? this.platform.url(row.appName) : null },
+      });
+    });
+  }
+
+  /** Creates the review app if it does not exist (config from app.json), then deploys the PR's head to it. Idempotent. */
+  private async ensureReviewApp(pipeline: Pipeline, row: ReviewApp, actor: Actor): Promise<void> {
+    const source = await this.source(pipeline);
+    const first = !(await this.db.getRepository(AppEntity).existsBy({ name: row.appName }));
+    let appJson: AppJson = {};
+    try {
+      appJson = JSON.parse((await source.readFile(row.headSha, 'app.json')) ?? '{}') as AppJson;
+    } catch {
+      return this.setReviewAppStatus(pipeline, row, 'errored', 'app.json is not valid JSON');
+    }
+    if (first) {
+      await this.setReviewAppStatus(pipeline, row, 'creating');
+      const config = reviewConfig(appJson, { app: row.appName, branch: row.branch, pr: row.pr });
+      await this.transaction(async (m) => {
+        await m.insert(AppEntity, { name: row.appName, pipelineId: pipeline.id, stage: 'review', config });
+        await this.emit(m, { type: 'app.created', pipeline: pipeline.name, app: row.appName, actor: actor.name, via: actor.via, message: `Review app ${row.appName} created for #${row.pr}`, data: { stage: 'review' } });
+      });
+    }
+    const op = await this.deploy({ ...SYSTEM, name: actor.name, via: actor.via }, { pipeline: pipeline.name, ref: row.headSha, stage: 'review', app: row.appName });
+    const done = await this.outcome(op.id);
+    if (done.status !== 'succeeded') return this.setReviewAppStatus(pipeline, row, 'errored', done.error ?? done.targets[0]?.error ?? 'the deploy failed');
+    const postdeploy = typeof appJson.scripts?.postdeploy === 'string' ? appJson.scripts.postdeploy : appJson.scripts?.postdeploy?.command;
+    if (first && postdeploy) {
+      const app = await this.db.getRepository(AppEntity).findOneByOrFail({ name: row.appName });
+      const release = await this.db.getRepository(ReleaseEntity).findOneByOrFail({ id: app.currentReleaseId! });
+      const result = await this.platform.runCommand(release.slugId!, postdeploy, app.config, () => undefined);
+      if (result.code !== 0) return this.setReviewAppStatus(pipeline, row, 'errored', `postdeploy exited with ${result.code}: ${result.output.trim().split('\n').pop()}`);
+    }
+    await this.setReviewAppStatus(pipeline, row, 'created');
+  }
+
+  private async removeReviewApp(pipeline: Pipeline, row: ReviewApp, actor: Actor): Promise<void> {
+    await this.setReviewAppStatus(pipeline, row, 'deleting');
+    const app = await this.db.getRepository(AppEntity).findOneBy({ name: row.appName });
+    if (app) {
+      const release = app.currentReleaseId ? await this.db.getRepository(ReleaseEntity).findOneBy({ id: app.currentReleaseId }) : null;
+      const source = await this.source(pipeline);
+      const appJson = JSON.parse((release?.commit ? await source.readFile(release.commit, 'app.json').catch(() => null) : null) ?? '{}') as AppJson;
+      const predestroy = appJson.scripts?.['pr-predestroy'];
+      if (predestroy && release?.slugId) await this.platform.runCommand(release.slugId, predestroy, app.config, () => undefined);
+      await this.removeApp({ ...SYSTEM, name: actor.name, via: actor.via }, app, pipeline);
+    }
+    await this.setReviewAppStatus(pipeline, row, 'deleted');
   }
 
   // ---------------------------------------------------------------- helpers

@@ -6,7 +6,16 @@ import { log } from '../log.ts';
 interface Delivery {
   id: string;
   event: string;
-  payload: { repository?: { full_name?: string }; ref?: string; after?: string; pusher?: { name?: string }; deleted?: boolean };
+  payload: {
+    repository?: { full_name?: string };
+    ref?: string;
+    after?: string;
+    pusher?: { name?: string };
+    deleted?: boolean;
+    action?: string;
+    number?: number;
+    pull_request?: { head: { ref: string; sha: string; repo: { full_name: string } | null } };
+  };
 }
 
 /** The event core: what a verified delivery changes. It never sees the HTTP request. */
@@ -20,6 +29,13 @@ async function handleDelivery(engine: Engine, delivery: Delivery): Promise<boole
   if (first && push && repository) {
     setImmediate(() => {
       engine.onPush(`github:${repository}`, push.branch, push.sha, push.pusher).catch((err: unknown) => log.error({ err, delivery: delivery.id }, 'push not handled'));
+    });
+  }
+  const pr = delivery.event === 'pull_request' ? payload.pull_request : undefined;
+  if (first && pr && repository && payload.action && payload.number) {
+    const event = { repo: `github:${repository}`, action: payload.action, pr: payload.number, branch: pr.head.ref, sha: pr.head.sha, fork: pr.head.repo?.full_name !== repository };
+    setImmediate(() => {
+      engine.onPullRequest(event).catch((err: unknown) => log.error({ err, delivery: delivery.id }, 'pull request not handled'));
     });
   }
   return first;

@@ -75,6 +75,16 @@ export class GitHubSource implements Source, CommitStatuses {
     }
   }
 
+  async readFile(sha: string, file: string): Promise<string | null> {
+    try {
+      const { data } = await this.octokit.rest.repos.getContent({ owner: this.repo.owner, repo: this.repo.name, path: file, ref: sha });
+      return 'content' in data && typeof data.content === 'string' ? Buffer.from(data.content, 'base64').toString('utf8') : null;
+    } catch (err) {
+      if (err instanceof RequestError && err.status === 404) return null;
+      throw this.failure(err, `reading ${file} of ${sha.slice(0, 7)}`);
+    }
+  }
+
   async log(base: string | null, head: string, limit: number): Promise<{ ahead: number; commits: Commit[] }> {
     const toCommit = (c: { sha: string; commit: { message: string; author: { name?: string; date?: string } | null } }): Commit => ({
       sha: c.sha,

@@ -60,6 +60,11 @@ export class LocalGitSource implements Source {
     if (archive.code !== 0) throw new Error(`git archive ${sha} failed: ${archive.output.trim()}`);
   }
 
+  async readFile(sha: string, file: string): Promise<string | null> {
+    const shown = await run('git', ['-C', this.gitDir, 'show', `${sha}:${file}`]);
+    return shown.code === 0 ? shown.output : null;
+  }
+
   async log(base: string | null, head: string, limit: number): Promise<{ ahead: number; commits: Commit[] }> {
     await this.fetch();
     const range = base ? [`${base}..${head}`] : [head];

@@ -15,6 +15,8 @@ export interface Source {
   resolve(ref: string): Promise<string>;
   /** Writes the tree of a commit into `dir` (which exists and is empty). */
   extract(sha: string, dir: string): Promise<void>;
+  /** A file of a commit (app.json), or null when the commit has none. */
+  readFile(sha: string, file: string): Promise<string | null>;
   /** Commits reachable from `head` and not from `base` (all of head's when base is null), newest first. */
   log(base: string | null, head: string, limit: number): Promise<{ ahead: number; commits: Commit[] }>;
 }

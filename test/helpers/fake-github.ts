@@ -101,6 +101,11 @@ export class FakeGitHub {
       if (found.code !== 0) return json(422, { message: 'No commit found for SHA' });
       return json(200, (await this.commits(['-1', found.output.trim()]))[0]);
     }
+    if ((match = new RegExp(`^${prefix}/contents/(.+)$`).exec(p))) {
+      const shown = await this.git('show', `${url.searchParams.get('ref') ?? 'HEAD'}:${decodeURIComponent(match[1]!)}`);
+      if (shown.code !== 0) return json(404, { message: 'Not Found' });
+      return json(200, { type: 'file', encoding: 'base64', content: Buffer.from(shown.output).toString('base64') });
+    }
     if ((match = new RegExp(`^${prefix}/tarball/(.+)$`).exec(p))) {
       res.writeHead(302, { location: `${this.url}/codeload/${this.fullName}/legacy.tar.gz/${match[1]}` }).end();
       return;

@@ -131,6 +131,12 @@ export class LocalPlatform implements Platform {
     return result;
   }
 
+  async runCommand(slugId: string, command: string, config: Record<string, string>, onOutput: OutputSink): Promise<{ code: number; output: string }> {
+    const cwd = await slugTree(this.store.slugsDir, slugId);
+    onOutput(`-----> Running ${command}\n`);
+    return run('sh', ['-c', command], { cwd, env: dynoEnv(config, { DYNO: 'run.1' }), onOutput });
+  }
+
   async runTests(slugId: string, onOutput: OutputSink, signal: AbortSignal): Promise<{ code: number | null; output: string }> {
     const tree = await slugTree(this.store.slugsDir, slugId);
     const read = async (file: string) => JSON.parse(await readFile(path.join(tree, file), 'utf8').catch(() => '{}')) as Record<string, unknown>;
