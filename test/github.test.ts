@@ -46,6 +46,16 @@ describe('a pipeline connected to a GitHub repository', () => {
     expect(await (await fetch(app!.url!)).text()).toBe('from github v1\n');
   });
 
+  it("makes every release a GitHub deployment to the app's environment, in progress then success with its URL", async () => {
+    const [app] = (await t.json<{ apps: AppView[] }>(['pipelines:info', 'shop'])).apps;
+
+    await t.server.statuses.idle();
+
+    expect(github.deployments).toEqual([
+      expect.objectContaining({ ref: app!.release!.commit, environment: 'shop-staging', transient: false, production: false, statuses: [{ state: 'in_progress' }, { state: 'success', environment_url: app!.url }] }),
+    ]);
+  });
+
   it('lists what staging runs ahead of production through the compare API', async () => {
     await t.cli(['promote', 'shop']);
     const second = await repo.commit({ 'message.json': JSON.stringify({ text: 'from github v2' }) }, 'Say v2');

@@ -907,7 +907,7 @@ export class Engine {
           m.create(ReleaseEntity, { appId: app.id, version, slugId: spec.slugId, commit: spec.commit, config: spec.config ?? app.config, description: spec.description, status: 'pending', operationId: op.id }),
         );
         await setTarget(m, { version });
-        await this.emit(m, { type: 'release.created', pipeline: pipeline.name, app: app.name, operationId: op.id, via: 'system', message: `${app.name} v${version}: ${spec.description}`, data: { version } });
+        await this.emit(m, { type: 'release.created', pipeline: pipeline.name, app: app.name, operationId: op.id, via: 'system', message: `${app.name} v${version}: ${spec.description}`, data: { version, commit: spec.commit, stage: app.stage } });
         return release;
       });
 
@@ -916,7 +916,7 @@ export class Engine {
         await this.transaction(async (m) => {
           await m.update(ReleaseEntity, { id: release.id }, { status: 'failed', output });
           await setTarget(m, { status: 'failed', error: why });
-          await this.emit(m, { type: 'release.failed', pipeline: pipeline.name, app: app.name, operationId: op.id, via: 'system', message: `${app.name} v${release.version} failed: ${why}`, data: { version: release.version } });
+          await this.emit(m, { type: 'release.failed', pipeline: pipeline.name, app: app.name, operationId: op.id, via: 'system', message: `${app.name} v${release.version} failed: ${why}`, data: { version: release.version, commit: release.commit, stage: app.stage } });
         });
       };
       const slug = spec.slugId ? await this.db.getRepository(SlugEntity).findOneByOrFail({ id: spec.slugId }) : null;
@@ -941,7 +941,7 @@ export class Engine {
         await m.update(ReleaseEntity, { id: release.id }, { status: 'succeeded', output });
         await m.update(AppEntity, { id: app.id }, { currentReleaseId: release.id });
         await setTarget(m, { status: 'succeeded' });
-        await this.emit(m, { type: 'release.succeeded', pipeline: pipeline.name, app: app.name, operationId: op.id, via: 'system', message: `${app.name} v${release.version} is live`, data: { version: release.version } });
+        await this.emit(m, { type: 'release.succeeded', pipeline: pipeline.name, app: app.name, operationId: op.id, via: 'system', message: `${app.name} v${release.version} is live`, data: { version: release.version, commit: release.commit, stage: app.stage, url: this.platform.url(app.name) } });
       });
     });
   }

@@ -74,4 +74,14 @@ export class Outbox {
   async shown(message: StatusMessage, patch: { ts: string; threaded: string[] }): Promise<void> {
     await this.db.getRepository(StatusMessageEntity).update({ id: message.id }, { shown: message.wanted, ts: patch.ts, threaded: patch.threaded });
   }
+
+  /** Remembers an id a host gave for one of ours (kind "github-deployment", key "shop-staging@v3"). */
+  async remember(kind: string, key: string, value: string): Promise<void> {
+    await this.db.query('INSERT INTO external_refs (kind, key, value) VALUES ($1, $2, $3) ON CONFLICT (kind, key) DO UPDATE SET value = EXCLUDED.value', [kind, key, value]);
+  }
+
+  async recall(kind: string, key: string): Promise<string | null> {
+    const rows: { value: string }[] = await this.db.query('SELECT value FROM external_refs WHERE kind = $1 AND key = $2', [kind, key]);
+    return rows[0]?.value ?? null;
+  }
 }

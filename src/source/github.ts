@@ -4,7 +4,7 @@ import path from 'node:path';
 import { Octokit, RequestError } from 'octokit';
 import { ExternalServiceError, InvalidInput, NotFound } from '../engine/errors.ts';
 import { runOrThrow } from '../exec.ts';
-import type { Commit, CommitState, CommitStatuses, Source } from './source.ts';
+import type { Commit, CommitState, CommitStatuses, DeploymentState, Deployments, Source } from './source.ts';
 
 export interface GitHubSettings {
   token: string | undefined;
@@ -22,7 +22,7 @@ export function parseGitHubRepo(repo: string): { owner: string; name: string } |
  * tarballs, history and diff come from the compare API. `GITHUB_API_URL`
  * points it at GitHub Enterprise (or the tests' stand-in).
  */
-export class GitHubSource implements Source, CommitStatuses {
+export class GitHubSource implements Source, CommitStatuses, Deployments {
   private readonly octokit: Octokit;
 
   constructor(
@@ -130,6 +130,34 @@ export class GitHubSource implements Source, CommitStatuses {
       return 'success';
     } catch (err) {
       throw this.failure(err, `reading the statuses of ${sha.slice(0, 7)}`);
+    }
+  }
+
+  async createDeployment(sha: string, environment: string, options: { transient: boolean; production: boolean; description: string }): Promise<string> {
+    try {
+      const { data } = await this.octokit.rest.repos.createDeployment({
+        owner: this.repo.owner,
+        repo: this.repo.name,
+        ref: sha,
+        environment,
+        description: options.description.slice(0, 140),
+        auto_merge: false,
+        required_contexts: [],
+        transient_environment: options.transient,
+        production_environment: options.production,
+      });
+      if (!('id' in data)) throw new ExternalServiceError(`GitHub did not create a deployment of ${sha.slice(0, 7)}: ${data.message ?? ''}`);
+      return String(data.id);
+    } catch (err) {
+      throw err instanceof ExternalServiceError ? err : this.failure(err, `creating a deployment of ${sha.slice(0, 7)} to ${environment}`);
+    }
+  }
+
+  async setDeploymentStatus(id: string, state: DeploymentState, environmentUrl: string | null): Promise<void> {
+    try {
+      await this.octokit.rest.repos.createDeploymentStatus({ owner: this.repo.owner, repo: this.repo.name, deployment_id: Number(id), state, ...(environmentUrl ? { environment_url: environmentUrl } : {}) });
+    } catch (err) {
+      throw this.failure(err, `setting deployment ${id} to ${state}`);
     }
   }
 }

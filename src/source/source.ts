@@ -33,3 +33,15 @@ export interface CommitStatuses {
 export function hasCommitStatuses(source: Source): source is Source & CommitStatuses {
   return typeof (source as Partial<CommitStatuses>).setCommitStatus === 'function';
 }
+
+export type DeploymentState = 'in_progress' | 'success' | 'failure';
+
+/** Deployments on the source host (GitHub): one per release, with its environment and URL. */
+export interface Deployments {
+  createDeployment(sha: string, environment: string, options: { transient: boolean; production: boolean; description: string }): Promise<string>;
+  setDeploymentStatus(id: string, state: DeploymentState, environmentUrl: string | null): Promise<void>;
+}
+
+export function hasDeployments(source: Source): source is Source & Deployments {
+  return typeof (source as Partial<Deployments>).createDeployment === 'function';
+}

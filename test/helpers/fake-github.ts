@@ -22,6 +22,8 @@ export class FakeGitHub {
   readonly calls: GitHubCall[] = [];
   /** Commit statuses posted, in order: { sha, state, context, description }. */
   readonly statuses: { sha: string; state: string; context: string; description: string }[] = [];
+  /** Deployments created, with the statuses posted to each. */
+  readonly deployments: { id: number; ref: string; environment: string; transient: boolean; production: boolean; statuses: { state: string; environment_url?: string }[] }[] = [];
   /** Statuses other CI systems have set on commits, by sha. */
   readonly otherStatuses = new Map<string, { state: string; context: string }[]>();
   readonly unexpected: string[] = [];
@@ -88,6 +90,22 @@ export class FakeGitHub {
       const body = JSON.parse(raw) as { state: string; context: string; description: string };
       this.statuses.push({ sha: match[1]!, state: body.state, context: body.context, description: body.description });
       return json(201, { id: this.statuses.length, ...body });
+    }
+    if (req.method === 'POST' && p === `${prefix}/deployments`) {
+      let raw = '';
+      for await (const chunk of req) raw += chunk;
+      const body = JSON.parse(raw) as { ref: string; environment: string; transient_environment: boolean; production_environment: boolean };
+      const deployment = { id: this.deployments.length + 1, ref: body.ref, environment: body.environment, transient: body.transient_environment, production: body.production_environment, statuses: [] };
+      this.deployments.push(deployment);
+      return json(201, { id: deployment.id, ref: body.ref, environment: body.environment });
+    }
+    if (req.method === 'POST' && (match = new RegExp(`^${prefix}/deployments/(\\d+)/statuses$`).exec(p))) {
+      let raw = '';
+      for await (const chunk of req) raw += chunk;
+      const deployment = this.deployments.find((d) => d.id === Number(match![1]));
+      if (!deployment) return json(404, { message: 'Not Found' });
+      deployment.statuses.push(JSON.parse(raw) as { state: string; environment_url?: string });
+      return json(201, { id: deployment.statuses.length });
     }
     if ((match = new RegExp(`^${prefix}/commits/([0-9a-f]{40})/status$`).exec(p))) {
       const sha = match[1]!;
