@@ -137,7 +137,7 @@ describe('the Slack app over HTTP, signed as Slack signs', () => {
 
   it('makes a channel a feed that receives a deploy started from the CLI, through a rate limit', async () => {
     const { id } = await flow('subscribe shop', 'UADMIN', 'ada', 'CFEED');
-    expect((await answer(id)).text).toContain('CFEED is now a feed of shop (deploy, promote, rollback, config)');
+    expect((await answer(id)).text).toContain('CFEED is now a feed of shop (deploy, promote, rollback, config, ci, pulls)');
     slack.failNext('chat.postMessage', 429, 1);
 
     await t.cli(['deploy', 'shop', 'to', 'staging']);

@@ -357,7 +357,7 @@ export const SPECS: Record<CommandName, Spec> = {
     parse: (w, v) => ({ name: 'reviewapps:destroy', pipeline: words('reviewapps:destroy', w, ['pipeline'])[0]!, pr: runNumber('reviewapps:destroy', required('reviewapps:destroy', v, 'pr')) }),
   },
   subscribe: {
-    usage: 'subscribe <pipeline> [deploy|promote|rollback|config...] [--channel <channel>]',
+    usage: 'subscribe <pipeline> [deploy|promote|rollback|config|ci|pulls...] [--channel <channel>]',
     summary: "make a channel the pipeline's feed (in Slack: this channel, or <#channel>) (operate)",
     options: { channel: { type: 'string' } },
     parse: (w, v) => {

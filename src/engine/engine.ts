@@ -89,7 +89,14 @@ export interface OperationView {
 export const SYSTEM: Actor = { id: 0, name: 'flowops', admin: true, via: 'system' };
 
 /** What a feed can follow; a subscription without a list follows all of them. */
-export const FEED_EVENTS = ['deploy', 'promote', 'rollback', 'config'] as const;
+export const FEED_EVENTS = ['deploy', 'promote', 'rollback', 'config', 'ci', 'pulls'] as const;
+
+/** Which feed event kind an event belongs to, for events that are not operations. */
+export function feedKindOf(type: string): (typeof FEED_EVENTS)[number] | null {
+  if (/^testrun\.(succeeded|failed|errored)$/.test(type) || /^autodeploy\.(skipped|failed)$/.test(type)) return 'ci';
+  if (/^pullrequest\.(opened|merged|closed)$/.test(type) || /^reviewapp\.(created|errored)$/.test(type)) return 'pulls';
+  return null;
+}
 
 export interface ReviewAppView {
   pr: number;
@@ -1152,9 +1159,24 @@ export class Engine {
    * (unless it comes from a fork); a push to it: the review app is redeployed;
    * closed or merged: it is destroyed, after app.json's pr-predestroy script.
    */
-  async onPullRequest(event: { repo: string; action: string; pr: number; branch: string; sha: string; fork: boolean }): Promise<void> {
+  async onPullRequest(event: { repo: string; action: string; pr: number; branch: string; sha: string; fork: boolean; title?: string; merged?: boolean; author?: string }): Promise<void> {
     const pipelines = await this.db.getRepository(PipelineEntity).findBy({ repo: event.repo });
     const actor: Actor = { ...SYSTEM, name: 'github', via: 'github' };
+    const what = event.action === 'closed' ? (event.merged ? 'merged' : 'closed') : event.action === 'opened' || event.action === 'reopened' ? 'opened' : null;
+    if (what) {
+      await this.transaction(async (m) => {
+        for (const pipeline of pipelines) {
+          await this.emit(m, {
+            type: `pullrequest.${what}`,
+            pipeline: pipeline.name,
+            actor: event.author ?? null,
+            via: 'github',
+            message: `Pull request #${event.pr}${event.title ? ` "${event.title}"` : ''} (${event.branch}) ${what}${event.author ? ` by ${event.author}` : ''}`,
+            data: { pr: event.pr, branch: event.branch, sha: event.sha },
+          });
+        }
+      });
+    }
     for (const pipeline of pipelines.filter((p) => p.reviewApps)) {
       const repo = this.db.getRepository(ReviewAppEntity);
       let row = await repo.findOneBy({ pipelineId: pipeline.id, pr: event.pr });

@@ -14,7 +14,7 @@ interface Delivery {
     deleted?: boolean;
     action?: string;
     number?: number;
-    pull_request?: { head: { ref: string; sha: string; repo: { full_name: string } | null } };
+    pull_request?: { title?: string; merged?: boolean; user?: { login?: string }; head: { ref: string; sha: string; repo: { full_name: string } | null } };
   };
 }
 
@@ -33,7 +33,17 @@ async function handleDelivery(engine: Engine, delivery: Delivery): Promise<boole
   }
   const pr = delivery.event === 'pull_request' ? payload.pull_request : undefined;
   if (first && pr && repository && payload.action && payload.number) {
-    const event = { repo: `github:${repository}`, action: payload.action, pr: payload.number, branch: pr.head.ref, sha: pr.head.sha, fork: pr.head.repo?.full_name !== repository };
+    const event = {
+      repo: `github:${repository}`,
+      action: payload.action,
+      pr: payload.number,
+      branch: pr.head.ref,
+      sha: pr.head.sha,
+      fork: pr.head.repo?.full_name !== repository,
+      title: pr.title,
+      merged: pr.merged === true,
+      author: pr.user?.login,
+    };
     setImmediate(() => {
       engine.onPullRequest(event).catch((err: unknown) => log.error({ err, delivery: delivery.id }, 'pull request not handled'));
     });

@@ -1,6 +1,7 @@
 import { operationMessage, type OperationMessageInput } from '../blocks/operation-message.ts';
 import { MAX_TEXT } from '../blocks/limits.ts';
-import { SYSTEM, type Engine, type OperationReport } from '../engine/engine.ts';
+import { feedEventMessage } from '../blocks/feed-message.ts';
+import { SYSTEM, feedKindOf, type Engine, type OperationReport } from '../engine/engine.ts';
 import { log } from '../log.ts';
 import type { SlackApi } from './slack-api.ts';
 
@@ -79,7 +80,20 @@ export class SlackNotifier {
     for (;;) {
       const events = await this.engine.outbox.next(CONSUMER, 200);
       if (!events?.length) return;
-      for (const event of events) {
+      for (const [i, event] of events.entries()) {
+        const feedKind = event.operationId === null && event.pipeline ? feedKindOf(event.type) : null;
+        if (feedKind) {
+          try {
+            const message = feedEventMessage(event);
+            for (const channel of await this.engine.outbox.feedChannels(event.pipeline!, feedKind)) {
+              await this.api.call((web) => web.chat.postMessage({ channel, ...message }));
+            }
+          } catch (err) {
+            // Slack did not take it: keep the cursor before this event, so the next sweep posts it.
+            if (i > 0) await this.engine.outbox.advance(CONSUMER, events[i - 1]!.id);
+            throw err;
+          }
+        }
         if (event.operationId === null) continue;
         const kind = /^(deploy|promote|rollback|config)\.started$/.exec(event.type)?.[1];
         if (kind && event.pipeline) {

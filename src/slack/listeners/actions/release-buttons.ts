@@ -13,6 +13,7 @@ const promoteValue = z.object({ p: z.string(), a: z.string(), v: z.number().int(
 const rollbackValue = z.object({ a: z.string(), v: z.number().int() });
 const retryValue = z.object({ p: z.string(), a: z.string(), s: z.string(), c: z.string() });
 const outputValue = z.object({ a: z.string(), v: z.number().int() });
+const rerunValue = z.object({ p: z.string(), n: z.number().int() });
 
 type Respond = (message: { text: string; blocks?: KnownBlock[]; response_type?: 'ephemeral'; replace_original?: boolean }) => Promise<unknown>;
 
@@ -109,6 +110,12 @@ export function register(app: App, deps: SlackDeps): void {
     const { p, a, s, c } = parseValue(retryValue, action);
     const op = await deps.engine.deploy(actor, { pipeline: p, ref: c, stage: s, app: a });
     await follow(op.id, channel);
+  });
+
+  handle('ci_rerun', async (actor, action, _channel, reply) => {
+    const { p, n } = parseValue(rerunValue, action);
+    const run = await deps.engine.rerunTests(actor, p, n);
+    await reply({ text: `Started test run #${run.number} of ${run.commit.slice(0, 7)}; its result comes to the feed.` });
   });
 
   handle('output', async (actor, action, _channel, reply) => {
