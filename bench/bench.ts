@@ -39,6 +39,7 @@ const server = await startServer(
   readSettings({
     PORT: '0',
     FLOW_DATA_DIR: path.join(dir, 'data'),
+    GITHUB_WEBHOOK_SECRET: 'bench-webhook-secret',
     SLACK_BOT_TOKEN: 'xoxb-bench',
     SLACK_SIGNING_SECRET: SECRET,
     SLACK_API_URL: slack.apiUrl,
@@ -162,6 +163,22 @@ try {
   console.log(`  bare Bolt app, no-op handler   p50 ${ms(baseline.p50)}, p99 ${ms(baseline.p99)}`);
   console.log(`  flowops                        p50 ${ms(ours.p50)}, p99 ${ms(ours.p99)}`);
   console.log(`  goal p99 within 1.5x bare Bolt: ${within.toFixed(2)}x ${within <= 1.5 ? 'ok' : 'MISSED'}; goal p99 under 50 ms: ${ours.p99 < 50 ? 'ok' : `MISSED (bare Bolt's own p99 is ${ms(baseline.p99)} here)`}`);
+
+  // ------------------------------------------------------------ GitHub webhook ingest
+  console.log('\nGitHub webhook ingest: 1,000 signed push deliveries, 20 at a time, then 100 redeliveries, from a separate process');
+  await server.database.dataSource.query("INSERT INTO pipelines (name, repo, branch) VALUES ('hooks', 'github:acme/bench', 'main')");
+  const deliveries = await new Promise<{ ms: number; status: number }[]>((resolve, reject) => {
+    const args = ['--import', 'tsx', path.join(import.meta.dirname, 'webhook-load.ts'), server.url, 'bench-webhook-secret', '1000', '20'];
+    execFile(process.execPath, args, { maxBuffer: 1 << 24 }, (error, stdout, stderr) => (error ? reject(new Error(stderr || String(error))) : resolve(JSON.parse(stdout) as { ms: number; status: number }[])));
+  });
+  await engine.idle();
+  const times = deliveries.map((d) => d.ms);
+  const accepted = deliveries.filter((d) => d.status === 202).length;
+  const duplicates = deliveries.filter((d) => d.status === 200).length;
+  const recorded = (await server.database.dataSource.query("SELECT count(*)::int AS n FROM events WHERE type = 'github.push' AND pipeline = 'hooks'"))[0].n as number;
+  const webhookP99 = percentile(times, 99);
+  console.log(`  answers: p50 ${ms(median(times))}, p99 ${ms(webhookP99)}   (goal: p99 under 50 ms) ${webhookP99 < 50 ? 'ok' : 'MISSED'}`);
+  console.log(`  ${accepted} accepted, ${duplicates} redeliveries answered as duplicates, ${recorded} pushes recorded   (goal: each exactly once) ${accepted === 1000 && duplicates === 100 && recorded === 1000 ? 'ok' : 'MISSED'}`);
 } finally {
   for (const { name } of (await server.database.dataSource.query('SELECT name FROM apps WHERE name NOT LIKE $1', ['bulk-%'])) as { name: string }[]) {
     await engine.platform.destroy(name);

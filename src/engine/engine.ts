@@ -482,28 +482,32 @@ export class Engine {
    * A push is written as an event of each pipeline connected to the repository.
    */
   async receiveDelivery(delivery: { id: string; event: string; repository: string | null; push?: { branch: string; sha: string; pusher: string } }): Promise<boolean> {
-    return this.transaction(async (m) => {
-      const inserted: unknown[] = await m.query('INSERT INTO github_deliveries (id, event, repository) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING id', [
+    // One statement, so one round trip and atomic: the delivery is recorded and,
+    // only if it is new, each connected pipeline gets its push event.
+    const push = delivery.push;
+    const rows: { first: boolean }[] = await this.db.query(
+      `WITH delivery AS (
+         INSERT INTO github_deliveries (id, event, repository) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING id
+       ), pushed AS (
+         INSERT INTO events (type, pipeline, actor, via, message, data)
+         SELECT 'github.push', p.name, $4, 'github', $5, $6::jsonb
+           FROM pipelines p
+          WHERE $7 AND p.repo = 'github:' || $3 AND EXISTS (SELECT 1 FROM delivery)
+         RETURNING id
+       )
+       SELECT EXISTS (SELECT 1 FROM delivery) AS first, (SELECT count(*) FROM pushed) AS events`,
+      [
         delivery.id,
         delivery.event,
         delivery.repository,
-      ]);
-      if (!inserted.length) return false;
-      if (delivery.push && delivery.repository) {
-        const pipelines = await m.findBy(PipelineEntity, { repo: `github:${delivery.repository}` });
-        for (const pipeline of pipelines) {
-          await this.emit(m, {
-            type: 'github.push',
-            pipeline: pipeline.name,
-            actor: delivery.push.pusher,
-            via: 'github',
-            message: `${delivery.push.pusher} pushed ${short(delivery.push.sha)} to ${delivery.push.branch}`,
-            data: { branch: delivery.push.branch, sha: delivery.push.sha, delivery: delivery.id },
-          });
-        }
-      }
-      return true;
-    });
+        push?.pusher ?? null,
+        push ? `${push.pusher} pushed ${short(push.sha)} to ${push.branch}` : '',
+        JSON.stringify(push ? { branch: push.branch, sha: push.sha, delivery: delivery.id } : {}),
+        !!push && !!delivery.repository,
+      ],
+    );
+    this.notify();
+    return rows[0]!.first;
   }
 
   // ---------------------------------------------------------------- pipelines and apps

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { CI_CONTEXT, type Engine } from '../engine/engine.ts';
 import { log } from '../log.ts';
 import { hasCommitStatuses, hasDeployments, type CommitState } from '../source/source.ts';
@@ -5,6 +6,7 @@ import type { FlowEvent } from '../db/entities.ts';
 
 const CONSUMER = 'github';
 const SWEEP_MS = 5000;
+const BATCH_MS = 25;
 const STATE: Record<string, CommitState> = { pending: 'pending', building: 'pending', running: 'pending', succeeded: 'success', failed: 'failure', errored: 'error', cancelled: 'error' };
 
 /**
@@ -18,6 +20,7 @@ export class GitHubStatusNotifier {
   private running: Promise<void> | null = null;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
+  private again = false;
 
   constructor(private readonly engine: Engine) {}
 
@@ -41,9 +44,21 @@ export class GitHubStatusNotifier {
     await this.running;
   }
 
+  /** Delivers what is pending; a kick while a delivery runs makes it go round once more. */
   kick(): void {
-    if (this.stopped || this.running) return;
-    this.running = this.drain()
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = (async () => {
+      // A short pause lets a burst of events (a thousand webhooks) share one delivery round.
+      await sleep(BATCH_MS);
+      do {
+        this.again = false;
+        await this.drain();
+      } while (this.again);
+    })()
       .catch((err: unknown) => log.warn({ err: String(err) }, 'commit statuses not delivered; retrying on the next sweep'))
       .finally(() => {
         this.running = null;

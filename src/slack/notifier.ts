@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { operationMessage, type OperationMessageInput } from '../blocks/operation-message.ts';
 import { MAX_TEXT } from '../blocks/limits.ts';
 import { feedEventMessage } from '../blocks/feed-message.ts';
@@ -7,6 +8,7 @@ import type { SlackApi } from './slack-api.ts';
 
 const CONSUMER = 'slack';
 const SWEEP_MS = 5000;
+const BATCH_MS = 25;
 
 /**
  * Delivers the engine's events to Slack: every operation gets one message per
@@ -50,6 +52,8 @@ export class SlackNotifier {
       return;
     }
     this.running = (async () => {
+      // A short pause lets a burst of events (a thousand webhooks) share one delivery round.
+      await sleep(BATCH_MS);
       do {
         this.again = false;
         try {
