@@ -1,12 +1,9 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { CI_CONTEXT, type Engine } from '../engine/engine.ts';
-import { log } from '../log.ts';
+import { OutboxConsumer } from '../engine/outbox-consumer.ts';
 import { hasCommitStatuses, hasDeployments, type CommitState } from '../source/source.ts';
 import type { FlowEvent } from '../db/entities.ts';
 
 const CONSUMER = 'github';
-const SWEEP_MS = 5000;
-const BATCH_MS = 25;
 const STATE: Record<string, CommitState> = { pending: 'pending', building: 'pending', running: 'pending', succeeded: 'success', failed: 'failure', errored: 'error', cancelled: 'error' };
 
 /**
@@ -17,52 +14,23 @@ const STATE: Record<string, CommitState> = { pending: 'pending', building: 'pend
  * reached the cursor stays put and the next sweep tries again, so no status is lost.
  */
 export class GitHubStatusNotifier {
-  private running: Promise<void> | null = null;
-  private timer: NodeJS.Timeout | undefined;
-  private stopped = false;
-  private again = false;
+  private readonly loop: OutboxConsumer;
 
-  constructor(private readonly engine: Engine) {}
+  constructor(private readonly engine: Engine) {
+    this.loop = new OutboxConsumer(engine, CONSUMER, () => this.drain());
+  }
 
   start(): void {
-    this.engine.onEvents(() => this.kick());
-    this.timer = setInterval(() => this.kick(), SWEEP_MS);
-    this.timer.unref();
+    this.loop.start();
   }
 
-  async stop(): Promise<void> {
-    clearInterval(this.timer);
-    this.kick();
-    await this.running;
-    this.stopped = true;
-    await this.engine.outbox.release(CONSUMER);
+  stop(): Promise<void> {
+    return this.loop.stop();
   }
 
-  async idle(): Promise<void> {
-    await this.running;
-    this.kick();
-    await this.running;
-  }
-
-  /** Delivers what is pending; a kick while a delivery runs makes it go round once more. */
-  kick(): void {
-    if (this.stopped) return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    this.running = (async () => {
-      // A short pause lets a burst of events (a thousand webhooks) share one delivery round.
-      await sleep(BATCH_MS);
-      do {
-        this.again = false;
-        await this.drain();
-      } while (this.again);
-    })()
-      .catch((err: unknown) => log.warn({ err: String(err) }, 'commit statuses not delivered; retrying on the next sweep'))
-      .finally(() => {
-        this.running = null;
-      });
+  /** Resolves once what is pending has been delivered (tests). */
+  idle(): Promise<void> {
+    return this.loop.settle();
   }
 
   private async drain(): Promise<void> {

@@ -1,14 +1,12 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { operationMessage, type OperationMessageInput } from '../blocks/operation-message.ts';
 import { MAX_TEXT } from '../blocks/limits.ts';
 import { feedEventMessage } from '../blocks/feed-message.ts';
 import { SYSTEM, feedKindOf, type Engine, type OperationReport } from '../engine/engine.ts';
+import { OutboxConsumer } from '../engine/outbox-consumer.ts';
 import { log } from '../log.ts';
 import type { SlackApi } from './slack-api.ts';
 
 const CONSUMER = 'slack';
-const SWEEP_MS = 5000;
-const BATCH_MS = 25;
 
 /**
  * Delivers the engine's events to Slack: every operation gets one message per
@@ -18,63 +16,31 @@ const BATCH_MS = 25;
  * retried by the next sweep, so a slow or failing Slack loses nothing.
  */
 export class SlackNotifier {
-  private running: Promise<void> | null = null;
-  private again = false;
-  private timer: NodeJS.Timeout | undefined;
-  private stopped = false;
+  private readonly loop: OutboxConsumer;
 
   constructor(
     private readonly engine: Engine,
     private readonly api: SlackApi,
-  ) {}
+  ) {
+    this.loop = new OutboxConsumer(engine, CONSUMER, async () => {
+      await this.drain();
+      await this.flush();
+    });
+  }
 
   start(): void {
-    this.engine.onEvents(() => this.kick());
-    this.timer = setInterval(() => this.kick(), SWEEP_MS);
-    this.timer.unref();
-    this.kick();
+    this.loop.start();
   }
 
-  /** Delivers what is pending, then stops and hands the outbox to another process. */
-  async stop(): Promise<void> {
-    clearInterval(this.timer);
-    this.kick();
-    await this.running;
-    this.stopped = true;
-    await this.engine.outbox.release(CONSUMER);
-  }
-
-  /** Delivers what is pending; calls while a delivery runs make it go round once more. */
-  kick(): void {
-    if (this.stopped) return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    this.running = (async () => {
-      // A short pause lets a burst of events (a thousand webhooks) share one delivery round.
-      await sleep(BATCH_MS);
-      do {
-        this.again = false;
-        try {
-          await this.drain();
-          await this.flush();
-        } catch (err) {
-          log.warn({ err }, 'slack delivery failed; retrying on the next sweep');
-        }
-      } while (this.again);
-    })().finally(() => {
-      this.running = null;
-    });
+  stop(): Promise<void> {
+    return this.loop.stop();
   }
 
   /** Resolves once nothing is pending (tests). */
   async idle(): Promise<void> {
     for (let i = 0; i < 100; i++) {
-      await this.running;
+      await this.loop.settle();
       await this.api.idle();
-      this.kick();
-      await this.running;
       if (!(await this.engine.outbox.behind(1)).length) return;
     }
   }

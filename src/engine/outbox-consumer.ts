@@ -1,0 +1,71 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { log } from '../log.ts';
+import type { Engine } from './engine.ts';
+
+const SWEEP_MS = 5000;
+const BATCH_MS = 25;
+
+/**
+ * The loop every outbox consumer runs (the Slack notifier, GitHub statuses):
+ * a round after each transaction that wrote events (after a short pause, so a
+ * burst shares one round), a sweep every few seconds for what failed before,
+ * never two rounds at once, and a last round on stop before the consumer's
+ * lease is handed to another process.
+ */
+export class OutboxConsumer {
+  private running: Promise<void> | null = null;
+  private again = false;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly engine: Engine,
+    readonly name: string,
+    private readonly round: () => Promise<void>,
+  ) {}
+
+  start(): void {
+    this.engine.onEvents(() => this.kick());
+    this.timer = setInterval(() => this.kick(), SWEEP_MS);
+    this.timer.unref();
+    this.kick();
+  }
+
+  /** Delivers what is pending, then stops and hands the outbox to another process. */
+  async stop(): Promise<void> {
+    clearInterval(this.timer);
+    this.kick();
+    await this.running;
+    this.stopped = true;
+    await this.engine.outbox.release(this.name);
+  }
+
+  /** Waits for the round under way, then runs one more. */
+  async settle(): Promise<void> {
+    await this.running;
+    this.kick();
+    await this.running;
+  }
+
+  /** Runs a round; a kick during a round makes it go round once more. */
+  kick(): void {
+    if (this.stopped) return;
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = (async () => {
+      await sleep(BATCH_MS);
+      do {
+        this.again = false;
+        try {
+          await this.round();
+        } catch (err) {
+          log.warn({ consumer: this.name, err: String(err) }, 'outbox delivery failed; retrying on the next sweep');
+        }
+      } while (this.again);
+    })().finally(() => {
+      this.running = null;
+    });
+  }
+}
