@@ -70,6 +70,18 @@ describe('a pipeline connected to a GitHub repository', () => {
     expect(github.unexpected).toEqual([]);
   });
 
+  it('connects an existing pipeline to the repository with pipelines:connect', async () => {
+    const local = await GitRepo.create(path.join(repoDir, 'local-copy'), webApp('local'));
+    await t.cli(['pipelines:create', 'other', '--repo', local.dir]);
+
+    const connected = await t.cli(['pipelines:connect', 'other', 'acme/shop']);
+    const missing = await t.cli(['pipelines:connect', 'other', 'acme/nope']);
+
+    expect(connected.out.trim()).toBe('Connected other to github:acme/shop (branch main)');
+    expect((await t.json<{ name: string; repo: string }[]>(['pipelines'])).find((p) => p.name === 'other')!.repo).toBe('github:acme/shop');
+    expect([missing.code, missing.err.trim()]).toEqual([2, 'flowops: acme/nope has no branch "main"']);
+  });
+
   it('refuses a deploy of a ref GitHub does not have, with nothing changed', async () => {
     const before = await t.json<ReleaseView[]>(['releases', 'shop-staging']);
 
@@ -91,7 +103,7 @@ describe('a pipeline connected to a GitHub repository', () => {
     expect(first.status).toBe(202);
     expect(again.status).toBe(200);
     expect(await again.json()).toEqual({ duplicate: true });
-    const events = await t.server.engine.db.query("SELECT pipeline, message FROM events WHERE type = 'github.push'");
+    const events = await t.server.engine.db.query("SELECT pipeline, message FROM events WHERE type = 'github.push' AND pipeline = 'shop'");
     expect(events).toEqual([{ pipeline: 'shop', message: `${(push.pusher as { name: string }).name} pushed ${String(push.after).slice(0, 7)} to ${String(push.ref).slice(11)}` }]);
   });
 

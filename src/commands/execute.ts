@@ -30,6 +30,8 @@ export async function execute(engine: Engine, actor: Actor, command: Command, co
       const p = await engine.createPipeline(actor, { name: command.pipeline, repo: command.repo, branch: command.branch });
       return data({ name: p.name, repo: p.repo, branch: p.branch });
     }
+    case 'pipelines:connect':
+      return data(await engine.connectPipeline(actor, command.pipeline, command.repository));
     case 'pipelines:info':
       return data(await engine.pipelineInfo(actor, command.pipeline));
     case 'pipelines:destroy':

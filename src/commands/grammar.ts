@@ -7,6 +7,7 @@ export type Command =
   | { name: 'pipelines' }
   | { name: 'pipelines:create'; pipeline: string; repo: string; branch?: string }
   | { name: 'pipelines:info'; pipeline: string }
+  | { name: 'pipelines:connect'; pipeline: string; repository: string }
   | { name: 'pipelines:destroy'; pipeline: string; confirm?: string }
   | { name: 'apps:create'; app: string; pipeline: string; stage: string }
   | { name: 'apps:move'; app: string; stage: string }
@@ -117,6 +118,14 @@ export const SPECS: Record<CommandName, Spec> = {
     usage: 'pipelines:info <pipeline>',
     summary: "show a pipeline's apps by stage, with their releases",
     parse: (w) => ({ name: 'pipelines:info', pipeline: words('pipelines:info', w, ['pipeline'])[0]! }),
+  },
+  'pipelines:connect': {
+    usage: 'pipelines:connect <pipeline> <owner/name>',
+    summary: 'take the pipeline\'s code from a GitHub repository (manage)',
+    parse: (w) => {
+      const [pipeline, repository] = words('pipelines:connect', w, ['pipeline', 'owner/name']);
+      return { name: 'pipelines:connect', pipeline: pipeline!, repository: repository! };
+    },
   },
   'pipelines:destroy': {
     usage: 'pipelines:destroy <pipeline> --confirm <pipeline>',

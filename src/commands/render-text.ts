@@ -61,6 +61,10 @@ export function renderText(result: Result): string {
       if (!rows.length) return 'No pipelines you can see. An admin creates one: pipelines:create <name> --repo <path-or-url>';
       return table([['Pipeline', 'Apps', 'Branch', 'Repository'], ...rows.map((p) => [p.name, String(p.apps), p.branch, p.repo])]);
     }
+    case 'pipelines:connect': {
+      const p = data as { name: string; repo: string; branch: string };
+      return `Connected ${p.name} to ${p.repo} (branch ${p.branch})`;
+    }
     case 'pipelines:create': {
       const p = data as { name: string; repo: string; branch: string };
       return `Created pipeline ${p.name} from ${p.repo} (branch ${p.branch})`;

@@ -529,6 +529,23 @@ export class Engine {
     });
   }
 
+  /** Points an existing pipeline at a GitHub repository (`owner/name`). */
+  async connectPipeline(actor: Actor, pipelineName: string, repository: string): Promise<{ name: string; repo: string; branch: string }> {
+    const pipeline = await this.authorize(actor, pipelineName, REQUIRED.manageApps, `pipelines:connect ${pipelineName}`);
+    if (!/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/.test(repository)) throw new InvalidInput(`"${repository}" is not a GitHub repository: write owner/name`);
+    const repo = `github:${repository}`;
+    const source = await this.options.openSource(repo);
+    await source.resolve(pipeline.branch).catch((err: unknown) => {
+      throw err instanceof NotFound ? new InvalidInput(`${repository} has no branch "${pipeline.branch}"`) : err;
+    });
+    await this.transaction(async (m) => {
+      await m.update(PipelineEntity, { id: pipeline.id }, { repo });
+      await this.emit(m, { type: 'pipeline.connected', pipeline: pipeline.name, actor: actor.name, via: actor.via, message: `${actor.name} connected ${pipeline.name} to ${repository}`, data: { from: pipeline.repo, repo } });
+    });
+    this.sources.delete(pipeline.repo);
+    return { name: pipeline.name, repo, branch: pipeline.branch };
+  }
+
   async listPipelines(actor: Actor): Promise<{ name: string; repo: string; branch: string; apps: number }[]> {
     const rows: { name: string; repo: string; branch: string; apps: string }[] = await this.db.query(
       `SELECT p.name, p.repo, p.branch, (SELECT count(*) FROM apps a WHERE a.pipeline_id = p.id) AS apps
