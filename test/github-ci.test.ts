@@ -118,4 +118,19 @@ describe('CI and auto-deploy from GitHub pushes', () => {
     await t.server.statuses.idle();
     expect(github.statuses.filter((s) => s.sha === latest!.commit && s.description === `Test run #${rerun.number} succeeded`)).toHaveLength(1);
   });
+
+  it('cancels a running test run, stopping its tests, and reports it as error', async () => {
+    await repo.commit({ ...appWithTests('ci v4', 'pass'), 'test.js': 'setTimeout(() => {}, 60000);\n' }, 'A slow test');
+    const sha = await push();
+    const [running] = await until(runs, (r) => r[0]?.commit === sha && r[0].status === 'running', 'the running test run');
+
+    const cancelled = await t.cli(['ci:cancel', 'shop', String(running!.number)]);
+
+    expect(cancelled.out).toContain(`Cancelled test run #${running!.number}`);
+    await t.server.engine.idle();
+    expect((await runs())[0]).toMatchObject({ number: running!.number, status: 'cancelled' });
+    await t.server.statuses.idle();
+    expect(github.statuses.filter((s) => s.sha === sha).at(-1)).toMatchObject({ state: 'error', description: `Test run #${running!.number} cancelled` });
+    expect((await t.cli(['ci:cancel', 'shop', String(running!.number)])).err).toContain('has already ended (cancelled)');
+  });
 });

@@ -1276,7 +1276,12 @@ export class Engine {
 
   private async removeReviewApp(pipeline: Pipeline, row: ReviewApp, actor: Actor): Promise<void> {
     await this.setReviewAppStatus(pipeline, row, 'deleting');
-    const app = await this.db.getRepository(AppEntity).findOneBy({ name: row.appName });
+    let app = await this.db.getRepository(AppEntity).findOneBy({ name: row.appName });
+    if (app?.lockedBy) {
+      // A push's redeploy may still be running: let it finish before the app goes.
+      await this.outcome(app.lockedBy);
+      app = await this.db.getRepository(AppEntity).findOneBy({ name: row.appName });
+    }
     if (app) {
       const release = app.currentReleaseId ? await this.db.getRepository(ReleaseEntity).findOneBy({ id: app.currentReleaseId }) : null;
       const source = await this.source(pipeline);
