@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -9,7 +10,7 @@ export interface Settings {
   adminToken: string | undefined;
   bootTimeoutMs: number;
   slack: SlackSettings | null;
-  github: { token: string | undefined; apiUrl: string; webhookSecret: string | undefined };
+  github: { token: string | undefined; apiUrl: string; webhookSecret: string | undefined; app?: { appId: string; privateKey: string; installationId: string } };
 }
 
 /** Slack: HTTP mode (bot token + signing secret) or Socket Mode (bot token + app token). */
@@ -54,7 +55,7 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
   if (!/^https?:\/\/[^\s]+$/.test(apiUrl)) throw new SettingError(`GITHUB_API_URL must be an http(s) URL like https://github.example.com/api/v3; got "${apiUrl}"`);
   return {
     slack: readSlackSettings(env),
-    github: { token: env.GITHUB_TOKEN || undefined, apiUrl, webhookSecret: env.GITHUB_WEBHOOK_SECRET || undefined },
+    github: { token: env.GITHUB_TOKEN || undefined, apiUrl, webhookSecret: env.GITHUB_WEBHOOK_SECRET || undefined, app: readGitHubApp(env) },
     port: port.data,
     databaseUrl,
     dataDir: path.resolve(env.FLOW_DATA_DIR || '.flowops'),
@@ -82,4 +83,23 @@ function readSlackSettings(env: NodeJS.ProcessEnv): SlackSettings | null {
   const bad = admins.find((id) => !/^[UW][A-Z0-9]+$/.test(id));
   if (bad) throw new SettingError(`FLOW_SLACK_ADMINS must be Slack user ids (U0123ABCD), comma-separated; "${bad}" is not one`);
   return { mode: appToken ? 'socket' : 'http', botToken, signingSecret, appToken, apiUrl, admins };
+}
+
+/** A GitHub App's credentials: all three settings, or none. The key may be PEM text or a path to the .pem file. */
+function readGitHubApp(env: NodeJS.ProcessEnv): { appId: string; privateKey: string; installationId: string } | undefined {
+  const names = ['GITHUB_APP_ID', 'GITHUB_APP_PRIVATE_KEY', 'GITHUB_APP_INSTALLATION_ID'] as const;
+  const given = names.filter((n) => env[n]);
+  if (!given.length) return undefined;
+  const missing = names.filter((n) => !env[n]);
+  if (missing.length) throw new SettingError(`${missing.join(' and ')} ${missing.length === 1 ? 'is' : 'are'} missing: a GitHub App needs ${names.join(', ')} (or unset them and use GITHUB_TOKEN)`);
+  let privateKey = env.GITHUB_APP_PRIVATE_KEY!.replaceAll('\\n', '\n');
+  if (!privateKey.includes('PRIVATE KEY')) {
+    try {
+      privateKey = readFileSync(privateKey, 'utf8');
+    } catch {
+      throw new SettingError('GITHUB_APP_PRIVATE_KEY must be the app\'s private key (PEM text, or the path to the .pem file GitHub gave you)');
+    }
+  }
+  if (!/^\d+$/.test(env.GITHUB_APP_ID!) || !/^\d+$/.test(env.GITHUB_APP_INSTALLATION_ID!)) throw new SettingError('GITHUB_APP_ID and GITHUB_APP_INSTALLATION_ID are numbers, from the app\'s settings and its installation URL');
+  return { appId: env.GITHUB_APP_ID!, privateKey, installationId: env.GITHUB_APP_INSTALLATION_ID! };
 }

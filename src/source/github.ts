@@ -1,6 +1,7 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { createAppAuth } from '@octokit/auth-app';
 import { Octokit, RequestError } from 'octokit';
 import { ExternalServiceError, InvalidInput, NotFound } from '../engine/errors.ts';
 import { runOrThrow } from '../exec.ts';
@@ -9,6 +10,8 @@ import type { Commit, CommitState, CommitStatuses, DeploymentState, Deployments,
 export interface GitHubSettings {
   token: string | undefined;
   apiUrl: string;
+  /** A GitHub App installation, the alternative to a token. */
+  app?: { appId: string; privateKey: string; installationId: string };
 }
 
 /** `github:owner/name` → `{ owner, name }`; null for any other repo string. */
@@ -29,7 +32,11 @@ export class GitHubSource implements Source, CommitStatuses, Deployments {
     private readonly repo: { owner: string; name: string },
     settings: GitHubSettings,
   ) {
-    this.octokit = new Octokit({ auth: settings.token, baseUrl: settings.apiUrl.replace(/\/$/, ''), log: { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} } });
+    const common = { baseUrl: settings.apiUrl.replace(/\/$/, ''), log: { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} } };
+    this.octokit = settings.app
+      ? // As the app's installation: octokit exchanges a JWT for an installation token, and renews it.
+        new Octokit({ ...common, authStrategy: createAppAuth, auth: { appId: settings.app.appId, privateKey: settings.app.privateKey, installationId: settings.app.installationId } })
+      : new Octokit({ ...common, auth: settings.token });
   }
 
   private get slug(): string {
@@ -39,7 +46,7 @@ export class GitHubSource implements Source, CommitStatuses, Deployments {
   /** Turns GitHub's answers into messages that say what to fix. */
   private failure(err: unknown, what: string): Error {
     if (err instanceof RequestError) {
-      if (err.status === 401) return new ExternalServiceError(`GitHub refused the token while ${what}: check GITHUB_TOKEN`);
+      if (err.status === 401) return new ExternalServiceError(`GitHub refused the credentials while ${what}: check GITHUB_TOKEN (or GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY, GITHUB_APP_INSTALLATION_ID)`);
       if (err.status === 404) return new NotFound(`GitHub has no ${what.replace(/^reading /, '')} (or GITHUB_TOKEN cannot see ${this.slug})`);
       return new ExternalServiceError(`GitHub answered ${err.status} while ${what}`);
     }

@@ -8,6 +8,7 @@ import type { GitRepo } from './git-repo.ts';
 export interface GitHubCall {
   method: string;
   path: string;
+  authorization?: string;
 }
 
 const SEP = '\x1f';
@@ -66,7 +67,7 @@ export class FakeGitHub {
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', this.url);
-    this.calls.push({ method: req.method ?? 'GET', path: url.pathname + url.search });
+    this.calls.push({ method: req.method ?? 'GET', path: url.pathname + url.search, authorization: req.headers.authorization });
     const json = (status: number, body: unknown): void => {
       res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
     };
@@ -84,6 +85,9 @@ export class FakeGitHub {
       return;
     }
     let match: RegExpExecArray | null;
+    if (req.method === 'POST' && /^\/app\/installations\/\d+\/access_tokens$/.test(p)) {
+      return json(201, { token: 'ghs_installation_token', expires_at: new Date(Date.now() + 3_600_000).toISOString(), permissions: {}, repository_selection: 'all' });
+    }
     if (req.method === 'POST' && (match = new RegExp(`^${prefix}/statuses/([0-9a-f]{40})$`).exec(p))) {
       let raw = '';
       for await (const chunk of req) raw += chunk;
