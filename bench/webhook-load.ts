@@ -2,14 +2,14 @@
  * The load side of the webhook benchmark, in a process of its own (as GitHub is):
  * sends `count` signed push deliveries, `concurrency` at a time, then redelivers
  * every tenth; prints each answer's latency and status as JSON.
- * Args: url secret count concurrency.
+ * Args: url secret count concurrency [id prefix].
  */
 import { performance } from 'node:perf_hooks';
 import { deliver, githubSignature } from '../test/helpers/fake-github.ts';
 
-const [url, secret, count, concurrency] = process.argv.slice(2) as [string, string, string, string];
+const [url, secret, count, concurrency, prefix = 'bench'] = process.argv.slice(2) as [string, string, string, string, string?];
 const total = Number(count);
-const ids = [...Array.from({ length: total }, (_, i) => `bench-${i}`), ...Array.from({ length: total / 10 }, (_, i) => `bench-${i * 10}`)];
+const ids = [...Array.from({ length: total }, (_, i) => `${prefix}-${i}`), ...Array.from({ length: total / 10 }, (_, i) => `${prefix}-${i * 10}`)];
 const results: { ms: number; status: number }[] = [];
 let next = 0;
 async function worker(): Promise<void> {
