@@ -1,6 +1,7 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../src/cli/cli.ts';
 import { freshDatabase } from './helpers/database.ts';
@@ -51,6 +52,10 @@ describe('release messages across a flowops crash and restart', () => {
     const posted = await slack.waitFor(() => slack.callsOf('chat.postMessage').find((c) => c.args.channel === 'CDEPLOY'), 'the first message');
     // The first post may already show the release phase, or an update brings it.
     await slack.waitFor(() => slack.calls.find((c) => c.args.channel === 'CDEPLOY' && JSON.stringify(c.args.blocks).includes('release phase')), 'the release phase line');
+    // The notifier stores the message's ts just after Slack answers the post. A crash inside
+    // that instant would post the message again (Slack has no idempotency key); this test is
+    // about a crash later on, so it lets the write land first.
+    await sleep(1000);
 
     await killHard(server);
     server = await spawnServer(env());
