@@ -518,8 +518,8 @@ export class Engine {
     const branch = input.branch ?? 'main';
     const source = await this.options.openSource(input.repo);
     const repo = input.repo.startsWith('github:') || isGitUrl(input.repo) ? input.repo : path.resolve(input.repo);
-    await source.resolve(branch).catch(() => {
-      throw new InvalidInput(`the repository has no branch "${branch}"; name its main branch with --branch`);
+    await source.resolve(branch).catch((err: unknown) => {
+      throw err instanceof NotFound ? new InvalidInput(`the repository has no branch "${branch}"; name its main branch with --branch`) : err;
     });
     return this.transaction(async (m) => {
       if (await m.existsBy(PipelineEntity, { name: input.name })) throw new Conflict(`pipeline ${input.name} exists already`);
