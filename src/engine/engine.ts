@@ -1325,23 +1325,32 @@ export class Engine {
   /** The pipeline, if the actor holds `needed` on it; otherwise a denial that says what to ask for. */
   private async authorize(actor: Actor, pipelineName: string, needed: Permission, command: string): Promise<Pipeline> {
     const pipeline = await this.db.getRepository(PipelineEntity).findOneBy({ name: pipelineName });
-    const held = pipeline ? await this.permissionOf(actor, pipeline.id) : null;
-    if (!pipeline || held === null) throw new NotFound(`no pipeline "${pipelineName}" that you can see; \`pipelines\` lists yours`);
+    const allowed = pipeline ? await this.check(actor, pipeline, needed, command) : null;
+    if (!allowed) throw new NotFound(`no pipeline "${pipelineName}" that you can see; \`pipelines\` lists yours`);
+    return allowed;
+  }
+
+  private async authorizeApp(actor: Actor, appName: string, needed: Permission, command: string): Promise<{ app: App; pipeline: Pipeline }> {
+    const app = await this.db.getRepository(AppEntity).findOneBy({ name: appName });
+    const pipeline = app ? await this.db.getRepository(PipelineEntity).findOneBy({ id: app.pipelineId }) : null;
+    if (!app || !pipeline || !(await this.check(actor, pipeline, needed, command))) {
+      throw new NotFound(`no app "${appName}" that you can see; \`pipelines:info <pipeline>\` lists a pipeline's apps`);
+    }
+    return { app, pipeline };
+  }
+
+  /**
+   * The pipeline if the actor holds `needed` on it; null if the actor holds nothing there
+   * (so callers say "not found" and no name leaks); a denial that says what to ask for otherwise.
+   */
+  private async check(actor: Actor, pipeline: Pipeline, needed: Permission, command: string): Promise<Pipeline | null> {
+    const held = await this.permissionOf(actor, pipeline.id);
+    if (held === null) return null;
     if (!permits(held, needed)) {
       log.warn({ pipeline: pipeline.name, actor: actor.name, needed, held }, 'operation denied');
       throw new PermissionDenied(`\`${command}\` needs ${needed} on ${pipeline.name}; you have ${held}. Ask an admin: \`access:add ${pipeline.name} ${actor.name} ${needed}\``);
     }
     return pipeline;
-  }
-
-  private async authorizeApp(actor: Actor, appName: string, needed: Permission, command: string): Promise<{ app: App; pipeline: Pipeline }> {
-    const app = await this.db.getRepository(AppEntity).findOneBy({ name: appName });
-    const pipelineName = app ? (await this.db.getRepository(PipelineEntity).findOneByOrFail({ id: app.pipelineId })).name : null;
-    if (!app || !pipelineName) throw new NotFound(`no app "${appName}" that you can see; \`pipelines:info <pipeline>\` lists a pipeline's apps`);
-    const pipeline = await this.authorize(actor, pipelineName, needed, command).catch((err: unknown) => {
-      throw err instanceof NotFound ? new NotFound(`no app "${appName}" that you can see; \`pipelines:info <pipeline>\` lists a pipeline's apps`) : err;
-    });
-    return { app, pipeline };
   }
 
   private async findUser(name: string): Promise<User> {
