@@ -1,16 +1,14 @@
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ReleaseView, TestRunView } from '../src/engine/engine.ts';
-import { deliver, FakeGitHub, githubSignature } from './helpers/fake-github.ts';
+import { deliver, FakeGitHub, githubSignature, webhookExample } from './helpers/fake-github.ts';
 import { GitRepo, webApp } from './helpers/git-repo.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 
 const SECRET = 'github-webhook-secret-for-tests';
-const examples = createRequire(import.meta.url)('@octokit/webhooks-examples/api.github.com/index.json') as { name: string; examples: Record<string, unknown>[] }[];
 
 /** An app with a test suite: `node test.js` passes while RESULT is "pass". */
 const appWithTests = (text: string, result: 'pass' | 'fail') => ({
@@ -29,7 +27,7 @@ describe('CI and auto-deploy from GitHub pushes', () => {
   /** GitHub's push payload (from @octokit/webhooks-examples) for the repository's current main, signed and delivered. */
   async function push(): Promise<string> {
     const sha = (await repo.git('rev-parse', 'HEAD')).trim();
-    const payload = structuredClone(examples.find((e) => e.name === 'push')!.examples.find((e) => e.ref === 'refs/heads/master')!);
+    const payload = webhookExample('push', (e) => e.ref === 'refs/heads/master');
     Object.assign(payload, { ref: 'refs/heads/main', after: sha });
     (payload.repository as { full_name: string }).full_name = 'acme/shop';
     const body = JSON.stringify(payload);

@@ -1,17 +1,15 @@
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ReviewAppView } from '../src/engine/engine.ts';
-import { deliver, FakeGitHub, githubSignature } from './helpers/fake-github.ts';
+import { deliver, FakeGitHub, githubSignature, webhookExample } from './helpers/fake-github.ts';
 import { GitRepo } from './helpers/git-repo.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 
 const SECRET = 'github-webhook-secret-for-tests';
-const examples = createRequire(import.meta.url)('@octokit/webhooks-examples/api.github.com/index.json') as { name: string; examples: Record<string, unknown>[] }[];
 
 describe('review apps for pull requests', () => {
   let t: TestServer;
@@ -33,7 +31,7 @@ describe('review apps for pull requests', () => {
   /** GitHub's pull_request payload (from @octokit/webhooks-examples) for PR `number` at the branch's head, signed and delivered. */
   async function pullRequest(action: string, number: number, branch: string, headRepo = 'acme/shop') {
     const sha = (await repo.git('rev-parse', branch)).trim();
-    const payload = structuredClone(examples.find((e) => e.name === 'pull_request')!.examples.find((e) => e.action === 'opened')!);
+    const payload = webhookExample('pull_request', (e) => e.action === 'opened');
     const pr = payload.pull_request as { head: { ref: string; sha: string; repo: { full_name: string } }; base: { repo: { full_name: string } }; number: number };
     Object.assign(payload, { action, number });
     Object.assign(pr, { number });

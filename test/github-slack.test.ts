@@ -1,17 +1,15 @@
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { TestRunView } from '../src/engine/engine.ts';
 import { buttonClick, FakeSlack, postToSlackEndpoint, slashCommand } from './helpers/fake-slack.ts';
-import { deliver, FakeGitHub, githubSignature } from './helpers/fake-github.ts';
+import { deliver, FakeGitHub, githubSignature, webhookExample } from './helpers/fake-github.ts';
 import { GitRepo, webApp } from './helpers/git-repo.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 
 const GH_SECRET = 'github-webhook-secret-for-tests';
 const SLACK_SECRET = 'slack-signing-secret-for-tests';
-const examples = createRequire(import.meta.url)('@octokit/webhooks-examples/api.github.com/index.json') as { name: string; examples: Record<string, unknown>[] }[];
 const failingTests = { ...webApp('feed v1'), 'app.json': JSON.stringify({ environments: { test: { scripts: { test: 'echo "1 failing"; exit 1' } } } }) };
 
 describe('GitHub events in a Slack feed', () => {
@@ -25,7 +23,7 @@ describe('GitHub events in a Slack feed', () => {
   const feedPosts = () => slack.callsOf('chat.postMessage').filter((c) => c.args.channel === 'CFEED').map((c) => ({ text: String(c.args.text), blocks: JSON.stringify(c.args.blocks) }));
 
   async function webhook(name: string, action: string | null, edit: (payload: Record<string, unknown>) => void) {
-    const payload = structuredClone(examples.find((e) => e.name === name)!.examples.find((e) => (action ? e.action === action : e.ref === 'refs/heads/master'))!);
+    const payload = webhookExample(name, (e) => (action ? e.action === action : e.ref === 'refs/heads/master'));
     (payload.repository as { full_name: string }).full_name = 'acme/shop';
     edit(payload);
     const body = JSON.stringify(payload);

@@ -1,16 +1,13 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { createRequire } from 'node:module';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AppView, DiffView, ReleaseView } from '../src/engine/engine.ts';
-import { deliver, FakeGitHub, githubSignature } from './helpers/fake-github.ts';
+import { deliver, FakeGitHub, githubSignature, webhookExample } from './helpers/fake-github.ts';
 import { GitRepo, webApp } from './helpers/git-repo.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 
 const SECRET = 'github-webhook-secret-for-tests';
-const examples = createRequire(import.meta.url)('@octokit/webhooks-examples/api.github.com/index.json') as { name: string; examples: Record<string, unknown>[] }[];
-const example = (name: string, pick: (e: Record<string, unknown>) => boolean = () => true) => structuredClone(examples.find((e) => e.name === name)!.examples.find(pick)!);
 
 describe('a pipeline connected to a GitHub repository', () => {
   let t: TestServer;
@@ -92,7 +89,7 @@ describe('a pipeline connected to a GitHub repository', () => {
   });
 
   it('accepts a signed push delivery once: a redelivery changes nothing', async () => {
-    const push = example('push', (e) => typeof e.ref === 'string' && e.ref.startsWith('refs/heads/') && !e.deleted);
+    const push = webhookExample('push', (e) => typeof e.ref === 'string' && e.ref.startsWith('refs/heads/') && !e.deleted);
     (push.repository as { full_name: string }).full_name = 'acme/shop';
     push.after = (await repo.git('rev-parse', 'HEAD')).trim();
     const body = JSON.stringify(push);
@@ -108,7 +105,7 @@ describe('a pipeline connected to a GitHub repository', () => {
   });
 
   it('refuses a forged delivery with nothing recorded', async () => {
-    const ping = example('ping');
+    const ping = webhookExample('ping');
     const body = JSON.stringify(ping);
 
     const forged = await deliver(t.server.url, 'ping', 'delivery-forged', body, githubSignature('not-the-secret', body));

@@ -1,5 +1,6 @@
 import { spawn as spawnProcess } from 'node:child_process';
 import { createHmac } from 'node:crypto';
+import { createRequire } from 'node:module';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { run } from '../../src/exec.ts';
@@ -159,4 +160,13 @@ export function deliver(url: string, event: string, id: string, body: string, si
     headers: { 'content-type': 'application/json', 'x-github-event': event, 'x-github-delivery': id, 'x-hub-signature-256': signature, 'user-agent': 'GitHub-Hookshot/test' },
     body,
   });
+}
+
+const examples = createRequire(import.meta.url)('@octokit/webhooks-examples/api.github.com/index.json') as { name: string; examples: Record<string, unknown>[] }[];
+
+/** A fresh copy of one of GitHub's real payloads for `event` (from @octokit/webhooks-examples): the first that `pick` accepts. */
+export function webhookExample(event: string, pick: (payload: Record<string, unknown>) => boolean = () => true): Record<string, unknown> {
+  const found = examples.find((e) => e.name === event)?.examples.find(pick);
+  if (!found) throw new Error(`@octokit/webhooks-examples has no ${event} payload like that`);
+  return structuredClone(found);
 }
