@@ -103,8 +103,8 @@ try {
     // A platform with an empty dependency cache of its own: a cold build (npm's download cache stays warm after the first).
     const coldData = path.join(dir, `cold-${i}`);
     const cold = new LocalPlatform(coldData, 60_000);
-    builds.cold.push(await time(() => cold.build(source, sha, () => undefined)));
-    builds.cached.push(await time(() => cold.build(source, sha, () => undefined)));
+    builds.cold.push(await time(() => cold.build(source, sha, () => undefined, nodeRepoDir)));
+    builds.cached.push(await time(() => cold.build(source, sha, () => undefined, nodeRepoDir)));
     await rm(coldData, { recursive: true, force: true });
   }
   const cold = median(builds.cold);

@@ -9,6 +9,8 @@ export interface Settings {
   dataDir: string;
   adminToken: string | undefined;
   bootTimeoutMs: number;
+  /** FLOW_SANDBOX: `auto` picks bubblewrap when `bwrap` is installed. */
+  sandbox: 'auto' | 'bubblewrap' | 'none';
   slack: SlackSettings | null;
   github: { token: string | undefined; apiUrl: string; webhookSecret: string | undefined; app?: { appId: string; privateKey: string; installationId: string } };
 }
@@ -51,6 +53,10 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
   if (!boot.success) {
     throw new SettingError(`FLOW_BOOT_TIMEOUT must be a whole number of seconds, got "${env.FLOW_BOOT_TIMEOUT}"; set FLOW_BOOT_TIMEOUT=60 or unset it`);
   }
+  const sandbox = env.FLOW_SANDBOX || 'auto';
+  if (sandbox !== 'auto' && sandbox !== 'bubblewrap' && sandbox !== 'none') {
+    throw new SettingError(`FLOW_SANDBOX must be auto, bubblewrap or none, got "${sandbox}"; leave it unset for auto (bubblewrap when installed)`);
+  }
   const apiUrl = env.GITHUB_API_URL || 'https://api.github.com';
   if (!/^https?:\/\/[^\s]+$/.test(apiUrl)) throw new SettingError(`GITHUB_API_URL must be an http(s) URL like https://github.example.com/api/v3; got "${apiUrl}"`);
   return {
@@ -61,6 +67,7 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     dataDir: path.resolve(env.FLOW_DATA_DIR || '.flowops'),
     adminToken,
     bootTimeoutMs: boot.data * 1000,
+    sandbox,
   };
 }
 

@@ -1,11 +1,19 @@
 import { readSettings, SettingError } from './config.ts';
 import { log } from './log.ts';
+import { StartupError } from './server/data-dir-lock.ts';
 import { startServer } from './server/start-server.ts';
 
 try {
   const settings = readSettings();
   const server = await startServer(settings);
   console.log(`flowops listening on ${server.url} (database: ${server.database.kind === 'pglite' ? `embedded PGlite in ${settings.dataDir}` : 'Postgres from DATABASE_URL'})`);
+  console.log(
+    server.sandbox === 'bubblewrap'
+      ? 'Sandbox: bubblewrap (builds, tests, release phases and dynos see only their own files)'
+      : settings.sandbox === 'none'
+        ? 'Sandbox: none (FLOW_SANDBOX=none): repository code runs unsandboxed, as this user'
+        : 'Sandbox: none: repository code runs unsandboxed, as this user; install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap) and restart',
+  );
   const slack = settings.slack;
   console.log(
     !slack
@@ -30,6 +38,10 @@ try {
   if (err instanceof SettingError) {
     console.error(`flowops: ${err.message}`);
     process.exit(78);
+  }
+  if (err instanceof StartupError) {
+    console.error(`flowops: ${err.message}`);
+    process.exit(err.exitCode);
   }
   log.error({ err }, 'flowops failed to start');
   console.error(`flowops failed to start: ${err instanceof Error ? err.message : String(err)}`);

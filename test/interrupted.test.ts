@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { once } from 'node:events';
@@ -9,13 +9,15 @@ import { processAlive } from '../src/exec.ts';
 import type { AppView, OperationView, ReleaseView } from '../src/engine/engine.ts';
 import { freshDatabase } from './helpers/database.ts';
 import { GitRepo, webApp } from './helpers/git-repo.ts';
+import { processesOf } from './helpers/processes.ts';
 import { killHard, spawnServer, type ServerProcess } from './helpers/server-process.ts';
 
 describe('a flowops restart in the middle of an operation', () => {
   let dir: string;
   let database: Awaited<ReturnType<typeof freshDatabase>>;
   let server: ServerProcess;
-  const env = () => ({ FLOW_DATA_DIR: path.join(dir, 'data'), PORT: '0', FLOW_ADMIN_TOKEN: 'test-admin-token-0123456789', ...(database.url ? { DATABASE_URL: database.url } : {}) });
+  const dataDir = () => path.join(dir, 'data');
+  const env = () => ({ FLOW_DATA_DIR: dataDir(), PORT: '0', FLOW_ADMIN_TOKEN: 'test-admin-token-0123456789', ...(database.url ? { DATABASE_URL: database.url } : {}) });
 
   async function flowops<T>(...argv: string[]): Promise<T> {
     let out = '';
@@ -42,8 +44,7 @@ describe('a flowops restart in the middle of an operation', () => {
     await flowops('pipelines:create', 'crash', '--repo', repo.dir);
     await flowops('apps:create', 'crash-staging', '--pipeline', 'crash', '--stage', 'staging');
     await flowops('deploy', 'crash', 'to', 'staging');
-    const pidFile = path.join(dir, 'release-phase.pid');
-    await repo.commit({ ...webApp('never live'), Procfile: `web: node index.js\nrelease: echo $$ > ${pidFile}; exec sleep 60\n` }, 'Slow migration');
+    await repo.commit({ ...webApp('never live'), Procfile: 'web: node index.js\nrelease: exec sleep 60\n' }, 'Slow migration');
     const op = await flowops<OperationView>('deploy', 'crash', 'to', 'staging', '--no-wait');
     for (let i = 0; i < 100; i++) {
       const releases = await flowops<ReleaseView[]>('releases', 'crash-staging');
@@ -51,6 +52,8 @@ describe('a flowops restart in the middle of an operation', () => {
       await sleep(100);
     }
     await sleep(300);
+    const releasePhase = processesOf(dataDir(), 'crash-staging/release');
+    expect(releasePhase.length).toBeGreaterThan(0);
 
     await killHard(server);
     server = await spawnServer(env());
@@ -66,20 +69,20 @@ describe('a flowops restart in the middle of an operation', () => {
     ]);
     const info = await flowops<{ apps: AppView[] }>('pipelines:info', 'crash');
     expect(await (await fetch(info.apps[0]!.url!)).text()).toBe('steady v1\n');
-    const releasePhasePid = Number(await readFile(pidFile, 'utf8'));
-    expect(processAlive(releasePhasePid)).toBe(false);
+    expect(releasePhase.filter(processAlive)).toEqual([]);
     const retry = await flowops<OperationView>('config:set', 'crash-staging', 'AFTER=restart');
     expect(retry.status).toBe('succeeded');
   });
 
   it('restarts an app whose processes died while flowops was down, on its current release, at the same URL', async () => {
     const before = (await flowops<{ apps: AppView[] }>('pipelines:info', 'crash')).apps[0]!;
-    const oldPid = Number(await (await fetch(`${before.url}/pid`)).text());
+    const oldPids = processesOf(dataDir(), 'crash-staging/web.1');
+    expect(oldPids.length).toBeGreaterThan(0);
     const stopped = once(server.child, 'exit');
     server.child.kill('SIGTERM');
     await stopped;
     await expect(fetch(before.url!)).rejects.toThrow();
-    process.kill(oldPid, 'SIGKILL');
+    for (const pid of oldPids) process.kill(pid, 'SIGKILL');
 
     server = await spawnServer(env());
 
@@ -87,6 +90,8 @@ describe('a flowops restart in the middle of an operation', () => {
     expect(after.url).toBe(before.url);
     expect(after.release!.version).toBe(before.release!.version);
     expect(await (await fetch(after.url!)).text()).toBe('steady v1\n');
-    expect(Number(await (await fetch(`${after.url}/pid`)).text())).not.toBe(oldPid);
+    const newPids = processesOf(dataDir(), 'crash-staging/web.1');
+    expect(newPids.length).toBeGreaterThan(0);
+    expect(newPids.filter((pid) => oldPids.includes(pid))).toEqual([]);
   });
 });

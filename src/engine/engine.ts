@@ -892,12 +892,17 @@ export class Engine {
     let partial = '';
     let steps = Promise.resolve();
     try {
-      const slug = await this.platform.build(source, sha, (chunk) => {
+      const slug = await this.platform.build(
+        source,
+        sha,
+        (chunk) => {
         output += chunk;
         const lines = (partial + chunk).split('\n');
         partial = lines.pop()!;
         for (const line of lines.filter((l) => /^(----->| {7})\s*\S/.test(l))) steps = steps.then(() => progress(line.startsWith('-----> ') ? line.slice(7) : `  ${line.trim()}`));
-      });
+        },
+        pipeline.repo,
+      );
       await steps;
       await this.transaction(async (m) => {
         await m.upsert(SlugEntity, { id: slug.id, size: String(slug.size), commit: sha, procfile: slug.procfile }, ['id']);
@@ -1074,9 +1079,14 @@ export class Engine {
         const source = await this.source(pipeline);
         await this.setTestRunStatus(pipeline, run, 'building');
         const slug = await this.builds.add(() =>
-          this.platform.build(source, sha, (chunk) => {
-            output += chunk;
-          }),
+          this.platform.build(
+            source,
+            sha,
+            (chunk) => {
+              output += chunk;
+            },
+            pipeline.repo,
+          ),
         );
         await this.db.getRepository(SlugEntity).upsert({ id: slug.id, size: String(slug.size), commit: sha, procfile: slug.procfile }, ['id']);
         if (!(await this.setTestRunStatus(pipeline, run, 'running', undefined, output))) return;

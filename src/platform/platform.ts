@@ -25,8 +25,17 @@ export type OutputSink = (chunk: string) => void;
  * default; a Heroku or Kubernetes platform plugs in behind the same interface.
  */
 export interface Platform {
-  /** Builds a commit of `source` into a slug, streaming the build log to `onOutput`. */
-  build(source: Source, sha: string, onOutput: OutputSink): Promise<BuiltSlug>;
+  /**
+   * Where repository code runs: `bubblewrap` (sandboxed: it sees nothing of this
+   * machine but its own files), or `none` (plain processes; only the environment
+   * allowlist keeps flowops' settings from it).
+   */
+  readonly isolation: 'bubblewrap' | 'none';
+  /**
+   * Builds a commit of `source` into a slug, streaming the build log to `onOutput`.
+   * `scope` (the pipeline's repository) keeps build caches of different repositories apart.
+   */
+  build(source: Source, sha: string, onOutput: OutputSink, scope: string): Promise<BuiltSlug>;
   /** Runs the Procfile's `release` command with the new slug and config; returns its exit code and output. */
   releasePhase(spec: ReleaseSpec, onOutput: OutputSink): Promise<{ code: number; output: string }>;
   /** Starts the release's processes, waits until `web` answers, then stops the previous release's. Throws when they do not come up; the previous release keeps running. */

@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import type http from 'node:http';
+import http from 'node:http';
 import path from 'node:path';
-import type { Settings } from '../config.ts';
+import { SettingError, type Settings } from '../config.ts';
 import { openDatabase, type Database } from '../db/data-source.ts';
 import { Engine } from '../engine/engine.ts';
 import { LocalPlatform } from '../platform/local/local-platform.ts';
@@ -11,6 +11,8 @@ import { sourceOpener } from '../source/open-source.ts';
 import { GitHubStatusNotifier } from '../github/status-notifier.ts';
 import { mountGitHubWebhooks } from '../github/webhook-endpoint.ts';
 import { createSlackFront, type SlackFront } from '../slack/slack-app.ts';
+import { bubblewrapWorks, type SandboxMode } from '../platform/local/sandbox.ts';
+import { lockDataDir, StartupError } from './data-dir-lock.ts';
 import { createHttpApp, listen } from './http-server.ts';
 
 export interface RunningServer {
@@ -23,6 +25,8 @@ export interface RunningServer {
   /** The Slack front, when Slack is configured. */
   slack: SlackFront | null;
   statuses: GitHubStatusNotifier;
+  /** Where repository code runs: `none` when bubblewrap is not installed (FLOW_SANDBOX=auto) or turned off. */
+  sandbox: SandboxMode;
   close(): Promise<void>;
 }
 
@@ -38,43 +42,83 @@ async function adminToken(settings: Settings): Promise<{ token: string; generate
   return { token, generated: true };
 }
 
-/** Starts one flowops process: database, engine, local platform, HTTP server. */
+/** FLOW_SANDBOX: bubblewrap when it is asked for or (auto) when it works here; none otherwise. */
+function sandboxMode(setting: Settings['sandbox']): SandboxMode {
+  if (setting === 'none') return 'none';
+  if (bubblewrapWorks()) return 'bubblewrap';
+  if (setting === 'bubblewrap') {
+    throw new SettingError('FLOW_SANDBOX=bubblewrap, but `bwrap` is not installed or cannot create a sandbox here; install it (Debian/Ubuntu: apt-get install bubblewrap) or set FLOW_SANDBOX=auto');
+  }
+  return 'none';
+}
+
+/**
+ * Starts one flowops process: it takes the data dir and the port first, so a
+ * second server on the same data dir or port stops before it changes anything
+ * (no database writes, no app restarts); then database, engine, local platform
+ * and the HTTP routes, which answer 503 until then.
+ */
 export async function startServer(settings: Settings): Promise<RunningServer> {
   await mkdir(settings.dataDir, { recursive: true });
-  const database = await openDatabase(settings.databaseUrl, settings.dataDir);
-  const platform = new LocalPlatform(settings.dataDir, settings.bootTimeoutMs);
-  const openSource = sourceOpener({ cacheDir: path.join(settings.dataDir, 'repos'), github: settings.github });
-  const engine = new Engine(database.dataSource, platform, { openSource });
-  const admin = await adminToken(settings);
-  await engine.ensureAdmin(admin.token);
-  await engine.start();
-  let slack: SlackFront | null = null;
-  const http = createHttpApp(engine, (app) => {
-    if (settings.slack) slack = createSlackFront(engine, settings.slack, app);
-    mountGitHubWebhooks(app, engine, settings.github.webhookSecret);
-  });
-  const { server, port } = await listen(http, settings.port);
-  const front = slack as SlackFront | null;
-  await front?.start();
-  const statuses = new GitHubStatusNotifier(engine);
-  statuses.start();
-  return {
-    engine,
-    database,
-    port,
-    url: `http://localhost:${port}`,
-    admin,
-    slack: front,
-    statuses,
-    async close() {
-      await closeHttp(server);
-      await engine.stop();
-      await statuses.stop();
-      await front?.stop();
-      await platform.close();
-      await database.close();
-    },
+  const sandbox = sandboxMode(settings.sandbox);
+  const lock = await lockDataDir(settings.dataDir);
+  let handler: http.RequestListener = (_req, res) => {
+    res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1' }).end('{"error":{"code":"starting","message":"flowops is starting"}}');
   };
+  let listening: { server: http.Server; port: number };
+  try {
+    listening = await listen((req, res) => handler(req, res), settings.port);
+  } catch (err) {
+    await lock.release();
+    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+      throw new StartupError(`port ${settings.port} is already in use (another flowops, or another server); stop it or set PORT to a free port`, 69);
+    }
+    if ((err as NodeJS.ErrnoException).code === 'EACCES') throw new StartupError(`port ${settings.port} needs privileges this user does not have; set PORT to 1024 or above`, 69);
+    throw err;
+  }
+  const { server, port } = listening;
+  try {
+    const database = await openDatabase(settings.databaseUrl, settings.dataDir);
+    const platform = new LocalPlatform(settings.dataDir, settings.bootTimeoutMs, sandbox);
+    const openSource = sourceOpener({ cacheDir: path.join(settings.dataDir, 'repos'), github: settings.github });
+    const engine = new Engine(database.dataSource, platform, { openSource });
+    const admin = await adminToken(settings);
+    await engine.ensureAdmin(admin.token);
+    await engine.start();
+    let slack: SlackFront | null = null;
+    const app = createHttpApp(engine, (routes) => {
+      if (settings.slack) slack = createSlackFront(engine, settings.slack, routes);
+      mountGitHubWebhooks(routes, engine, settings.github.webhookSecret);
+    });
+    handler = app;
+    const front = slack as SlackFront | null;
+    await front?.start();
+    const statuses = new GitHubStatusNotifier(engine);
+    statuses.start();
+    return {
+      engine,
+      database,
+      port,
+      url: `http://localhost:${port}`,
+      admin,
+      slack: front,
+      statuses,
+      sandbox,
+      async close() {
+        await closeHttp(server);
+        await engine.stop();
+        await statuses.stop();
+        await front?.stop();
+        await platform.close();
+        await database.close();
+        await lock.release();
+      },
+    };
+  } catch (err) {
+    await closeHttp(server);
+    await lock.release();
+    throw err;
+  }
 }
 
 function closeHttp(server: http.Server): Promise<void> {

@@ -1,11 +1,16 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { run, runOrThrow } from '../../exec.ts';
 import type { Source } from '../../source/source.ts';
 import type { BuiltSlug, OutputSink } from '../platform.ts';
 import { parseProcfile } from './procfile.ts';
+import { readRepoFile, readRepoJson } from './repo-file.ts';
+import { buildSettings, type Sandbox } from './sandbox.ts';
+
+/** Lockfiles of large apps run to megabytes. */
+const LOCKFILE_LIMIT = 64 << 20;
 
 export interface SlugStore {
   /** `<dataDir>/slugs`: `<sha256>.tgz` archives and `<sha256>/` trees. */
@@ -23,28 +28,48 @@ async function sha256File(file: string): Promise<string> {
   return hash.digest('hex');
 }
 
-async function buildNode(dir: string, store: SlugStore, onOutput: OutputSink): Promise<void> {
-  const pkgText = await readFile(path.join(dir, 'package.json'), 'utf8');
-  const pkg = JSON.parse(pkgText) as { scripts?: Record<string, string>; dependencies?: object; devDependencies?: object };
-  const lockfile = path.join(dir, 'package-lock.json');
-  const hasLock = existsSync(lockfile);
+interface BuildContext {
+  sandbox: Sandbox;
+  /** Whose builds these are (the pipeline's repository): npm's download cache is not shared across scopes. */
+  scope: string;
+}
+
+/**
+ * Installs a Node app's dependencies and runs its build, as Heroku's Node.js
+ * buildpack does, every step inside the sandbox. node_modules is cached per
+ * lockfile, as npm extracted it with scripts off (`npm ci --ignore-scripts`), and
+ * install scripts run afterwards on the build's own copy (`npm rebuild`): so no
+ * build's scripts can change what a later build, of this repository or another,
+ * restores from the cache.
+ */
+async function buildNode(dir: string, store: SlugStore, onOutput: OutputSink, context: BuildContext): Promise<void> {
+  const pkg = (await readRepoJson(dir, 'package.json')) as { scripts?: Record<string, unknown>; dependencies?: object; devDependencies?: object };
+  const lock = await readRepoFile(dir, 'package-lock.json', LOCKFILE_LIMIT);
+  const npmrc = await readRepoFile(dir, '.npmrc');
   const key = createHash('sha256')
     .update(process.version)
     .update(JSON.stringify([pkg.dependencies ?? {}, pkg.devDependencies ?? {}]))
-    .update(hasLock ? await readFile(lockfile) : '')
+    .update(lock ?? '')
+    .update(npmrc ?? '')
     .digest('hex');
   const cached = path.join(store.cacheDir, 'node_modules', key);
-  const env = { ...process.env, npm_config_cache: path.join(store.cacheDir, 'npm'), npm_config_update_notifier: 'false' };
+  const npmCache = path.join(store.cacheDir, 'npm', createHash('sha256').update(context.scope).digest('hex').slice(0, 16));
+  await mkdir(npmCache, { recursive: true });
+  const env = { ...buildSettings(), npm_config_update_notifier: 'false' };
+  const npm = async (args: string, failure: string) => {
+    const result = context.sandbox.command({ app: dir, writable: true, cache: npmCache, env, command: `npm ${args}`, tag: 'build' });
+    const done = await run(result.file, result.args, { cwd: result.cwd, env: result.env, onOutput, detached: true });
+    if (done.code !== 0) throw new Error(`${failure} failed with exit code ${done.code}`);
+  };
 
   onOutput('-----> Building dependencies\n');
   if (existsSync(cached)) {
     onOutput('       Restoring node_modules from cache (lockfile unchanged)\n');
     await runOrThrow('cp', ['-a', '--reflink=auto', cached, path.join(dir, 'node_modules')]);
   } else {
-    const args = hasLock ? ['ci'] : ['install'];
-    onOutput(`       Installing node modules (npm ${args[0]})\n`);
-    const installed = await run('npm', [...args, '--no-audit', '--no-fund', '--loglevel=error'], { cwd: dir, env, onOutput });
-    if (installed.code !== 0) throw new Error(`npm ${args[0]} failed with exit code ${installed.code}`);
+    const install = lock !== null ? 'ci' : 'install';
+    onOutput(`       Installing node modules (npm ${install})\n`);
+    await npm(`${install} --ignore-scripts --no-audit --no-fund --loglevel=error`, `npm ${install}`);
     if (existsSync(path.join(dir, 'node_modules'))) {
       const staging = path.join(store.cacheDir, 'node_modules', `${key}.${process.pid}.tmp`);
       await mkdir(path.dirname(staging), { recursive: true });
@@ -52,11 +77,11 @@ async function buildNode(dir: string, store: SlugStore, onOutput: OutputSink): P
       await rename(staging, cached).catch(() => rm(staging, { recursive: true, force: true }));
     }
   }
-  const script = ['heroku-postbuild', 'build'].find((name) => pkg.scripts?.[name]);
-  if (script) {
+  if (existsSync(path.join(dir, 'node_modules'))) await npm('rebuild --loglevel=error', 'npm rebuild (install scripts)');
+  for (const script of ['prepare', ['heroku-postbuild', 'build'].find((name) => typeof pkg.scripts?.[name] === 'string')]) {
+    if (!script || typeof pkg.scripts?.[script] !== 'string') continue;
     onOutput(`-----> Running ${script}\n`);
-    const built = await run('npm', ['run', script], { cwd: dir, env, onOutput });
-    if (built.code !== 0) throw new Error(`npm run ${script} failed with exit code ${built.code}`);
+    await npm(`run ${script}`, `npm run ${script}`);
   }
 }
 
@@ -65,7 +90,7 @@ async function buildNode(dir: string, store: SlugStore, onOutput: OutputSink): P
  * for Node apps, archived deterministically (sorted, fixed mtimes) and stored by
  * the sha256 of the archive. An identical build yields the same slug.
  */
-export async function buildSlug(source: Source, sha: string, store: SlugStore, onOutput: OutputSink): Promise<BuiltSlug> {
+export async function buildSlug(source: Source, sha: string, store: SlugStore, onOutput: OutputSink, context: BuildContext): Promise<BuiltSlug> {
   await mkdir(store.tmpDir, { recursive: true });
   const work = await mkdtemp(path.join(store.tmpDir, 'build-'));
   try {
@@ -74,13 +99,14 @@ export async function buildSlug(source: Source, sha: string, store: SlugStore, o
     onOutput(`-----> Fetching ${sha.slice(0, 7)}\n`);
     await source.extract(sha, dir);
 
-    let procfile = existsSync(path.join(dir, 'Procfile')) ? parseProcfile(await readFile(path.join(dir, 'Procfile'), 'utf8')) : {};
-    if (existsSync(path.join(dir, 'package.json'))) {
+    const procfileText = await readRepoFile(dir, 'Procfile');
+    let procfile = procfileText !== null ? parseProcfile(procfileText) : {};
+    if ((await readRepoFile(dir, 'package.json')) !== null) {
       onOutput('-----> Node.js app detected\n');
-      await buildNode(dir, store, onOutput);
+      await buildNode(dir, store, onOutput, context);
       if (!procfile.web) {
-        const pkg = JSON.parse(await readFile(path.join(dir, 'package.json'), 'utf8')) as { scripts?: Record<string, string> };
-        if (pkg.scripts?.start) procfile = { ...procfile, web: 'npm start' };
+        const pkg = (await readRepoJson(dir, 'package.json')) as { scripts?: Record<string, unknown> };
+        if (typeof pkg.scripts?.start === 'string') procfile = { ...procfile, web: 'npm start' };
       }
     } else {
       onOutput('-----> No build needed: the app is used as it is\n');

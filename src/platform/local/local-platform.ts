@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { existsSync, openSync, closeSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -10,6 +10,8 @@ import type { Source } from '../../source/source.ts';
 import type { BuiltSlug, OutputSink, Platform, ReleaseSpec } from '../platform.ts';
 import { buildSlug, slugTree, type SlugStore } from './build-slug.ts';
 import { AppProxy } from './proxy.ts';
+import { readRepoJson } from './repo-file.ts';
+import { buildSettings, Sandbox, type SandboxedCommand, type SandboxRequest } from './sandbox.ts';
 
 interface DynoState {
   type: string;
@@ -59,7 +61,12 @@ async function stopDynos(dynos: DynoState[], graceMs = 10_000): Promise<void> {
     try {
       process.kill(-pid, sig);
     } catch {
-      /* already gone */
+      // Not a group leader (a process found by its marker, not one flowops spawned): just the process.
+      try {
+        process.kill(pid, sig);
+      } catch {
+        /* already gone */
+      }
     }
   };
   for (const dyno of dynos) signal(dyno.pid, 'SIGTERM');
@@ -68,10 +75,35 @@ async function stopDynos(dynos: DynoState[], graceMs = 10_000): Promise<void> {
   for (const dyno of dynos) if (processAlive(dyno.pid)) signal(dyno.pid, 'SIGKILL');
 }
 
-/** The environment of an app's processes: its config vars, not flowops' own settings. */
-function dynoEnv(config: Record<string, string>, extra: Record<string, string>): NodeJS.ProcessEnv {
-  const { PATH, HOME, LANG, TZ } = process.env;
-  return { PATH, HOME, LANG, TZ, ...config, ...extra };
+/**
+ * The environment of an app's processes: its config vars, HOST and the dyno's own
+ * variables. Never flowops' settings: the sandbox adds only PATH and HOME.
+ */
+function dynoEnv(config: Record<string, string>, extra: Record<string, string>): Record<string, string> {
+  return { ...config, HOST: '127.0.0.1', ...extra };
+}
+
+/** Starts a dyno in a process group of its own, its output appended to `logFile`; resolves with its pid once it runs. */
+function spawnDetached(command: SandboxedCommand, logFile: string): Promise<number> {
+  const fd = openSync(logFile, 'a');
+  try {
+    const child = spawn(command.file, command.args, { cwd: command.cwd, env: command.env, detached: true, stdio: ['ignore', fd, fd] });
+    return new Promise((resolve, reject) => {
+      child.once('error', reject);
+      child.once('spawn', () => {
+        child.unref();
+        resolve(child.pid!);
+      });
+    });
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Config of app.json's `env` blocks: only string values become variables. */
+function stringValues(env: unknown): Record<string, string> {
+  if (!env || typeof env !== 'object') return {};
+  return Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => typeof entry[1] === 'string'));
 }
 
 function tail(file: string, lines = 20): string {
@@ -94,10 +126,12 @@ export class LocalPlatform implements Platform {
   private readonly stateWrites = new Map<string, Promise<void>>();
   /** Apps being destroyed: late background writes (a shutdown finishing) must not recreate their state. */
   private readonly destroying = new Set<string>();
+  readonly sandbox: Sandbox;
 
   constructor(
     dataDir: string,
     private readonly bootTimeoutMs: number,
+    sandbox: Sandbox['mode'] = 'none',
   ) {
     this.store = {
       slugsDir: path.join(dataDir, 'slugs'),
@@ -105,26 +139,25 @@ export class LocalPlatform implements Platform {
       tmpDir: path.join(dataDir, 'tmp'),
     };
     this.appsDir = path.join(dataDir, 'apps');
+    this.sandbox = new Sandbox(sandbox, dataDir);
   }
 
-  build(source: Source, sha: string, onOutput: OutputSink): Promise<BuiltSlug> {
-    return buildSlug(source, sha, this.store, onOutput);
+  get isolation(): Sandbox['mode'] {
+    return this.sandbox.mode;
+  }
+
+  build(source: Source, sha: string, onOutput: OutputSink, scope: string): Promise<BuiltSlug> {
+    return buildSlug(source, sha, this.store, onOutput, { sandbox: this.sandbox, scope });
   }
 
   async releasePhase(spec: ReleaseSpec, onOutput: OutputSink): Promise<{ code: number; output: string }> {
     const command = spec.procfile.release;
     if (!command) return { code: 0, output: '' };
-    const cwd = await slugTree(this.store.slugsDir, spec.slugId);
+    const app = await slugTree(this.store.slugsDir, spec.slugId);
     onOutput(`-----> Running release command: ${command}\n`);
     let phase: Promise<void> = Promise.resolve();
-    const result = await run('sh', ['-c', command], {
-      cwd,
-      env: dynoEnv(spec.config, { DYNO: 'release.1' }),
-      onOutput,
-      detached: true,
-      onSpawn: (pid) => {
-        phase = this.updateState(spec.app, () => ({ releasePhase: { type: 'release', pid, port: null } }));
-      },
+    const result = await this.run({ app, writable: false, env: dynoEnv(spec.config, { DYNO: 'release.1' }), command, tag: `${spec.app}/release` }, onOutput, (pid) => {
+      phase = this.updateState(spec.app, () => ({ releasePhase: { type: 'release', pid, port: null } }));
     });
     await phase;
     await this.updateState(spec.app, () => ({ releasePhase: null }));
@@ -132,16 +165,15 @@ export class LocalPlatform implements Platform {
   }
 
   async runCommand(slugId: string, command: string, config: Record<string, string>, onOutput: OutputSink): Promise<{ code: number; output: string }> {
-    const cwd = await slugTree(this.store.slugsDir, slugId);
+    const app = await slugTree(this.store.slugsDir, slugId);
     onOutput(`-----> Running ${command}\n`);
-    return run('sh', ['-c', command], { cwd, env: dynoEnv(config, { DYNO: 'run.1' }), onOutput });
+    return this.run({ app, writable: false, env: dynoEnv(config, { DYNO: 'run.1' }), command, tag: 'run' }, onOutput);
   }
 
   async runTests(slugId: string, onOutput: OutputSink, signal: AbortSignal): Promise<{ code: number | null; output: string }> {
     const tree = await slugTree(this.store.slugsDir, slugId);
-    const read = async (file: string) => JSON.parse(await readFile(path.join(tree, file), 'utf8').catch(() => '{}')) as Record<string, unknown>;
-    const appJson = (await read('app.json')) as { environments?: { test?: { scripts?: Record<string, string>; env?: Record<string, string> } } };
-    const pkg = (await read('package.json')) as { scripts?: Record<string, string> };
+    const appJson = (await readRepoJson(tree, 'app.json')) as { environments?: { test?: { scripts?: Record<string, string>; env?: Record<string, string> } } };
+    const pkg = (await readRepoJson(tree, 'package.json')) as { scripts?: Record<string, string> };
     const test = appJson.environments?.test;
     const script = test?.scripts?.test ?? (pkg.scripts?.test ? 'npm test' : undefined);
     if (!script) return { code: null, output: 'No test script: add environments.test.scripts.test to app.json\n' };
@@ -154,16 +186,16 @@ export class LocalPlatform implements Platform {
     };
     try {
       await runOrThrow('cp', ['-a', '--reflink=auto', `${tree}/.`, work]);
-      const env = dynoEnv(test?.env ?? {}, { CI: 'true', DYNO: 'test.1' });
+      const env = { ...buildSettings(), ...stringValues(test?.env), CI: 'true', DYNO: 'test.1' };
       for (const [name, command] of [['test-setup', test?.scripts?.['test-setup']], ['test', script]] as const) {
-        if (!command) continue;
+        if (typeof command !== 'string' || !command) continue;
         sink(`-----> Running ${name}: ${command}\n`);
         let pid = 0;
         const kill = () => {
           if (pid) void stopDynos([{ type: 'test', pid, port: null }], 1000);
         };
         signal.addEventListener('abort', kill, { once: true });
-        const result = await run('sh', ['-c', command], { cwd: work, env, onOutput: sink, detached: true, onSpawn: (p) => (pid = p) });
+        const result = await this.run({ app: work, writable: true, env, command, tag: 'test' }, sink, (p) => (pid = p));
         signal.removeEventListener('abort', kill);
         if (result.code !== 0 || signal.aborted) return { code: result.code || 1, output };
       }
@@ -173,28 +205,38 @@ export class LocalPlatform implements Platform {
     }
   }
 
+  /** Runs a command in the sandbox to completion; a command that cannot even start is exit code 127 with the reason, never a throw. */
+  private async run(request: SandboxRequest, onOutput: OutputSink, onSpawn?: (pid: number) => void): Promise<{ code: number; output: string }> {
+    const { file, args, env, cwd } = this.sandbox.command(request);
+    try {
+      return await run(file, args, { cwd, env, onOutput, detached: true, onSpawn });
+    } catch (err) {
+      const why = `could not start ${request.command.split(' ')[0]}: ${err instanceof Error ? err.message : String(err)}\n`;
+      onOutput(why);
+      return { code: 127, output: why };
+    }
+  }
+
   async start(spec: ReleaseSpec, onOutput: OutputSink): Promise<void> {
     const state = await this.readState(spec.app);
     const types = Object.keys(spec.procfile).filter((type) => type !== 'release');
-    const cwd = types.length ? await slugTree(this.store.slugsDir, spec.slugId) : '';
+    const app = types.length ? await slugTree(this.store.slugsDir, spec.slugId) : '';
     const logDir = path.join(this.appsDir, spec.app, 'logs');
     await mkdir(logDir, { recursive: true });
 
     const started: DynoState[] = [];
-    for (const type of types) {
-      const port = type === 'web' ? await freePort() : null;
-      const logFile = path.join(logDir, `v${spec.version}.${type}.log`);
-      const fd = openSync(logFile, 'a');
-      const child = spawn('sh', ['-c', `exec ${spec.procfile[type]}`], {
-        cwd,
-        env: dynoEnv(spec.config, { DYNO: `${type}.1`, ...(port ? { PORT: String(port) } : {}) }),
-        detached: true,
-        stdio: ['ignore', fd, fd],
-      });
-      closeSync(fd);
-      child.unref();
-      if (child.pid === undefined) throw new Error(`could not start the ${type} process`);
-      started.push({ type, pid: child.pid, port });
+    try {
+      for (const type of types) {
+        const port = type === 'web' ? await freePort() : null;
+        const logFile = path.join(logDir, `v${spec.version}.${type}.log`);
+        const env = dynoEnv(spec.config, { DYNO: `${type}.1`, ...(port ? { PORT: String(port) } : {}) });
+        const command = this.sandbox.command({ app, writable: false, env, command: `exec ${spec.procfile[type]}`, outlivesFlowops: true, tag: `${spec.app}/${type}.1` });
+        const pid = await spawnDetached(command, logFile);
+        started.push({ type, pid, port });
+      }
+    } catch (err) {
+      await stopDynos(started, 1000);
+      throw new Error(`the processes could not be started: ${err instanceof Error ? err.message : String(err)}`);
     }
     await this.updateState(spec.app, () => ({ starting: started }));
 
@@ -239,11 +281,14 @@ export class LocalPlatform implements Platform {
   }
 
   async recover(current: ReleaseSpec[], appsWithoutRelease: string[]): Promise<void> {
+    await this.sweepTmp();
     for (const app of appsWithoutRelease) {
       const state = await this.readState(app);
       await stopDynos(allProcesses(state), 2000);
       await this.updateState(app, () => emptyState(), { ifExists: true });
     }
+    const kept = new Set<number>();
+    const restart: ReleaseSpec[] = [];
     for (const spec of current) {
       const state = await this.readState(spec.app);
       // Whatever flowops was starting, stopping or running as a release phase when it died.
@@ -251,6 +296,7 @@ export class LocalPlatform implements Platform {
       if (leftovers.length) await stopDynos(leftovers, 2000);
       const running = state.releaseId === spec.releaseId && state.dynos.length > 0 && state.dynos.every((d) => processAlive(d.pid));
       if (running) {
+        for (const dyno of state.dynos) kept.add(dyno.pid);
         const web = state.dynos.find((d) => d.type === 'web');
         if (web?.port) {
           const port = await this.ensureProxy(spec.app, state.port);
@@ -262,12 +308,32 @@ export class LocalPlatform implements Platform {
       }
       if (state.releaseId !== spec.releaseId || state.dynos.length) await stopDynos(state.dynos, 2000);
       await this.updateState(spec.app, () => ({ releaseId: null, dynos: [], starting: [], stopping: [], releasePhase: null }));
+      restart.push(spec);
+    }
+    // Every process this data dir's flowops started and that is not a current dyno: started but never
+    // recorded (flowops died between the two), a release phase or test run of the dead process, an app
+    // destroyed meanwhile. Found by their marker, so what flowops never wrote down is still found.
+    const strays = this.sandbox.findMarked().filter((p) => !kept.has(p.pid) && !kept.has(p.group));
+    if (strays.length) {
+      log.warn({ processes: strays.length }, 'stopping processes left over from before the restart');
+      await stopDynos(strays.map((p) => ({ type: p.tag, pid: p.pid, port: null })), 2000);
+    }
+    for (const spec of restart) {
       try {
         await this.start(spec, () => undefined);
         log.info({ app: spec.app, version: spec.version }, 'app restarted on its current release');
       } catch (error) {
         log.error({ app: spec.app, version: spec.version, err: error }, 'app could not be restarted');
       }
+    }
+  }
+
+  /** Half-built slugs, test copies and cache staging dirs of a flowops that died mid-way. */
+  private async sweepTmp(): Promise<void> {
+    await rm(this.store.tmpDir, { recursive: true, force: true, maxRetries: 3 });
+    for (const dir of [this.store.slugsDir, path.join(this.store.cacheDir, 'node_modules')]) {
+      const entries = await readdir(dir).catch(() => [] as string[]);
+      for (const entry of entries.filter((e) => e.endsWith('.tmp'))) await rm(path.join(dir, entry), { recursive: true, force: true });
     }
   }
 
