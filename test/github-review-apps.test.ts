@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -8,6 +8,7 @@ import type { ReviewAppView } from '../src/engine/engine.ts';
 import { deliver, FakeGitHub, githubSignature, webhookExample } from './helpers/fake-github.ts';
 import { GitRepo } from './helpers/git-repo.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
+import { startWitness, type Witness } from './helpers/witness.ts';
 
 const SECRET = 'github-webhook-secret-for-tests';
 
@@ -17,6 +18,7 @@ describe('review apps for pull requests', () => {
   let github: FakeGitHub;
   let dir: string;
   let delivery = 0;
+  let witness: Witness;
 
   const app = (text: string) => ({
     'index.js': `require('node:http').createServer((q, s) => s.end(process.env.GREETING + ' from ' + process.env.HEROKU_BRANCH + ': ${text}')).listen(process.env.PORT);\n`,
@@ -24,7 +26,7 @@ describe('review apps for pull requests', () => {
     'app.json': JSON.stringify({
       env: { GREETING: 'hello', SECRET_KEY: { generator: 'secret' } },
       environments: { review: { env: { GREETING: 'review' } } },
-      scripts: { postdeploy: `echo "$HEROKU_APP_NAME seeded" > ${path.join(dir, 'postdeploy.txt')}`, 'pr-predestroy': `echo "$HEROKU_PR_NUMBER going" > ${path.join(dir, 'predestroy.txt')}` },
+      scripts: { postdeploy: witness.report('$HEROKU_APP_NAME seeded'), 'pr-predestroy': witness.report('$HEROKU_PR_NUMBER going') },
     }),
   });
 
@@ -55,6 +57,7 @@ describe('review apps for pull requests', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'flowops-review-'));
+    witness = await startWitness();
     repo = await GitRepo.create(path.join(dir, 'acme-shop'), app('main'));
     await repo.git('checkout', '-q', '-b', 'feature');
     await repo.commit(app('feature v1'), 'Start a feature');
@@ -67,6 +70,7 @@ describe('review apps for pull requests', () => {
   afterAll(async () => {
     await t.close();
     await github.close();
+    await witness.close();
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -80,7 +84,7 @@ describe('review apps for pull requests', () => {
     const config = await t.json<Record<string, string>>(['config', 'shop-pr-7']);
     expect(config).toMatchObject({ GREETING: 'review', HEROKU_APP_NAME: 'shop-pr-7', HEROKU_BRANCH: 'feature', HEROKU_PR_NUMBER: '7', FLOW_APP_NAME: 'shop-pr-7', FLOW_BRANCH: 'feature', FLOW_PR_NUMBER: '7' });
     expect(config.SECRET_KEY).toMatch(/^[0-9a-f]{64}$/);
-    expect(await readFile(path.join(dir, 'postdeploy.txt'), 'utf8')).toBe('shop-pr-7 seeded\n');
+    expect(witness.reports).toEqual(['shop-pr-7 seeded']);
   });
 
   it('redeploys the review app on every push to the pull request', async () => {
@@ -100,7 +104,7 @@ describe('review apps for pull requests', () => {
     await pullRequest('closed', 7, 'feature');
 
     await reviewApp(7, (r) => r?.status === 'deleted');
-    expect(await readFile(path.join(dir, 'predestroy.txt'), 'utf8')).toBe('7 going\n');
+    expect(witness.reports).toEqual(['shop-pr-7 seeded', '7 going']);
     await expect(fetch(url!)).rejects.toThrow();
     expect((await t.cli(['releases', 'shop-pr-7'])).err).toContain('no app "shop-pr-7"');
   });
