@@ -6,7 +6,6 @@ import { startServer } from './server/start-server.ts';
 try {
   const settings = readSettings();
   const server = await startServer(settings);
-  console.log(`flowops listening on ${server.url} (database: ${server.database.kind === 'pglite' ? `embedded PGlite in ${settings.dataDir}` : 'Postgres from DATABASE_URL'})`);
   console.log(
     server.sandbox === 'bubblewrap'
       ? 'Sandbox: bubblewrap (builds, tests, release phases and dynos see only their own files)'
@@ -25,6 +24,7 @@ try {
   if (server.admin.generated) {
     console.log(`Admin token (printed once, stored in ${settings.dataDir}/admin-token; the CLI on this machine uses it): ${server.admin.token}`);
   }
+  console.log(`flowops listening on ${server.url} (database: ${server.database.kind === 'pglite' ? `embedded PGlite in ${settings.dataDir}` : 'Postgres from DATABASE_URL'})`);
   let stopping = false;
   const stop = () => {
     if (stopping) return;

@@ -956,9 +956,16 @@ export class Engine {
       if (slug) {
         const releaseSpec: ReleaseSpec = { app: app.name, releaseId: release.id, version: release.version, slugId: slug.id, procfile: slug.procfile, config: release.config };
         if (slug.procfile.release) await progress(`Running release phase for ${app.name} v${release.version}...`, app.name);
-        const phase = await this.platform.releasePhase(releaseSpec, (chunk) => {
-          output += chunk;
-        });
+        let phase: { code: number };
+        try {
+          phase = await this.platform.releasePhase(releaseSpec, (chunk) => {
+            output += chunk;
+          });
+        } catch (err) {
+          // The release phase could not even start (no slug tree, no sandbox): the release fails, it is never left pending.
+          output += `\n${err instanceof Error ? err.message : String(err)}\n`;
+          return fail(`the release phase could not start; see \`releases:output ${app.name} v${release.version}\``);
+        }
         if (phase.code !== 0) return fail(`release phase exited with ${phase.code}; see \`releases:output ${app.name} v${release.version}\``);
         await progress(`Starting ${app.name} v${release.version}...`, app.name);
         try {
