@@ -1,0 +1,44 @@
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ReleaseView } from '../src/engine/engine.ts';
+import { GitRepo, webApp } from './helpers/git-repo.ts';
+import { startTestServer, type TestServer } from './helpers/server.ts';
+
+/** A command longer than Linux takes for one argument (MAX_ARG_STRLEN, 128 KB): exec fails with E2BIG. */
+const tooLong = `echo ${'x'.repeat(200_000)}`;
+
+describe('a release whose processes cannot even start', () => {
+  let t: TestServer;
+  let repo: GitRepo;
+
+  beforeAll(async () => {
+    t = await startTestServer();
+    repo = await GitRepo.create(path.join(t.dir, 'repo'), webApp('works'));
+    await t.cli(['pipelines:create', 'e2big', '--repo', repo.dir]);
+    await t.cli(['apps:create', 'e2big-staging', '--pipeline', 'e2big', '--stage', 'staging']);
+    await t.cli(['deploy', 'e2big', 'to', 'staging']);
+  });
+  afterAll(() => t.close());
+
+  it.each([
+    ['release phase', `web: node index.js\nrelease: ${tooLong}\n`, /release phase exited with 127/],
+    ['web dyno', `web: ${tooLong}\n`, /processes did not start/],
+  ])('fails the release, with the reason, when the %s cannot be executed; the next deploy works', async (_what, procfile, why) => {
+    await repo.commit({ Procfile: procfile }, 'An impossible command');
+
+    const failed = await t.cli(['deploy', 'e2big', 'to', 'staging']);
+
+    expect(failed.code).not.toBe(0);
+    expect(failed.out + failed.err).toMatch(why);
+    const [latest] = await t.json<ReleaseView[]>(['releases', 'e2big-staging']);
+    expect(latest!.status).toBe('failed');
+    expect((await t.cli(['releases:output', 'e2big-staging'])).out).toContain('E2BIG');
+
+    await repo.commit(webApp('works again'), 'Back to normal');
+    const fixed = await t.cli(['deploy', 'e2big', 'to', 'staging']);
+
+    expect(fixed.code).toBe(0);
+    const [live] = await t.json<ReleaseView[]>(['releases', 'e2big-staging']);
+    expect(live).toMatchObject({ status: 'succeeded', current: true });
+  });
+});
