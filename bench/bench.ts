@@ -12,6 +12,7 @@ import { readSettings } from '../src/config.ts';
 import type { Actor } from '../src/engine/access.ts';
 import { LocalGitSource } from '../src/source/local-git.ts';
 import { LocalPlatform } from '../src/platform/local/local-platform.ts';
+import { bubblewrapWorks } from '../src/platform/local/sandbox.ts';
 import { startServer } from '../src/server/start-server.ts';
 import { freshDatabase } from '../test/helpers/database.ts';
 import { GitRepo } from '../test/helpers/git-repo.ts';
@@ -98,19 +99,55 @@ try {
   });
   const sha = await nodeRepo.git('rev-parse', 'HEAD').then((s) => s.trim());
   const source = await LocalGitSource.open(nodeRepoDir, path.join(dir, 'repos'));
-  const builds = { cold: [] as number[], cached: [] as number[] };
+  // One data dir per mode; a cold build finds no node_modules cache (npm's download cache stays warm, as on a server that has built before).
+  const modes = bubblewrapWorks() ? (['none', 'bubblewrap'] as const) : (['none'] as const);
+  const builds = { none: { cold: [] as number[], cached: [] as number[] }, bubblewrap: { cold: [] as number[], cached: [] as number[] } };
+  const platforms = Object.fromEntries(modes.map((mode) => [mode, new LocalPlatform(path.join(dir, `build-${mode}`), 60_000, mode)]));
+  for (const mode of modes) await platforms[mode]!.build(source, sha, () => undefined, nodeRepoDir); // warm npm's download cache, not counted
   for (let i = 0; i < 3; i++) {
-    // A platform with an empty dependency cache of its own: a cold build (npm's download cache stays warm after the first).
-    const coldData = path.join(dir, `cold-${i}`);
-    const cold = new LocalPlatform(coldData, 60_000);
-    builds.cold.push(await time(() => cold.build(source, sha, () => undefined, nodeRepoDir)));
-    builds.cached.push(await time(() => cold.build(source, sha, () => undefined, nodeRepoDir)));
-    await rm(coldData, { recursive: true, force: true });
+    for (const mode of modes) {
+      await rm(path.join(dir, `build-${mode}`, 'cache', 'node_modules'), { recursive: true, force: true });
+      builds[mode].cold.push(await time(() => platforms[mode]!.build(source, sha, () => undefined, nodeRepoDir)));
+      builds[mode].cached.push(await time(() => platforms[mode]!.build(source, sha, () => undefined, nodeRepoDir)));
+    }
   }
-  const cold = median(builds.cold);
-  const cached = median(builds.cached);
-  console.log(`  cold build (no dependency cache)       ${ms(cold)}`);
-  console.log(`  cached rebuild (lockfile unchanged)    ${ms(cached)}   ${(cold / cached).toFixed(1)}x faster\n`);
+  for (const mode of modes) {
+    const cold = median(builds[mode].cold);
+    const cached = median(builds[mode].cached);
+    console.log(`  ${mode === 'none' ? 'unsandboxed' : 'sandboxed  '}  cold build (no dependency cache) ${ms(cold)}   cached rebuild (lockfile unchanged) ${ms(cached)}   ${(cold / cached).toFixed(1)}x faster`);
+  }
+  if (modes.length === 2) {
+    const ratio = median(builds.bubblewrap.cold) / median(builds.none.cold);
+    console.log(`  cold build sandboxed / unsandboxed: ratio ${ratio.toFixed(2)} (goal: at most 1.10) ${ratio <= 1.1 ? 'ok' : 'MISSED'}\n`);
+
+    // ---------------------------------------------------------- dyno boot: sandboxed vs not
+    console.log('Boot of a trivial web dyno (start until it answers HTTP), sandboxed vs not, median of 15, alternating');
+    const bootRepoDir = path.join(dir, 'boot-app');
+    const bootRepo = await GitRepo.create(bootRepoDir, {
+      'index.js': "require('node:http').createServer((q, s) => s.end('hi')).listen(process.env.PORT);\n",
+      Procfile: 'web: node index.js\n',
+    });
+    const bootSha = await bootRepo.git('rev-parse', 'HEAD').then((s) => s.trim());
+    const bootSource = await LocalGitSource.open(bootRepoDir, path.join(dir, 'repos'));
+    const boots = { none: [] as number[], bubblewrap: [] as number[] };
+    const slugs = { none: await platforms.none!.build(bootSource, bootSha, () => undefined, bootRepoDir), bubblewrap: await platforms.bubblewrap!.build(bootSource, bootSha, () => undefined, bootRepoDir) };
+    for (let i = 0; i < 16; i++) {
+      for (const mode of modes) {
+        const slug = slugs[mode];
+        const spec = { app: `boot-${mode}`, releaseId: i + 1, version: i + 1, slugId: slug.id, procfile: slug.procfile, config: {} };
+        const took = await time(() => platforms[mode]!.start(spec, () => undefined));
+        if (i > 0) boots[mode].push(took); // the first warms the page cache
+        await platforms[mode]!.destroy(spec.app);
+      }
+    }
+    const boot = { none: median(boots.none), bubblewrap: median(boots.bubblewrap) };
+    const bootRatio = boot.bubblewrap / boot.none;
+    console.log(`  unsandboxed  ${ms(boot.none)}`);
+    console.log(`  sandboxed    ${ms(boot.bubblewrap)}   ratio ${bootRatio.toFixed(2)} (goal: at most 1.15) ${bootRatio <= 1.15 ? 'ok' : 'MISSED'}\n`);
+  } else {
+    console.log('  (bubblewrap is not installed here: the sandboxed figures are missing)\n');
+  }
+  for (const platform of Object.values(platforms)) await platform.close();
 
   // ------------------------------------------------------------ pipelines:info with 1,000 pipelines
   console.log('pipelines:info with 1,000 pipelines in the database, over HTTP as the CLI calls it, 200 calls');

@@ -359,7 +359,7 @@ export class LocalPlatform implements Platform {
         await answer.body?.cancel();
         return true;
       } catch {
-        await sleep(100);
+        await sleep(20);
       }
     }
     return false;
