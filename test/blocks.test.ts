@@ -5,7 +5,7 @@ import { parse } from 'yaml';
 import { MAX_BLOCKS_HOME, MAX_BUTTON_VALUE, MAX_CONFIRM_TEXT, MAX_TEXT } from '../src/blocks/limits.ts';
 import { commitsSummary } from '../src/blocks/buttons.ts';
 import { operationMessage } from '../src/blocks/operation-message.ts';
-import { homeView, pipelineMessage, type BoardPipeline } from '../src/blocks/pipeline-board.ts';
+import { homeView, pipelineMessage, UNSANDBOXED_WARNING, type BoardPipeline } from '../src/blocks/pipeline-board.ts';
 import { asSlashCommands } from '../src/slack/listeners/commands/flow.ts';
 
 const commit = (i: number) => ({ sha: `${i}`.padStart(40, 'a'), date: '2026-11-01T00:00:00Z', author: 'Dana Dev', message: `Change number ${i} with a fairly long commit message` });
@@ -75,6 +75,13 @@ describe('Block Kit builders keep within Slack limits', () => {
 
     expect(message.blocks.length).toBeLessThanOrEqual(50);
     for (const block of message.blocks) expect(JSON.stringify(block).length).toBeLessThan(MAX_TEXT);
+  });
+
+  it('warns on the board of a server that runs repository code unsandboxed, and only there', () => {
+    const board = (unsandboxed: boolean) => JSON.stringify(pipelineMessage({ name: 'shop', apps: [], canDeploy: true, unsandboxed }).blocks);
+
+    expect(board(true)).toContain(UNSANDBOXED_WARNING);
+    expect(board(false)).not.toContain('unsandboxed');
   });
 
   it('writes suggested commands as /flow commands', () => {

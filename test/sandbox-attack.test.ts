@@ -250,6 +250,7 @@ describe('repository code without a sandbox (FLOW_SANDBOX=none)', () => {
       const dynoEnv = JSON.parse(await (await fetch(url)).text()) as Record<string, string>;
 
       expect(release).toContain('DYNO=release.1');
+      expect(await flowops('pipelines:info', 'bare')).toContain('Warning: this flowops runs repository code unsandboxed (builds, tests and apps can read its settings and data); install bubblewrap');
       expect(Object.keys(dynoEnv).sort()).toEqual(['DYNO', 'FLOWOPS_SANDBOX', 'HOME', 'HOST', 'OWN', 'PATH', 'PORT', 'PWD']);
       for (const value of [...Object.values(settings), database.url ?? 'no-database-url']) expect(release + JSON.stringify(dynoEnv)).not.toContain(value);
       await flowops('apps:destroy', 'bare-staging', '--confirm', 'bare-staging');

@@ -15,7 +15,12 @@ export interface BoardPipeline {
   apps: BoardApp[];
   /** Whether the viewer may deploy (and so sees Promote and Rollback). */
   canDeploy: boolean;
+  /** True when this server runs repository code without a sandbox (bubblewrap missing, or FLOW_SANDBOX=none). */
+  unsandboxed?: boolean;
 }
+
+/** What the board says on a server without a sandbox. */
+export const UNSANDBOXED_WARNING = ':warning: This flowops runs repository code *unsandboxed*: builds, tests and apps can read its settings and data. An admin should install bubblewrap.';
 
 const DOWNSTREAM: Record<string, string> = { development: 'staging', staging: 'production' };
 
@@ -38,6 +43,7 @@ function appCard(pipeline: BoardPipeline, app: BoardApp, now: number): KnownBloc
 /** A pipeline as stages with app cards: version, commit, age, status, "ahead by N commits", and the buttons the viewer may use. */
 export function pipelineBlocks(pipeline: BoardPipeline, now = Date.now()): KnownBlock[] {
   const blocks: KnownBlock[] = [{ type: 'header', text: { type: 'plain_text', text: truncate(pipeline.name, 150) } }];
+  if (pipeline.unsandboxed) blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: UNSANDBOXED_WARNING }] });
   const stages = [...new Set(pipeline.apps.map((a) => a.stage))];
   if (!stages.length) blocks.push({ type: 'section', text: { type: 'mrkdwn', text: `No apps yet: \`/flow apps:create <app> --pipeline ${pipeline.name} --stage staging\`` } });
   for (const stage of stages) {

@@ -70,10 +70,11 @@ export function renderText(result: Result): string {
       return `Created pipeline ${p.name} from ${p.repo} (branch ${p.branch})`;
     }
     case 'pipelines:info': {
-      const info = data as { name: string; repo: string; branch: string; apps: AppView[] };
+      const info = data as { name: string; repo: string; branch: string; apps: AppView[]; sandbox?: string };
       const stages = [...new Set(info.apps.map((a) => a.stage))];
       const body = stages.map((s) => [`${s}:`, ...info.apps.filter((a) => a.stage === s).map(appCard)].join('\n'));
-      return [`=== ${info.name}  (${info.repo}, branch ${info.branch})`, ...(body.length ? body : ['No apps yet: apps:create <app> --pipeline ' + info.name + ' --stage staging'])].join('\n');
+      const warning = info.sandbox === 'none' ? ['Warning: this flowops runs repository code unsandboxed (builds, tests and apps can read its settings and data); install bubblewrap'] : [];
+      return [`=== ${info.name}  (${info.repo}, branch ${info.branch})`, ...warning, ...(body.length ? body : ['No apps yet: apps:create <app> --pipeline ' + info.name + ' --stage staging'])].join('\n');
     }
     case 'pipelines:destroy': {
       const d = data as { name: string; apps: string[] };

@@ -557,14 +557,14 @@ export class Engine {
     return rows.map((r) => ({ ...r, apps: Number(r.apps) }));
   }
 
-  async pipelineInfo(actor: Actor, name: string): Promise<{ name: string; repo: string; branch: string; apps: AppView[] }> {
+  async pipelineInfo(actor: Actor, name: string): Promise<{ name: string; repo: string; branch: string; apps: AppView[]; sandbox: Platform['isolation'] }> {
     const pipeline = await this.authorize(actor, name, REQUIRED.read, `pipelines:info ${name}`);
     const apps = await this.db.getRepository(AppEntity).findBy({ pipelineId: pipeline.id });
     const releases = await this.currentReleases(apps);
     const views = apps
       .map((app) => this.appView(app, pipeline, releases.get(app.id) ?? null))
       .sort((a, b) => STAGE_ORDER[a.stage] - STAGE_ORDER[b.stage] || a.name.localeCompare(b.name));
-    return { name: pipeline.name, repo: pipeline.repo, branch: pipeline.branch, apps: views };
+    return { name: pipeline.name, repo: pipeline.repo, branch: pipeline.branch, apps: views, sandbox: this.platform.isolation };
   }
 
   async destroyPipeline(actor: Actor, name: string, confirm: string | undefined): Promise<{ name: string; apps: string[] }> {
