@@ -14,6 +14,8 @@ const ICONS: Record<string, string> = {
   'pullrequest.closed': ':no_entry_sign:',
   'reviewapp.created': ':eyes:',
   'reviewapp.errored': ':warning:',
+  'github.status_refused': ':warning:',
+  'github.deployment_refused': ':warning:',
 };
 
 /**

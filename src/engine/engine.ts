@@ -95,6 +95,8 @@ export const FEED_EVENTS = ['deploy', 'promote', 'rollback', 'config', 'ci', 'pu
 export function feedKindOf(type: string): (typeof FEED_EVENTS)[number] | null {
   if (/^testrun\.(succeeded|failed|errored)$/.test(type) || /^autodeploy\.(skipped|failed)$/.test(type)) return 'ci';
   if (/^pullrequest\.(opened|merged|closed)$/.test(type) || /^reviewapp\.(created|errored)$/.test(type)) return 'pulls';
+  if (type === 'github.status_refused') return 'ci';
+  if (type === 'github.deployment_refused') return 'deploy';
   return null;
 }
 
@@ -1128,6 +1130,15 @@ export class Engine {
       });
       return true;
     });
+  }
+
+  /**
+   * Records that the source host refused something flowops reported to it
+   * (a commit status, a deployment) for good, as an event of the pipeline:
+   * the audit trail keeps it and the pipeline's feeds show it.
+   */
+  async recordRefusal(event: { type: 'github.status_refused' | 'github.deployment_refused'; pipeline: string; app: string | null; message: string; data: Record<string, unknown> }): Promise<void> {
+    await this.transaction((m) => this.emit(m, { ...event, via: 'system' }));
   }
 
   /** The source of a pipeline by name, for fronts that report to its host (commit statuses). */
