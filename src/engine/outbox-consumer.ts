@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { databaseOutage, isConnectionError } from '../db/outage.ts';
 import { log } from '../log.ts';
 import type { Engine } from './engine.ts';
 
@@ -64,8 +65,11 @@ export class OutboxConsumer {
         this.again = false;
         try {
           this.wakeAt(await this.round());
+          databaseOutage.answered();
         } catch (err) {
-          log.warn({ consumer: this.name, err: String(err) }, 'outbox delivery failed; retrying on the next sweep');
+          // A database outage is logged once for the process, not on every sweep; what was not delivered stays in the outbox.
+          if (isConnectionError(err)) databaseOutage.noticed(err, { consumer: this.name });
+          else log.warn({ consumer: this.name, err: String(err) }, 'outbox delivery failed; retrying on the next sweep');
         }
       } while (this.again);
     })().finally(() => {
