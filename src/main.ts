@@ -1,11 +1,42 @@
 import { readSettings, SettingError } from './config.ts';
+import { databaseOutage, isConnectionError } from './db/outage.ts';
 import { log } from './log.ts';
 import { StartupError } from './server/data-dir-lock.ts';
-import { startServer } from './server/start-server.ts';
+import { startServer, type RunningServer } from './server/start-server.ts';
+
+let server: RunningServer | null = null;
+let stopping = false;
+/** Stops serving and exits; running jobs finish first, unless `deadlineMs` runs out (after a crash, waiting must not hang forever). */
+const stop = (code: number, deadlineMs?: number) => {
+  if (stopping) return;
+  stopping = true;
+  console.log('flowops stopping; apps keep running');
+  if (deadlineMs) setTimeout(() => process.exit(code), deadlineMs).unref();
+  void (server?.close() ?? Promise.resolve()).catch((err: unknown) => log.error({ err }, 'flowops did not stop cleanly')).finally(() => process.exit(code));
+};
+
+// The last line of defence. Everything flowops starts is awaited or caught, but
+// a library can still drop a rejected promise: that leaves nothing half done in
+// this process, so it is logged and flowops keeps serving.
+process.on('unhandledRejection', (reason) => {
+  log.error({ err: reason }, 'unhandled promise rejection; still serving');
+});
+// An exception nobody caught can leave any state half changed. The one kind
+// known to be harmless is a database connection dying (pg emits it on the
+// connection, the pool replaces it): flowops keeps serving through it. Anything
+// else stops the server, apps keep running, and its supervisor starts it afresh.
+process.on('uncaughtException', (err, origin) => {
+  if (isConnectionError(err)) {
+    databaseOutage.noticed(err, { where: origin });
+    return;
+  }
+  log.fatal({ err, origin }, 'uncaught exception; stopping');
+  stop(70, 10_000);
+});
 
 try {
   const settings = readSettings();
-  const server = await startServer(settings);
+  server = await startServer(settings);
   console.log(
     server.sandbox === 'bubblewrap'
       ? 'Sandbox: bubblewrap (builds, tests, release phases and dynos see only their own files)'
@@ -25,15 +56,8 @@ try {
     console.log(`Admin token (printed once, stored in ${settings.dataDir}/admin-token; the CLI on this machine uses it): ${server.admin.token}`);
   }
   console.log(`flowops listening on ${server.url} (database: ${server.database.kind === 'pglite' ? `embedded PGlite in ${settings.dataDir}` : 'Postgres from DATABASE_URL'})`);
-  let stopping = false;
-  const stop = () => {
-    if (stopping) return;
-    stopping = true;
-    console.log('flowops stopping; apps keep running');
-    void server.close().then(() => process.exit(0));
-  };
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
+  process.on('SIGINT', () => stop(0));
+  process.on('SIGTERM', () => stop(0));
 } catch (err) {
   if (err instanceof SettingError) {
     console.error(`flowops: ${err.message}`);

@@ -21,7 +21,7 @@ function pipeline(name: string, apps = 2): BoardPipeline {
 
 describe('Block Kit builders keep within Slack limits', () => {
   it('lists what a promotion ships in the confirm dialog within 300 characters', () => {
-    const text = commitsSummary(40, Array.from({ length: 40 }, (_, i) => commit(i)), 'production');
+    const { text } = commitsSummary(40, Array.from({ length: 40 }, (_, i) => commit(i)), 'production');
 
     expect(text.length).toBeLessThanOrEqual(MAX_CONFIRM_TEXT);
     expect(text).toMatch(/^Ships 40 commits to production:\n• aaaaaaa Change number 0/);
@@ -29,7 +29,7 @@ describe('Block Kit builders keep within Slack limits', () => {
   });
 
   it('says when a promotion ships nothing new', () => {
-    expect(commitsSummary(0, [], 'production')).toBe('Nothing new: production already runs these commits.');
+    expect(commitsSummary(0, [], 'production').text).toBe('Nothing new: production already runs these commits.');
   });
 
   it('puts Promote (with its confirm) on a staging release and keeps button values under 255 characters', () => {
@@ -80,7 +80,7 @@ describe('Block Kit builders keep within Slack limits', () => {
   it('warns on the board of a server that runs repository code unsandboxed, and only there', () => {
     const board = (unsandboxed: boolean) => JSON.stringify(pipelineMessage({ name: 'shop', apps: [], canDeploy: true, unsandboxed }).blocks);
 
-    expect(board(true)).toContain(UNSANDBOXED_WARNING);
+    expect(board(true)).toContain(UNSANDBOXED_WARNING.text);
     expect(board(false)).not.toContain('unsandboxed');
   });
 

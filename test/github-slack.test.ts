@@ -86,4 +86,16 @@ describe('GitHub events in a Slack feed', () => {
     expect(opened.text).toContain('shop:');
     expect(up.blocks).toMatch(/<http:\/\/127\.0\.0\.1:\d+\|Open the review app>/);
   });
+
+  it('posts the commit statuses GitHub refused for good to the pipeline feed', async () => {
+    const sha = await repo.commit({ 'refused.txt': 'x' }, 'GitHub will refuse statuses on this one');
+    github.refuse.set(sha, 422);
+
+    await webhook('push', null, (p) => Object.assign(p, { ref: 'refs/heads/feature', after: sha }));
+
+    const refused = await slack.waitFor(() => feedPosts().find((m) => m.text.includes(`GitHub refused the flowops/ci status of ${sha.slice(0, 7)}`) && m.text.includes('failed')), 'the refused final status in the feed');
+    expect(refused.blocks).toContain(':warning: *shop*: GitHub refused the flowops/ci status of');
+    expect(refused.text).toMatch(/\(test run #\d+ failed\) with 422; flowops skipped it$/);
+    expect(github.statuses.filter((s) => s.sha === sha)).toEqual([]);
+  });
 });

@@ -33,7 +33,8 @@ describe('the Slack app in Socket Mode', () => {
 
     await slack.waitFor(() => acks.find((a) => a.envelope_id === 'env-1'), 'the ack over the socket');
     const reply = await slack.waitFor(() => slack.responses.find((r) => r.id === 'socket') as { text: string } | undefined, 'the answer');
-    expect(reply.text).toContain('promote <pipeline> [from <stage>[/<app>]]');
+    // As Slack must receive it: escaped, or Slack would read <pipeline> as a link.
+    expect(reply.text).toContain('promote &lt;pipeline&gt; [from &lt;stage&gt;[/&lt;app&gt;]]');
     expect((await t.server.engine.db.query("SELECT admin FROM users WHERE external_id = 'slack:T1:UADMIN'"))[0]).toEqual({ admin: true });
   });
 });

@@ -99,6 +99,22 @@ describe('the Slack app over HTTP, signed as Slack signs', () => {
     ]);
   });
 
+  it('answers `/flow users:create` typed in a channel ephemerally, so its token is seen once, by whoever typed it', async () => {
+    const callsBefore = slack.calls.length;
+
+    const { res, id } = await flow('users:create bob', 'UADMIN', 'ada', 'CDEPLOY');
+
+    expect(res.status).toBe(200);
+    const reply = await answer(id);
+    const token = /flo_[A-Za-z0-9_-]{20,}/.exec(JSON.stringify(reply.blocks))?.[0];
+    expect(reply.response_type).toBe('ephemeral');
+    expect(token).toBeDefined();
+    await t.server.slack!.idle();
+    expect(JSON.stringify(slack.calls.slice(callsBefore))).not.toContain(token);
+    expect(slack.responses.filter((r) => JSON.stringify(r).includes(token!)).map((r) => [r.id, r.response_type])).toEqual([[id, 'ephemeral']]);
+    expect(await t.json(['pipelines'], token)).toEqual([]);
+  });
+
   it('refuses the Promote button ephemerally, naming the permission, for a user with view only', async () => {
     const staging = (await t.json<ReleaseView[]>(['releases', 'shop-staging']))[0]!;
 

@@ -1,16 +1,18 @@
 import type { Button } from '@slack/types';
 import type { Commit } from '../source/source.ts';
 import { MAX_CONFIRM_TEXT, buttonValue, truncate } from './limits.ts';
+import { mrkdwn, mrkdwnText, truncateMrkdwn, type Mrkdwn } from './mrkdwn.ts';
 
-/** What a promotion would ship, for the confirm dialog (Block Kit allows 300 characters). */
-export function commitsSummary(ahead: number, commits: Commit[], downstream: string): string {
-  if (ahead === 0) return `Nothing new: ${downstream} already runs these commits.`;
-  let text = `Ships ${ahead} commit${ahead === 1 ? '' : 's'} to ${downstream}:`;
+/** What a promotion would ship, for the confirm dialog (Block Kit allows 300 characters, counted after escaping). */
+export function commitsSummary(ahead: number, commits: Commit[], downstream: string): Mrkdwn {
+  if (ahead === 0) return mrkdwn`Nothing new: ${downstream} already runs these commits.`;
+  let text = mrkdwn`Ships ${ahead} commit${ahead === 1 ? '' : 's'} to ${downstream}:`;
   for (const [i, commit] of commits.entries()) {
-    const line = `• ${commit.sha.slice(0, 7)} ${commit.message} (${commit.author})`;
+    const line = mrkdwn`• ${commit.sha.slice(0, 7)} ${commit.message} (${commit.author})`;
     const rest = ahead - i - 1;
-    if ((`${text}\n${line}` + (rest > 0 ? `\n…and ${rest} more` : '')).length > MAX_CONFIRM_TEXT) return truncate(`${text}\n…and ${ahead - i} more`, MAX_CONFIRM_TEXT);
-    text += `\n${line}`;
+    const more = rest > 0 ? mrkdwn`\n…and ${rest} more` : mrkdwn``;
+    if (mrkdwn`${text}\n${line}${more}`.text.length > MAX_CONFIRM_TEXT) return truncateMrkdwn(mrkdwn`${text}\n…and ${ahead - i} more`, MAX_CONFIRM_TEXT);
+    text = mrkdwn`${text}\n${line}`;
   }
   return text;
 }
@@ -21,11 +23,11 @@ export function promoteButton(p: { pipeline: string; app: string; version: numbe
     type: 'button',
     action_id: 'promote',
     style: 'primary',
-    text: { type: 'plain_text', text: `Promote to ${p.downstream}` },
+    text: { type: 'plain_text', text: truncate(`Promote to ${p.downstream}`, 75) },
     value: buttonValue({ p: p.pipeline, a: p.app, v: p.version }),
     confirm: {
       title: { type: 'plain_text', text: truncate(`Promote ${p.app} v${p.version}?`, 100) },
-      text: { type: 'mrkdwn', text: commitsSummary(p.ahead, p.commits, p.downstream) },
+      text: mrkdwnText(commitsSummary(p.ahead, p.commits, p.downstream), MAX_CONFIRM_TEXT),
       confirm: { type: 'plain_text', text: 'Promote' },
       deny: { type: 'plain_text', text: 'Cancel' },
     },
@@ -42,7 +44,7 @@ export function rollbackButton(r: { app: string; version: number }): Button {
     value: buttonValue({ a: r.app, v: r.version }),
     confirm: {
       title: { type: 'plain_text', text: truncate(`Roll back ${r.app}?`, 100) },
-      text: { type: 'mrkdwn', text: `This releases the release before v${r.version} again, with its slug and config vars.` },
+      text: mrkdwnText(mrkdwn`This releases the release before v${r.version} again, with its slug and config vars.`),
       confirm: { type: 'plain_text', text: 'Roll back' },
       deny: { type: 'plain_text', text: 'Cancel' },
     },

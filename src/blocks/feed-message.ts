@@ -1,6 +1,7 @@
 import type { KnownBlock } from '@slack/types';
 import type { FlowEvent } from '../db/entities.ts';
-import { buttonValue, truncate } from './limits.ts';
+import { buttonValue } from './limits.ts';
+import { link, mrkdwn, section, slackMessage } from './mrkdwn.ts';
 
 const ICONS: Record<string, string> = {
   'testrun.succeeded': ':white_check_mark:',
@@ -13,20 +14,26 @@ const ICONS: Record<string, string> = {
   'pullrequest.closed': ':no_entry_sign:',
   'reviewapp.created': ':eyes:',
   'reviewapp.errored': ':warning:',
+  'github.status_refused': ':warning:',
+  'github.deployment_refused': ':warning:',
 };
 
 /**
  * A one-off line in a pipeline's feed for what is not an operation: a test
  * run's result (with **Re-run** when it failed), an auto-deploy that did not
  * happen, a pull request opened or merged, its review app up (with the link).
+ * The event's message quotes PR titles, branches and authors as GitHub sent
+ * them: it is text, never markup.
  */
 export function feedEventMessage(event: FlowEvent): { text: string; blocks: KnownBlock[] } {
   const data = event.data as { number?: number; url?: string | null };
-  const link = event.type === 'reviewapp.created' && data.url ? ` <${data.url}|Open the review app>` : '';
-  const text = `${ICONS[event.type] ?? ''} *${event.pipeline}*: ${event.message}${link}`.trim();
-  const section: KnownBlock = { type: 'section', text: { type: 'mrkdwn', text: truncate(text) } };
-  if ((event.type === 'testrun.failed' || event.type === 'testrun.errored') && event.pipeline && data.number) {
-    section.accessory = { type: 'button', action_id: 'ci_rerun', text: { type: 'plain_text', text: 'Re-run' }, value: buttonValue({ p: event.pipeline, n: data.number }) };
-  }
-  return { text: truncate(`${event.pipeline}: ${event.message}`, 200), blocks: [section] };
+  const icon = ICONS[event.type];
+  const pipeline = event.pipeline ?? '';
+  const open = event.type === 'reviewapp.created' && data.url ? mrkdwn` ${link(data.url, 'Open the review app')}` : mrkdwn``;
+  const line = icon ? mrkdwn`${icon} *${pipeline}*: ${event.message}${open}` : mrkdwn`*${pipeline}*: ${event.message}${open}`;
+  const rerun =
+    (event.type === 'testrun.failed' || event.type === 'testrun.errored') && event.pipeline && data.number
+      ? ({ type: 'button', action_id: 'ci_rerun', text: { type: 'plain_text', text: 'Re-run' }, value: buttonValue({ p: event.pipeline, n: data.number }) } as const)
+      : undefined;
+  return slackMessage(mrkdwn`${pipeline}: ${event.message}`, [section(line, rerun)]);
 }

@@ -2,7 +2,8 @@ import type { KnownBlock } from '@slack/types';
 import type { Commit } from '../source/source.ts';
 import type { OperationView } from '../engine/engine.ts';
 import { promoteButton, rollbackButton } from './buttons.ts';
-import { buttonValue, truncate } from './limits.ts';
+import { MAX_TEXT, buttonValue } from './limits.ts';
+import { contextBlock, joinMrkdwn, mrkdwn, section, slackMessage, type Mrkdwn } from './mrkdwn.ts';
 
 export interface TargetLine {
   app: string;
@@ -31,7 +32,7 @@ export interface OperationMessageInput {
 
 const short = (sha: string | null) => (sha ? sha.slice(0, 7) : '-');
 
-function targetLine(t: TargetLine, kind: string): string {
+function targetLine(t: TargetLine, kind: string): Mrkdwn {
   const [icon, state] =
     t.status === 'succeeded'
       ? [':white_check_mark:', 'live']
@@ -40,21 +41,15 @@ function targetLine(t: TargetLine, kind: string): string {
         : t.releasing
           ? [':hourglass_flowing_sand:', 'release phase']
           : [':hourglass:', kind === 'deploy' ? 'building' : 'waiting'];
-  return `${icon} *${t.app}* (${t.stage}) ${t.version ? `v${t.version}` : ''} \`${short(t.commit)}\` ${state}`;
+  return mrkdwn`${icon} *${t.app}* (${t.stage}) ${t.version ? `v${t.version}` : ''} \`${short(t.commit)}\` ${state}`;
 }
 
 /** The one message that follows a deploy, promotion, rollback or config change until it ends. */
 export function operationMessage(input: OperationMessageInput): { text: string; blocks: KnownBlock[] } {
   const op = input.operation;
   const icon = op.status === 'succeeded' ? ':white_check_mark:' : op.status === 'failed' ? ':x:' : ':rocket:';
-  const headline = `${icon} *${input.pipeline}*: ${op.description}`;
-  const blocks: KnownBlock[] = [
-    { type: 'section', text: { type: 'mrkdwn', text: truncate(headline) } },
-    { type: 'section', text: { type: 'mrkdwn', text: truncate(input.targets.map((t) => targetLine(t, op.kind)).join('\n')) } },
-  ];
-  if (op.error && !input.targets.some((t) => t.error === op.error)) {
-    blocks.push({ type: 'section', text: { type: 'mrkdwn', text: truncate(`:warning: ${op.error}`) } });
-  }
+  const blocks: KnownBlock[] = [section(mrkdwn`${icon} *${input.pipeline}*: ${op.description}`), section(joinMrkdwn(input.targets.map((t) => targetLine(t, op.kind))))];
+  if (op.error && !input.targets.some((t) => t.error === op.error)) blocks.push(section(mrkdwn`:warning: ${op.error}`));
   const buttons: KnownBlock = { type: 'actions', block_id: 'operation_actions', elements: [] };
   if (input.promote) buttons.elements.push(promoteButton({ pipeline: input.pipeline, ...input.promote }));
   if (input.rollback) buttons.elements.push(rollbackButton(input.rollback));
@@ -66,7 +61,6 @@ export function operationMessage(input: OperationMessageInput): { text: string; 
     buttons.elements.push({ type: 'button', action_id: 'output', text: { type: 'plain_text', text: 'Output' }, value: buttonValue({ a: f.app, v: f.version }) });
   }
   if (buttons.elements.length) blocks.push(buttons);
-  blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: `Operation ${op.id} · started by ${input.actor ?? 'flowops'} via ${input.via}` }] });
-  const text = `${input.pipeline}: ${op.description} — ${op.status === 'succeeded' ? 'done' : op.status}`;
-  return { text, blocks };
+  blocks.push(contextBlock(mrkdwn`Operation ${op.id} · started by ${input.actor ?? 'flowops'} via ${input.via}`));
+  return slackMessage(mrkdwn`${input.pipeline}: ${op.description} — ${op.status === 'succeeded' ? 'done' : op.status}`, blocks, MAX_TEXT);
 }

@@ -1,9 +1,10 @@
-import type { KnownBlock } from '@slack/types';
+import type { KnownBlock, SectionBlock } from '@slack/types';
 import { age } from '../commands/render-text.ts';
 import type { AppView } from '../engine/engine.ts';
 import type { Commit } from '../source/source.ts';
 import { promoteButton, rollbackButton } from './buttons.ts';
 import { MAX_BLOCKS_HOME, MAX_BLOCKS_MESSAGE, truncate } from './limits.ts';
+import { contextBlock, link, mrkdwn, section, slackMessage } from './mrkdwn.ts';
 
 export interface BoardApp extends AppView {
   /** The commits this app runs that its downstream app does not (`count` of them; the newest in `commits`). */
@@ -20,34 +21,35 @@ export interface BoardPipeline {
 }
 
 /** What the board says on a server without a sandbox. */
-export const UNSANDBOXED_WARNING = ':warning: This flowops runs repository code *unsandboxed*: builds, tests and apps can read its settings and data. An admin should install bubblewrap.';
+export const UNSANDBOXED_WARNING = mrkdwn`:warning: This flowops runs repository code *unsandboxed*: builds, tests and apps can read its settings and data. An admin should install bubblewrap.`;
 
 const DOWNSTREAM: Record<string, string> = { development: 'staging', staging: 'production' };
 
 function appCard(pipeline: BoardPipeline, app: BoardApp, now: number): KnownBlock {
   const r = app.release;
-  const facts = r ? `v${r.version} · \`${r.commit?.slice(0, 7) ?? '-'}\` · ${age(r.createdAt, now)} · ${r.status}` : '_no release yet_';
-  const ahead = app.ahead ? `\n:arrow_up: ahead of ${app.ahead.downstream} by ${app.ahead.count} commit${app.ahead.count === 1 ? '' : 's'}` : '';
-  const card: KnownBlock = { type: 'section', text: { type: 'mrkdwn', text: truncate(`*${app.url ? `<${app.url}|${app.name}>` : app.name}*  ${facts}${ahead}`) } };
+  const facts = r ? mrkdwn`v${r.version} · \`${r.commit?.slice(0, 7) ?? '-'}\` · ${age(r.createdAt, now)} · ${r.status}` : mrkdwn`_no release yet_`;
+  const ahead = app.ahead ? mrkdwn`\n:arrow_up: ahead of ${app.ahead.downstream} by ${app.ahead.count} commit${app.ahead.count === 1 ? '' : 's'}` : mrkdwn``;
+  const name = app.url ? link(app.url, app.name) : app.name;
+  let accessory: SectionBlock['accessory'];
   if (pipeline.canDeploy && r) {
     const downstream = app.ahead?.downstream ?? DOWNSTREAM[app.stage];
     if (downstream) {
-      card.accessory = promoteButton({ pipeline: pipeline.name, app: app.name, version: r.version, downstream, ahead: app.ahead?.count ?? 0, commits: app.ahead?.commits ?? [] });
+      accessory = promoteButton({ pipeline: pipeline.name, app: app.name, version: r.version, downstream, ahead: app.ahead?.count ?? 0, commits: app.ahead?.commits ?? [] });
     } else if (app.stage === 'production') {
-      card.accessory = rollbackButton({ app: app.name, version: r.version });
+      accessory = rollbackButton({ app: app.name, version: r.version });
     }
   }
-  return card;
+  return section(mrkdwn`*${name}*  ${facts}${ahead}`, accessory);
 }
 
 /** A pipeline as stages with app cards: version, commit, age, status, "ahead by N commits", and the buttons the viewer may use. */
 export function pipelineBlocks(pipeline: BoardPipeline, now = Date.now()): KnownBlock[] {
   const blocks: KnownBlock[] = [{ type: 'header', text: { type: 'plain_text', text: truncate(pipeline.name, 150) } }];
-  if (pipeline.unsandboxed) blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: UNSANDBOXED_WARNING }] });
+  if (pipeline.unsandboxed) blocks.push(contextBlock(UNSANDBOXED_WARNING));
   const stages = [...new Set(pipeline.apps.map((a) => a.stage))];
-  if (!stages.length) blocks.push({ type: 'section', text: { type: 'mrkdwn', text: `No apps yet: \`/flow apps:create <app> --pipeline ${pipeline.name} --stage staging\`` } });
+  if (!stages.length) blocks.push(section(mrkdwn`No apps yet: \`/flow apps:create <app> --pipeline ${pipeline.name} --stage staging\``));
   for (const stage of stages) {
-    blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: `*${stage.toUpperCase()}*` }] });
+    blocks.push(contextBlock(mrkdwn`*${stage.toUpperCase()}*`));
     for (const app of pipeline.apps.filter((a) => a.stage === stage)) blocks.push(appCard(pipeline, app, now));
   }
   return blocks;
@@ -59,7 +61,7 @@ function fit(pipelines: BoardPipeline[], max: number, now: number): KnownBlock[]
   for (const [i, pipeline] of pipelines.entries()) {
     const next = [...pipelineBlocks(pipeline, now), { type: 'divider' } as KnownBlock];
     if (blocks.length + next.length > max - 1) {
-      blocks.push({ type: 'context', elements: [{ type: 'mrkdwn', text: `…and ${pipelines.length - i} more pipeline${pipelines.length - i === 1 ? '' : 's'}: \`/flow pipelines:info <pipeline>\`` }] });
+      blocks.push(contextBlock(mrkdwn`…and ${pipelines.length - i} more pipeline${pipelines.length - i === 1 ? '' : 's'}: \`/flow pipelines:info <pipeline>\``));
       break;
     }
     blocks.push(...next);
@@ -70,15 +72,15 @@ function fit(pipelines: BoardPipeline[], max: number, now: number): KnownBlock[]
 /** `/flow pipelines:info` in Slack: one pipeline, within a message's 50 blocks. */
 export function pipelineMessage(pipeline: BoardPipeline, now = Date.now()): { text: string; blocks: KnownBlock[] } {
   const blocks = pipelineBlocks(pipeline, now);
-  const shown = blocks.length > MAX_BLOCKS_MESSAGE ? [...blocks.slice(0, MAX_BLOCKS_MESSAGE - 1), { type: 'context', elements: [{ type: 'mrkdwn', text: `…${blocks.length - MAX_BLOCKS_MESSAGE + 1} more apps not shown` }] } as KnownBlock] : blocks;
-  return { text: `Pipeline ${pipeline.name}`, blocks: shown };
+  const shown = blocks.length > MAX_BLOCKS_MESSAGE ? [...blocks.slice(0, MAX_BLOCKS_MESSAGE - 1), contextBlock(mrkdwn`…${blocks.length - MAX_BLOCKS_MESSAGE + 1} more apps not shown`)] : blocks;
+  return slackMessage(mrkdwn`Pipeline ${pipeline.name}`, shown);
 }
 
 /** The App Home tab: every pipeline the user can see, within the Home tab's 100 blocks. */
 export function homeView(pipelines: BoardPipeline[], now = Date.now()): { type: 'home'; blocks: KnownBlock[] } {
   if (!pipelines.length) {
-    return { type: 'home', blocks: [{ type: 'section', text: { type: 'mrkdwn', text: 'You cannot see any pipeline yet. Ask an admin for access: `/flow access:add <pipeline> @you view`' } }] };
+    return { type: 'home', blocks: [section(mrkdwn`You cannot see any pipeline yet. Ask an admin for access: \`/flow access:add <pipeline> @you view\``)] };
   }
-  const intro: KnownBlock = { type: 'section', text: { type: 'mrkdwn', text: `*Your pipelines* (${pipelines.length})` } };
+  const intro = section(mrkdwn`*Your pipelines* (${pipelines.length})`);
   return { type: 'home', blocks: [intro, ...fit(pipelines, MAX_BLOCKS_HOME - 1, now)] };
 }

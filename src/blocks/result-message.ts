@@ -1,12 +1,30 @@
 import type { KnownBlock } from '@slack/types';
-import { MAX_TEXT, truncate } from './limits.ts';
+import { codeBlock, mrkdwn, section, slackMessage, type Mrkdwn } from './mrkdwn.ts';
 
-/** A command's text result as an ephemeral Slack message: preformatted, within the text limit. */
+/** A command's text result as an ephemeral Slack message: preformatted, escaped, within the text limit. */
 export function textMessage(text: string): { text: string; blocks: KnownBlock[] } {
-  return { text: truncate(text, 200), blocks: [{ type: 'section', text: { type: 'mrkdwn', text: '```' + truncate(text, MAX_TEXT - 6) + '```' } }] };
+  return slackMessage(mrkdwn`${text}`, [section(codeBlock(text))]);
 }
 
-/** A refusal or an error: what went wrong and what to do next, never a stack trace. */
+/** A refusal or an error: what went wrong and what to do next, never a stack trace. Its text quotes what was typed, so it is escaped. */
 export function errorMessage(message: string): { text: string; blocks: KnownBlock[] } {
-  return { text: truncate(message, 200), blocks: [{ type: 'section', text: { type: 'mrkdwn', text: truncate(`:no_entry: ${message}`) } }] };
+  return slackMessage(mrkdwn`${message}`, [section(mrkdwn`:no_entry: ${message}`)]);
+}
+
+/** A short ephemeral answer (a Re-run started). */
+export function noticeMessage(message: Mrkdwn): { text: string; blocks: KnownBlock[] } {
+  return slackMessage(message, [section(message)]);
+}
+
+/** An answer that offers the current release instead of a stale one, with the button for it. */
+export function staleMessage(message: Mrkdwn, button: { action: 'promote' | 'rollback'; label: string; value: string }): { text: string; blocks: KnownBlock[] } {
+  return slackMessage(message, [
+    section(mrkdwn`:warning: ${message}`),
+    { type: 'actions', elements: [{ type: 'button', action_id: button.action, text: { type: 'plain_text', text: button.label }, value: button.value }] },
+  ]);
+}
+
+/** Release phase output, posted in the thread of the release's message: its end, where errors are. */
+export function releaseOutputMessage(app: string, version: number, output: string): { text: string } {
+  return { text: mrkdwn`Release phase output of ${app} v${version}:\n${codeBlock(output, 2900, 'end')}`.text };
 }

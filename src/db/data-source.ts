@@ -3,7 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { PGlite } from '@electric-sql/pglite';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
+import type { Pool, PoolClient } from 'pg';
 import { DataSource } from 'typeorm';
+import type { PostgresDriver } from 'typeorm/driver/postgres/PostgresDriver.js';
 import { entities } from './entities.ts';
 import { Initial1700000000000 } from './migrations/1700000000000-initial.ts';
 import { Chat1700000000001 } from './migrations/1700000000001-chat.ts';
@@ -11,6 +13,8 @@ import { GitHub1700000000002 } from './migrations/1700000000002-github.ts';
 import { Ci1700000000003 } from './migrations/1700000000003-ci.ts';
 import { ReviewApps1700000000004 } from './migrations/1700000000004-review-apps.ts';
 import { ExternalRefs1700000000005 } from './migrations/1700000000005-external-refs.ts';
+import { OutboxRetries1700000000008 } from './migrations/1700000000008-outbox-retries.ts';
+import { databaseOutage } from './outage.ts';
 
 export interface Database {
   dataSource: DataSource;
@@ -19,7 +23,7 @@ export interface Database {
   close(): Promise<void>;
 }
 
-const migrations = [Initial1700000000000, Chat1700000000001, GitHub1700000000002, Ci1700000000003, ReviewApps1700000000004, ExternalRefs1700000000005];
+const migrations = [Initial1700000000000, Chat1700000000001, GitHub1700000000002, Ci1700000000003, ReviewApps1700000000004, ExternalRefs1700000000005, OutboxRetries1700000000008];
 
 /**
  * Opens the database and runs pending migrations. With a URL: that Postgres.
@@ -37,8 +41,10 @@ export async function openDatabase(databaseUrl: string | undefined, dataDir: str
       migrationsRun: true,
       migrationsTransactionMode: 'each',
       extra: { max: 10 },
+      poolErrorHandler: onConnectionError,
     });
     await dataSource.initialize();
+    guardConnections(dataSource);
     return { dataSource, kind: 'postgres', close: () => dataSource.destroy() };
   }
 
@@ -58,8 +64,10 @@ export async function openDatabase(databaseUrl: string | undefined, dataDir: str
     migrationsRun: true,
     migrationsTransactionMode: 'each',
     extra: { max: 1 },
+    poolErrorHandler: onConnectionError,
   });
   await dataSource.initialize();
+  guardConnections(dataSource);
   return {
     dataSource,
     kind: 'pglite',
@@ -70,4 +78,20 @@ export async function openDatabase(databaseUrl: string | undefined, dataDir: str
       await rm(socketDir, { recursive: true, force: true });
     },
   };
+}
+
+const onConnectionError = (err: unknown) => databaseOutage.noticed(err, { where: 'connection pool' });
+
+/**
+ * pg emits 'error' on a connection that dies while it is checked out between
+ * queries (inside a transaction, say), and pg-pool listens only while it is
+ * idle: with nobody listening, Node turns that into an uncaught exception and
+ * a database restart would take flowops down. Every connection gets a listener
+ * when it is checked out; the query that used it fails and says so.
+ */
+function guardConnections(dataSource: DataSource): void {
+  const pool = (dataSource.driver as PostgresDriver).master as Pool;
+  pool.on('acquire', (client: PoolClient) => {
+    if (!client.listeners('error').includes(onConnectionError)) client.on('error', onConnectionError);
+  });
 }

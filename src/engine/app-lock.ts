@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { DataSource } from 'typeorm';
 import { AppEntity } from '../db/entities.ts';
+import { untilDatabaseAnswers } from '../db/outage.ts';
 import { NotFound } from './errors.ts';
 
 const POLL_MS = 200;
@@ -10,7 +11,8 @@ const POLL_MS = 200;
  * app row's `locked_by` column (the operation holding it), taken with one
  * conditional UPDATE. No connection is held while the lock is, so it also works
  * on the one-connection embedded database. Waiters in this process are woken at
- * once; waiters elsewhere poll.
+ * once; waiters elsewhere poll. Taking and freeing the lock wait out a
+ * database outage: a lock left taken would hold the app until a restart.
  */
 export class AppLocks {
   private readonly released = new EventEmitter().setMaxListeners(0);
@@ -18,15 +20,18 @@ export class AppLocks {
   constructor(private readonly db: DataSource) {}
 
   async withLock<T>(appId: number, operationId: number, work: () => Promise<T>): Promise<T> {
+    const context = { operation: operationId, step: 'app lock' };
     for (;;) {
-      const taken = await this.db
-        .createQueryBuilder()
-        .update(AppEntity)
-        .set({ lockedBy: operationId })
-        .where('id = :appId AND (locked_by IS NULL OR locked_by = :operationId)', { appId, operationId })
-        .execute();
+      const taken = await untilDatabaseAnswers(context, () =>
+        this.db
+          .createQueryBuilder()
+          .update(AppEntity)
+          .set({ lockedBy: operationId })
+          .where('id = :appId AND (locked_by IS NULL OR locked_by = :operationId)', { appId, operationId })
+          .execute(),
+      );
       if (taken.affected) break;
-      if (!(await this.db.getRepository(AppEntity).existsBy({ id: appId }))) throw new NotFound('the app was destroyed');
+      if (!(await untilDatabaseAnswers(context, () => this.db.getRepository(AppEntity).existsBy({ id: appId })))) throw new NotFound('the app was destroyed');
       await new Promise<void>((resolve) => {
         const wake = () => {
           clearTimeout(timer);
@@ -42,12 +47,14 @@ export class AppLocks {
     try {
       return await work();
     } finally {
-      await this.db
-        .createQueryBuilder()
-        .update(AppEntity)
-        .set({ lockedBy: null })
-        .where('id = :appId AND locked_by = :operationId', { appId, operationId })
-        .execute();
+      await untilDatabaseAnswers(context, () =>
+        this.db
+          .createQueryBuilder()
+          .update(AppEntity)
+          .set({ lockedBy: null })
+          .where('id = :appId AND locked_by = :operationId', { appId, operationId })
+          .execute(),
+      );
       this.released.emit(String(appId));
     }
   }

@@ -33,6 +33,7 @@ import {
   type Stage,
   type User,
 } from '../db/entities.ts';
+import { databaseOutage, isConnectionError, untilDatabaseAnswers } from '../db/outage.ts';
 import { processAlive } from '../exec.ts';
 import { log } from '../log.ts';
 import type { Platform, ReleaseSpec } from '../platform/platform.ts';
@@ -95,6 +96,8 @@ export const FEED_EVENTS = ['deploy', 'promote', 'rollback', 'config', 'ci', 'pu
 export function feedKindOf(type: string): (typeof FEED_EVENTS)[number] | null {
   if (/^testrun\.(succeeded|failed|errored)$/.test(type) || /^autodeploy\.(skipped|failed)$/.test(type)) return 'ci';
   if (/^pullrequest\.(opened|merged|closed)$/.test(type) || /^reviewapp\.(created|errored)$/.test(type)) return 'pulls';
+  if (type === 'github.status_refused') return 'ci';
+  if (type === 'github.deployment_refused') return 'deploy';
   return null;
 }
 
@@ -236,8 +239,10 @@ export class Engine {
       void this.db
         .getRepository(RunnerEntity)
         .update({ id: this.runnerId }, { heartbeatAt: new Date() })
+        .then(() => databaseOutage.answered())
         .then(() => this.interruptOrphans())
-        .catch((err: unknown) => log.warn({ err }, 'heartbeat failed'));
+        // A database outage is logged once, not on every beat; the next beat tries again.
+        .catch((err: unknown) => (isConnectionError(err) ? databaseOutage.noticed(err, { where: 'heartbeat' }) : log.warn({ err }, 'heartbeat failed')));
     }, HEARTBEAT_MS);
     this.heartbeat.unref();
     this.staleSweep = setInterval(() => {
@@ -843,21 +848,28 @@ export class Engine {
     });
   }
 
-  /** Runs an operation's work as a job; its outcome (and each target's) is recorded with an event. */
+  /**
+   * Runs an operation's work as a job; its outcome (and each target's) is
+   * recorded with an event. The job's writes wait out a database outage, so an
+   * operation ends with its real outcome once the database is back, and the
+   * job never rejects (nobody awaits it but tests).
+   */
   private launch(op: Operation, work: (progress: Progress) => Promise<void>): void {
     const progress: Progress = async (message, app) => {
-      await this.transaction((m) => this.emit(m, { type: 'operation.progress', operationId: op.id, app: app ?? null, via: 'system', message }));
+      await untilDatabaseAnswers({ operation: op.id, step: 'progress' }, () =>
+        this.transaction((m) => this.emit(m, { type: 'operation.progress', operationId: op.id, app: app ?? null, via: 'system', message })),
+      );
     };
     const job = this.jobs.add(async () => {
       let error: string | null = null;
       try {
-        await this.db.getRepository(OperationEntity).update({ id: op.id }, { status: 'running' });
+        await untilDatabaseAnswers({ operation: op.id, step: 'start' }, () => this.db.getRepository(OperationEntity).update({ id: op.id }, { status: 'running' }));
         await work(progress);
       } catch (err) {
         error = err instanceof Error ? err.message : String(err);
         log.warn({ operation: op.id, err }, 'operation failed');
       }
-      await this.transaction(async (m) => {
+      await untilDatabaseAnswers({ operation: op.id, step: 'outcome' }, () => this.transaction(async (m) => {
         const fresh = await m.findOneByOrFail(OperationEntity, { id: op.id });
         const targets = fresh.targets.map((t) => (t.status === 'pending' ? { ...t, status: 'failed' as const, error: error ?? 'not released' } : t));
         const ok = !error && targets.every((t) => t.status === 'succeeded');
@@ -871,8 +883,8 @@ export class Engine {
           message: `${op.description}: ${ok ? 'done' : 'failed'}${error ? ` (${error.split('\n')[0]})` : ''}`,
           data: { targets },
         });
-      });
-    });
+      }));
+    }).catch((err: unknown) => log.error({ operation: op.id, err }, 'operation outcome not recorded'));
     this.finished.set(op.id, job.then(() => undefined));
     void job.finally(() => setTimeout(() => this.finished.delete(op.id), 60_000).unref());
   }
@@ -885,7 +897,8 @@ export class Engine {
 
   private async build(op: Operation, pipeline: Pipeline, source: Source, sha: string, progress: Progress): Promise<string> {
     const builds = this.db.getRepository(BuildEntity);
-    const build = await builds.save(builds.create({ pipelineId: pipeline.id, commit: sha, status: 'pending', operationId: op.id }));
+    const durably = <T>(step: string, work: () => Promise<T>) => untilDatabaseAnswers({ operation: op.id, step }, work);
+    const build = await durably('build', () => builds.save(builds.create({ pipelineId: pipeline.id, commit: sha, status: 'pending', operationId: op.id })));
     await progress(`Building ${short(sha)}...`);
     let output = '';
     // The build log's step lines ("-----> Building dependencies") and their indented details are the build's progress.
@@ -904,15 +917,17 @@ export class Engine {
         pipeline.repo,
       );
       await steps;
-      await this.transaction(async (m) => {
-        await m.upsert(SlugEntity, { id: slug.id, size: String(slug.size), commit: sha, procfile: slug.procfile }, ['id']);
-        await m.update(BuildEntity, { id: build.id }, { status: 'succeeded', output, slugId: slug.id });
-        await this.emit(m, { type: 'build.succeeded', pipeline: pipeline.name, operationId: op.id, via: 'system', message: `Built ${short(sha)} into slug ${slug.id.slice(0, 12)}`, data: { slug: slug.id, size: slug.size } });
-      });
+      await durably('build', () =>
+        this.transaction(async (m) => {
+          await m.upsert(SlugEntity, { id: slug.id, size: String(slug.size), commit: sha, procfile: slug.procfile }, ['id']);
+          await m.update(BuildEntity, { id: build.id }, { status: 'succeeded', output, slugId: slug.id });
+          await this.emit(m, { type: 'build.succeeded', pipeline: pipeline.name, operationId: op.id, via: 'system', message: `Built ${short(sha)} into slug ${slug.id.slice(0, 12)}`, data: { slug: slug.id, size: slug.size } });
+        }),
+      );
       return slug.id;
     } catch (err) {
       const why = err instanceof Error ? err.message : String(err);
-      await builds.update({ id: build.id }, { status: 'failed', output: `${output}\n${why}` });
+      await durably('build', () => builds.update({ id: build.id }, { status: 'failed', output: `${output}\n${why}` }));
       throw new Error(`build of ${short(sha)} failed: ${why}`);
     }
   }
@@ -927,12 +942,14 @@ export class Engine {
       const fresh = await m.findOneByOrFail(OperationEntity, { id: op.id });
       await m.update(OperationEntity, { id: op.id }, { targets: fresh.targets.map((t) => (t.app === target.name ? { ...t, ...patch } : t)) });
     };
+    // Each step waits out a database outage: a release phase that ran must not end up `pending` for want of a connection.
+    const durably = <T>(step: string, work: () => Promise<T>) => untilDatabaseAnswers({ operation: op.id, app: target.name, step }, work);
     await this.locks.withLock(target.id, op.id, async () => {
-      const pipeline = await this.db.getRepository(PipelineEntity).findOneByOrFail({ id: target.pipelineId });
-      const app = await this.db.getRepository(AppEntity).findOneByOrFail({ id: target.id });
-      const current = app.currentReleaseId ? await this.db.getRepository(ReleaseEntity).findOneBy({ id: app.currentReleaseId }) : null;
+      const pipeline = await durably('release', () => this.db.getRepository(PipelineEntity).findOneByOrFail({ id: target.pipelineId }));
+      const app = await durably('release', () => this.db.getRepository(AppEntity).findOneByOrFail({ id: target.id }));
+      const current = app.currentReleaseId ? await durably('release', () => this.db.getRepository(ReleaseEntity).findOneBy({ id: app.currentReleaseId! })) : null;
       const spec = make(current);
-      const release = await this.transaction(async (m) => {
+      const release = await durably('release', () => this.transaction(async (m) => {
         const [{ last_version: version }] = (await m.query('UPDATE apps SET last_version = last_version + 1 WHERE id = $1 RETURNING last_version', [app.id]))[0] as [{ last_version: number }];
         if (spec.config) await m.update(AppEntity, { id: app.id }, { config: spec.config });
         const release = await m.save(
@@ -942,17 +959,19 @@ export class Engine {
         await setTarget(m, { version });
         await this.emit(m, { type: 'release.created', pipeline: pipeline.name, app: app.name, operationId: op.id, via: 'system', message: `${app.name} v${version}: ${spec.description}`, data: { version, commit: spec.commit, stage: app.stage } });
         return release;
-      });
+      }));
 
       let output = '';
       const fail = async (why: string) => {
-        await this.transaction(async (m) => {
-          await m.update(ReleaseEntity, { id: release.id }, { status: 'failed', output });
-          await setTarget(m, { status: 'failed', error: why });
-          await this.emit(m, { type: 'release.failed', pipeline: pipeline.name, app: app.name, operationId: op.id, via: 'system', message: `${app.name} v${release.version} failed: ${why}`, data: { version: release.version, commit: release.commit, stage: app.stage } });
-        });
+        await durably('release outcome', () =>
+          this.transaction(async (m) => {
+            await m.update(ReleaseEntity, { id: release.id }, { status: 'failed', output });
+            await setTarget(m, { status: 'failed', error: why });
+            await this.emit(m, { type: 'release.failed', pipeline: pipeline.name, app: app.name, operationId: op.id, via: 'system', message: `${app.name} v${release.version} failed: ${why}`, data: { version: release.version, commit: release.commit, stage: app.stage } });
+          }),
+        );
       };
-      const slug = spec.slugId ? await this.db.getRepository(SlugEntity).findOneByOrFail({ id: spec.slugId }) : null;
+      const slug = spec.slugId ? await durably('release', () => this.db.getRepository(SlugEntity).findOneByOrFail({ id: spec.slugId! })) : null;
       if (slug) {
         const releaseSpec: ReleaseSpec = { app: app.name, releaseId: release.id, version: release.version, slugId: slug.id, procfile: slug.procfile, config: release.config };
         if (slug.procfile.release) await progress(`Running release phase for ${app.name} v${release.version}...`, app.name);
@@ -977,12 +996,14 @@ export class Engine {
           return fail(`processes did not start; see \`releases:output ${app.name} v${release.version}\``);
         }
       }
-      await this.transaction(async (m) => {
-        await m.update(ReleaseEntity, { id: release.id }, { status: 'succeeded', output });
-        await m.update(AppEntity, { id: app.id }, { currentReleaseId: release.id });
-        await setTarget(m, { status: 'succeeded' });
-        await this.emit(m, { type: 'release.succeeded', pipeline: pipeline.name, app: app.name, operationId: op.id, via: 'system', message: `${app.name} v${release.version} is live`, data: { version: release.version, commit: release.commit, stage: app.stage, url: this.platform.url(app.name) } });
-      });
+      await durably('release outcome', () =>
+        this.transaction(async (m) => {
+          await m.update(ReleaseEntity, { id: release.id }, { status: 'succeeded', output });
+          await m.update(AppEntity, { id: app.id }, { currentReleaseId: release.id });
+          await setTarget(m, { status: 'succeeded' });
+          await this.emit(m, { type: 'release.succeeded', pipeline: pipeline.name, app: app.name, operationId: op.id, via: 'system', message: `${app.name} v${release.version} is live`, data: { version: release.version, commit: release.commit, stage: app.stage, url: this.platform.url(app.name) } });
+        }),
+      );
     });
   }
 
@@ -1080,11 +1101,14 @@ export class Engine {
     });
     const abort = new AbortController();
     this.testAborts.set(run.id, abort);
+    // The run's status changes wait out a database outage, so a run that finished is not reported errored for want of a connection.
+    const setStatus = (status: TestRun['status'], why?: string, output?: string) =>
+      untilDatabaseAnswers({ testRun: run.id, step: status }, () => this.setTestRunStatus(pipeline, run, status, why, output));
     void this.jobs.add(async () => {
       let output = '';
       try {
         const source = await this.source(pipeline);
-        await this.setTestRunStatus(pipeline, run, 'building');
+        await setStatus('building');
         const slug = await this.builds.add(() =>
           this.platform.build(
             source,
@@ -1095,18 +1119,19 @@ export class Engine {
             pipeline.repo,
           ),
         );
-        await this.db.getRepository(SlugEntity).upsert({ id: slug.id, size: String(slug.size), commit: sha, procfile: slug.procfile }, ['id']);
-        if (!(await this.setTestRunStatus(pipeline, run, 'running', undefined, output))) return;
+        await untilDatabaseAnswers({ testRun: run.id, step: 'slug' }, () => this.db.getRepository(SlugEntity).upsert({ id: slug.id, size: String(slug.size), commit: sha, procfile: slug.procfile }, ['id']));
+        if (!(await setStatus('running', undefined, output))) return;
         const result = await this.platform.runTests(slug.id, (chunk) => (output += chunk), abort.signal);
         const status = result.code === null ? 'errored' : result.code === 0 ? 'succeeded' : 'failed';
-        if (!(await this.setTestRunStatus(pipeline, run, status, undefined, output))) return;
-        if (status === 'succeeded') await this.afterGreenRun(pipeline.id, run);
+        if (!(await setStatus(status, undefined, output))) return;
+        // What a green run starts (an auto-deploy, review apps) reports its own failures; the run stays green.
+        if (status === 'succeeded') await this.afterGreenRun(pipeline.id, run).catch((err: unknown) => log.error({ testRun: run.id, err }, 'auto-deploy after a green test run did not start'));
       } catch (err) {
-        await this.setTestRunStatus(pipeline, run, 'errored', err instanceof Error ? err.message : String(err), output);
+        await setStatus('errored', err instanceof Error ? err.message : String(err), output);
       } finally {
         this.testAborts.delete(run.id);
       }
-    });
+    }).catch((err: unknown) => log.error({ testRun: run.id, err }, 'test run outcome not recorded'));
     return run;
   }
 
@@ -1145,6 +1170,15 @@ export class Engine {
       });
       return true;
     });
+  }
+
+  /**
+   * Records that the source host refused something flowops reported to it
+   * (a commit status, a deployment) for good, as an event of the pipeline:
+   * the audit trail keeps it and the pipeline's feeds show it.
+   */
+  async recordRefusal(event: { type: 'github.status_refused' | 'github.deployment_refused'; pipeline: string; app: string | null; message: string; data: Record<string, unknown> }): Promise<void> {
+    await this.transaction((m) => this.emit(m, { ...event, via: 'system' }));
   }
 
   /** The source of a pipeline by name, for fronts that report to its host (commit statuses). */

@@ -1,4 +1,4 @@
-import type { DataSource } from 'typeorm';
+import { In, type DataSource } from 'typeorm';
 import { EventEntity, StatusMessageEntity, type FlowEvent, type StatusMessage } from '../db/entities.ts';
 
 const LEASE_SECONDS = 30;
@@ -41,6 +41,57 @@ export class Outbox {
 
   async advance(consumer: string, lastEventId: string): Promise<void> {
     await this.db.query('UPDATE outbox_cursors SET last_event_id = $2 WHERE consumer = $1 AND leased_by = $3', [consumer, lastEventId, this.owner]);
+  }
+
+  /**
+   * Parks an event the consumer could not deliver (yet), to be tried again at
+   * `nextAttemptAt`; the cursor moves on past it. `key` names what it updates
+   * (one commit status, one deployment): later events of the key wait behind it.
+   */
+  async park(consumer: string, event: FlowEvent, key: string, retry: { attempts: number; nextAttemptAt: Date; error: string | null }): Promise<void> {
+    await this.db.query(
+      `INSERT INTO outbox_retries (consumer, event_id, key, attempts, next_attempt_at, last_error) VALUES ($1, $2, $3, $4, $5, $6)
+        ON CONFLICT (consumer, event_id) DO UPDATE SET attempts = EXCLUDED.attempts, next_attempt_at = EXCLUDED.next_attempt_at, last_error = EXCLUDED.last_error`,
+      [consumer, event.id, key, retry.attempts, retry.nextAttemptAt, retry.error],
+    );
+  }
+
+  /** Whether an event of `key` is parked, so a later one of the same key must not overtake it. */
+  async isParked(consumer: string, key: string): Promise<boolean> {
+    const rows: unknown[] = await this.db.query('SELECT 1 FROM outbox_retries WHERE consumer = $1 AND key = $2 LIMIT 1', [consumer, key]);
+    return rows.length > 0;
+  }
+
+  async unpark(consumer: string, eventId: string): Promise<void> {
+    await this.db.query('DELETE FROM outbox_retries WHERE consumer = $1 AND event_id = $2', [consumer, eventId]);
+  }
+
+  /** Parked events due for another attempt, each the first of its key, oldest first; none unless this process holds the consumer's lease. */
+  async due(consumer: string, limit: number): Promise<{ event: FlowEvent; attempts: number }[]> {
+    const rows: { event_id: string; attempts: number }[] = await this.db.query(
+      `SELECT r.event_id, r.attempts FROM outbox_retries r
+        WHERE r.consumer = $1 AND r.next_attempt_at <= now()
+          AND NOT EXISTS (SELECT 1 FROM outbox_retries o WHERE o.consumer = r.consumer AND o.key = r.key AND o.event_id < r.event_id)
+          AND EXISTS (SELECT 1 FROM outbox_cursors c WHERE c.consumer = r.consumer AND c.leased_by = $2)
+        ORDER BY r.event_id LIMIT $3`,
+      [consumer, this.owner, limit],
+    );
+    if (!rows.length) return [];
+    const events = await this.db.getRepository(EventEntity).findBy({ id: In(rows.map((r) => r.event_id)) });
+    return rows.flatMap((r) => {
+      const event = events.find((e) => String(e.id) === String(r.event_id));
+      return event ? [{ event, attempts: r.attempts }] : [];
+    });
+  }
+
+  /** When the next parked event (the first of its key) is due, or null when none is parked. */
+  async nextDue(consumer: string): Promise<Date | null> {
+    const rows: { at: Date | null }[] = await this.db.query(
+      `SELECT min(r.next_attempt_at) AS at FROM outbox_retries r
+        WHERE r.consumer = $1 AND NOT EXISTS (SELECT 1 FROM outbox_retries o WHERE o.consumer = r.consumer AND o.key = r.key AND o.event_id < r.event_id)`,
+      [consumer],
+    );
+    return rows[0]?.at ? new Date(rows[0].at) : null;
   }
 
   async release(consumer: string): Promise<void> {

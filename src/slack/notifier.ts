@@ -1,5 +1,5 @@
 import { operationMessage, type OperationMessageInput } from '../blocks/operation-message.ts';
-import { MAX_TEXT } from '../blocks/limits.ts';
+import { releaseOutputMessage } from '../blocks/result-message.ts';
 import { feedEventMessage } from '../blocks/feed-message.ts';
 import { SYSTEM, feedKindOf, type Engine, type OperationReport } from '../engine/engine.ts';
 import { OutboxConsumer } from '../engine/outbox-consumer.ts';
@@ -98,10 +98,7 @@ export class SlackNotifier {
         for (const target of report.targets) {
           const key = `${target.app}@v${target.version}`;
           if (!target.version || target.status === 'pending' || !target.output.trim() || threaded.includes(key)) continue;
-          const output = target.output.length > MAX_TEXT - 100 ? `…${target.output.slice(-(MAX_TEXT - 100))}` : target.output;
-          await this.api.call((web) =>
-            web.chat.postMessage({ channel: message.channel, thread_ts: ts!, text: `Release phase output of ${target.app} v${target.version}:\n\`\`\`${output.trimEnd()}\`\`\`` }),
-          );
+          await this.api.call((web) => web.chat.postMessage({ channel: message.channel, thread_ts: ts!, ...releaseOutputMessage(target.app, target.version!, target.output) }));
           threaded.push(key);
         }
         await this.engine.outbox.shown(message, { ts, threaded });

@@ -5,7 +5,12 @@ import { createAppAuth } from '@octokit/auth-app';
 import { Octokit, RequestError } from 'octokit';
 import { ExternalServiceError, InvalidInput, NotFound } from '../engine/errors.ts';
 import { runOrThrow } from '../exec.ts';
-import type { Commit, CommitState, CommitStatuses, DeploymentState, Deployments, Source } from './source.ts';
+import { HostWriteFailed, type Commit, type CommitState, type CommitStatuses, type DeploymentState, type Deployments, type Source } from './source.ts';
+
+/** Statuses and deployments are retried by their outbox, with back-off, not inside the call (where a retry would hold up every status behind it). */
+const WRITE = { request: { retries: 0 } };
+/** A rate limit GitHub asks us to wait out for longer than this is handed back to the caller rather than waited for in the call. */
+const MAX_IN_CALL_WAIT_S = 10;
 
 export interface GitHubSettings {
   token: string | undefined;
@@ -32,7 +37,12 @@ export class GitHubSource implements Source, CommitStatuses, Deployments {
     private readonly repo: { owner: string; name: string },
     settings: GitHubSettings,
   ) {
-    const common = { baseUrl: settings.apiUrl.replace(/\/$/, ''), log: { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} } };
+    const shortWaitOnce = (retryAfter: number, _options: unknown, _octokit: unknown, retryCount: number) => retryCount === 0 && retryAfter <= MAX_IN_CALL_WAIT_S;
+    const common = {
+      baseUrl: settings.apiUrl.replace(/\/$/, ''),
+      log: { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} },
+      throttle: { onRateLimit: shortWaitOnce, onSecondaryRateLimit: shortWaitOnce },
+    };
     this.octokit = settings.app
       ? // As the app's installation: octokit exchanges a JWT for an installation token, and renews it.
         new Octokit({ ...common, authStrategy: createAppAuth, auth: { appId: settings.app.appId, privateKey: settings.app.privateKey, installationId: settings.app.installationId } })
@@ -51,6 +61,28 @@ export class GitHubSource implements Source, CommitStatuses, Deployments {
       return new ExternalServiceError(`GitHub answered ${err.status} while ${what}`);
     }
     return new ExternalServiceError(`GitHub could not be reached while ${what}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+
+  /**
+   * A failed write, sorted for the outbox: GitHub's validation (422), a
+   * repository gone (404, 410) or a token without permission (403) will fail
+   * the same way every time; a rate limit (429, or 403 with the limit spent),
+   * a server error or no answer may pass later. Bad credentials (401) are
+   * retried too: they are fixed in flowops' settings, not in the status.
+   */
+  private writeFailure(err: unknown, what: string): HostWriteFailed {
+    if (!(err instanceof RequestError)) return new HostWriteFailed(`GitHub could not be reached while ${what}: ${err instanceof Error ? err.message : String(err)}`, null, false, null);
+    const headers = err.response?.headers ?? {};
+    const retryAfter = Number(headers['retry-after']);
+    const reset = Number(headers['x-ratelimit-reset']);
+    const rateLimited = err.status === 429 || (err.status === 403 && (headers['x-ratelimit-remaining'] === '0' || retryAfter > 0 || /rate limit/i.test(err.message)));
+    const retryAfterMs = retryAfter > 0 ? retryAfter * 1000 : rateLimited && reset > 0 ? Math.max(0, reset * 1000 - Date.now()) : null;
+    const permanent = err.status >= 400 && err.status < 500 && !rateLimited && err.status !== 401 && err.status !== 408;
+    const message =
+      err.status === 401
+        ? `GitHub refused the credentials while ${what}: check GITHUB_TOKEN (or GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY, GITHUB_APP_INSTALLATION_ID)`
+        : `GitHub answered ${err.status} while ${what}${permanent ? `: ${err.message.split(' - ')[0]}` : ''}`;
+    return new HostWriteFailed(message, err.status, permanent, retryAfterMs);
   }
 
   async resolve(ref: string): Promise<string> {
@@ -122,9 +154,10 @@ export class GitHubSource implements Source, CommitStatuses, Deployments {
         context: status.context,
         description: status.description.slice(0, 140),
         target_url: status.targetUrl,
+        ...WRITE,
       });
     } catch (err) {
-      throw this.failure(err, `setting the ${status.context} status of ${sha.slice(0, 7)}`);
+      throw this.writeFailure(err, `setting the ${status.context} status of ${sha.slice(0, 7)}`);
     }
   }
 
@@ -152,19 +185,21 @@ export class GitHubSource implements Source, CommitStatuses, Deployments {
         required_contexts: [],
         transient_environment: options.transient,
         production_environment: options.production,
+        ...WRITE,
       });
-      if (!('id' in data)) throw new ExternalServiceError(`GitHub did not create a deployment of ${sha.slice(0, 7)}: ${data.message ?? ''}`);
+      // 202: GitHub would merge the default branch first; flowops asked it not to, so this does not pass on a second try either.
+      if (!('id' in data)) throw new HostWriteFailed(`GitHub did not create a deployment of ${sha.slice(0, 7)}: ${data.message ?? ''}`, 202, true, null);
       return String(data.id);
     } catch (err) {
-      throw err instanceof ExternalServiceError ? err : this.failure(err, `creating a deployment of ${sha.slice(0, 7)} to ${environment}`);
+      throw err instanceof HostWriteFailed ? err : this.writeFailure(err, `creating a deployment of ${sha.slice(0, 7)} to ${environment}`);
     }
   }
 
   async setDeploymentStatus(id: string, state: DeploymentState, environmentUrl: string | null): Promise<void> {
     try {
-      await this.octokit.rest.repos.createDeploymentStatus({ owner: this.repo.owner, repo: this.repo.name, deployment_id: Number(id), state, ...(environmentUrl ? { environment_url: environmentUrl } : {}) });
+      await this.octokit.rest.repos.createDeploymentStatus({ owner: this.repo.owner, repo: this.repo.name, deployment_id: Number(id), state, ...(environmentUrl ? { environment_url: environmentUrl } : {}), ...WRITE });
     } catch (err) {
-      throw this.failure(err, `setting deployment ${id} to ${state}`);
+      throw this.writeFailure(err, `setting deployment ${id} to ${state}`);
     }
   }
 }

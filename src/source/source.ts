@@ -1,3 +1,5 @@
+import { ExternalServiceError } from '../engine/errors.ts';
+
 /** A commit in a pipeline's source, as `diff` shows it. */
 export interface Commit {
   sha: string;
@@ -22,6 +24,23 @@ export interface Source {
 }
 
 export type CommitState = 'pending' | 'success' | 'failure' | 'error';
+
+/**
+ * A write to the source host (a commit status, a deployment) that did not
+ * happen. `permanent`: sending it again cannot help (the host validated and
+ * refused it, the repository is gone, the token may not write there).
+ * Otherwise it may work later: `retryAfterMs` when the host said when.
+ */
+export class HostWriteFailed extends ExternalServiceError {
+  constructor(
+    message: string,
+    readonly status: number | null,
+    readonly permanent: boolean,
+    readonly retryAfterMs: number | null,
+  ) {
+    super(message);
+  }
+}
 
 /** What a source host (GitHub) can show on a commit. Local git has none of it. */
 export interface CommitStatuses {

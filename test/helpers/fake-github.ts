@@ -29,6 +29,10 @@ export class FakeGitHub {
   /** Statuses other CI systems have set on commits, by sha. */
   readonly otherStatuses = new Map<string, { state: string; context: string }[]>();
   readonly unexpected: string[] = [];
+  /** Status posts for a sha (or deployment creations, under "deployments") answered with this HTTP status instead of taken: 422 refuses, 500 is GitHub down. */
+  readonly refuse = new Map<string, number>();
+  /** Every commit status post, taken or not, in order, with what it was answered. */
+  readonly statusAttempts: { sha: string; description: string; answered: number }[] = [];
   private server!: http.Server;
   url = '';
 
@@ -93,6 +97,9 @@ export class FakeGitHub {
       let raw = '';
       for await (const chunk of req) raw += chunk;
       const body = JSON.parse(raw) as { state: string; context: string; description: string };
+      const refused = this.refuse.get(match[1]!);
+      this.statusAttempts.push({ sha: match[1]!, description: body.description, answered: refused ?? 201 });
+      if (refused) return json(refused, { message: refused === 422 ? 'Validation Failed' : 'Server Error', documentation_url: 'https://docs.github.com/rest' });
       this.statuses.push({ sha: match[1]!, state: body.state, context: body.context, description: body.description });
       return json(201, { id: this.statuses.length, ...body });
     }
@@ -100,6 +107,8 @@ export class FakeGitHub {
       let raw = '';
       for await (const chunk of req) raw += chunk;
       const body = JSON.parse(raw) as { ref: string; environment: string; transient_environment: boolean; production_environment: boolean };
+      const refused = this.refuse.get('deployments');
+      if (refused) return json(refused, { message: refused === 422 ? 'Validation Failed' : 'Server Error', documentation_url: 'https://docs.github.com/rest' });
       const deployment = { id: this.deployments.length + 1, ref: body.ref, environment: body.environment, transient: body.transient_environment, production: body.production_environment, statuses: [] };
       this.deployments.push(deployment);
       return json(201, { id: deployment.id, ref: body.ref, environment: body.environment });

@@ -1,7 +1,8 @@
 import type { App, BlockAction, ButtonAction, RespondFn } from '@slack/bolt';
 import { z } from 'zod';
-import { errorMessage, textMessage } from '../../../blocks/result-message.ts';
+import { errorMessage, noticeMessage, staleMessage, textMessage } from '../../../blocks/result-message.ts';
 import { buttonValue } from '../../../blocks/limits.ts';
+import { mrkdwn } from '../../../blocks/mrkdwn.ts';
 import type { KnownBlock } from '@slack/types';
 import { FlowError, InvalidInput } from '../../../engine/errors.ts';
 import type { Actor } from '../../../engine/access.ts';
@@ -23,17 +24,6 @@ function parseValue<T>(schema: z.ZodType<T>, action: ButtonAction): T {
   } catch {
     throw new InvalidInput('this button is from an older flowops message; run the command instead (`/flow help`)');
   }
-}
-
-/** An ephemeral "this is stale" answer that offers the current release instead. */
-function staleMessage(text: string, button: { action: 'promote' | 'rollback'; label: string; value: string }): { text: string; blocks: KnownBlock[] } {
-  return {
-    text,
-    blocks: [
-      { type: 'section', text: { type: 'mrkdwn', text: `:warning: ${text}` } },
-      { type: 'actions', elements: [{ type: 'button', action_id: button.action, text: { type: 'plain_text', text: button.label }, value: button.value }] },
-    ],
-  };
 }
 
 /**
@@ -76,7 +66,7 @@ export function register(app: App, deps: SlackDeps): void {
     if (!source?.release) throw new InvalidInput(`${a} is no longer in ${p}; see \`pipelines:info ${p}\``);
     if (source.release.version !== v) {
       await reply(
-        staleMessage(`${a} has moved on since: it now runs v${source.release.version} (${source.release.commit?.slice(0, 7) ?? '-'}), not v${v}.`, {
+        staleMessage(mrkdwn`${a} has moved on since: it now runs v${source.release.version} (${source.release.commit?.slice(0, 7) ?? '-'}), not v${v}.`, {
           action: 'promote',
           label: `Promote v${source.release.version}`,
           value: buttonValue({ p, a, v: source.release.version }),
@@ -94,7 +84,7 @@ export function register(app: App, deps: SlackDeps): void {
     if (!current) throw new InvalidInput(`${a} has no release to roll back`);
     if (current.version !== v) {
       await reply(
-        staleMessage(`${a} has moved on since: it now runs v${current.version}, not v${v}.`, {
+        staleMessage(mrkdwn`${a} has moved on since: it now runs v${current.version}, not v${v}.`, {
           action: 'rollback',
           label: `Roll back v${current.version}`,
           value: buttonValue({ a, v: current.version }),
@@ -115,7 +105,7 @@ export function register(app: App, deps: SlackDeps): void {
   handle('ci_rerun', async (actor, action, _channel, reply) => {
     const { p, n } = parseValue(rerunValue, action);
     const run = await deps.engine.rerunTests(actor, p, n);
-    await reply({ text: `Started test run #${run.number} of ${run.commit.slice(0, 7)}; its result comes to the feed.` });
+    await reply(noticeMessage(mrkdwn`Started test run #${run.number} of ${run.commit.slice(0, 7)}; its result comes to the feed.`));
   });
 
   handle('output', async (actor, action, _channel, reply) => {

@@ -20,6 +20,8 @@ export function asSlashCommands(message: string): string {
  * `/flow <words>`: the CLI's grammar. Acks at once; then a long operation gets
  * one message in this channel that the notifier keeps up to date, and anything
  * else an ephemeral answer. Refusals are ephemeral and say what to do next.
+ * Answers are ephemeral because some carry secrets: `users:create` shows its
+ * token once, to whoever typed it, never to the channel.
  */
 export function register(app: App, deps: SlackDeps): void {
   app.command('/flow', async ({ command, ack, respond }) => {
@@ -43,7 +45,8 @@ export function register(app: App, deps: SlackDeps): void {
       }
       await respond({ response_type: 'ephemeral', ...textMessage(renderText(result)) });
     } catch (err) {
-      if (!(err instanceof FlowError)) log.error({ err, text: command.text }, 'slash command failed');
+      // Not the command's text: `config:set` carries secret values.
+      if (!(err instanceof FlowError)) log.error({ err, user: command.user_id, channel: command.channel_id }, 'slash command failed');
       const message = err instanceof FlowError ? asSlashCommands(err.message) : 'flowops hit an unexpected error; the server log has the details';
       await respond({ response_type: 'ephemeral', ...errorMessage(message) }).catch((e: unknown) => log.warn({ err: e }, 'could not answer a slash command'));
     }

@@ -1,0 +1,111 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { FakeSlack, postToSlackEndpoint, slashCommand } from './helpers/fake-slack.ts';
+import { deliver, FakeGitHub, githubSignature, webhookExample } from './helpers/fake-github.ts';
+import { GitRepo, webApp } from './helpers/git-repo.ts';
+import { startTestServer, type TestServer } from './helpers/server.ts';
+
+const GH_SECRET = 'github-webhook-secret-for-tests';
+const SLACK_SECRET = 'slack-signing-secret-for-tests';
+const HOSTILE = '<!channel> <https://evil|Open the review app>';
+const ESCAPED = '&lt;!channel&gt; &lt;https://evil|Open the review app&gt;';
+/** What must never reach Slack unescaped: a ping of everyone, or a link whose label lies. */
+const PINGS = ['<!channel>', '<!here>', '<!everyone>', '<https://evil', '<@U0ADMIN>'];
+
+describe('hostile text from GitHub, commits and release phases reaches Slack as text', () => {
+  let t: TestServer;
+  let slack: FakeSlack;
+  let github: FakeGitHub;
+  let repo: GitRepo;
+  let dir: string;
+  let n = 0;
+  const form = 'application/x-www-form-urlencoded';
+  /** Everything flowops sent to Slack: Web API calls and response_url answers. */
+  const sentToSlack = () => JSON.stringify([slack.calls, slack.responses]);
+  const feedPosts = () => slack.callsOf('chat.postMessage').filter((c) => c.args.channel === 'CFEED');
+
+  /** Types `/flow <text>` in a channel, signed as Slack signs it; returns the response_url id. */
+  async function type(text: string, channel = 'CDEPLOY') {
+    const id = `r${n++}`;
+    const res = await postToSlackEndpoint(t.server.url, slashCommand({ text, user: 'UADMIN', userName: 'ada', channel, responseUrl: slack.responseUrl(id) }), { secret: SLACK_SECRET, contentType: form });
+    expect(res.status).toBe(200);
+    return id;
+  }
+  /** Types `/flow <text>` and waits for its ephemeral answer. */
+  async function flow(text: string, channel = 'CDEPLOY') {
+    const id = await type(text, channel);
+    return slack.waitFor(() => slack.responses.find((r) => r.id === id) as { text: string; blocks: unknown[]; response_type: string } | undefined, `the answer to /flow ${text}`);
+  }
+
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'flowops-hostile-'));
+    repo = await GitRepo.create(path.join(dir, 'acme-shop'), webApp('hostile v1', 'console.log("<!here> migrated <https://evil|the database> & <@U0ADMIN>")'), `${HOSTILE} & friends`);
+    github = await FakeGitHub.start('acme/shop', repo);
+    slack = await FakeSlack.start();
+    t = await startTestServer({
+      env: { GITHUB_API_URL: github.url, GITHUB_TOKEN: 'ghp_test', GITHUB_WEBHOOK_SECRET: GH_SECRET, SLACK_BOT_TOKEN: 'xoxb-test', SLACK_SIGNING_SECRET: SLACK_SECRET, SLACK_API_URL: slack.apiUrl, FLOW_SLACK_ADMINS: 'UADMIN' },
+    });
+    await t.cli(['pipelines:create', 'shop', '--repo', 'github:acme/shop']);
+    await t.cli(['apps:create', 'shop-staging', '--pipeline', 'shop', '--stage', 'staging']);
+    await t.cli(['apps:create', 'shop-prod', '--pipeline', 'shop', '--stage', 'production']);
+    await t.cli(['reviewapps:enable', 'shop', '--autodeploy']);
+    await flow('subscribe shop pulls', 'CFEED');
+  });
+  afterAll(async () => {
+    await t.close();
+    await slack.close();
+    await github.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('posts a pull request with a hostile title, branch and author, and its review app, pinging nobody and linking nowhere', async () => {
+    const sha = (await repo.git('rev-parse', 'HEAD')).trim();
+    const payload = webhookExample('pull_request', (e) => e.action === 'opened');
+    (payload.repository as { full_name: string }).full_name = 'acme/shop';
+    Object.assign(payload, { action: 'opened', number: 9 });
+    const pull = payload.pull_request as { head: { ref: string; sha: string; repo: { full_name: string } }; title: string; number: number; user: { login: string } };
+    Object.assign(pull, { title: HOSTILE, number: 9 });
+    Object.assign(pull.head, { ref: 'fix/<!here>', sha });
+    pull.head.repo.full_name = 'acme/shop';
+    pull.user.login = '<!everyone>';
+    const body = JSON.stringify(payload);
+
+    expect((await deliver(t.server.url, 'pull_request', 'hostile-1', body, githubSignature(GH_SECRET, body))).status).toBe(202);
+
+    const opened = await slack.waitFor(() => feedPosts().find((c) => String(c.args.text).includes('Pull request #9')), 'the pull request in the feed');
+    const reviewApp = await slack.waitFor(() => feedPosts().find((c) => String(c.args.text).includes('Review app shop-pr-9') && String(c.args.text).includes('created')), 'the review app in the feed');
+    const openedBlocks = JSON.stringify(opened.args.blocks);
+    expect(opened.args.text).toBe(`shop: Pull request #9 "${ESCAPED}" (fix/&lt;!here&gt;) opened by &lt;!everyone&gt;`);
+    expect(openedBlocks).toContain(ESCAPED);
+    expect(JSON.stringify(reviewApp.args.blocks)).toMatch(/\(fix\/&lt;!here&gt;\) created <http:\/\/[^|]+\|Open the review app>/);
+    for (const ping of PINGS) expect(sentToSlack()).not.toContain(ping);
+  });
+
+  it('shows a hostile commit message in the Promote confirm, and a release phase’s <!here> in the thread, as text', async () => {
+    await type('deploy shop to staging');
+
+    const update = await slack.waitFor(
+      () => slack.calls.find((c) => (c.method === 'chat.update' || (c.method === 'chat.postMessage' && !c.args.thread_ts)) && c.args.channel === 'CDEPLOY' && String(c.args.text).endsWith('— done')),
+      'the deploy message, done',
+    );
+    const thread = await slack.waitFor(() => slack.callsOf('chat.postMessage').find((c) => c.args.channel === 'CDEPLOY' && c.args.thread_ts), 'the release phase output');
+    const output = await flow('releases:output shop-staging');
+
+    const confirm = JSON.stringify(update.args.blocks);
+    expect(confirm).toContain(`${ESCAPED} &amp; friends (Dana Dev)`);
+    expect(thread.args.text).toContain('&lt;!here&gt; migrated &lt;https://evil|the database&gt; &amp; &lt;@U0ADMIN&gt;');
+    expect(output.response_type).toBe('ephemeral');
+    expect(JSON.stringify(output.blocks)).toContain('&lt;!here&gt; migrated');
+    for (const ping of PINGS) expect(sentToSlack()).not.toContain(ping);
+  });
+
+  it('quotes a hostile command back as text when it refuses it', async () => {
+    const answer = await flow('<!channel> now');
+
+    expect(answer.text).toContain('"&lt;!channel&gt;" is not a flowops command');
+    for (const ping of PINGS) expect(sentToSlack()).not.toContain(ping);
+    expect(slack.unexpected).toEqual([]);
+  });
+});
