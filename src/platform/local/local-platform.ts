@@ -189,6 +189,8 @@ export class LocalPlatform implements Platform {
       const env = { ...buildSettings(), ...stringValues(test?.env), CI: 'true', DYNO: 'test.1' };
       for (const [name, command] of [['test-setup', test?.scripts?.['test-setup']], ['test', script]] as const) {
         if (typeof command !== 'string' || !command) continue;
+        // Cancelled before this step began (a cancel can come while the slug is unpacked): run nothing more.
+        if (signal.aborted) return { code: 1, output };
         sink(`-----> Running ${name}: ${command}\n`);
         let pid = 0;
         const kill = () => {
