@@ -38,7 +38,7 @@ import { log } from '../log.ts';
 import type { Platform, ReleaseSpec } from '../platform/platform.ts';
 import { isGitUrl } from '../source/local-git.ts';
 import type { OpenSource } from '../source/open-source.ts';
-import { hasCommitStatuses, type Commit, type Source } from '../source/source.ts';
+import { assertRef, hasCommitStatuses, type Commit, type Source } from '../source/source.ts';
 import { REQUIRED, isPermission, permits, type Actor } from './access.ts';
 import { AppLocks } from './app-lock.ts';
 import { Outbox } from './outbox.ts';
@@ -515,7 +515,9 @@ export class Engine {
   async createPipeline(actor: Actor, input: { name: string; repo: string; branch?: string }): Promise<Pipeline> {
     if (!actor.admin) throw new PermissionDenied('`pipelines:create` needs an admin: a pipeline runs code from a repository on this server; ask an admin to create it');
     if (!NAME.test(input.name)) throw new InvalidInput(`"${input.name}" is not a valid pipeline name: 3 to 30 lowercase letters, digits or "-", starting with a letter`);
+    if (input.repo.startsWith('-')) throw new InvalidInput(`--repo cannot start with "-" (git would read it as an option): give a path like ./${input.repo.slice(0, 60)} or a git URL`);
     const branch = input.branch ?? 'main';
+    assertRef(branch);
     const source = await this.options.openSource(input.repo);
     const repo = input.repo.startsWith('github:') || isGitUrl(input.repo) ? input.repo : path.resolve(input.repo);
     await source.resolve(branch).catch((err: unknown) => {
@@ -987,6 +989,7 @@ export class Engine {
 
   async setAutodeploy(actor: Actor, pipelineName: string, setting: { branch: string; stage?: string; waitForCi?: boolean } | null): Promise<{ pipeline: string; autodeploy: Pipeline['autodeploy'] }> {
     const pipeline = await this.authorize(actor, pipelineName, REQUIRED.manageApps, `autodeploy:${setting ? 'enable' : 'disable'} ${pipelineName}`);
+    if (setting) assertRef(setting.branch);
     const autodeploy = setting ? { branch: setting.branch, stage: parseStage(setting.stage ?? 'staging'), waitForCi: !!setting.waitForCi } : null;
     if (autodeploy?.waitForCi && !pipeline.ciEnabled) throw new InvalidInput(`--wait-for-ci needs CI on ${pipeline.name}: run \`ci:enable ${pipeline.name}\` first`);
     await this.transaction(async (m) => {

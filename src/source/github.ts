@@ -3,9 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { createAppAuth } from '@octokit/auth-app';
 import { Octokit, RequestError } from 'octokit';
-import { ExternalServiceError, InvalidInput, NotFound } from '../engine/errors.ts';
+import { ExternalServiceError, NotFound } from '../engine/errors.ts';
 import { runOrThrow } from '../exec.ts';
-import type { Commit, CommitState, CommitStatuses, DeploymentState, Deployments, Source } from './source.ts';
+import { assertRef, type Commit, type CommitState, type CommitStatuses, type DeploymentState, type Deployments, type Source } from './source.ts';
 
 export interface GitHubSettings {
   token: string | undefined;
@@ -54,7 +54,7 @@ export class GitHubSource implements Source, CommitStatuses, Deployments {
   }
 
   async resolve(ref: string): Promise<string> {
-    if (!/^[A-Za-z0-9_][A-Za-z0-9_./-]*$/.test(ref)) throw new InvalidInput(`"${ref}" is not a branch, tag or commit name`);
+    assertRef(ref);
     try {
       const { data } = await this.octokit.rest.repos.getCommit({ owner: this.repo.owner, repo: this.repo.name, ref });
       return data.sha;
