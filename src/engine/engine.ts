@@ -43,10 +43,13 @@ import { REQUIRED, isPermission, permits, type Actor } from './access.ts';
 import { AppLocks } from './app-lock.ts';
 import { Outbox } from './outbox.ts';
 import { Conflict, InvalidInput, NotFound, PermissionDenied, Unauthenticated } from './errors.ts';
+import { MAX_CONFIG_BYTES, checkConfigValue, configSize, formatBytes, isCount } from './input.ts';
 
 const NAME = /^[a-z][a-z0-9-]{2,29}$/;
 const USER_NAME = /^[a-z][a-z0-9._-]{1,38}$/;
 const CONFIG_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** A Slack channel id (public, private, direct): what a feed is kept by. */
+const CHANNEL = /^[CGD][A-Z0-9]{2,20}$/;
 const DOWNSTREAM: Partial<Record<Stage, Stage>> = { development: 'staging', staging: 'production' };
 const STAGE_ORDER: Record<Stage, number> = { development: 0, review: 1, staging: 2, production: 3, test: 4 };
 /** A runner whose heartbeat is older than this is taken for dead, wherever it ran. */
@@ -437,6 +440,7 @@ export class Engine {
   /** Makes `channel` a feed of the pipeline for the given operation kinds (all when none). */
   async subscribe(actor: Actor, pipelineName: string, channel: string, events: string[]): Promise<{ pipeline: string; channel: string; events: string[] }> {
     const pipeline = await this.authorize(actor, pipelineName, 'operate', `subscribe ${pipelineName}`);
+    assertChannel(channel);
     const unknown = events.filter((e) => !(FEED_EVENTS as readonly string[]).includes(e));
     if (unknown.length) throw new InvalidInput(`${unknown.join(', ')} ${unknown.length === 1 ? 'is' : 'are'} not a feed event: use ${FEED_EVENTS.join(', ')}, or none for all`);
     const chosen = events.length ? [...new Set(events)] : [...FEED_EVENTS];
@@ -449,6 +453,7 @@ export class Engine {
 
   async unsubscribe(actor: Actor, pipelineName: string, channel: string): Promise<{ pipeline: string; channel: string }> {
     const pipeline = await this.authorize(actor, pipelineName, 'operate', `unsubscribe ${pipelineName}`);
+    assertChannel(channel);
     await this.transaction(async (m) => {
       const removed = await m.delete(SubscriptionEntity, { pipelineId: pipeline.id, channel });
       if (!removed.affected) throw new NotFound(`this channel is not a feed of ${pipeline.name}`);
@@ -459,6 +464,7 @@ export class Engine {
 
   /** The feeds of a channel, among the pipelines the actor can see. */
   async subscriptions(actor: Actor, channel: string): Promise<{ pipeline: string; events: string[] }[]> {
+    assertChannel(channel);
     const visible = new Set((await this.listPipelines(actor)).map((p) => p.name));
     const rows: { pipeline: string; events: string[] }[] = await this.db.query(
       'SELECT p.name AS pipeline, s.events FROM subscriptions s JOIN pipelines p ON p.id = s.pipeline_id WHERE s.channel = $1 ORDER BY p.name',
@@ -714,16 +720,26 @@ export class Engine {
     const keys = Object.keys(vars);
     if (!keys.length) throw new InvalidInput('give at least one KEY=value: `config:set ' + app.name + ' KEY=value`');
     const bad = keys.find((k) => !CONFIG_KEY.test(k));
-    if (bad !== undefined) throw new InvalidInput(`"${bad}" is not a valid config var name: letters, digits and "_", not starting with a digit`);
-    return this.changeConfig(actor, app, pipeline, `Set ${keys.join(', ')} config vars`, (m) =>
-      m.createQueryBuilder().update(AppEntity).set({ config: () => 'config || :vars::jsonb' }).setParameter('vars', JSON.stringify(vars)).where('id = :id', { id: app.id }).execute(),
-    );
+    if (bad !== undefined) throw new InvalidInput(`"${bad.slice(0, 60)}" is not a valid config var name: letters, digits and "_", not starting with a digit`);
+    for (const key of keys) checkConfigValue(key, vars[key]!);
+    return this.changeConfig(actor, app, pipeline, `Set ${keys.join(', ')} config vars`, async (m) => {
+      // Measured on the row as locked in this transaction, so concurrent config:sets cannot add up past the limit.
+      const [row] = (await m.query('SELECT config FROM apps WHERE id = $1 FOR UPDATE', [app.id])) as [{ config: Record<string, string> }];
+      const size = configSize({ ...row.config, ...vars });
+      if (size > MAX_CONFIG_BYTES) {
+        throw new InvalidInput(
+          `config vars are limited to 32 KB per app (${formatBytes(MAX_CONFIG_BYTES)}, keys and values together); ${app.name} uses ${formatBytes(configSize(row.config))} and this would make it ${formatBytes(size)}. Nothing was changed: unset vars you no longer need (\`config:unset ${app.name} KEY\`), or keep large files out of config`,
+        );
+      }
+      await m.createQueryBuilder().update(AppEntity).set({ config: () => 'config || :vars::jsonb' }).setParameter('vars', JSON.stringify(vars)).where('id = :id', { id: app.id }).execute();
+    });
   }
 
   async unsetConfig(actor: Actor, appName: string, keys: string[]): Promise<OperationView> {
     const { app, pipeline } = await this.authorizeApp(actor, appName, REQUIRED.config, `config:unset ${appName}`);
     if (!keys.length) throw new InvalidInput('name at least one config var: `config:unset ' + app.name + ' KEY`');
-    const missing = keys.filter((k) => !(k in app.config));
+    // Own keys only: `toString` or `__proto__` is "in" any object, but not set on the app.
+    const missing = keys.filter((k) => !Object.hasOwn(app.config, k));
     if (missing.length) throw new NotFound(`${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} not set on ${app.name}; see \`config ${app.name}\``);
     return this.changeConfig(actor, app, pipeline, `Remove ${keys.join(', ')} config vars`, (m) =>
       m.createQueryBuilder().update(AppEntity).set({ config: () => 'config - :keys::text[]' }).setParameter('keys', keys).where('id = :id', { id: app.id }).execute(),
@@ -778,6 +794,9 @@ export class Engine {
   // ---------------------------------------------------------------- operations
 
   async operation(actor: Actor, id: number, afterEvent = '0'): Promise<{ operation: OperationView; events: FlowEvent[] }> {
+    // Ids are Postgres integers, event ids bigints: a larger number names nothing (and would fail the query).
+    if (!isCount(id)) throw new NotFound(`no operation ${String(id).slice(0, 30)}`);
+    if (!/^\d{1,18}$/.test(afterEvent)) throw new InvalidInput('`after` is an event id: a whole number of at most 18 digits');
     const op = await this.db.getRepository(OperationEntity).findOneBy({ id });
     if (!op) throw new NotFound(`no operation ${id}`);
     const pipeline = op.pipelineId ? await this.db.getRepository(PipelineEntity).findOneBy({ id: op.pipelineId }) : null;
@@ -1143,9 +1162,9 @@ export class Engine {
 
   async setReviewApps(actor: Actor, pipelineName: string, settings: Partial<ReviewAppSettings> | null): Promise<{ pipeline: string; reviewApps: ReviewAppSettings | null }> {
     const pipeline = await this.authorize(actor, pipelineName, REQUIRED.manageApps, `reviewapps:${settings ? 'enable' : 'disable'} ${pipelineName}`);
-    if (settings && !pipeline.repo.startsWith('github:')) throw new InvalidInput(`review apps follow pull requests on GitHub: connect ${pipeline.name} to a repository with --repo github:owner/name`);
     const staleDays = settings?.staleDays ?? 5;
-    if (!Number.isInteger(staleDays) || staleDays < 1) throw new InvalidInput('--stale-days must be a whole number of days, 1 or more');
+    if (!Number.isInteger(staleDays) || staleDays < 1 || staleDays > 30) throw new InvalidInput('--stale-days must be a whole number of days from 1 to 30 (as on Heroku)');
+    if (settings && !pipeline.repo.startsWith('github:')) throw new InvalidInput(`review apps follow pull requests on GitHub: connect ${pipeline.name} to a repository with --repo github:owner/name`);
     const reviewApps = settings ? { autodeploy: !!settings.autodeploy, autodestroy: !!settings.autodestroy, staleDays, waitForCi: !!settings.waitForCi } : null;
     if (reviewApps?.waitForCi && !pipeline.ciEnabled) throw new InvalidInput(`--wait-for-ci needs CI on ${pipeline.name}: run \`ci:enable ${pipeline.name}\` first`);
     await this.transaction(async (m) => {
@@ -1401,6 +1420,11 @@ function releaseView(r: Release, currentReleaseId: number | null): ReleaseView {
 
 function describeTargets(targets: App[], stage: Stage): string {
   return `${targets.map((t) => t.name).join(', ')} (${stage})`;
+}
+
+/** A feed is a Slack channel, named by its id (in Slack, a #channel mention becomes one). */
+function assertChannel(channel: string): void {
+  if (!CHANNEL.test(channel)) throw new InvalidInput(`"${channel.slice(0, 60)}" is not a Slack channel id (like C0123ABCD): give --channel the channel's id, or in Slack mention the #channel`);
 }
 
 /** Accepts the stage names and the aliases `prod`, `stg`, `dev`. */
