@@ -128,7 +128,7 @@ export const SPECS: Record<CommandName, Spec> = {
   },
   'pipelines:connect': {
     usage: 'pipelines:connect <pipeline> <owner/name>',
-    summary: 'take the pipeline\'s code from a GitHub repository (manage)',
+    summary: 'take the pipeline\'s code from a GitHub repository (admin)',
     parse: (w) => {
       const [pipeline, repository] = words('pipelines:connect', w, ['pipeline', 'owner/name']);
       return { name: 'pipelines:connect', pipeline: pipeline!, repository: repository! };

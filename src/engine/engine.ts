@@ -50,6 +50,8 @@ const USER_NAME = /^[a-z][a-z0-9._-]{1,38}$/;
 const CONFIG_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** A Slack channel id (public, private, direct): what a feed is kept by. */
 const CHANNEL = /^[CGD][A-Z0-9]{2,20}$/;
+/** What `config` shows in place of a value the reader may not see: the same for every value, so not even its length shows. */
+export const MASKED_VALUE = '********';
 const DOWNSTREAM: Partial<Record<Stage, Stage>> = { development: 'staging', staging: 'production' };
 const STAGE_ORDER: Record<Stage, number> = { development: 0, review: 1, staging: 2, production: 3, test: 4 };
 /** A runner whose heartbeat is older than this is taken for dead, wherever it ran. */
@@ -539,7 +541,12 @@ export class Engine {
 
   /** Points an existing pipeline at a GitHub repository (`owner/name`). */
   async connectPipeline(actor: Actor, pipelineName: string, repository: string): Promise<{ name: string; repo: string; branch: string }> {
-    const pipeline = await this.authorize(actor, pipelineName, REQUIRED.manageApps, `pipelines:connect ${pipelineName}`);
+    const pipeline = await this.authorize(actor, pipelineName, REQUIRED.read, `pipelines:connect ${pipelineName}`);
+    // Where the code comes from decides what runs on this server: as with pipelines:create, only an admin says so.
+    if (!actor.admin) {
+      log.warn({ pipeline: pipeline.name, actor: actor.name }, 'pipelines:connect denied');
+      throw new PermissionDenied(`\`pipelines:connect ${pipeline.name}\` needs an admin: the pipeline's repository is code that runs on this server; ask an admin to connect it`);
+    }
     if (!/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/.test(repository)) throw new InvalidInput(`"${repository}" is not a GitHub repository: write owner/name`);
     const repo = `github:${repository}`;
     const source = await this.options.openSource(repo);
@@ -709,9 +716,23 @@ export class Engine {
 
   // ---------------------------------------------------------------- config vars
 
-  async config(actor: Actor, appName: string): Promise<Record<string, string>> {
-    const { app } = await this.authorizeApp(actor, appName, REQUIRED.read, `config ${appName}`);
-    return app.config;
+  /**
+   * An app's config vars. Values need deploy on the pipeline (as setting them
+   * does); with less, and always in a chat front, every value is MASKED_VALUE
+   * and `hidden` says why.
+   */
+  async config(actor: Actor, appName: string): Promise<{ vars: Record<string, string>; hidden: string | null }> {
+    const { app, pipeline } = await this.authorizeApp(actor, appName, REQUIRED.read, `config ${appName}`);
+    const held = await this.permissionOf(actor, pipeline.id);
+    let hidden: string | null = null;
+    if (!permits(held, REQUIRED.config)) {
+      hidden = `Values are masked: they need ${REQUIRED.config} on ${pipeline.name}; you have ${held}. Ask an admin: \`access:add ${pipeline.name} ${actor.name} ${REQUIRED.config}\``;
+    } else if (actor.via === 'slack') {
+      // Chat messages outlive the moment and travel through Slack: secrets stay out of them.
+      hidden = `Values are masked: flowops never shows config values in Slack; use the CLI: \`flowops config ${app.name}\``;
+    }
+    const vars = hidden ? Object.fromEntries(Object.keys(app.config).map((key) => [key, MASKED_VALUE])) : app.config;
+    return { vars, hidden };
   }
 
   /** Sets config vars: stored at once, then a new release runs with them. */
