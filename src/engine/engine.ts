@@ -120,25 +120,44 @@ interface AppJson {
   environments?: { review?: { env?: AppJson['env'] } };
 }
 
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+
 /**
  * A review app's config vars, as Heroku sets them: app.json `env` (a
  * `generator: secret` gets a random value), `environments.review.env` over it,
  * and HEROKU_APP_NAME, HEROKU_BRANCH, HEROKU_PR_NUMBER (with FLOW_* twins).
+ * app.json comes from the repository, so it gets the same checks as
+ * `config:set` (names, values, 32 KB); InvalidInput says what to fix in it.
  */
 export function reviewConfig(appJson: AppJson, review: { app: string; branch: string; pr: number }): Record<string, string> {
   const config: Record<string, string> = {};
-  const apply = (env: AppJson['env']) => {
-    for (const [key, spec] of Object.entries(env ?? {})) {
-      if (typeof spec === 'string') config[key] = spec;
-      else if (spec.generator === 'secret') config[key] = randomBytes(32).toString('hex');
-      else if (spec.value !== undefined) config[key] = spec.value;
+  const apply = (env: unknown, where: string) => {
+    if (env === undefined) return;
+    if (!isObject(env)) throw new InvalidInput(`app.json ${where} must be an object of config vars`);
+    for (const [key, spec] of Object.entries(env)) {
+      if (!CONFIG_KEY.test(key)) throw new InvalidInput(`app.json ${where}: "${key.slice(0, 60)}" is not a valid config var name (letters, digits and "_", not starting with a digit)`);
+      let value: string;
+      if (typeof spec === 'string' || typeof spec === 'number' || typeof spec === 'boolean') value = String(spec);
+      else if (isObject(spec) && spec.generator === 'secret') value = randomBytes(32).toString('hex');
+      else if (isObject(spec) && ['string', 'number', 'boolean'].includes(typeof spec.value)) value = String(spec.value);
+      else if (isObject(spec) && spec.value === undefined) continue;
+      else throw new InvalidInput(`app.json ${where}.${key} must be a string, or {"value": "..."}, or {"generator": "secret"}`);
+      try {
+        checkConfigValue(key, value);
+      } catch (err) {
+        throw err instanceof InvalidInput ? new InvalidInput(`app.json ${where}: ${err.message}`) : err;
+      }
+      config[key] = value;
     }
   };
-  apply(appJson.env);
-  apply(appJson.environments?.review?.env);
+  apply(appJson.env, 'env');
+  const reviewEnvironment = isObject(appJson.environments) && isObject(appJson.environments.review) ? appJson.environments.review : {};
+  apply(reviewEnvironment.env, 'environments.review.env');
   for (const prefix of ['HEROKU', 'FLOW']) {
     Object.assign(config, { [`${prefix}_APP_NAME`]: review.app, [`${prefix}_BRANCH`]: review.branch, [`${prefix}_PR_NUMBER`]: String(review.pr) });
   }
+  const size = configSize(config);
+  if (size > MAX_CONFIG_BYTES) throw new InvalidInput(`app.json's config vars come to ${formatBytes(size)}; an app's config vars are limited to 32 KB (${formatBytes(MAX_CONFIG_BYTES)})`);
   return config;
 }
 
@@ -1300,9 +1319,16 @@ export class Engine {
     } catch {
       return this.setReviewAppStatus(pipeline, row, 'errored', 'app.json is not valid JSON');
     }
+    if (!isObject(appJson as unknown)) return this.setReviewAppStatus(pipeline, row, 'errored', 'app.json must be a JSON object');
     if (first) {
+      let config: Record<string, string>;
+      try {
+        config = reviewConfig(appJson, { app: row.appName, branch: row.branch, pr: row.pr });
+      } catch (err) {
+        if (err instanceof InvalidInput) return this.setReviewAppStatus(pipeline, row, 'errored', err.message);
+        throw err;
+      }
       await this.setReviewAppStatus(pipeline, row, 'creating');
-      const config = reviewConfig(appJson, { app: row.appName, branch: row.branch, pr: row.pr });
       await this.transaction(async (m) => {
         await m.insert(AppEntity, { name: row.appName, pipelineId: pipeline.id, stage: 'review', config });
         await this.emit(m, { type: 'app.created', pipeline: pipeline.name, app: row.appName, actor: actor.name, via: actor.via, message: `Review app ${row.appName} created for #${row.pr}`, data: { stage: 'review' } });
@@ -1312,7 +1338,7 @@ export class Engine {
     const done = await this.outcome(op.id);
     if (done.status !== 'succeeded') return this.setReviewAppStatus(pipeline, row, 'errored', done.error ?? done.targets[0]?.error ?? 'the deploy failed');
     const postdeploy = typeof appJson.scripts?.postdeploy === 'string' ? appJson.scripts.postdeploy : appJson.scripts?.postdeploy?.command;
-    if (first && postdeploy) {
+    if (first && typeof postdeploy === 'string' && postdeploy) {
       const app = await this.db.getRepository(AppEntity).findOneByOrFail({ name: row.appName });
       const release = await this.db.getRepository(ReleaseEntity).findOneByOrFail({ id: app.currentReleaseId! });
       const result = await this.platform.runCommand(release.slugId!, postdeploy, app.config, () => undefined);
@@ -1333,8 +1359,8 @@ export class Engine {
       const release = app.currentReleaseId ? await this.db.getRepository(ReleaseEntity).findOneBy({ id: app.currentReleaseId }) : null;
       const source = await this.source(pipeline);
       const appJson = JSON.parse((release?.commit ? await source.readFile(release.commit, 'app.json').catch(() => null) : null) ?? '{}') as AppJson;
-      const predestroy = appJson.scripts?.['pr-predestroy'];
-      if (predestroy && release?.slugId) await this.platform.runCommand(release.slugId, predestroy, app.config, () => undefined);
+      const predestroy = (appJson as AppJson | null)?.scripts?.['pr-predestroy'];
+      if (typeof predestroy === 'string' && predestroy && release?.slugId) await this.platform.runCommand(release.slugId, predestroy, app.config, () => undefined);
       await this.removeApp({ ...SYSTEM, name: actor.name, via: actor.via }, app, pipeline);
     }
     await this.setReviewAppStatus(pipeline, row, 'deleted');
