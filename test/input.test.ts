@@ -101,6 +101,7 @@ describe('bad input gets a clear refusal and changes nothing', () => {
     ['a ref starting with "-"', ['deploy', 'shop/--output=/tmp/flowops-pwned', 'to', 'staging'], '"--output=/tmp/flowops-pwned" is not a branch, tag or commit name: a name cannot start with "-"'],
     ['a branch starting with "-"', ['autodeploy:enable', 'shop', '--branch=--orphan'], 'a name cannot start with "-"'],
     ['a pipeline branch starting with "-"', ['pipelines:create', 'other', '--repo', '/tmp', '--branch=-b'], 'a name cannot start with "-"'],
+    ['a password in a repository URL', ['pipelines:create', 'other', '--repo', 'https://bob:hunter2@git.example.com/shop.git'], '--repo must not carry a password (user:password@)'],
     ['a repository starting with "-"', ['pipelines:create', 'other', '--repo=--upload-pack=touch /tmp/flowops-pwned;@x:y'], '--repo cannot start with "-" (git would read it as an option)'],
     // Channels are Slack channel ids
     ['a channel that is not a channel id', ['subscribe', 'shop', '--channel', 'general'], '"general" is not a Slack channel id (like C0123ABCD)'],

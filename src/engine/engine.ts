@@ -547,6 +547,10 @@ export class Engine {
     if (!actor.admin) throw new PermissionDenied('`pipelines:create` needs an admin: a pipeline runs code from a repository on this server; ask an admin to create it');
     if (!NAME.test(input.name)) throw new InvalidInput(`"${input.name}" is not a valid pipeline name: 3 to 30 lowercase letters, digits or "-", starting with a letter`);
     if (input.repo.startsWith('-')) throw new InvalidInput(`--repo cannot start with "-" (git would read it as an option): give a path like ./${input.repo.slice(0, 60)} or a git URL`);
+    // The repository is shown to everyone with view and kept in the audit trail: no password in it.
+    if (/^[a-z][a-z0-9+.-]*:\/\/[^/@\s]*:[^/@\s]*@/i.test(input.repo)) {
+      throw new InvalidInput('--repo must not carry a password (user:password@): everyone who can view the pipeline sees its repository. Use an SSH URL with a deploy key, a git credential helper, or github:owner/name with GITHUB_TOKEN');
+    }
     const branch = input.branch ?? 'main';
     assertRef(branch);
     const source = await this.options.openSource(input.repo);
