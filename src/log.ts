@@ -1,4 +1,4 @@
-import { pino } from 'pino';
+import { pino, type LoggerOptions } from 'pino';
 
 /**
  * Text that looks like a credential: flowops, Slack and GitHub tokens, bearer
@@ -62,10 +62,12 @@ function scrubFields(object: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(object).map(([k, v]) => [k, k === 'err' ? v : scrub(v, true)]));
 }
 
-/** Structured logs: a static message and ids, never a sentence built from values. */
-export const log = pino({
-  level: process.env.LOG_LEVEL ?? (process.env.VITEST ? 'silent' : 'info'),
+/** How flowops' logger serializes and scrubs; exported so a test can log through it to a stream. */
+export const logOptions: LoggerOptions = {
   base: undefined,
   serializers: { err: serializeError },
   formatters: { log: scrubFields },
-});
+};
+
+/** Structured logs: a static message and ids, never a sentence built from values. */
+export const log = pino({ ...logOptions, level: process.env.LOG_LEVEL ?? (process.env.VITEST ? 'silent' : 'info') });
