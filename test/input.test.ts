@@ -95,6 +95,8 @@ describe('bad input gets a clear refusal and changes nothing', () => {
     // KEY=value edge cases
     ['a pair with no key', ['config:set', 'shop', '=value'], 'a KEY=value has no key before "="'],
     ['a key given twice', ['config:set', 'shop', 'A=1', 'A=2'], 'A is given twice; set each key once'],
+    ['a key to unset given twice', ['config:unset', 'shop', 'GREETING', 'GREETING'], 'GREETING is given twice; name each key once'],
+    ['an app to promote to named twice', ['promote', 'shop', 'to', 'shop,shop'], 'shop is named twice after "to"'],
     ['unsetting a key every object inherits', ['config:unset', 'shop', 'toString'], 'toString is not set on shop'],
     ['unsetting __proto__', ['config:unset', 'shop', '__proto__'], '__proto__ is not set on shop'],
     // Anything git could read as an option

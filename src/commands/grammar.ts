@@ -189,7 +189,12 @@ export const SPECS: Record<CommandName, Spec> = {
         if (keyword === 'from' ? command.fromStage !== undefined : command.toStage !== undefined || command.toApps !== undefined) throw usageError('promote', `"${keyword}" given twice`);
         if (keyword === 'from') [command.fromStage, command.fromApp] = splitSlash(value);
         else if (STAGE_WORDS.has(value)) command.toStage = value;
-        else command.toApps = value.split(',').filter(Boolean);
+        else {
+          command.toApps = value.split(',').filter(Boolean);
+          // One release per target: an app named twice would be released twice.
+          const twice = command.toApps.find((app, i) => command.toApps!.indexOf(app) !== i);
+          if (twice) throw usageError('promote', `${twice} is named twice after "to"`);
+        }
       }
       return command;
     },
@@ -248,6 +253,8 @@ export const SPECS: Record<CommandName, Spec> = {
       const [app, ...keys] = w;
       if (!app) throw usageError('config:unset', 'missing <app>');
       if (!keys.length) throw usageError('config:unset', 'missing KEY');
+      const twice = keys.find((key, i) => keys.indexOf(key) !== i);
+      if (twice) throw usageError('config:unset', `${twice} is given twice; name each key once`);
       return { name: 'config:unset', app, keys };
     },
   },
