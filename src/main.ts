@@ -53,7 +53,8 @@ try {
         : `Slack: HTTP mode; point the app's request URLs at ${server.url}/slack/events`,
   );
   if (server.admin.generated) {
-    console.log(`Admin token (printed once, stored in ${settings.dataDir}/admin-token; the CLI on this machine uses it): ${server.admin.token}`);
+    // Never the token itself: this output ends up in log files and collectors.
+    console.log(`Admin token generated: stored in ${settings.dataDir}/admin-token (readable by this user only); the CLI on this machine uses it`);
   }
   console.log(`flowops listening on ${server.url} (database: ${server.database.kind === 'pglite' ? `embedded PGlite in ${settings.dataDir}` : 'Postgres from DATABASE_URL'})`);
   process.on('SIGINT', () => stop(0));

@@ -3,10 +3,10 @@ import type { Engine, OperationView } from '../engine/engine.ts';
 import { InvalidInput } from '../engine/errors.ts';
 import { helpText, type Command, type CommandName } from './grammar.ts';
 
-/** What a command returns: an operation under way, or data to show. */
+/** What a command returns: an operation under way, or data to show (with a note the text fronts print below it). */
 export type Result =
   | { kind: 'operation'; command: CommandName; operation: OperationView }
-  | { kind: 'data'; command: CommandName; data: unknown };
+  | { kind: 'data'; command: CommandName; data: unknown; note?: string };
 
 /** Where a command was typed: in Slack, the channel it came from. */
 export interface CommandContext {
@@ -52,8 +52,10 @@ export async function execute(engine: Engine, actor: Actor, command: Command, co
       return data(await engine.releaseOutput(actor, command.app, command.version));
     case 'rollback':
       return operation(await engine.rollback(actor, command.app, command.version));
-    case 'config':
-      return data(await engine.config(actor, command.app));
+    case 'config': {
+      const { vars, hidden } = await engine.config(actor, command.app);
+      return hidden ? { kind: 'data', command: command.name, data: vars, note: hidden } : data(vars);
+    }
     case 'config:set':
       return operation(await engine.setConfig(actor, command.app, command.vars));
     case 'config:unset':

@@ -1,6 +1,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { closest, distance } from 'fastest-levenshtein';
 import { InvalidInput } from '../engine/errors.ts';
+import { MAX_NUMBER, checkConfigValue, checkWord, isCount, visible } from '../engine/input.ts';
 
 /** A parsed command: the same for `/flow` in Slack and the `flowops` CLI. */
 export type Command =
@@ -80,17 +81,23 @@ function optional(values: Values, option: string): string | undefined {
   return typeof value === 'string' ? value : undefined;
 }
 
-function runNumber(name: CommandName, word: string): number {
+/** A test run or pull request number: 1 to 2^31-1, what the database can hold. */
+function runNumber(name: CommandName, word: string, what = 'a test run number'): number {
   const match = /^#?(\d+)$/.exec(word);
-  if (!match) throw usageError(name, `"${word}" is not a test run number (like 12)`);
-  return Number(match[1]);
+  if (!match) throw usageError(name, `"${word}" is not ${what} (like 12)`);
+  const n = Number(match[1]);
+  if (!isCount(n)) throw usageError(name, `"${word}" is not ${what}: numbers run from 1 to ${MAX_NUMBER}`);
+  return n;
 }
 
+/** A release version, `v5` or `5`: 1 to 2^31-1, what the database can hold. */
 function version(name: CommandName, word: string | undefined): number | undefined {
   if (word === undefined) return undefined;
   const match = /^v?(\d+)$/.exec(word);
   if (!match) throw usageError(name, `"${word}" is not a release version (like v5)`);
-  return Number(match[1]);
+  const n = Number(match[1]);
+  if (!isCount(n)) throw usageError(name, `"${word}" is not a release version: versions run from v1 to v${MAX_NUMBER}`);
+  return n;
 }
 
 /** Splits `a/b` at the first slash: `shop/feature/x` is pipeline `shop`, ref `feature/x`. */
@@ -121,7 +128,7 @@ export const SPECS: Record<CommandName, Spec> = {
   },
   'pipelines:connect': {
     usage: 'pipelines:connect <pipeline> <owner/name>',
-    summary: 'take the pipeline\'s code from a GitHub repository (manage)',
+    summary: 'take the pipeline\'s code from a GitHub repository (admin)',
     parse: (w) => {
       const [pipeline, repository] = words('pipelines:connect', w, ['pipeline', 'owner/name']);
       return { name: 'pipelines:connect', pipeline: pipeline!, repository: repository! };
@@ -182,7 +189,12 @@ export const SPECS: Record<CommandName, Spec> = {
         if (keyword === 'from' ? command.fromStage !== undefined : command.toStage !== undefined || command.toApps !== undefined) throw usageError('promote', `"${keyword}" given twice`);
         if (keyword === 'from') [command.fromStage, command.fromApp] = splitSlash(value);
         else if (STAGE_WORDS.has(value)) command.toStage = value;
-        else command.toApps = value.split(',').filter(Boolean);
+        else {
+          command.toApps = value.split(',').filter(Boolean);
+          // One release per target: an app named twice would be released twice.
+          const twice = command.toApps.find((app, i) => command.toApps!.indexOf(app) !== i);
+          if (twice) throw usageError('promote', `${twice} is named twice after "to"`);
+        }
       }
       return command;
     },
@@ -220,13 +232,18 @@ export const SPECS: Record<CommandName, Spec> = {
       const [app, ...pairs] = w;
       if (!app) throw usageError('config:set', 'missing <app>');
       if (!pairs.length) throw usageError('config:set', 'missing KEY=value');
-      const vars: Record<string, string> = {};
+      const entries: [string, string][] = [];
       for (const pair of pairs) {
+        // The first "=" ends the key: `URL=a=b` sets URL to "a=b". The message never shows the value.
         const at = pair.indexOf('=');
-        if (at <= 0) throw usageError('config:set', `"${pair}" is not KEY=value`);
-        vars[pair.slice(0, at)] = pair.slice(at + 1);
+        if (at < 0) throw usageError('config:set', `"${pair}" is not KEY=value`);
+        if (at === 0) throw usageError('config:set', 'a KEY=value has no key before "="');
+        const key = pair.slice(0, at);
+        if (entries.some(([k]) => k === key)) throw usageError('config:set', `${key} is given twice; set each key once`);
+        entries.push([key, pair.slice(at + 1)]);
       }
-      return { name: 'config:set', app, vars };
+      // fromEntries defines own properties, so a key like __proto__ stays a key.
+      return { name: 'config:set', app, vars: Object.fromEntries(entries) };
     },
   },
   'config:unset': {
@@ -236,6 +253,8 @@ export const SPECS: Record<CommandName, Spec> = {
       const [app, ...keys] = w;
       if (!app) throw usageError('config:unset', 'missing <app>');
       if (!keys.length) throw usageError('config:unset', 'missing KEY');
+      const twice = keys.find((key, i) => keys.indexOf(key) !== i);
+      if (twice) throw usageError('config:unset', `${twice} is given twice; name each key once`);
       return { name: 'config:unset', app, keys };
     },
   },
@@ -357,13 +376,13 @@ export const SPECS: Record<CommandName, Spec> = {
     usage: 'reviewapps:create <pipeline> --pr <N>',
     summary: "create or update a pull request's review app (deploy)",
     options: { pr: { type: 'string' } },
-    parse: (w, v) => ({ name: 'reviewapps:create', pipeline: words('reviewapps:create', w, ['pipeline'])[0]!, pr: runNumber('reviewapps:create', required('reviewapps:create', v, 'pr')) }),
+    parse: (w, v) => ({ name: 'reviewapps:create', pipeline: words('reviewapps:create', w, ['pipeline'])[0]!, pr: runNumber('reviewapps:create', required('reviewapps:create', v, 'pr'), 'a pull request number') }),
   },
   'reviewapps:destroy': {
     usage: 'reviewapps:destroy <pipeline> --pr <N>',
     summary: "destroy a pull request's review app (deploy)",
     options: { pr: { type: 'string' } },
-    parse: (w, v) => ({ name: 'reviewapps:destroy', pipeline: words('reviewapps:destroy', w, ['pipeline'])[0]!, pr: runNumber('reviewapps:destroy', required('reviewapps:destroy', v, 'pr')) }),
+    parse: (w, v) => ({ name: 'reviewapps:destroy', pipeline: words('reviewapps:destroy', w, ['pipeline'])[0]!, pr: runNumber('reviewapps:destroy', required('reviewapps:destroy', v, 'pr'), 'a pull request number') }),
   },
   subscribe: {
     usage: 'subscribe <pipeline> [deploy|promote|rollback|config|ci|pulls...] [--channel <channel>]',
@@ -413,6 +432,7 @@ export function suggest(word: string): string | undefined {
 export function parseCommand(argv: string[]): Command {
   const [word, ...rest] = argv;
   if (!word) return { name: 'help' };
+  checkWords(word, rest);
   if (!isCommandName(word)) {
     const near = suggest(word);
     throw new InvalidInput(`"${word}" is not a flowops command.${near ? ` Did you mean \`${near}\`?` : ''} \`help\` lists the commands`);
@@ -426,6 +446,25 @@ export function parseCommand(argv: string[]): Command {
     throw usageError(word, message.replace(/\.$/, ''));
   }
   return spec.parse(parsed.positionals, parsed.values);
+}
+
+/**
+ * Every word a command is given is plain one-line text of bounded length
+ * (see checkWord), whichever front it came from; a config value may also hold
+ * tabs and line breaks and is bounded by the app's config size instead.
+ */
+function checkWords(command: string, rest: string[]): void {
+  checkWord(command);
+  rest.forEach((word, i) => {
+    const at = word.indexOf('=');
+    if (command === 'config:set' && i > 0 && at > 0) {
+      const key = word.slice(0, at);
+      checkWord(key, `config var name ${visible(key)}`);
+      checkConfigValue(key, word.slice(at + 1));
+    } else {
+      checkWord(word);
+    }
+  });
 }
 
 /** Splits a line of text into words as a shell would for simple quoting: `config:set a K="two words"`. */

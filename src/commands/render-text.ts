@@ -98,7 +98,7 @@ export function renderText(result: Result): string {
     case 'config': {
       const vars = Object.entries(data as Record<string, string>).sort(([a], [b]) => a.localeCompare(b));
       if (!vars.length) return 'No config vars.';
-      return table(vars.map(([k, v]) => [`${k}:`, v]));
+      return table(vars.map(([k, v]) => [`${k}:`, v])) + (result.note ? `\n(${result.note})` : '');
     }
     case 'diff': {
       const diffs = data as DiffView[];

@@ -1,4 +1,4 @@
-import { EntitySchema } from 'typeorm';
+import { EntitySchema, type ValueTransformer } from 'typeorm';
 
 /** Permissions, weakest first: each includes the ones before it. */
 export const PERMISSIONS = ['view', 'deploy', 'operate', 'manage'] as const;
@@ -205,6 +205,28 @@ export interface Runner {
 const id = { type: Number, primary: true, generated: 'increment' } as const;
 const createdAt = { type: 'timestamptz', name: 'created_at', createDate: true } as const;
 
+/**
+ * For text flowops stores but did not write: build, release phase and test
+ * output, errors, event messages quoting PR titles. Postgres cannot hold NUL in
+ * text, and a repository's code can print one; it is stored as U+FFFD instead
+ * of failing the write (which left a release pending for ever).
+ */
+const outsideText: ValueTransformer = {
+  to: (value: unknown) => (typeof value === 'string' && value.includes('\0') ? value.replaceAll('\0', '\uFFFD') : value),
+  from: (value: unknown) => value,
+};
+
+/** The same for JSON that quotes outside text (an operation's per-target errors, event data). */
+const outsideJson: ValueTransformer = {
+  to: function clean(value: unknown): unknown {
+    if (typeof value === 'string') return outsideText.to(value);
+    if (Array.isArray(value)) return value.map(clean);
+    if (value && typeof value === 'object' && !(value instanceof Date)) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, clean(v)]));
+    return value;
+  },
+  from: (value: unknown) => value,
+};
+
 export const UserEntity = new EntitySchema<User>({
   name: 'User',
   tableName: 'users',
@@ -281,7 +303,7 @@ export const ReviewAppEntity = new EntitySchema<ReviewApp>({
     fork: { type: 'boolean', default: false },
     status: { type: 'text' },
     appName: { type: 'text', name: 'app_name' },
-    error: { type: 'text', nullable: true },
+    error: { type: 'text', nullable: true, transformer: outsideText },
     lastPushAt: { type: 'timestamptz', name: 'last_push_at' },
     createdAt,
     updatedAt: { type: 'timestamptz', name: 'updated_at', updateDate: true },
@@ -298,7 +320,7 @@ export const TestRunEntity = new EntitySchema<TestRun>({
     commit: { type: 'text' },
     branch: { type: 'text', nullable: true },
     status: { type: 'text' },
-    output: { type: 'text', default: '' },
+    output: { type: 'text', default: '', transformer: outsideText },
     runnerId: { type: 'text', name: 'runner_id', nullable: true },
     createdAt,
     updatedAt: { type: 'timestamptz', name: 'updated_at', updateDate: true },
@@ -351,7 +373,7 @@ export const BuildEntity = new EntitySchema<Build>({
     pipelineId: { type: Number, name: 'pipeline_id' },
     commit: { type: 'text' },
     status: { type: 'text' },
-    output: { type: 'text', default: '' },
+    output: { type: 'text', default: '', transformer: outsideText },
     slugId: { type: 'text', name: 'slug_id', nullable: true },
     operationId: { type: Number, name: 'operation_id', nullable: true },
     createdAt,
@@ -368,9 +390,9 @@ export const ReleaseEntity = new EntitySchema<Release>({
     slugId: { type: 'text', name: 'slug_id', nullable: true },
     commit: { type: 'text', nullable: true },
     config: { type: 'jsonb' },
-    description: { type: 'text' },
+    description: { type: 'text', transformer: outsideText },
     status: { type: 'text' },
-    output: { type: 'text', default: '' },
+    output: { type: 'text', default: '', transformer: outsideText },
     operationId: { type: Number, name: 'operation_id', nullable: true },
     createdAt,
     updatedAt: { type: 'timestamptz', name: 'updated_at', updateDate: true },
@@ -386,9 +408,9 @@ export const OperationEntity = new EntitySchema<Operation>({
     pipelineId: { type: Number, name: 'pipeline_id', nullable: true },
     status: { type: 'text' },
     actorId: { type: Number, name: 'actor_id' },
-    description: { type: 'text' },
-    targets: { type: 'jsonb', default: [] },
-    error: { type: 'text', nullable: true },
+    description: { type: 'text', transformer: outsideText },
+    targets: { type: 'jsonb', default: [], transformer: outsideJson },
+    error: { type: 'text', nullable: true, transformer: outsideText },
     runnerId: { type: 'text', name: 'runner_id' },
     createdAt,
     updatedAt: { type: 'timestamptz', name: 'updated_at', updateDate: true },
@@ -406,8 +428,8 @@ export const EventEntity = new EntitySchema<FlowEvent>({
     operationId: { type: Number, name: 'operation_id', nullable: true },
     actor: { type: 'text', nullable: true },
     via: { type: 'text' },
-    message: { type: 'text' },
-    data: { type: 'jsonb', default: {} },
+    message: { type: 'text', transformer: outsideText },
+    data: { type: 'jsonb', default: {}, transformer: outsideJson },
     createdAt,
   },
 });

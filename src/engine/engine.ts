@@ -39,15 +39,20 @@ import { log } from '../log.ts';
 import type { Platform, ReleaseSpec } from '../platform/platform.ts';
 import { isGitUrl } from '../source/local-git.ts';
 import type { OpenSource } from '../source/open-source.ts';
-import { hasCommitStatuses, type Commit, type Source } from '../source/source.ts';
+import { assertRef, hasCommitStatuses, type Commit, type Source } from '../source/source.ts';
 import { REQUIRED, isPermission, permits, type Actor } from './access.ts';
 import { AppLocks } from './app-lock.ts';
 import { Outbox } from './outbox.ts';
 import { Conflict, InvalidInput, NotFound, PermissionDenied, Unauthenticated } from './errors.ts';
+import { MAX_CONFIG_BYTES, checkConfigValue, configSize, formatBytes, isCount } from './input.ts';
 
 const NAME = /^[a-z][a-z0-9-]{2,29}$/;
 const USER_NAME = /^[a-z][a-z0-9._-]{1,38}$/;
 const CONFIG_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** A Slack channel id (public, private, direct): what a feed is kept by. */
+const CHANNEL = /^[CGD][A-Z0-9]{2,20}$/;
+/** What `config` shows in place of a value the reader may not see: the same for every value, so not even its length shows. */
+export const MASKED_VALUE = '********';
 const DOWNSTREAM: Partial<Record<Stage, Stage>> = { development: 'staging', staging: 'production' };
 const STAGE_ORDER: Record<Stage, number> = { development: 0, review: 1, staging: 2, production: 3, test: 4 };
 /** A runner whose heartbeat is older than this is taken for dead, wherever it ran. */
@@ -118,25 +123,44 @@ interface AppJson {
   environments?: { review?: { env?: AppJson['env'] } };
 }
 
+const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+
 /**
  * A review app's config vars, as Heroku sets them: app.json `env` (a
  * `generator: secret` gets a random value), `environments.review.env` over it,
  * and HEROKU_APP_NAME, HEROKU_BRANCH, HEROKU_PR_NUMBER (with FLOW_* twins).
+ * app.json comes from the repository, so it gets the same checks as
+ * `config:set` (names, values, 32 KB); InvalidInput says what to fix in it.
  */
 export function reviewConfig(appJson: AppJson, review: { app: string; branch: string; pr: number }): Record<string, string> {
   const config: Record<string, string> = {};
-  const apply = (env: AppJson['env']) => {
-    for (const [key, spec] of Object.entries(env ?? {})) {
-      if (typeof spec === 'string') config[key] = spec;
-      else if (spec.generator === 'secret') config[key] = randomBytes(32).toString('hex');
-      else if (spec.value !== undefined) config[key] = spec.value;
+  const apply = (env: unknown, where: string) => {
+    if (env === undefined) return;
+    if (!isObject(env)) throw new InvalidInput(`app.json ${where} must be an object of config vars`);
+    for (const [key, spec] of Object.entries(env)) {
+      if (!CONFIG_KEY.test(key)) throw new InvalidInput(`app.json ${where}: "${key.slice(0, 60)}" is not a valid config var name (letters, digits and "_", not starting with a digit)`);
+      let value: string;
+      if (typeof spec === 'string' || typeof spec === 'number' || typeof spec === 'boolean') value = String(spec);
+      else if (isObject(spec) && spec.generator === 'secret') value = randomBytes(32).toString('hex');
+      else if (isObject(spec) && ['string', 'number', 'boolean'].includes(typeof spec.value)) value = String(spec.value);
+      else if (isObject(spec) && spec.value === undefined) continue;
+      else throw new InvalidInput(`app.json ${where}.${key} must be a string, or {"value": "..."}, or {"generator": "secret"}`);
+      try {
+        checkConfigValue(key, value);
+      } catch (err) {
+        throw err instanceof InvalidInput ? new InvalidInput(`app.json ${where}: ${err.message}`) : err;
+      }
+      config[key] = value;
     }
   };
-  apply(appJson.env);
-  apply(appJson.environments?.review?.env);
+  apply(appJson.env, 'env');
+  const reviewEnvironment = isObject(appJson.environments) && isObject(appJson.environments.review) ? appJson.environments.review : {};
+  apply(reviewEnvironment.env, 'environments.review.env');
   for (const prefix of ['HEROKU', 'FLOW']) {
     Object.assign(config, { [`${prefix}_APP_NAME`]: review.app, [`${prefix}_BRANCH`]: review.branch, [`${prefix}_PR_NUMBER`]: String(review.pr) });
   }
+  const size = configSize(config);
+  if (size > MAX_CONFIG_BYTES) throw new InvalidInput(`app.json's config vars come to ${formatBytes(size)}; an app's config vars are limited to 32 KB (${formatBytes(MAX_CONFIG_BYTES)})`);
   return config;
 }
 
@@ -346,7 +370,11 @@ export class Engine {
     if (!token) throw new Unauthenticated('no token: set FLOW_TOKEN to your flowops token (an admin creates one with `users:create <you>`)');
     const found = await this.db.getRepository(TokenEntity).findOneBy({ hash: hashToken(token) });
     const user = found ? await this.db.getRepository(UserEntity).findOneBy({ id: found.userId }) : null;
-    if (!user) throw new Unauthenticated('this token is not valid: check FLOW_TOKEN (an admin can issue a new one with `users:create <you>`)');
+    if (!user) {
+      // Worth an audit line, which says nothing of the token: a near miss would give most of it away.
+      log.warn({ via }, 'authentication failed: unknown token');
+      throw new Unauthenticated('this token is not valid: check FLOW_TOKEN (an admin can issue a new one with `users:create <you>`)');
+    }
     return { id: user.id, name: user.name, admin: user.admin, via };
   }
 
@@ -442,6 +470,7 @@ export class Engine {
   /** Makes `channel` a feed of the pipeline for the given operation kinds (all when none). */
   async subscribe(actor: Actor, pipelineName: string, channel: string, events: string[]): Promise<{ pipeline: string; channel: string; events: string[] }> {
     const pipeline = await this.authorize(actor, pipelineName, 'operate', `subscribe ${pipelineName}`);
+    assertChannel(channel);
     const unknown = events.filter((e) => !(FEED_EVENTS as readonly string[]).includes(e));
     if (unknown.length) throw new InvalidInput(`${unknown.join(', ')} ${unknown.length === 1 ? 'is' : 'are'} not a feed event: use ${FEED_EVENTS.join(', ')}, or none for all`);
     const chosen = events.length ? [...new Set(events)] : [...FEED_EVENTS];
@@ -454,6 +483,7 @@ export class Engine {
 
   async unsubscribe(actor: Actor, pipelineName: string, channel: string): Promise<{ pipeline: string; channel: string }> {
     const pipeline = await this.authorize(actor, pipelineName, 'operate', `unsubscribe ${pipelineName}`);
+    assertChannel(channel);
     await this.transaction(async (m) => {
       const removed = await m.delete(SubscriptionEntity, { pipelineId: pipeline.id, channel });
       if (!removed.affected) throw new NotFound(`this channel is not a feed of ${pipeline.name}`);
@@ -464,6 +494,7 @@ export class Engine {
 
   /** The feeds of a channel, among the pipelines the actor can see. */
   async subscriptions(actor: Actor, channel: string): Promise<{ pipeline: string; events: string[] }[]> {
+    assertChannel(channel);
     const visible = new Set((await this.listPipelines(actor)).map((p) => p.name));
     const rows: { pipeline: string; events: string[] }[] = await this.db.query(
       'SELECT p.name AS pipeline, s.events FROM subscriptions s JOIN pipelines p ON p.id = s.pipeline_id WHERE s.channel = $1 ORDER BY p.name',
@@ -520,7 +551,13 @@ export class Engine {
   async createPipeline(actor: Actor, input: { name: string; repo: string; branch?: string }): Promise<Pipeline> {
     if (!actor.admin) throw new PermissionDenied('`pipelines:create` needs an admin: a pipeline runs code from a repository on this server; ask an admin to create it');
     if (!NAME.test(input.name)) throw new InvalidInput(`"${input.name}" is not a valid pipeline name: 3 to 30 lowercase letters, digits or "-", starting with a letter`);
+    if (input.repo.startsWith('-')) throw new InvalidInput(`--repo cannot start with "-" (git would read it as an option): give a path like ./${input.repo.slice(0, 60)} or a git URL`);
+    // The repository is shown to everyone with view and kept in the audit trail: no password in it.
+    if (/^[a-z][a-z0-9+.-]*:\/\/[^/@\s]*:[^/@\s]*@/i.test(input.repo)) {
+      throw new InvalidInput('--repo must not carry a password (user:password@): everyone who can view the pipeline sees its repository. Use an SSH URL with a deploy key, a git credential helper, or github:owner/name with GITHUB_TOKEN');
+    }
     const branch = input.branch ?? 'main';
+    assertRef(branch);
     const source = await this.options.openSource(input.repo);
     const repo = input.repo.startsWith('github:') || isGitUrl(input.repo) ? input.repo : path.resolve(input.repo);
     await source.resolve(branch).catch((err: unknown) => {
@@ -536,7 +573,12 @@ export class Engine {
 
   /** Points an existing pipeline at a GitHub repository (`owner/name`). */
   async connectPipeline(actor: Actor, pipelineName: string, repository: string): Promise<{ name: string; repo: string; branch: string }> {
-    const pipeline = await this.authorize(actor, pipelineName, REQUIRED.manageApps, `pipelines:connect ${pipelineName}`);
+    const pipeline = await this.authorize(actor, pipelineName, REQUIRED.read, `pipelines:connect ${pipelineName}`);
+    // Where the code comes from decides what runs on this server: as with pipelines:create, only an admin says so.
+    if (!actor.admin) {
+      log.warn({ pipeline: pipeline.name, actor: actor.name }, 'pipelines:connect denied');
+      throw new PermissionDenied(`\`pipelines:connect ${pipeline.name}\` needs an admin: the pipeline's repository is code that runs on this server; ask an admin to connect it`);
+    }
     if (!/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/.test(repository)) throw new InvalidInput(`"${repository}" is not a GitHub repository: write owner/name`);
     const repo = `github:${repository}`;
     const source = await this.options.openSource(repo);
@@ -706,9 +748,23 @@ export class Engine {
 
   // ---------------------------------------------------------------- config vars
 
-  async config(actor: Actor, appName: string): Promise<Record<string, string>> {
-    const { app } = await this.authorizeApp(actor, appName, REQUIRED.read, `config ${appName}`);
-    return app.config;
+  /**
+   * An app's config vars. Values need deploy on the pipeline (as setting them
+   * does); with less, and always in a chat front, every value is MASKED_VALUE
+   * and `hidden` says why.
+   */
+  async config(actor: Actor, appName: string): Promise<{ vars: Record<string, string>; hidden: string | null }> {
+    const { app, pipeline } = await this.authorizeApp(actor, appName, REQUIRED.read, `config ${appName}`);
+    const held = await this.permissionOf(actor, pipeline.id);
+    let hidden: string | null = null;
+    if (!permits(held, REQUIRED.config)) {
+      hidden = `Values are masked: they need ${REQUIRED.config} on ${pipeline.name}; you have ${held}. Ask an admin: \`access:add ${pipeline.name} ${actor.name} ${REQUIRED.config}\``;
+    } else if (actor.via === 'slack') {
+      // Chat messages outlive the moment and travel through Slack: secrets stay out of them.
+      hidden = `Values are masked: flowops never shows config values in Slack; use the CLI: \`flowops config ${app.name}\``;
+    }
+    const vars = hidden ? Object.fromEntries(Object.keys(app.config).map((key) => [key, MASKED_VALUE])) : app.config;
+    return { vars, hidden };
   }
 
   /** Sets config vars: stored at once, then a new release runs with them. */
@@ -717,16 +773,26 @@ export class Engine {
     const keys = Object.keys(vars);
     if (!keys.length) throw new InvalidInput('give at least one KEY=value: `config:set ' + app.name + ' KEY=value`');
     const bad = keys.find((k) => !CONFIG_KEY.test(k));
-    if (bad !== undefined) throw new InvalidInput(`"${bad}" is not a valid config var name: letters, digits and "_", not starting with a digit`);
-    return this.changeConfig(actor, app, pipeline, `Set ${keys.join(', ')} config vars`, (m) =>
-      m.createQueryBuilder().update(AppEntity).set({ config: () => 'config || :vars::jsonb' }).setParameter('vars', JSON.stringify(vars)).where('id = :id', { id: app.id }).execute(),
-    );
+    if (bad !== undefined) throw new InvalidInput(`"${bad.slice(0, 60)}" is not a valid config var name: letters, digits and "_", not starting with a digit`);
+    for (const key of keys) checkConfigValue(key, vars[key]!);
+    return this.changeConfig(actor, app, pipeline, `Set ${keys.join(', ')} config vars`, async (m) => {
+      // Measured on the row as locked in this transaction, so concurrent config:sets cannot add up past the limit.
+      const [row] = (await m.query('SELECT config FROM apps WHERE id = $1 FOR UPDATE', [app.id])) as [{ config: Record<string, string> }];
+      const size = configSize({ ...row.config, ...vars });
+      if (size > MAX_CONFIG_BYTES) {
+        throw new InvalidInput(
+          `config vars are limited to 32 KB per app (${formatBytes(MAX_CONFIG_BYTES)}, keys and values together); ${app.name} uses ${formatBytes(configSize(row.config))} and this would make it ${formatBytes(size)}. Nothing was changed: unset vars you no longer need (\`config:unset ${app.name} KEY\`), or keep large files out of config`,
+        );
+      }
+      await m.createQueryBuilder().update(AppEntity).set({ config: () => 'config || :vars::jsonb' }).setParameter('vars', JSON.stringify(vars)).where('id = :id', { id: app.id }).execute();
+    });
   }
 
   async unsetConfig(actor: Actor, appName: string, keys: string[]): Promise<OperationView> {
     const { app, pipeline } = await this.authorizeApp(actor, appName, REQUIRED.config, `config:unset ${appName}`);
     if (!keys.length) throw new InvalidInput('name at least one config var: `config:unset ' + app.name + ' KEY`');
-    const missing = keys.filter((k) => !(k in app.config));
+    // Own keys only: `toString` or `__proto__` is "in" any object, but not set on the app.
+    const missing = keys.filter((k) => !Object.hasOwn(app.config, k));
     if (missing.length) throw new NotFound(`${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} not set on ${app.name}; see \`config ${app.name}\``);
     return this.changeConfig(actor, app, pipeline, `Remove ${keys.join(', ')} config vars`, (m) =>
       m.createQueryBuilder().update(AppEntity).set({ config: () => 'config - :keys::text[]' }).setParameter('keys', keys).where('id = :id', { id: app.id }).execute(),
@@ -781,6 +847,9 @@ export class Engine {
   // ---------------------------------------------------------------- operations
 
   async operation(actor: Actor, id: number, afterEvent = '0'): Promise<{ operation: OperationView; events: FlowEvent[] }> {
+    // Ids are Postgres integers, event ids bigints: a larger number names nothing (and would fail the query).
+    if (!isCount(id)) throw new NotFound(`no operation ${String(id).slice(0, 30)}`);
+    if (!/^\d{1,18}$/.test(afterEvent)) throw new InvalidInput('`after` is an event id: a whole number of at most 18 digits');
     const op = await this.db.getRepository(OperationEntity).findOneBy({ id });
     if (!op) throw new NotFound(`no operation ${id}`);
     const pipeline = op.pipelineId ? await this.db.getRepository(PipelineEntity).findOneBy({ id: op.pipelineId }) : null;
@@ -1020,6 +1089,7 @@ export class Engine {
 
   async setAutodeploy(actor: Actor, pipelineName: string, setting: { branch: string; stage?: string; waitForCi?: boolean } | null): Promise<{ pipeline: string; autodeploy: Pipeline['autodeploy'] }> {
     const pipeline = await this.authorize(actor, pipelineName, REQUIRED.manageApps, `autodeploy:${setting ? 'enable' : 'disable'} ${pipelineName}`);
+    if (setting) assertRef(setting.branch);
     const autodeploy = setting ? { branch: setting.branch, stage: parseStage(setting.stage ?? 'staging'), waitForCi: !!setting.waitForCi } : null;
     if (autodeploy?.waitForCi && !pipeline.ciEnabled) throw new InvalidInput(`--wait-for-ci needs CI on ${pipeline.name}: run \`ci:enable ${pipeline.name}\` first`);
     await this.transaction(async (m) => {
@@ -1191,9 +1261,9 @@ export class Engine {
 
   async setReviewApps(actor: Actor, pipelineName: string, settings: Partial<ReviewAppSettings> | null): Promise<{ pipeline: string; reviewApps: ReviewAppSettings | null }> {
     const pipeline = await this.authorize(actor, pipelineName, REQUIRED.manageApps, `reviewapps:${settings ? 'enable' : 'disable'} ${pipelineName}`);
-    if (settings && !pipeline.repo.startsWith('github:')) throw new InvalidInput(`review apps follow pull requests on GitHub: connect ${pipeline.name} to a repository with --repo github:owner/name`);
     const staleDays = settings?.staleDays ?? 5;
-    if (!Number.isInteger(staleDays) || staleDays < 1) throw new InvalidInput('--stale-days must be a whole number of days, 1 or more');
+    if (!Number.isInteger(staleDays) || staleDays < 1 || staleDays > 30) throw new InvalidInput('--stale-days must be a whole number of days from 1 to 30 (as on Heroku)');
+    if (settings && !pipeline.repo.startsWith('github:')) throw new InvalidInput(`review apps follow pull requests on GitHub: connect ${pipeline.name} to a repository with --repo github:owner/name`);
     const reviewApps = settings ? { autodeploy: !!settings.autodeploy, autodestroy: !!settings.autodestroy, staleDays, waitForCi: !!settings.waitForCi } : null;
     if (reviewApps?.waitForCi && !pipeline.ciEnabled) throw new InvalidInput(`--wait-for-ci needs CI on ${pipeline.name}: run \`ci:enable ${pipeline.name}\` first`);
     await this.transaction(async (m) => {
@@ -1304,9 +1374,16 @@ export class Engine {
     } catch {
       return this.setReviewAppStatus(pipeline, row, 'errored', 'app.json is not valid JSON');
     }
+    if (!isObject(appJson as unknown)) return this.setReviewAppStatus(pipeline, row, 'errored', 'app.json must be a JSON object');
     if (first) {
+      let config: Record<string, string>;
+      try {
+        config = reviewConfig(appJson, { app: row.appName, branch: row.branch, pr: row.pr });
+      } catch (err) {
+        if (err instanceof InvalidInput) return this.setReviewAppStatus(pipeline, row, 'errored', err.message);
+        throw err;
+      }
       await this.setReviewAppStatus(pipeline, row, 'creating');
-      const config = reviewConfig(appJson, { app: row.appName, branch: row.branch, pr: row.pr });
       await this.transaction(async (m) => {
         await m.insert(AppEntity, { name: row.appName, pipelineId: pipeline.id, stage: 'review', config });
         await this.emit(m, { type: 'app.created', pipeline: pipeline.name, app: row.appName, actor: actor.name, via: actor.via, message: `Review app ${row.appName} created for #${row.pr}`, data: { stage: 'review' } });
@@ -1316,7 +1393,7 @@ export class Engine {
     const done = await this.outcome(op.id);
     if (done.status !== 'succeeded') return this.setReviewAppStatus(pipeline, row, 'errored', done.error ?? done.targets[0]?.error ?? 'the deploy failed');
     const postdeploy = typeof appJson.scripts?.postdeploy === 'string' ? appJson.scripts.postdeploy : appJson.scripts?.postdeploy?.command;
-    if (first && postdeploy) {
+    if (first && typeof postdeploy === 'string' && postdeploy) {
       const app = await this.db.getRepository(AppEntity).findOneByOrFail({ name: row.appName });
       const release = await this.db.getRepository(ReleaseEntity).findOneByOrFail({ id: app.currentReleaseId! });
       const result = await this.platform.runCommand(release.slugId!, postdeploy, app.config, () => undefined);
@@ -1337,8 +1414,8 @@ export class Engine {
       const release = app.currentReleaseId ? await this.db.getRepository(ReleaseEntity).findOneBy({ id: app.currentReleaseId }) : null;
       const source = await this.source(pipeline);
       const appJson = JSON.parse((release?.commit ? await source.readFile(release.commit, 'app.json').catch(() => null) : null) ?? '{}') as AppJson;
-      const predestroy = appJson.scripts?.['pr-predestroy'];
-      if (predestroy && release?.slugId) await this.platform.runCommand(release.slugId, predestroy, app.config, () => undefined);
+      const predestroy = (appJson as AppJson | null)?.scripts?.['pr-predestroy'];
+      if (typeof predestroy === 'string' && predestroy && release?.slugId) await this.platform.runCommand(release.slugId, predestroy, app.config, () => undefined);
       await this.removeApp({ ...SYSTEM, name: actor.name, via: actor.via }, app, pipeline);
     }
     await this.setReviewAppStatus(pipeline, row, 'deleted');
@@ -1449,6 +1526,11 @@ function releaseView(r: Release, currentReleaseId: number | null): ReleaseView {
 
 function describeTargets(targets: App[], stage: Stage): string {
   return `${targets.map((t) => t.name).join(', ')} (${stage})`;
+}
+
+/** A feed is a Slack channel, named by its id (in Slack, a #channel mention becomes one). */
+function assertChannel(channel: string): void {
+  if (!CHANNEL.test(channel)) throw new InvalidInput(`"${channel.slice(0, 60)}" is not a Slack channel id (like C0123ABCD): give --channel the channel's id, or in Slack mention the #channel`);
 }
 
 /** Accepts the stage names and the aliases `prod`, `stg`, `dev`. */

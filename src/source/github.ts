@@ -3,9 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { createAppAuth } from '@octokit/auth-app';
 import { Octokit, RequestError } from 'octokit';
-import { ExternalServiceError, InvalidInput, NotFound } from '../engine/errors.ts';
+import { ExternalServiceError, NotFound } from '../engine/errors.ts';
 import { runOrThrow } from '../exec.ts';
-import { HostWriteFailed, type Commit, type CommitState, type CommitStatuses, type DeploymentState, type Deployments, type Source } from './source.ts';
+import { assertRef, HostWriteFailed, type Commit, type CommitState, type CommitStatuses, type DeploymentState, type Deployments, type Source } from './source.ts';
 
 /** Statuses and deployments are retried by their outbox, with back-off, not inside the call (where a retry would hold up every status behind it). */
 const WRITE = { request: { retries: 0 } };
@@ -86,7 +86,7 @@ export class GitHubSource implements Source, CommitStatuses, Deployments {
   }
 
   async resolve(ref: string): Promise<string> {
-    if (!/^[A-Za-z0-9_][A-Za-z0-9_./-]*$/.test(ref)) throw new InvalidInput(`"${ref}" is not a branch, tag or commit name`);
+    assertRef(ref);
     try {
       const { data } = await this.octokit.rest.repos.getCommit({ owner: this.repo.owner, repo: this.repo.name, ref });
       return data.sha;

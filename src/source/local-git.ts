@@ -4,7 +4,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { InvalidInput, NotFound } from '../engine/errors.ts';
 import { run, runOrThrow } from '../exec.ts';
-import type { Commit, Source } from './source.ts';
+import { assertRef, assertSha, type Commit, type Source } from './source.ts';
 
 const SEP = '\x1f';
 
@@ -16,11 +16,16 @@ export function isGitUrl(repo: string): boolean {
 /**
  * A git repository on this machine, or a URL mirrored into the data dir and fetched
  * before every read, so deploys and diffs see the newest commits.
+ *
+ * No operand reaches git where it could be read as an option: repositories and
+ * refs starting with "-" are refused, shas must be shas, and every operand
+ * follows `--` (clone) or `--end-of-options` (commands that take revisions).
  */
 export class LocalGitSource implements Source {
   private constructor(private readonly gitDir: string, private readonly url: string | null) {}
 
   static async open(repo: string, cacheDir: string): Promise<LocalGitSource> {
+    if (repo.startsWith('-')) throw new InvalidInput(`"${repo.slice(0, 60)}" cannot be a repository: git would read a leading "-" as an option; write ./${repo.slice(0, 60)} for a path`);
     if (!isGitUrl(repo)) {
       const dir = path.resolve(repo);
       const probe = await run('git', ['-C', dir, 'rev-parse', '--git-dir']);
@@ -32,7 +37,7 @@ export class LocalGitSource implements Source {
     const mirror = path.join(cacheDir, createHash('sha256').update(repo).digest('hex').slice(0, 16) + '.git');
     if (!existsSync(mirror)) {
       await mkdir(cacheDir, { recursive: true });
-      const cloned = await run('git', ['clone', '--quiet', '--mirror', repo, mirror]);
+      const cloned = await run('git', ['clone', '--quiet', '--mirror', '--', repo, mirror]);
       if (cloned.code !== 0) throw new InvalidInput(`could not clone ${repo}: ${cloned.output.trim()}`);
     }
     return new LocalGitSource(mirror, repo);
@@ -47,29 +52,32 @@ export class LocalGitSource implements Source {
   }
 
   async resolve(ref: string): Promise<string> {
-    // A ref is never an option: "-" first would reach git as a flag.
-    if (!/^[A-Za-z0-9_][A-Za-z0-9_./-]*$/.test(ref)) throw new InvalidInput(`"${ref}" is not a branch, tag or commit name`);
+    assertRef(ref);
     await this.fetch();
-    const result = await run('git', ['-C', this.gitDir, 'rev-parse', '--verify', '--quiet', `${ref}^{commit}`]);
+    const result = await run('git', ['-C', this.gitDir, 'rev-parse', '--verify', '--quiet', '--end-of-options', `${ref}^{commit}`]);
     if (result.code !== 0) throw new NotFound(`no branch, tag or commit "${ref}" in the pipeline's repository`);
     return result.output.trim();
   }
 
   async extract(sha: string, dir: string): Promise<void> {
-    const archive = await run('sh', ['-c', 'git -C "$1" archive --format=tar "$2" | tar -x -C "$3"', 'sh', this.gitDir, sha, dir]);
+    assertSha(sha);
+    const archive = await run('sh', ['-c', 'git -C "$1" archive --format=tar --end-of-options "$2" | tar -x -C "$3"', 'sh', this.gitDir, sha, dir]);
     if (archive.code !== 0) throw new Error(`git archive ${sha} failed: ${archive.output.trim()}`);
   }
 
   async readFile(sha: string, file: string): Promise<string | null> {
-    const shown = await run('git', ['-C', this.gitDir, 'show', `${sha}:${file}`]);
+    assertSha(sha);
+    const shown = await run('git', ['-C', this.gitDir, 'show', '--end-of-options', `${sha}:${file}`]);
     return shown.code === 0 ? shown.output : null;
   }
 
   async log(base: string | null, head: string, limit: number): Promise<{ ahead: number; commits: Commit[] }> {
+    if (base !== null) assertSha(base);
+    assertSha(head);
     await this.fetch();
     const range = base ? [`${base}..${head}`] : [head];
-    const ahead = Number((await this.git(['rev-list', '--count', ...range])).trim());
-    const raw = await this.git(['log', `--max-count=${limit}`, `--format=%H${SEP}%aI${SEP}%an${SEP}%s`, ...range]);
+    const ahead = Number((await this.git(['rev-list', '--count', '--end-of-options', ...range])).trim());
+    const raw = await this.git(['log', `--max-count=${limit}`, `--format=%H${SEP}%aI${SEP}%an${SEP}%s`, '--end-of-options', ...range]);
     const commits = raw
       .split('\n')
       .filter(Boolean)

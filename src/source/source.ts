@@ -1,4 +1,20 @@
-import { ExternalServiceError } from '../engine/errors.ts';
+import { ExternalServiceError, InvalidInput } from '../engine/errors.ts';
+
+/**
+ * Refuses a ref (branch, tag, sha) that git could read as an option (a leading
+ * "-") or that holds anything but the characters branch names use in practice.
+ */
+export function assertRef(ref: string): void {
+  if (ref.startsWith('-')) throw new InvalidInput(`"${ref.slice(0, 60)}" is not a branch, tag or commit name: a name cannot start with "-"`);
+  if (!/^[A-Za-z0-9_][A-Za-z0-9_./-]{0,254}$/.test(ref)) {
+    throw new InvalidInput(`"${ref.slice(0, 60)}" is not a branch, tag or commit name: use letters, digits, "_", ".", "/" and "-" (at most 255)`);
+  }
+}
+
+/** Refuses anything but a full commit sha (SHA-1 or SHA-256) where one is expected. */
+export function assertSha(sha: string): void {
+  if (!/^(?:[0-9a-f]{40}|[0-9a-f]{64})$/.test(sha)) throw new InvalidInput(`"${sha.slice(0, 70)}" is not a commit sha`);
+}
 
 /** A commit in a pipeline's source, as `diff` shows it. */
 export interface Commit {
