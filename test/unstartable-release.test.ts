@@ -42,3 +42,24 @@ describe('a release whose processes cannot even start', () => {
     expect(live).toMatchObject({ status: 'succeeded', current: true });
   });
 });
+
+describe('Procfile commands', () => {
+  let t: TestServer;
+
+  beforeAll(async () => {
+    t = await startTestServer();
+  });
+  afterAll(() => t.close());
+
+  it('runs a process type as a shell line, as Heroku does: several commands, then the server', async () => {
+    const repo = await GitRepo.create(path.join(t.dir, 'repo'), { ...webApp('after a preamble'), Procfile: 'web: echo warming up; SUFFIX=" (set inline)" node index.js\n' });
+    await t.cli(['pipelines:create', 'shell', '--repo', repo.dir]);
+    await t.cli(['apps:create', 'shell-staging', '--pipeline', 'shell', '--stage', 'staging']);
+
+    const deployed = await t.cli(['deploy', 'shell', 'to', 'staging']);
+
+    expect(deployed.code).toBe(0);
+    const info = await t.json<{ apps: { url: string }[] }>(['pipelines:info', 'shell']);
+    expect(await (await fetch(info.apps[0]!.url)).text()).toBe('after a preamble (set inline)\n');
+  });
+});

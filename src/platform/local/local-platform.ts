@@ -232,7 +232,7 @@ export class LocalPlatform implements Platform {
         const port = type === 'web' ? await freePort() : null;
         const logFile = path.join(logDir, `v${spec.version}.${type}.log`);
         const env = dynoEnv(spec.config, { DYNO: `${type}.1`, ...(port ? { PORT: String(port) } : {}) });
-        const command = this.sandbox.command({ app, writable: false, env, command: `exec ${spec.procfile[type]}`, outlivesFlowops: true, tag: `${spec.app}/${type}.1` });
+        const command = this.sandbox.command({ app, writable: false, env, command: spec.procfile[type]!, outlivesFlowops: true, tag: `${spec.app}/${type}.1` });
         const pid = await spawnDetached(command, logFile);
         started.push({ type, pid, port });
       }
