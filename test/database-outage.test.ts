@@ -3,11 +3,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli } from '../src/cli/cli.ts';
 import type { OperationView, ReleaseView } from '../src/engine/engine.ts';
 import { freshDatabase } from './helpers/database.ts';
 import { GitRepo, webApp } from './helpers/git-repo.ts';
-import { spawnServer, type ServerProcess } from './helpers/server-process.ts';
+import { cliAt, spawnServer, type ServerProcess } from './helpers/server-process.ts';
 import { TcpProxy } from './helpers/tcp-proxy.ts';
 
 const TOKEN = 'test-admin-token-outage-0123456789';
@@ -20,9 +19,7 @@ describe.skipIf(!process.env.DATABASE_URL)('a database outage while an operation
   let server: ServerProcess;
 
   async function flowops<T>(...argv: string[]): Promise<T> {
-    let out = '';
-    let err = '';
-    await runCli([...argv, '--json'], { out: (t) => (out += t), err: (t) => (err += t), env: { FLOW_URL: server.url, FLOW_TOKEN: TOKEN } });
+    const { out, err } = await cliAt(server.url, TOKEN, [...argv, '--json']);
     if (!out) throw new Error(err);
     return JSON.parse(out) as T;
   }

@@ -4,13 +4,12 @@ import path from 'node:path';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli } from '../src/cli/cli.ts';
 import { processAlive } from '../src/exec.ts';
 import type { AppView, OperationView, ReleaseView } from '../src/engine/engine.ts';
 import { freshDatabase } from './helpers/database.ts';
 import { GitRepo, webApp } from './helpers/git-repo.ts';
 import { processesOf } from './helpers/processes.ts';
-import { killHard, spawnServer, type ServerProcess } from './helpers/server-process.ts';
+import { cliAt, killHard, spawnServer, type ServerProcess } from './helpers/server-process.ts';
 
 describe('a flowops restart in the middle of an operation', () => {
   let dir: string;
@@ -20,9 +19,7 @@ describe('a flowops restart in the middle of an operation', () => {
   const env = () => ({ FLOW_DATA_DIR: dataDir(), PORT: '0', FLOW_ADMIN_TOKEN: 'test-admin-token-0123456789', ...(database.url ? { DATABASE_URL: database.url } : {}) });
 
   async function flowops<T>(...argv: string[]): Promise<T> {
-    let out = '';
-    let err = '';
-    await runCli([...argv, '--json'], { out: (t) => (out += t), err: (t) => (err += t), env: { FLOW_URL: server.url, FLOW_TOKEN: 'test-admin-token-0123456789' } });
+    const { out, err } = await cliAt(server.url, 'test-admin-token-0123456789', [...argv, '--json']);
     if (!out) throw new Error(err);
     return JSON.parse(out) as T;
   }

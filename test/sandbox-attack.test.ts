@@ -5,14 +5,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli } from '../src/cli/cli.ts';
 import { openDatabase } from '../src/db/data-source.ts';
 import { bubblewrapWorks } from '../src/platform/local/sandbox.ts';
 import { freshDatabase } from './helpers/database.ts';
 import { deliver, FakeGitHub, githubSignature, webhookExample } from './helpers/fake-github.ts';
 import { FakeSlack } from './helpers/fake-slack.ts';
 import { GitRepo } from './helpers/git-repo.ts';
-import { spawnServer, type ServerProcess } from './helpers/server-process.ts';
+import { cliAt, spawnServer, type ServerProcess } from './helpers/server-process.ts';
 
 const secret = (prefix = '') => `${prefix}${randomBytes(12).toString('hex')}`;
 
@@ -63,9 +62,7 @@ describe.skipIf(!bubblewrapWorks() && !process.env.CI)('a hostile repository, sa
   const answers: string[] = [];
 
   async function flowops(...argv: string[]): Promise<string> {
-    let out = '';
-    let err = '';
-    await runCli(argv, { out: (t) => (out += `${t}\n`), err: (t) => (err += `${t}\n`), env: { FLOW_URL: server.url, FLOW_TOKEN: secrets.admin } });
+    const { out, err } = await cliAt(server.url, secrets.admin, argv);
     answers.push(out, err);
     return out + err;
   }
@@ -234,9 +231,8 @@ describe('repository code without a sandbox (FLOW_SANDBOX=none)', () => {
     });
     const server = await spawnServer({ FLOW_DATA_DIR: path.join(dir, 'data'), PORT: '0', FLOW_SANDBOX: 'none', SLACK_API_URL: 'http://127.0.0.1:9/api/', ...settings, ...(database.url ? { DATABASE_URL: database.url } : {}) });
     const flowops = async (...argv: string[]) => {
-      let out = '';
-      await runCli(argv, { out: (t) => (out += `${t}\n`), err: (t) => (out += `${t}\n`), env: { FLOW_URL: server.url, FLOW_TOKEN: settings.FLOW_ADMIN_TOKEN } });
-      return out;
+      const { out, err } = await cliAt(server.url, settings.FLOW_ADMIN_TOKEN, argv);
+      return out + err;
     };
     try {
       expect(server.output()).toContain('Sandbox: none (FLOW_SANDBOX=none)');

@@ -6,11 +6,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { PGlite } from '@electric-sql/pglite';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli } from '../src/cli/cli.ts';
 import { freshDatabase } from './helpers/database.ts';
 import { FakeSlack, postToSlackEndpoint, slashCommand } from './helpers/fake-slack.ts';
 import { GitRepo, webApp } from './helpers/git-repo.ts';
-import { spawnServer, type ServerProcess } from './helpers/server-process.ts';
+import { cliAt, spawnServer, type ServerProcess } from './helpers/server-process.ts';
 
 const SLACK_SECRET = 'slack-signing-secret-for-tests';
 const BOT_TOKEN = 'xoxb-1234567890-secret-bot-token';
@@ -40,10 +39,7 @@ describe('secrets never reach the server log, an event or Slack', () => {
     ...(database.url ? { DATABASE_URL: database.url } : {}),
   });
   const flowops = async (argv: string[], token = adminToken) => {
-    let out = '';
-    let err = '';
-    const code = await runCli(argv, { out: (t) => (out += `${t}\n`), err: (t) => (err += `${t}\n`), env: { FLOW_URL: server.url, FLOW_TOKEN: token } });
-    return { code, out, err };
+    return cliAt(server.url, token, argv);
   };
   const flow = async (text: string) => {
     const id = `s${n++}`;

@@ -6,12 +6,11 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runCli } from '../src/cli/cli.ts';
 import { processAlive } from '../src/exec.ts';
 import { freshDatabase } from './helpers/database.ts';
 import { GitRepo, webApp } from './helpers/git-repo.ts';
 import { processesOf } from './helpers/processes.ts';
-import { spawnServer, type ServerProcess } from './helpers/server-process.ts';
+import { cliAt, spawnServer, type ServerProcess } from './helpers/server-process.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
 const TOKEN = 'startup-admin-token-0123456789';
@@ -33,9 +32,8 @@ describe('one flowops per data dir and per port', () => {
   const dataDir = () => path.join(dir, 'data');
   const env = () => ({ FLOW_DATA_DIR: dataDir(), PORT: '0', FLOW_ADMIN_TOKEN: TOKEN, ...(database.url ? { DATABASE_URL: database.url } : {}) });
   const flowops = async (...argv: string[]) => {
-    let out = '';
-    await runCli(argv, { out: (t) => (out += `${t}\n`), err: (t) => (out += `${t}\n`), env: { FLOW_URL: server.url, FLOW_TOKEN: TOKEN } });
-    return out;
+    const { out, err } = await cliAt(server.url, TOKEN, argv);
+    return out + err;
   };
 
   beforeAll(async () => {

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import path from 'node:path';
+import { runCli } from '../../src/cli/cli.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
 
@@ -36,4 +37,12 @@ export async function killHard(server: ServerProcess): Promise<void> {
   const exited = once(server.child, 'exit');
   server.child.kill('SIGKILL');
   await exited;
+}
+
+/** Runs `flowops <argv>` against the server at `url` as `token`, as a person at a terminal would; what it printed, line by line. */
+export async function cliAt(url: string, token: string, argv: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const code = await runCli(argv, { out: (text) => (out += `${text}\n`), err: (text) => (err += `${text}\n`), env: { FLOW_URL: url, FLOW_TOKEN: token } });
+  return { code, out, err };
 }

@@ -1,10 +1,10 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { runCli } from '../../src/cli/cli.ts';
 import { readSettings } from '../../src/config.ts';
 import { startServer, type RunningServer } from '../../src/server/start-server.ts';
 import { freshDatabase } from './database.ts';
+import { cliAt } from './server-process.ts';
 
 export interface TestServer {
   server: RunningServer;
@@ -33,16 +33,7 @@ export async function startTestServer(options: { sharedDatabaseUrl?: string; env
   const server = await startServer(
     readSettings({ PORT: '0', FLOW_DATA_DIR: path.join(dir, 'data'), FLOW_BOOT_TIMEOUT: '20', ...(database.url ? { DATABASE_URL: database.url } : {}), ...options.env }),
   );
-  const cli = async (argv: string[], token = server.admin.token) => {
-    let out = '';
-    let err = '';
-    const code = await runCli(argv, {
-      out: (text) => (out += `${text}\n`),
-      err: (text) => (err += `${text}\n`),
-      env: { FLOW_URL: server.url, FLOW_TOKEN: token },
-    });
-    return { code, out, err };
-  };
+  const cli = (argv: string[], token = server.admin.token) => cliAt(server.url, token, argv);
   return {
     server,
     databaseUrl: database.url,
