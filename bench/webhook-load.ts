@@ -4,6 +4,7 @@
  * every tenth; prints each answer's latency and status as JSON.
  * Args: url secret count concurrency [id prefix].
  */
+import { createHash } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { deliver, githubSignature } from '../test/helpers/fake-github.ts';
 
@@ -15,7 +16,7 @@ let next = 0;
 async function worker(): Promise<void> {
   while (next < ids.length) {
     const id = ids[next++]!;
-    const body = JSON.stringify({ ref: 'refs/heads/main', after: id.padEnd(40, '0').slice(0, 40), repository: { full_name: 'acme/bench' }, pusher: { name: 'bench' } });
+    const body = JSON.stringify({ ref: 'refs/heads/main', after: createHash('sha1').update(id).digest('hex'), repository: { full_name: 'acme/bench' }, pusher: { name: 'bench' } });
     const start = performance.now();
     const res = await deliver(url, 'push', id, body, githubSignature(secret, body));
     await res.arrayBuffer();

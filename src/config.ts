@@ -11,6 +11,8 @@ export interface Settings {
   bootTimeoutMs: number;
   /** FLOW_SANDBOX: `auto` picks bubblewrap when `bwrap` is installed. */
   sandbox: 'auto' | 'bubblewrap' | 'none';
+  /** Bytes of request bodies (GitHub, Slack) buffered before their signature is checked, across the process. */
+  unverifiedBodyBytes: number;
   slack: SlackSettings | null;
   github: { token: string | undefined; apiUrl: string; webhookSecret: string | undefined; app?: { appId: string; privateKey: string; installationId: string } };
 }
@@ -57,6 +59,12 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
   if (sandbox !== 'auto' && sandbox !== 'bubblewrap' && sandbox !== 'none') {
     throw new SettingError(`FLOW_SANDBOX must be auto, bubblewrap or none, got "${sandbox}"; leave it unset for auto (bubblewrap when installed)`);
   }
+  const unverified = z.coerce.number().int().min(25).safeParse(env.FLOW_UNVERIFIED_BODIES_MB ?? '100');
+  if (!unverified.success) {
+    throw new SettingError(
+      `FLOW_UNVERIFIED_BODIES_MB must be a whole number of megabytes, at least 25 (GitHub's largest delivery), got "${env.FLOW_UNVERIFIED_BODIES_MB}"; set FLOW_UNVERIFIED_BODIES_MB=100 or unset it`,
+    );
+  }
   const apiUrl = env.GITHUB_API_URL || 'https://api.github.com';
   if (!/^https?:\/\/[^\s]+$/.test(apiUrl)) throw new SettingError(`GITHUB_API_URL must be an http(s) URL like https://github.example.com/api/v3; got "${apiUrl}"`);
   return {
@@ -68,6 +76,7 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     adminToken,
     bootTimeoutMs: boot.data * 1000,
     sandbox,
+    unverifiedBodyBytes: unverified.data * 2 ** 20,
   };
 }
 

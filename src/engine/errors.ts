@@ -9,7 +9,10 @@ export type ErrorCode =
   | 'conflict'
   | 'invalid_input'
   | 'unauthenticated'
-  | 'external_service_error';
+  | 'external_service_error'
+  | 'payload_too_large'
+  | 'timeout'
+  | 'unavailable';
 
 export class FlowError extends Error {
   constructor(
@@ -57,6 +60,30 @@ export class ExternalServiceError extends FlowError {
   }
 }
 
+/** A request body over the limit of the endpoint it was sent to; the message names the limit. */
+export class PayloadTooLarge extends FlowError {
+  constructor(message: string) {
+    super('payload_too_large', message);
+  }
+}
+
+/** A request whose body did not arrive in time. */
+export class RequestTimeout extends FlowError {
+  constructor(message: string) {
+    super('timeout', message);
+  }
+}
+
+/** flowops cannot take this request now; the sender may try again after `retryAfterSeconds`. */
+export class Unavailable extends FlowError {
+  constructor(
+    message: string,
+    readonly retryAfterSeconds: number,
+  ) {
+    super('unavailable', message);
+  }
+}
+
 export const httpStatusOf: Record<ErrorCode, number> = {
   permission_denied: 403,
   not_found: 404,
@@ -64,4 +91,7 @@ export const httpStatusOf: Record<ErrorCode, number> = {
   invalid_input: 400,
   unauthenticated: 401,
   external_service_error: 502,
+  payload_too_large: 413,
+  timeout: 408,
+  unavailable: 503,
 };

@@ -1,29 +1,23 @@
-import { Webhooks } from '@octokit/webhooks';
-import express, { type Request, type Response } from 'express';
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import type express from 'express';
+import type { Request, Response } from 'express';
 import type { Engine } from '../engine/engine.ts';
+import { FlowError, InvalidInput, Unauthenticated } from '../engine/errors.ts';
 import { log } from '../log.ts';
+import { sendError } from '../server/send-error.ts';
+import type { UnverifiedBodyBudget } from '../server/unverified-body-budget.ts';
+import { parseDelivery, type Delivery } from './parse-delivery.ts';
 
-interface Delivery {
-  id: string;
-  event: string;
-  payload: {
-    repository?: { full_name?: string };
-    ref?: string;
-    after?: string;
-    pusher?: { name?: string };
-    deleted?: boolean;
-    action?: string;
-    number?: number;
-    pull_request?: { title?: string; merged?: boolean; user?: { login?: string }; head: { ref: string; sha: string; repo: { full_name: string } | null } };
-  };
-}
+/** GitHub caps webhook payloads at 25 MB; it never sends more. */
+export const GITHUB_BODY_LIMIT = 25 * 2 ** 20;
 
-/** The event core: what a verified delivery changes. It never sees the HTTP request. */
+const DELIVERY_ID = /^[A-Za-z0-9._-]{1,128}$/;
+const EVENT_NAME = /^[a-z_]{1,64}$/;
+const SIGNATURE = /^sha256=[0-9a-f]{64}$/;
+
+/** The event core: what a verified, well-formed delivery changes. It never sees the HTTP request. */
 async function handleDelivery(engine: Engine, delivery: Delivery): Promise<boolean> {
-  const { payload } = delivery;
-  const branch = delivery.event === 'push' && payload.ref?.startsWith('refs/heads/') && !payload.deleted ? payload.ref.slice(11) : null;
-  const repository = payload.repository?.full_name ?? null;
-  const push = branch && payload.after ? { branch, sha: payload.after, pusher: payload.pusher?.name ?? 'someone' } : undefined;
+  const { push, pullRequest: pr, repository } = delivery;
   const first = await engine.receiveDelivery({ id: delivery.id, event: delivery.event, repository, push });
   // The work a push starts (a test run, an auto-deploy) runs after the answer: GitHub gives up after 10 s.
   if (first && push && repository) {
@@ -31,19 +25,8 @@ async function handleDelivery(engine: Engine, delivery: Delivery): Promise<boole
       engine.onPush(`github:${repository}`, push.branch, push.sha, push.pusher).catch((err: unknown) => log.error({ err, delivery: delivery.id }, 'push not handled'));
     });
   }
-  const pr = delivery.event === 'pull_request' ? payload.pull_request : undefined;
-  if (first && pr && repository && payload.action && payload.number) {
-    const event = {
-      repo: `github:${repository}`,
-      action: payload.action,
-      pr: payload.number,
-      branch: pr.head.ref,
-      sha: pr.head.sha,
-      fork: pr.head.repo?.full_name !== repository,
-      title: pr.title,
-      merged: pr.merged === true,
-      author: pr.user?.login,
-    };
+  if (first && pr && repository) {
+    const event = { repo: `github:${repository}`, ...pr };
     setImmediate(() => {
       engine.onPullRequest(event).catch((err: unknown) => log.error({ err, delivery: delivery.id }, 'pull request not handled'));
     });
@@ -52,42 +35,73 @@ async function handleDelivery(engine: Engine, delivery: Delivery): Promise<boole
 }
 
 /**
- * `POST /github/webhooks`, the HTTP edge (as octokit/webhooks.js keeps it):
- * headers, the signature against GITHUB_WEBHOOK_SECRET, status codes. A
- * forged delivery is refused with nothing done; a redelivery of a delivery id
- * already seen changes nothing.
+ * The headers, checked before a byte of the body is read: a request that is not
+ * even shaped like a GitHub delivery costs nothing.
  */
-export function mountGitHubWebhooks(app: express.Express, engine: Engine, secret: string | undefined): void {
-  const webhooks = secret ? new Webhooks({ secret }) : null;
-  app.post('/github/webhooks', express.text({ type: '*/*', limit: '25mb' }), async (req: Request, res: Response) => {
-    const id = req.get('x-github-delivery');
-    const event = req.get('x-github-event');
-    const signature = req.get('x-hub-signature-256');
-    if (!webhooks) {
-      log.error({ delivery: id }, 'a GitHub webhook arrived but GITHUB_WEBHOOK_SECRET is not set; set it to the webhook secret configured on GitHub');
+function checkHeaders(req: Request): { id: string; event: string; signature: string } {
+  const id = req.get('x-github-delivery');
+  const event = req.get('x-github-event');
+  const signature = req.get('x-hub-signature-256');
+  if (!id || !event || !signature) {
+    throw new InvalidInput('a GitHub delivery needs X-GitHub-Delivery, X-GitHub-Event and X-Hub-Signature-256 headers and a JSON body');
+  }
+  if (!DELIVERY_ID.test(id) || !EVENT_NAME.test(event)) throw new InvalidInput('X-GitHub-Delivery or X-GitHub-Event is not what GitHub sends');
+  if (!SIGNATURE.test(signature)) throw new Unauthenticated('X-Hub-Signature-256 must be sha256= and 64 hex digits');
+  if (!req.is('application/json')) {
+    throw new InvalidInput('the body must be application/json: set the webhook\'s content type to "application/json" on GitHub');
+  }
+  return { id, event, signature };
+}
+
+/** GitHub's signature: HMAC-SHA256 of the body's bytes, exactly as they arrived, with the webhook secret. */
+function signatureMatches(secret: string, parts: Buffer[], signature: string): boolean {
+  const hmac = createHmac('sha256', secret);
+  for (const part of parts) hmac.update(part);
+  const expected = hmac.digest();
+  return timingSafeEqual(expected, Buffer.from(signature.slice(7), 'hex'));
+}
+
+/**
+ * `POST /github/webhooks`, the HTTP edge (as octokit/webhooks.js keeps it):
+ * headers first, then the body (within GitHub's 25 MB and the process's budget
+ * of unverified bytes), the signature against GITHUB_WEBHOOK_SECRET, and the
+ * payload's shape. A forged or malformed delivery is refused with nothing
+ * recorded; a redelivery of a delivery id already seen changes nothing.
+ */
+export function mountGitHubWebhooks(app: express.Express, engine: Engine, secret: string | undefined, budget: UnverifiedBodyBudget): void {
+  app.post('/github/webhooks', async (req: Request, res: Response) => {
+    if (!secret) {
+      log.error({ delivery: req.get('x-github-delivery') }, 'a GitHub webhook arrived but GITHUB_WEBHOOK_SECRET is not set; set it to the webhook secret configured on GitHub');
+      res.set('connection', 'close');
       res.status(503).json({ error: { code: 'not_configured', message: 'GitHub webhooks are not configured on this flowops: set GITHUB_WEBHOOK_SECRET' } });
       return;
     }
-    if (!id || !event || !signature || typeof req.body !== 'string') {
-      res.status(400).json({ error: { code: 'invalid_input', message: 'a GitHub delivery needs X-GitHub-Delivery, X-GitHub-Event and X-Hub-Signature-256 headers and a JSON body' } });
-      return;
-    }
-    if (!(await webhooks.verify(req.body, signature).catch(() => false))) {
-      log.warn({ delivery: id, event }, 'GitHub webhook signature does not match: verify that the webhook secret on GitHub matches GITHUB_WEBHOOK_SECRET');
-      res.status(401).json({ error: { code: 'unauthenticated', message: 'signature does not match' } });
-      return;
-    }
-    let payload: Delivery['payload'];
+    let id: string | undefined;
+    let event: string | undefined;
     try {
-      payload = JSON.parse(req.body) as Delivery['payload'];
-    } catch {
-      res.status(400).json({ error: { code: 'invalid_input', message: 'the body is not JSON' } });
-      return;
-    }
-    try {
-      const first = await handleDelivery(engine, { id, event, payload });
+      const headers = checkHeaders(req);
+      ({ id, event } = headers);
+      const { parts, release } = await budget.read(req, GITHUB_BODY_LIMIT);
+      let verified: boolean;
+      try {
+        verified = signatureMatches(secret, parts, headers.signature);
+      } finally {
+        release();
+      }
+      if (!verified) {
+        log.warn({ delivery: id, event }, 'GitHub webhook signature does not match: verify that the webhook secret on GitHub matches GITHUB_WEBHOOK_SECRET');
+        throw new Unauthenticated('signature does not match');
+      }
+      const delivery = parseDelivery(id, event, Buffer.concat(parts).toString('utf8'));
+      const first = await handleDelivery(engine, delivery);
       res.status(first ? 202 : 200).json(first ? { accepted: true } : { duplicate: true });
     } catch (err) {
+      if (err instanceof FlowError) {
+        if (err.code === 'invalid_input' && id) log.warn({ delivery: id, event, problem: err.message }, 'GitHub delivery refused as malformed; nothing recorded');
+        if (err.code === 'payload_too_large' || err.code === 'unavailable') log.warn({ delivery: id, event, code: err.code }, 'GitHub delivery refused before its signature was checked');
+        sendError(req, res, err);
+        return;
+      }
       log.error({ err, delivery: id, event }, 'GitHub delivery not recorded');
       res.status(500).json({ error: { code: 'internal', message: 'the delivery was not recorded; GitHub may redeliver it' } });
     }

@@ -14,6 +14,7 @@ import { createSlackFront, type SlackFront } from '../slack/slack-app.ts';
 import { bubblewrapWorks, type SandboxMode } from '../platform/local/sandbox.ts';
 import { lockDataDir, StartupError } from './data-dir-lock.ts';
 import { createHttpApp, listen } from './http-server.ts';
+import { UnverifiedBodyBudget } from './unverified-body-budget.ts';
 
 export interface RunningServer {
   engine: Engine;
@@ -27,6 +28,8 @@ export interface RunningServer {
   statuses: GitHubStatusNotifier;
   /** Where repository code runs: `none` when bubblewrap is not installed (FLOW_SANDBOX=auto) or turned off. */
   sandbox: SandboxMode;
+  /** The process's budget of request bytes buffered before their signature is checked. */
+  unverifiedBodies: UnverifiedBodyBudget;
   close(): Promise<void>;
 }
 
@@ -86,9 +89,10 @@ export async function startServer(settings: Settings): Promise<RunningServer> {
     await engine.ensureAdmin(admin.token);
     await engine.start();
     let slack: SlackFront | null = null;
+    const unverifiedBodies = new UnverifiedBodyBudget(settings.unverifiedBodyBytes);
     const app = createHttpApp(engine, (routes) => {
       if (settings.slack) slack = createSlackFront(engine, settings.slack, routes);
-      mountGitHubWebhooks(routes, engine, settings.github.webhookSecret);
+      mountGitHubWebhooks(routes, engine, settings.github.webhookSecret, unverifiedBodies);
     });
     handler = app;
     const front = slack as SlackFront | null;
@@ -104,6 +108,7 @@ export async function startServer(settings: Settings): Promise<RunningServer> {
       slack: front,
       statuses,
       sandbox,
+      unverifiedBodies,
       async close() {
         await closeHttp(server);
         await engine.stop();

@@ -1,0 +1,121 @@
+import { z } from 'zod';
+import { InvalidInput } from '../engine/errors.ts';
+
+/** A branch push, as the event core acts on it. */
+export interface Push {
+  branch: string;
+  sha: string;
+  pusher: string;
+}
+
+/** A pull request event, as the event core acts on it. */
+export interface PullRequestEvent {
+  action: string;
+  pr: number;
+  branch: string;
+  sha: string;
+  fork: boolean;
+  title: string;
+  merged: boolean;
+  author: string | undefined;
+}
+
+/** A verified delivery, reduced to what flowops reads of it. */
+export interface Delivery {
+  id: string;
+  event: string;
+  repository: string | null;
+  push?: Push;
+  pullRequest?: PullRequestEvent;
+}
+
+// Postgres text cannot hold NUL, and every string read here is stored or shown somewhere.
+const text = (max: number) =>
+  z
+    .string()
+    .max(max)
+    .refine((s) => !s.includes('\0'), 'must not contain NUL characters');
+const sha = z.string().regex(/^[0-9a-f]{40}(?:[0-9a-f]{24})?$/, 'must be a commit sha (40 hex digits)');
+const fullName = z.string().regex(/^[A-Za-z0-9_.-]{1,100}\/[A-Za-z0-9_.-]{1,100}$/, 'must be owner/name');
+// What git itself accepts as a ref name (git check-ref-format), so a ref flows on into git and URLs unchanged.
+const refName = z
+  .string()
+  .max(255)
+  .regex(/^[^\0-\x20\x7f~^:?*[\\]+$/, 'must be a git ref name')
+  .refine((r) => !r.startsWith('-') && !r.startsWith('/') && !r.endsWith('/') && !r.endsWith('.') && !r.endsWith('.lock') && !/\.\.|\/\/|@\{|\/\./.test(r), 'must be a git ref name');
+const repository = z.object({ full_name: fullName });
+
+const pushPayload = z.object({
+  ref: refName.refine((r) => r.startsWith('refs/'), 'must start with refs/'),
+  after: sha,
+  deleted: z.boolean().optional(),
+  pusher: z.object({ name: text(255) }).nullish(),
+  repository,
+});
+
+const pullRequestPayload = z.object({
+  action: z.string().regex(/^[a-z_]{1,64}$/, 'must be an action name'),
+  // The limit first: its message names the bound a pull request number has here (Postgres integer).
+  number: z.number().max(2_147_483_647).int().min(1),
+  repository,
+  pull_request: z.object({
+    title: text(1024),
+    merged: z.boolean().nullish(),
+    user: z.object({ login: text(255) }).nullish(),
+    head: z.object({ ref: refName, sha, repo: repository.nullable() }),
+  }),
+});
+
+// Events flowops only records: any JSON object; a repository, if named, named properly.
+const otherPayload = z.object({ repository: repository.nullish() });
+
+/**
+ * Parses a verified delivery's body into what the event core needs, or throws
+ * InvalidInput naming the first field that is not what GitHub sends. GitHub
+ * signed it, but a signature proves who sent it, not that it is well-formed;
+ * nothing is recorded for a delivery this refuses, so a redelivery can still work.
+ */
+export function parseDelivery(id: string, event: string, body: string): Delivery {
+  let json: unknown;
+  try {
+    json = JSON.parse(body);
+  } catch {
+    throw new InvalidInput('the body is not JSON');
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new InvalidInput(`a ${event} delivery's body must be a JSON object`);
+  if (event === 'push') {
+    const payload = check(event, pushPayload, json);
+    const repo = payload.repository.full_name;
+    const branch = payload.ref.startsWith('refs/heads/') && !payload.deleted ? payload.ref.slice(11) : null;
+    return { id, event, repository: repo, push: branch ? { branch, sha: payload.after, pusher: payload.pusher?.name || 'someone' } : undefined };
+  }
+  if (event === 'pull_request') {
+    const payload = check(event, pullRequestPayload, json);
+    const pr = payload.pull_request;
+    const repo = payload.repository.full_name;
+    return {
+      id,
+      event,
+      repository: repo,
+      pullRequest: {
+        action: payload.action,
+        pr: payload.number,
+        branch: pr.head.ref,
+        sha: pr.head.sha,
+        fork: pr.head.repo?.full_name !== repo,
+        title: pr.title,
+        merged: pr.merged === true,
+        author: pr.user?.login,
+      },
+    };
+  }
+  return { id, event, repository: check(event, otherPayload, json).repository?.full_name ?? null };
+}
+
+function check<T>(event: string, schema: z.ZodType<T>, json: unknown): T {
+  const parsed = schema.safeParse(json);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0]!;
+  const field = issue.path.join('.') || 'the body';
+  throw new InvalidInput(`this is not a ${event} delivery as GitHub sends it: ${field}: ${issue.message}`);
+}

@@ -1,0 +1,215 @@
+import http from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readSettings } from '../src/config.ts';
+import { deliver, githubSignature, webhookExample } from './helpers/fake-github.ts';
+import { startTestServer, type TestServer } from './helpers/server.ts';
+
+const GITHUB_SECRET = 'github-webhook-secret-for-tests';
+const MB = 2 ** 20;
+
+interface RawAnswer {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+/**
+ * A POST sent as an attacker sends it, with node:http: the headers (declaring
+ * whatever Content-Length), then only `first` bytes of the body. It resolves
+ * with the answer if one comes while the rest of the body has not been sent;
+ * `send` writes more, `hangUp` ends the connection.
+ */
+function openPost(port: number, path: string, headers: Record<string, string | number>, first = '') {
+  const req = http.request({ port, host: '127.0.0.1', method: 'POST', path, headers });
+  const answer = new Promise<RawAnswer>((resolve, reject) => {
+    req.on('response', (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, body }));
+    });
+    req.on('error', reject);
+  });
+  req.flushHeaders();
+  if (first) req.write(first);
+  return {
+    answer,
+    async send(bytes: number): Promise<void> {
+      const chunk = Buffer.alloc(MB, 0x61);
+      for (let sent = 0; sent < bytes; sent += MB) {
+        if (!req.write(bytes - sent >= MB ? chunk : chunk.subarray(0, bytes - sent))) await new Promise((resolve) => req.once('drain', resolve));
+      }
+    },
+    end: () => req.end(),
+    hangUp: () => req.destroy(),
+  };
+}
+
+const errorOf = (answer: { body: string }) => (JSON.parse(answer.body) as { error: { code: string; message: string } }).error;
+
+async function waitFor(condition: () => boolean | Promise<boolean>, what: string): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if (await condition()) return;
+    await sleep(50);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+describe('GitHub webhooks: what GitHub would never send is refused, cheaply, with nothing recorded', () => {
+  let t: TestServer;
+  const deliveries = async (): Promise<string[]> => ((await t.server.engine.db.query('SELECT id FROM github_deliveries ORDER BY id')) as { id: string }[]).map((r) => r.id);
+  const githubHeaders = (id: string, extra: Record<string, string | number> = {}) => ({
+    'content-type': 'application/json',
+    'x-github-event': 'push',
+    'x-github-delivery': id,
+    'x-hub-signature-256': `sha256=${'0'.repeat(64)}`,
+    ...extra,
+  });
+  const signedPush = () => {
+    const push = webhookExample('push', (e) => typeof e.ref === 'string' && e.ref.startsWith('refs/heads/') && !e.deleted);
+    (push.repository as { full_name: string }).full_name = 'acme/nothing-connected';
+    return push;
+  };
+
+  beforeAll(async () => {
+    t = await startTestServer({ env: { GITHUB_WEBHOOK_SECRET: GITHUB_SECRET } });
+  });
+  afterAll(() => t.close());
+
+  it.each([
+    ['X-Hub-Signature-256', { 'x-hub-signature-256': undefined }],
+    ['X-GitHub-Delivery', { 'x-github-delivery': undefined }],
+    ['X-GitHub-Event', { 'x-github-event': undefined }],
+  ])('refuses a delivery without %s before reading its body', async (_header, without) => {
+    const headers = Object.fromEntries(Object.entries({ ...githubHeaders('unsigned-1', { 'content-length': 100 * MB }), ...without }).filter(([, v]) => v !== undefined)) as Record<string, string>;
+
+    const post = openPost(t.server.port, '/github/webhooks', headers, '{"ref":');
+    const answer = await post.answer;
+    post.hangUp();
+
+    expect(answer.status).toBe(400);
+    expect(errorOf(answer).message).toBe('a GitHub delivery needs X-GitHub-Delivery, X-GitHub-Event and X-Hub-Signature-256 headers and a JSON body');
+    expect(answer.headers.connection).toBe('close');
+    expect(await deliveries()).toEqual([]);
+  });
+
+  it('refuses a delivery over GitHub\'s 25 MB cap before reading it, naming the limit', async () => {
+    const post = openPost(t.server.port, '/github/webhooks', githubHeaders('huge-1', { 'content-length': 25 * MB + 1 }), '{"ref":');
+    const answer = await post.answer;
+    post.hangUp();
+
+    expect(answer.status).toBe(413);
+    expect(errorOf(answer)).toEqual({ code: 'payload_too_large', message: 'the request body is over the 25 MB limit' });
+    expect(await deliveries()).toEqual([]);
+  });
+
+  it('refuses a chunked body (no Content-Length) as soon as it passes 25 MB', async () => {
+    const post = openPost(t.server.port, '/github/webhooks', githubHeaders('chunked-1', { 'transfer-encoding': 'chunked' }));
+
+    await post.send(25 * MB + 1);
+    const answer = await post.answer;
+    post.hangUp();
+
+    expect(answer.status).toBe(413);
+    expect(errorOf(answer).message).toBe('the request body is over the 25 MB limit');
+    expect(await deliveries()).toEqual([]);
+  });
+
+  it('refuses a body that is not application/json before reading it, and says what to set on GitHub', async () => {
+    const post = openPost(t.server.port, '/github/webhooks', githubHeaders('form-1', { 'content-type': 'application/x-www-form-urlencoded', 'content-length': 10 * MB }), 'payload=');
+    const answer = await post.answer;
+    post.hangUp();
+
+    expect(answer.status).toBe(400);
+    expect(errorOf(answer).message).toBe('the body must be application/json: set the webhook\'s content type to "application/json" on GitHub');
+  });
+
+  it('refuses forged posts at once past the budget of unverified bytes, and still takes a signed delivery meanwhile', async () => {
+    // 20 posts that look signed, each declaring 24 MB: the default budget (100 MB) holds four of them.
+    const forged = Array.from({ length: 20 }, (_, i) => openPost(t.server.port, '/github/webhooks', githubHeaders(`forged-${i}`, { 'content-length': 24 * MB })));
+    const answered = new Map<number, RawAnswer>();
+    forged.forEach((post, i) => void post.answer.then((a) => answered.set(i, a)));
+    await waitFor(() => answered.size === 16, 'the posts past the budget to be refused');
+    const refusals = [...answered.values()];
+
+    expect(refusals.map((a) => a.status)).toEqual(Array(16).fill(503));
+    expect(refusals[0]!.headers['retry-after']).toBe('10');
+    expect(errorOf(refusals[0]!)).toEqual({ code: 'unavailable', message: 'too many unverified request bodies are arriving at once (over 100 MB); try again in 10 s' });
+    expect(t.server.unverifiedBodies.inFlight).toBe(4 * 24 * MB);
+
+    const body = JSON.stringify(signedPush());
+    const meanwhile = await deliver(t.server.url, 'push', 'legit-during-attack', body, githubSignature(GITHUB_SECRET, body));
+
+    expect(meanwhile.status).toBe(202);
+    const admitted = forged.filter((_, i) => !answered.has(i));
+    expect(admitted).toHaveLength(4);
+    const refused = await Promise.all(
+      admitted.map(async (post) => {
+        await post.send(24 * MB);
+        post.end();
+        return post.answer;
+      }),
+    );
+    expect(refused.map((a) => [a.status, errorOf(a).message])).toEqual(Array(4).fill([401, 'signature does not match']));
+    expect(t.server.unverifiedBodies.inFlight).toBe(0);
+    expect(await deliveries()).toEqual(['legit-during-attack']);
+  });
+
+  it('gives the budget back when a sender hangs up part-way through a body', async () => {
+    const posts = Array.from({ length: 4 }, (_, i) => openPost(t.server.port, '/github/webhooks', githubHeaders(`hangup-${i}`, { 'content-length': 24 * MB }), '{"ref":'));
+    await waitFor(() => t.server.unverifiedBodies.inFlight === 4 * 24 * MB, 'the four bodies to be reserved');
+
+    for (const post of posts) {
+      post.answer.catch(() => undefined);
+      post.hangUp();
+    }
+
+    await waitFor(() => t.server.unverifiedBodies.inFlight === 0, 'the budget to be given back');
+    const body = JSON.stringify(signedPush());
+    expect((await deliver(t.server.url, 'push', 'legit-after-hangups', body, githubSignature(GITHUB_SECRET, body))).status).toBe(202);
+  });
+
+  const pushExample = signedPush();
+  const prExample = webhookExample('pull_request', (e) => e.action === 'opened');
+  it.each([
+    ['a body that is not JSON', 'push', '{"ref":', 'the body is not JSON'],
+    ['null', 'push', 'null', "a push delivery's body must be a JSON object"],
+    ['an array', 'push', '[]', "a push delivery's body must be a JSON object"],
+    ['{} for a push', 'push', '{}', 'this is not a push delivery as GitHub sends it: ref: Invalid input: expected string, received undefined'],
+    ['a push whose after is no sha', 'push', JSON.stringify({ ...pushExample, after: '../../user' }), 'this is not a push delivery as GitHub sends it: after: must be a commit sha (40 hex digits)'],
+    ['a push whose ref holds a NUL', 'push', JSON.stringify({ ...pushExample, ref: 'refs/heads/ma\u0000in' }), 'this is not a push delivery as GitHub sends it: ref: must be a git ref name'],
+    ['a push whose repository is a number', 'push', JSON.stringify({ ...pushExample, repository: 7 }), 'this is not a push delivery as GitHub sends it: repository: Invalid input: expected object, received number'],
+    ['pull_request: {}', 'pull_request', JSON.stringify({ ...prExample, pull_request: {} }), 'this is not a pull_request delivery as GitHub sends it: pull_request.title: Invalid input: expected string, received undefined'],
+    ['a pull request number that is a string', 'pull_request', JSON.stringify({ ...prExample, number: '2' }), 'this is not a pull_request delivery as GitHub sends it: number: Invalid input: expected number, received string'],
+    ['a pull request number past any integer', 'pull_request', JSON.stringify({ ...prExample, number: 1e30 }), 'this is not a pull_request delivery as GitHub sends it: number: Too big: expected number to be <=2147483647'],
+    ['a ping whose repository has no name', 'ping', JSON.stringify({ zen: 'hi', repository: {} }), 'this is not a ping delivery as GitHub sends it: repository.full_name: Invalid input: expected string, received undefined'],
+  ])('answers a correctly signed but malformed delivery (%s) with 400, records nothing, and takes its redelivery once fixed', async (what, event, body, message) => {
+    const id = `malformed-${what.replace(/[^a-z]+/g, '-')}`;
+
+    const res = await deliver(t.server.url, event, id, body, githubSignature(GITHUB_SECRET, body));
+
+    expect(res.status).toBe(400);
+    expect(((await res.json()) as { error: { message: string } }).error.message).toBe(message);
+    expect(await deliveries()).not.toContain(id);
+    const fixed = JSON.stringify(
+      event === 'pull_request' ? { ...prExample, repository: { ...(prExample.repository as object), full_name: 'acme/nothing-connected' } } : event === 'ping' ? { zen: 'Keep it logically awesome.' } : signedPush(),
+    );
+    const redelivered = await deliver(t.server.url, event, id, fixed, githubSignature(GITHUB_SECRET, fixed));
+    expect(redelivered.status).toBe(202);
+    expect(await deliveries()).toContain(id);
+  });
+});
+
+describe('FLOW_UNVERIFIED_BODIES_MB, the budget of unverified bytes', () => {
+  it('is 100 MB unless set', () => {
+    expect(readSettings({}).unverifiedBodyBytes).toBe(100 * MB);
+    expect(readSettings({ FLOW_UNVERIFIED_BODIES_MB: '300' }).unverifiedBodyBytes).toBe(300 * MB);
+  });
+
+  it.each(['10', 'lots'])('stops start-up on "%s" with one line naming it', (value) => {
+    expect(() => readSettings({ FLOW_UNVERIFIED_BODIES_MB: value })).toThrow(
+      `FLOW_UNVERIFIED_BODIES_MB must be a whole number of megabytes, at least 25 (GitHub's largest delivery), got "${value}"; set FLOW_UNVERIFIED_BODIES_MB=100 or unset it`,
+    );
+  });
+});
