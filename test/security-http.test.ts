@@ -213,3 +213,77 @@ describe('FLOW_UNVERIFIED_BODIES_MB, the budget of unverified bytes', () => {
     );
   });
 });
+
+describe('the API: bad input is a 4xx that says what, never a 500, and changes nothing', () => {
+  let t: TestServer;
+  const counts = async () => (await t.server.engine.db.query('SELECT (SELECT count(*) FROM operations)::int AS operations, (SELECT count(*) FROM events)::int AS events'))[0] as { operations: number; events: number };
+  const get = (path: string, token = t.server.admin.token) => fetch(`${t.server.url}${path}`, { headers: { authorization: `Bearer ${token}` } });
+  const post = (body: string, headers: Record<string, string> = {}) =>
+    fetch(`${t.server.url}/api/commands`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${t.server.admin.token}`, ...headers }, body });
+  const messageOf = async (res: Response) => ((await res.json()) as { error: { message: string } }).error.message;
+
+  beforeAll(async () => {
+    t = await startTestServer();
+    await t.cli(['pipelines:create', 'shop', '--repo', t.dir]);
+    await t.cli(['apps:create', 'shop-staging', '--pipeline', 'shop', '--stage', 'staging']);
+  });
+  afterAll(() => t.close());
+
+  it.each([
+    ['/api/operations/99999999999999999999', 404, 'no operation 99999999999999999999'],
+    ['/api/operations/2147483648', 404, 'no operation 2147483648'],
+    ['/api/operations/0', 404, 'no operation 0'],
+    ['/api/operations/1e30', 400, 'operation ids are whole numbers, like 12; got "1e30"'],
+    ['/api/operations/-1', 400, 'operation ids are whole numbers, like 12; got "-1"'],
+    ['/api/operations/0x10', 400, 'operation ids are whole numbers, like 12; got "0x10"'],
+    ['/api/operations/%E0%A4%A', 400, 'the request is malformed (a %-escape in the URL, or the body)'],
+    ['/api/operations/1?after=99999999999999999999', 400, '?after= takes the id of the last event seen, a whole number'],
+    ['/api/operations/1?after=1&after=2', 400, '?after= takes the id of the last event seen, a whole number'],
+    ['/api/operations/1?after=-5', 400, '?after= takes the id of the last event seen, a whole number'],
+  ])('answers GET %s with %i', async (path, status, message) => {
+    const res = await get(path);
+
+    expect(res.status).toBe(status);
+    expect(await messageOf(res)).toBe(message);
+  });
+
+  it('refuses an API body over 1 MB with 413, naming the limit', async () => {
+    const before = await counts();
+
+    const res = await post(JSON.stringify({ argv: ['config:set', 'shop-staging', `BIG=${'x'.repeat(MB)}`] }));
+
+    expect(res.status).toBe(413);
+    expect(await res.json()).toEqual({ error: { code: 'payload_too_large', message: 'the request body is over the 1 MB limit of /api' } });
+    expect(await counts()).toEqual(before);
+  });
+
+  it('refuses a request without a valid token before reading its body', async () => {
+    const sent = openPost(t.server.port, '/api/commands', { 'content-type': 'application/json', 'content-length': 50 * MB, authorization: 'Bearer flo_wrong' }, '{"argv":');
+    const answer = await sent.answer;
+    sent.hangUp();
+
+    expect(answer.status).toBe(401);
+    expect(errorOf(answer).message).toContain('this token is not valid');
+  });
+
+  it.each([
+    ['JSON that does not parse', '{"argv": [', {}, 'the request body is not valid JSON'],
+    ['null', 'null', {}, 'the request body is not valid JSON'],
+    ['a JSON string', '"pipelines"', {}, 'the request body is not valid JSON'],
+    ['a body that is not JSON at all', 'argv=pipelines', { 'content-type': 'application/x-www-form-urlencoded' }, 'the request body must be {"argv": ["command", "word", ...]} (Content-Type: application/json), at most 200 words of at most 64 KB'],
+    ['argv holding a number', '{"argv": ["releases", 7]}', {}, 'the request body must be {"argv": ["command", "word", ...]} (Content-Type: application/json), at most 200 words of at most 64 KB'],
+    ['a NUL character (a JSON \\u0000 escape) in a word', '{"argv": ["config:set", "shop-staging", "A=x\\u0000y"]}', {}, 'the value of A contains a control character (U+0000 at character 2): config values may hold tabs and line breaks, but never NUL or other control characters'],
+    ['an unpaired surrogate (a JSON \\ud800 escape) in a word', '{"argv": ["config:set", "shop-staging", "A=\\ud800"]}', {}, 'the value of A is not valid Unicode (a lone surrogate, U+D800 at character 1); set it again'],
+    ['a charset other than UTF-8', '{"argv": ["pipelines"]}', { 'content-type': 'application/json; charset=koi8-r' }, 'the request body must be JSON in UTF-8, uncompressed or gzip/deflate'],
+    ['a Content-Encoding that is not supported', '{"argv": ["pipelines"]}', { 'content-encoding': 'x-snappy' }, 'the request body must be JSON in UTF-8, uncompressed or gzip/deflate'],
+    ['a gzip body that is not gzip', '{"argv": ["pipelines"]}', { 'content-encoding': 'gzip' }, 'the request is malformed (a %-escape in the URL, or the body)'],
+  ])('answers a command with %s with 400, and changes nothing', async (_what, body, headers, message) => {
+    const before = await counts();
+
+    const res = await post(body, headers);
+
+    expect(res.status).toBe(400);
+    expect(await messageOf(res)).toBe(message);
+    expect(await counts()).toEqual(before);
+  });
+});

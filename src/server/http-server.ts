@@ -6,29 +6,46 @@ import { execute } from '../commands/execute.ts';
 import { parseCommand } from '../commands/grammar.ts';
 import type { Actor } from '../engine/access.ts';
 import type { Engine } from '../engine/engine.ts';
-import { FlowError, InvalidInput, httpStatusOf } from '../engine/errors.ts';
+import { FlowError, InvalidInput, NotFound, PayloadTooLarge } from '../engine/errors.ts';
 import { log } from '../log.ts';
+import { sendError } from './send-error.ts';
+import { megabytes } from './unverified-body-budget.ts';
 
-const commandBody = z.object({ argv: z.array(z.string()).max(200) });
+/** The largest JSON body /api takes; a command line is a few hundred bytes. */
+const API_BODY_LIMIT = 2 ** 20;
+/** Operation ids are Postgres `integer`s: a larger number names no operation. */
+const MAX_ID = 2_147_483_647;
+
+// NUL characters and lone surrogates in words are refused by the grammar, for Slack as for the API.
+const commandBody = z.object({ argv: z.array(z.string().max(65_536)).max(200) });
 
 type Handler = (req: Request, res: Response, actor: Actor) => Promise<void>;
 
 /**
  * The HTTP edge: `/healthz` and the API the CLI speaks. It authenticates, maps
  * errors to status codes, and leaves everything else to the commands and engine.
+ * Anything a sender can get wrong is a 4xx saying what; a 500 is a bug.
  */
 export function createHttpApp(engine: Engine, mountFronts: (app: express.Express) => void = () => undefined): express.Express {
   const app = express();
   app.disable('x-powered-by');
-  app.use('/api', express.json({ limit: '1mb' }));
+  // Who is asking is settled before the body is read: a request without a valid token costs a token lookup, not a parse.
+  app.use('/api', async (req: Request, res: Response, next: NextFunction) => {
+    try {
+      const token = /^Bearer (.+)$/.exec(req.get('authorization') ?? '')?.[1];
+      res.locals.actor = await engine.authenticate(token, 'cli');
+      next();
+    } catch (err) {
+      next(err);
+    }
+  });
+  app.use('/api', express.json({ limit: API_BODY_LIMIT }));
 
   const authed =
     (handler: Handler) =>
     async (req: Request, res: Response, next: NextFunction): Promise<void> => {
       try {
-        const token = /^Bearer (.+)$/.exec(req.get('authorization') ?? '')?.[1];
-        const actor = await engine.authenticate(token, 'cli');
-        await handler(req, res, actor);
+        await handler(req, res, res.locals.actor as Actor);
       } catch (err) {
         next(err);
       }
@@ -42,7 +59,7 @@ export function createHttpApp(engine: Engine, mountFronts: (app: express.Express
     '/api/commands',
     authed(async (req, res, actor) => {
       const body = commandBody.safeParse(req.body);
-      if (!body.success) throw new InvalidInput('the request body must be {"argv": ["command", "word", ...]}');
+      if (!body.success) throw new InvalidInput('the request body must be {"argv": ["command", "word", ...]} (Content-Type: application/json), at most 200 words of at most 64 KB');
       const command = parseCommand(body.data.argv);
       const result = await execute(engine, actor, command);
       res.json(result);
@@ -52,9 +69,13 @@ export function createHttpApp(engine: Engine, mountFronts: (app: express.Express
   app.get(
     '/api/operations/:id',
     authed(async (req, res, actor) => {
-      const id = Number(req.params.id);
-      if (!Number.isInteger(id)) throw new InvalidInput('operation ids are numbers');
-      const after = typeof req.query.after === 'string' && /^\d+$/.test(req.query.after) ? req.query.after : '0';
+      const raw = String(req.params.id);
+      if (!/^\d{1,30}$/.test(raw)) throw new InvalidInput(`operation ids are whole numbers, like 12; got "${raw.slice(0, 40)}"`);
+      const id = Number(raw);
+      if (id < 1 || id > MAX_ID) throw new NotFound(`no operation ${raw}`);
+      const after = req.query.after ?? '0';
+      // Event ids are Postgres `bigint`s; 18 digits always fit.
+      if (typeof after !== 'string' || !/^\d{1,18}$/.test(after)) throw new InvalidInput('?after= takes the id of the last event seen, a whole number');
       res.json(await engine.operation(actor, id, after));
     }),
   );
@@ -66,18 +87,31 @@ export function createHttpApp(engine: Engine, mountFronts: (app: express.Express
   });
 
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
-    if (err instanceof FlowError) {
-      res.status(httpStatusOf[err.code]).json({ error: { code: err.code, message: err.message } });
-      return;
-    }
-    if (err instanceof SyntaxError && 'body' in err) {
-      res.status(400).json({ error: { code: 'invalid_input', message: 'the request body is not valid JSON' } });
+    const refusal = err instanceof FlowError ? err : asRefusal(err);
+    if (refusal) {
+      sendError(req, res, refusal);
       return;
     }
     log.error({ err, path: req.path }, 'request failed');
     res.status(500).json({ error: { code: 'internal', message: 'flowops hit an unexpected error; the server log has the details' } });
   });
   return app;
+}
+
+/**
+ * The 4xx errors of express itself and of its body parser (http-errors with a
+ * `status` and a `type`), as the typed errors the API answers with.
+ */
+function asRefusal(err: unknown): FlowError | null {
+  if (typeof err !== 'object' || err === null) return null;
+  const { status, type } = err as { status?: unknown; type?: unknown };
+  if (typeof status !== 'number' || status < 400 || status > 499) return null;
+  if (type === 'entity.too.large') return new PayloadTooLarge(`the request body is over the ${megabytes(API_BODY_LIMIT)} limit of /api`);
+  if (type === 'entity.parse.failed') return new InvalidInput('the request body is not valid JSON');
+  if (type === 'encoding.unsupported' || type === 'charset.unsupported') return new InvalidInput('the request body must be JSON in UTF-8, uncompressed or gzip/deflate');
+  if (type === 'request.aborted' || type === 'request.size.invalid') return new InvalidInput('the request body ended before its Content-Length');
+  // The router's "Failed to decode param" and whatever else express refuses on its own.
+  return new InvalidInput('the request is malformed (a %-escape in the URL, or the body)');
 }
 
 /** Listens on `port` (0: a free one) and resolves with the server and its port. */
