@@ -3,9 +3,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readSettings } from '../src/config.ts';
 import { deliver, githubSignature, webhookExample } from './helpers/fake-github.ts';
+import { FakeSlack, postToSlackEndpoint, slackSignature, slashCommand } from './helpers/fake-slack.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 
 const GITHUB_SECRET = 'github-webhook-secret-for-tests';
+const SLACK_SECRET = 'slack-signing-secret-for-tests';
 const MB = 2 ** 20;
 
 interface RawAnswer {
@@ -211,6 +213,122 @@ describe('FLOW_UNVERIFIED_BODIES_MB, the budget of unverified bytes', () => {
     expect(() => readSettings({ FLOW_UNVERIFIED_BODIES_MB: value })).toThrow(
       `FLOW_UNVERIFIED_BODIES_MB must be a whole number of megabytes, at least 25 (GitHub's largest delivery), got "${value}"; set FLOW_UNVERIFIED_BODIES_MB=100 or unset it`,
     );
+  });
+});
+
+describe('Slack over HTTP: a request from the future is refused, a replay runs once', () => {
+  let slack: FakeSlack;
+  let t: TestServer;
+  let n = 0;
+  const form = 'application/x-www-form-urlencoded';
+  const now = () => Math.floor(Date.now() / 1000);
+  const answersTo = (id: string) => slack.responses.filter((r) => r.id === id);
+  /** A signed `/flow help` whose answer goes to its own response_url. */
+  const help = () => {
+    const id = `help-${n++}`;
+    return { id, body: slashCommand({ text: 'help', user: 'UADMIN', userName: 'ada', channel: 'CDEPLOY', responseUrl: slack.responseUrl(id) }) };
+  };
+  const homeOpened = (user: string, eventId: string) =>
+    JSON.stringify({ token: 'x', team_id: 'T1', api_app_id: 'A1', type: 'event_callback', event_id: eventId, event_time: now(), event: { type: 'app_home_opened', user, channel: 'D1', tab: 'home', event_ts: '1.1' } });
+  const publishedTo = (user: string) => slack.callsOf('views.publish').filter((c) => c.args.user_id === user);
+
+  beforeAll(async () => {
+    slack = await FakeSlack.start();
+    t = await startTestServer({ env: { SLACK_BOT_TOKEN: 'xoxb-test', SLACK_SIGNING_SECRET: SLACK_SECRET, SLACK_API_URL: slack.apiUrl, FLOW_SLACK_ADMINS: 'UADMIN' } });
+  });
+  afterAll(async () => {
+    await t.close();
+    await slack.close();
+  });
+
+  it('refuses a correctly signed request timestamped more than 5 minutes in the future, and does nothing', async () => {
+    const { id, body } = help();
+
+    const res = await postToSlackEndpoint(t.server.url, body, { secret: SLACK_SECRET, contentType: form, timestamp: now() + 6 * 60 });
+    await t.server.slack!.idle();
+
+    expect(res.status).toBe(401);
+    expect(((await res.json()) as { error: { message: string } }).error.message).toBe('the request timestamp is more than 5 minutes away from now');
+    expect(answersTo(id)).toEqual([]);
+  });
+
+  it('refuses a request from the future, or without a signature, before reading its body', async () => {
+    const future = openPost(t.server.port, '/slack/events', { 'content-type': form, 'content-length': 3 * MB, 'x-slack-request-timestamp': now() + 3600, 'x-slack-signature': `v0=${'0'.repeat(64)}` }, 'token=');
+    const unsigned = openPost(t.server.port, '/slack/events', { 'content-type': form, 'content-length': 3 * MB, 'x-slack-request-timestamp': now() }, 'token=');
+
+    const answers = await Promise.all([future.answer, unsigned.answer]);
+    future.hangUp();
+    unsigned.hangUp();
+
+    expect(answers.map((a) => [a.status, errorOf(a).message])).toEqual([
+      [401, 'the request timestamp is more than 5 minutes away from now'],
+      [401, 'a Slack request needs X-Slack-Request-Timestamp and a v0 X-Slack-Signature'],
+    ]);
+  });
+
+  it('still accepts a request a little in the future (clocks differ by seconds)', async () => {
+    const { id, body } = help();
+
+    const res = await postToSlackEndpoint(t.server.url, body, { secret: SLACK_SECRET, contentType: form, timestamp: now() + 60 });
+
+    expect(res.status).toBe(200);
+    expect((await slack.waitFor(() => answersTo(id)[0], 'the answer')).text).toContain('Commands:');
+  });
+
+  it('runs the same signed slash command once when it arrives twice, even at the same moment', async () => {
+    const { id, body } = help();
+    const timestamp = now();
+    const signature = slackSignature(SLACK_SECRET, timestamp, body);
+
+    const [first, replay] = await Promise.all([
+      postToSlackEndpoint(t.server.url, body, { secret: SLACK_SECRET, contentType: form, timestamp, signature }),
+      postToSlackEndpoint(t.server.url, body, { secret: SLACK_SECRET, contentType: form, timestamp, signature }),
+    ]);
+    const later = await postToSlackEndpoint(t.server.url, body, { secret: SLACK_SECRET, contentType: form, timestamp, signature });
+    await slack.waitFor(() => answersTo(id)[0], 'the answer');
+    await t.server.slack!.idle();
+
+    expect([first.status, replay.status, later.status]).toEqual([200, 200, 200]);
+    expect(answersTo(id)).toHaveLength(1);
+  });
+
+  it("runs an event once when Slack retries it (X-Slack-Retry-Num, same event_id, new timestamp)", async () => {
+    const event = homeOpened('URETRY', 'Ev0RETRY');
+    await postToSlackEndpoint(t.server.url, event, { secret: SLACK_SECRET, contentType: 'application/json' });
+    await slack.waitFor(() => publishedTo('URETRY')[0], 'the first home view');
+
+    const timestamp = now() + 1;
+    const retry = await fetch(`${t.server.url}/slack/events`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-slack-request-timestamp': String(timestamp), 'x-slack-signature': slackSignature(SLACK_SECRET, timestamp, event), 'x-slack-retry-num': '1', 'x-slack-retry-reason': 'http_timeout' },
+      body: event,
+    });
+    // Another event after the retry: once its view is published, a second run of the retry would have been queued too.
+    await postToSlackEndpoint(t.server.url, homeOpened('UOTHER', 'Ev0OTHER'), { secret: SLACK_SECRET, contentType: 'application/json' });
+    await slack.waitFor(() => publishedTo('UOTHER')[0], 'the other home view');
+    await t.server.slack!.idle();
+
+    expect(retry.status).toBe(200);
+    expect(retry.headers.get('x-slack-no-retry')).toBe('1');
+    expect(publishedTo('URETRY')).toHaveLength(1);
+  });
+
+  it.runIf(process.env.DATABASE_URL)('runs a request replayed to another flowops process on the same Postgres once', async () => {
+    const other = await startTestServer({ sharedDatabaseUrl: t.databaseUrl, env: { SLACK_BOT_TOKEN: 'xoxb-test', SLACK_SIGNING_SECRET: SLACK_SECRET, SLACK_API_URL: slack.apiUrl, FLOW_SLACK_ADMINS: 'UADMIN' } });
+    try {
+      const { id, body } = help();
+      const timestamp = now();
+      const signature = slackSignature(SLACK_SECRET, timestamp, body);
+
+      const answers = await Promise.all([t, other].map((s) => postToSlackEndpoint(s.server.url, body, { secret: SLACK_SECRET, contentType: form, timestamp, signature })));
+      await slack.waitFor(() => answersTo(id)[0], 'the answer');
+      await Promise.all([t.server.slack!.idle(), other.server.slack!.idle()]);
+
+      expect(answers.map((a) => a.status)).toEqual([200, 200]);
+      expect(answersTo(id)).toHaveLength(1);
+    } finally {
+      await other.close();
+    }
   });
 });
 

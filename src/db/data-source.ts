@@ -13,6 +13,7 @@ import { GitHub1700000000002 } from './migrations/1700000000002-github.ts';
 import { Ci1700000000003 } from './migrations/1700000000003-ci.ts';
 import { ReviewApps1700000000004 } from './migrations/1700000000004-review-apps.ts';
 import { ExternalRefs1700000000005 } from './migrations/1700000000005-external-refs.ts';
+import { SeenRequests1700000000006 } from './migrations/1700000000006-seen-requests.ts';
 import { OutboxRetries1700000000008 } from './migrations/1700000000008-outbox-retries.ts';
 import { databaseOutage } from './outage.ts';
 
@@ -23,7 +24,7 @@ export interface Database {
   close(): Promise<void>;
 }
 
-const migrations = [Initial1700000000000, Chat1700000000001, GitHub1700000000002, Ci1700000000003, ReviewApps1700000000004, ExternalRefs1700000000005, OutboxRetries1700000000008];
+const migrations = [Initial1700000000000, Chat1700000000001, GitHub1700000000002, Ci1700000000003, ReviewApps1700000000004, ExternalRefs1700000000005, SeenRequests1700000000006, OutboxRetries1700000000008];
 
 /**
  * Opens the database and runs pending migrations. With a URL: that Postgres.

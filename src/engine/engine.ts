@@ -43,6 +43,7 @@ import { assertRef, hasCommitStatuses, type Commit, type Source } from '../sourc
 import { REQUIRED, isPermission, permits, type Actor } from './access.ts';
 import { AppLocks } from './app-lock.ts';
 import { Outbox } from './outbox.ts';
+import { SeenRequests } from './seen-requests.ts';
 import { Conflict, InvalidInput, NotFound, PermissionDenied, Unauthenticated } from './errors.ts';
 import { MAX_CONFIG_BYTES, checkConfigValue, configSize, formatBytes, isCount } from './input.ts';
 
@@ -233,6 +234,8 @@ export interface EngineOptions {
 export class Engine {
   readonly runnerId = randomUUID();
   readonly outbox: Outbox;
+  /** Signed requests already taken, so a replay does nothing (the fronts' edges use it). */
+  readonly seenRequests: SeenRequests;
   private readonly locks: AppLocks;
   private readonly jobs = new PQueue({ concurrency: 64 });
   private readonly builds = new PQueue({ concurrency: 2 });
@@ -250,6 +253,7 @@ export class Engine {
   ) {
     this.locks = new AppLocks(db);
     this.outbox = new Outbox(db, this.runnerId);
+    this.seenRequests = new SeenRequests(db);
   }
 
   // ---------------------------------------------------------------- lifecycle

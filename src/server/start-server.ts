@@ -91,7 +91,7 @@ export async function startServer(settings: Settings): Promise<RunningServer> {
     let slack: SlackFront | null = null;
     const unverifiedBodies = new UnverifiedBodyBudget(settings.unverifiedBodyBytes);
     const app = createHttpApp(engine, (routes) => {
-      if (settings.slack) slack = createSlackFront(engine, settings.slack, routes);
+      if (settings.slack) slack = createSlackFront(engine, settings.slack, routes, unverifiedBodies);
       mountGitHubWebhooks(routes, engine, settings.github.webhookSecret, unverifiedBodies);
     });
     handler = app;

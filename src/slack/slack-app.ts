@@ -4,7 +4,9 @@ import PQueue from 'p-queue';
 import type { SlackSettings } from '../config.ts';
 import type { Engine } from '../engine/engine.ts';
 import { log } from '../log.ts';
+import type { UnverifiedBodyBudget } from '../server/unverified-body-budget.ts';
 import type { SlackDeps } from './context.ts';
+import { guardSlackRequests } from './guard-slack-requests.ts';
 import { register as registerButtons } from './listeners/actions/release-buttons.ts';
 import { register as registerFlow } from './listeners/commands/flow.ts';
 import { register as registerAppHome } from './listeners/events/app-home-opened.ts';
@@ -33,13 +35,16 @@ export interface SlackFront {
 
 /**
  * The Slack app, in the same process as the engine. HTTP mode mounts Bolt's
- * routes (`/slack/events`: commands, interactivity, events; every request's
- * signature and timestamp verified) on flowops' own HTTP server; Socket Mode
- * connects out with the app token instead.
+ * routes (`/slack/events`: commands, interactivity, events) on flowops' own HTTP
+ * server, behind a guard that verifies every request's signature and timestamp
+ * and lets a replayed request through once; Socket Mode connects out with the
+ * app token instead.
  */
-export function createSlackFront(engine: Engine, settings: SlackSettings, http: express.Express): SlackFront {
+export function createSlackFront(engine: Engine, settings: SlackSettings, http: express.Express, unverifiedBodies: UnverifiedBodyBudget): SlackFront {
   const api = new SlackApi(settings.botToken, settings.apiUrl);
   const clientOptions = { slackApiUrl: settings.apiUrl };
+  // Registered before Bolt's receiver mounts its router, so it runs first.
+  if (settings.mode === 'http') http.post('/slack/events', guardSlackRequests({ signingSecret: settings.signingSecret!, budget: unverifiedBodies, seen: engine.seenRequests }));
   const receiver =
     settings.mode === 'socket'
       ? new SocketModeReceiver({ appToken: settings.appToken!, logger: boltLogger, installerOptions: { clientOptions } })
