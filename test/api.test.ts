@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AppView, ReleaseView } from '../src/engine/engine.ts';
+import type { AppView, ReleaseView } from '../src/engine/views.ts';
 import { GitRepo, webApp } from './helpers/git-repo.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { OperationView, ReleaseView } from '../src/engine/engine.ts';
+import type { OperationView, ReleaseView } from '../src/engine/views.ts';
 import { GitRepo } from './helpers/git-repo.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import { startWitness, type Witness } from './helpers/witness.ts';

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { OperationView, ReleaseView } from '../src/engine/engine.ts';
+import type { OperationView, ReleaseView } from '../src/engine/views.ts';
 import { freshDatabase } from './helpers/database.ts';
 import { GitRepo, webApp } from './helpers/git-repo.ts';
 import { cliAt, spawnServer, type ServerProcess } from './helpers/server-process.ts';

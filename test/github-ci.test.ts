@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ReleaseView, TestRunView } from '../src/engine/engine.ts';
+import type { ReleaseView, TestRunView } from '../src/engine/views.ts';
 import { deliver, FakeGitHub, githubSignature, webhookExample } from './helpers/fake-github.ts';
 import { GitRepo, webApp } from './helpers/git-repo.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';

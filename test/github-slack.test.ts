@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { TestRunView } from '../src/engine/engine.ts';
+import type { TestRunView } from '../src/engine/views.ts';
 import { buttonClick, FakeSlack, postToSlackEndpoint, slashCommand } from './helpers/fake-slack.ts';
 import { deliver, FakeGitHub, githubSignature, webhookExample } from './helpers/fake-github.ts';
 import { GitRepo, webApp } from './helpers/git-repo.ts';

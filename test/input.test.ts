@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ReleaseView } from '../src/engine/engine.ts';
+import type { ReleaseView } from '../src/engine/views.ts';
 import { GitRepo, webApp } from './helpers/git-repo.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 

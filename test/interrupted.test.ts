@@ -5,7 +5,7 @@ import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { processAlive } from '../src/exec.ts';
-import type { AppView, OperationView, ReleaseView } from '../src/engine/engine.ts';
+import type { AppView, OperationView, ReleaseView } from '../src/engine/views.ts';
 import { freshDatabase } from './helpers/database.ts';
 import { GitRepo, webApp } from './helpers/git-repo.ts';
 import { processesOf } from './helpers/processes.ts';

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { processAlive } from '../src/exec.ts';
-import type { AppView, DiffView, OperationView, ReleaseView } from '../src/engine/engine.ts';
+import type { AppView, DiffView, OperationView, ReleaseView } from '../src/engine/views.ts';
 import { GitRepo, webApp } from './helpers/git-repo.ts';
 import { processesOf } from './helpers/processes.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';

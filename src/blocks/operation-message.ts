@@ -1,6 +1,6 @@
 import type { KnownBlock } from '@slack/types';
 import type { Commit } from '../source/source.ts';
-import type { OperationView } from '../engine/engine.ts';
+import type { OperationView } from '../engine/views.ts';
 import { promoteButton, rollbackButton } from './buttons.ts';
 import { MAX_TEXT, buttonValue } from './limits.ts';
 import { contextBlock, joinMrkdwn, mrkdwn, section, slackMessage, type Mrkdwn } from './mrkdwn.ts';

@@ -1,6 +1,7 @@
 import type { KnownBlock, SectionBlock } from '@slack/types';
-import { age } from '../commands/render-text.ts';
-import type { AppView } from '../engine/engine.ts';
+import { DOWNSTREAM } from '../engine/stages.ts';
+import type { AppView } from '../engine/views.ts';
+import { age } from '../format.ts';
 import type { Commit } from '../source/source.ts';
 import { promoteButton, rollbackButton } from './buttons.ts';
 import { MAX_BLOCKS_HOME, MAX_BLOCKS_MESSAGE, truncate } from './limits.ts';
@@ -23,7 +24,6 @@ export interface BoardPipeline {
 /** What the board says on a server without a sandbox. */
 export const UNSANDBOXED_WARNING = mrkdwn`:warning: This flowops runs repository code *unsandboxed*: builds, tests and apps can read its settings and data. An admin should install bubblewrap.`;
 
-const DOWNSTREAM: Record<string, string> = { development: 'staging', staging: 'production' };
 
 function appCard(pipeline: BoardPipeline, app: BoardApp, now: number): KnownBlock {
   const r = app.release;

@@ -4,8 +4,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Result } from '../commands/execute.ts';
 import { helpText, parseCommand } from '../commands/grammar.ts';
 import { operationHeadline, operationOutcome, renderText } from '../commands/render-text.ts';
-import type { OperationView } from '../engine/engine.ts';
-import { FlowError } from '../engine/errors.ts';
+import type { OperationView } from '../engine/views.ts';
+import { FlowError } from '../errors.ts';
 import type { FlowEvent } from '../db/entities.ts';
 
 export interface CliIO {

@@ -1,6 +1,7 @@
 import type { Actor } from '../engine/access.ts';
-import type { Engine, OperationView } from '../engine/engine.ts';
-import { InvalidInput } from '../engine/errors.ts';
+import type { Engine } from '../engine/engine.ts';
+import type { OperationView } from '../engine/views.ts';
+import { InvalidInput } from '../errors.ts';
 import { helpText, type Command, type CommandName } from './grammar.ts';
 
 /** What a command returns: an operation under way, or data to show (with a note the text fronts print below it). */

@@ -1,6 +1,7 @@
+import { STAGE_WORDS } from '../engine/stages.ts';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { closest, distance } from 'fastest-levenshtein';
-import { InvalidInput } from '../engine/errors.ts';
+import { InvalidInput } from '../errors.ts';
 import { MAX_NUMBER, checkConfigValue, checkWord, isCount, visible } from '../engine/input.ts';
 
 /** A parsed command: the same for `/flow` in Slack and the `flowops` CLI. */
@@ -57,7 +58,6 @@ interface Spec {
   parse(words: string[], values: Values): Command;
 }
 
-const STAGE_WORDS = new Set(['development', 'review', 'staging', 'production', 'test', 'prod', 'stg', 'stage', 'dev']);
 
 function usageError(name: CommandName, problem: string): InvalidInput {
   return new InvalidInput(`${problem}. Usage: ${SPECS[name].usage}`);

@@ -1,22 +1,7 @@
-import { short, type AppView, type DiffView, type OperationView, type ReleaseView, type ReviewAppView, type TestRunView } from '../engine/engine.ts';
+import { age, short } from '../format.ts';
+import type { AppView, DiffView, OperationView, ReleaseView, ReviewAppView, TestRunView } from '../engine/views.ts';
 import type { Result } from './execute.ts';
 
-/** "3 minutes ago", as Heroku prints release ages. */
-export function age(iso: string, now = Date.now()): string {
-  const seconds = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
-  const units: [number, string][] = [
-    [86400, 'day'],
-    [3600, 'hour'],
-    [60, 'minute'],
-  ];
-  for (const [size, unit] of units) {
-    if (seconds >= size) {
-      const n = Math.floor(seconds / size);
-      return `${n} ${unit}${n === 1 ? '' : 's'} ago`;
-    }
-  }
-  return `${seconds} second${seconds === 1 ? '' : 's'} ago`;
-}
 
 function table(rows: string[][]): string {
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];

@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { DataSource } from 'typeorm';
 import { AppEntity } from '../db/entities.ts';
 import { untilDatabaseAnswers } from '../db/outage.ts';
-import { NotFound } from './errors.ts';
+import { NotFound } from '../errors.ts';
 
 const POLL_MS = 200;
 

@@ -14,7 +14,6 @@ import {
   RunnerEntity,
   SlugEntity,
   SubscriptionEntity,
-  STAGES,
   TestRunEntity,
   ReviewAppEntity,
   type ReviewApp,
@@ -39,58 +38,30 @@ import { log } from '../log.ts';
 import type { Platform, ReleaseSpec } from '../platform/platform.ts';
 import { isGitUrl } from '../source/local-git.ts';
 import type { OpenSource } from '../source/open-source.ts';
-import { assertRef, hasCommitStatuses, type Commit, type Source } from '../source/source.ts';
+import { assertRef, hasCommitStatuses, type Source } from '../source/source.ts';
+import { short } from '../format.ts';
+import { DOWNSTREAM, STAGE_ORDER, parseStage } from './stages.ts';
+import { releaseView, testRunView, type AppView, type DiffView, type OperationReport, type OperationView, type ReleaseView, type ReportTarget, type ReviewAppView, type TestRunView } from './views.ts';
+import { parseAppJson, reviewConfig, type AppJson } from './app-json.ts';
 import { REQUIRED, isPermission, permits, type Actor } from './access.ts';
 import { AppLocks } from './app-lock.ts';
 import { Outbox } from './outbox.ts';
 import { SeenRequests } from './seen-requests.ts';
-import { Conflict, InvalidInput, NotFound, PermissionDenied, Unauthenticated } from './errors.ts';
-import { MAX_CONFIG_BYTES, checkConfigValue, configSize, formatBytes, isCount } from './input.ts';
+import { Conflict, InvalidInput, NotFound, PermissionDenied, Unauthenticated } from '../errors.ts';
+import { CONFIG_KEY, MAX_CONFIG_BYTES, checkConfigValue, configSize, formatBytes, isCount } from './input.ts';
 
 const NAME = /^[a-z][a-z0-9-]{2,29}$/;
 const USER_NAME = /^[a-z][a-z0-9._-]{1,38}$/;
-const CONFIG_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
 /** A Slack channel id (public, private, direct): what a feed is kept by. */
 const CHANNEL = /^[CGD][A-Z0-9]{2,20}$/;
 /** What `config` shows in place of a value the reader may not see: the same for every value, so not even its length shows. */
 export const MASKED_VALUE = '********';
-const DOWNSTREAM: Partial<Record<Stage, Stage>> = { development: 'staging', staging: 'production' };
-const STAGE_ORDER: Record<Stage, number> = { development: 0, review: 1, staging: 2, production: 3, test: 4 };
 /** A runner whose heartbeat is older than this is taken for dead, wherever it ran. */
 const RUNNER_TIMEOUT_MS = 60_000;
 const HEARTBEAT_MS = 10_000;
 
-export const short = (sha: string | null | undefined) => (sha ? sha.slice(0, 7) : '-');
 const hashToken = (token: string) => createHash('sha256').update(token).digest('hex');
 
-export interface AppView {
-  name: string;
-  pipeline: string;
-  stage: Stage;
-  url: string | null;
-  release: ReleaseView | null;
-}
-
-export interface ReleaseView {
-  version: number;
-  status: Release['status'];
-  description: string;
-  slug: string | null;
-  commit: string | null;
-  createdAt: string;
-  current: boolean;
-}
-
-export interface OperationView {
-  id: number;
-  kind: OperationKind;
-  pipeline: string | null;
-  status: Operation['status'];
-  description: string;
-  targets: OperationTarget[];
-  error: string | null;
-  createdAt: string;
-}
 
 /** The acting identity of flowops itself (the notifier, recovery): an admin that is nobody. */
 export const SYSTEM: Actor = { id: 0, name: 'flowops', admin: true, via: 'system' };
@@ -107,107 +78,12 @@ export function feedKindOf(type: string): (typeof FEED_EVENTS)[number] | null {
   return null;
 }
 
-export interface ReviewAppView {
-  pr: number;
-  app: string;
-  branch: string;
-  commit: string;
-  status: ReviewApp['status'];
-  url: string | null;
-  error: string | null;
-}
 
-/** The parts of Heroku's app.json that flowops reads. */
-interface AppJson {
-  env?: Record<string, string | { value?: string; generator?: string; required?: boolean }>;
-  scripts?: { postdeploy?: string | { command: string }; 'pr-predestroy'?: string };
-  environments?: { review?: { env?: AppJson['env'] } };
-}
-
-const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
-
-/**
- * A review app's config vars, as Heroku sets them: app.json `env` (a
- * `generator: secret` gets a random value), `environments.review.env` over it,
- * and HEROKU_APP_NAME, HEROKU_BRANCH, HEROKU_PR_NUMBER (with FLOW_* twins).
- * app.json comes from the repository, so it gets the same checks as
- * `config:set` (names, values, 32 KB); InvalidInput says what to fix in it.
- */
-export function reviewConfig(appJson: AppJson, review: { app: string; branch: string; pr: number }): Record<string, string> {
-  const config: Record<string, string> = {};
-  const apply = (env: unknown, where: string) => {
-    if (env === undefined) return;
-    if (!isObject(env)) throw new InvalidInput(`app.json ${where} must be an object of config vars`);
-    for (const [key, spec] of Object.entries(env)) {
-      if (!CONFIG_KEY.test(key)) throw new InvalidInput(`app.json ${where}: "${key.slice(0, 60)}" is not a valid config var name (letters, digits and "_", not starting with a digit)`);
-      let value: string;
-      if (typeof spec === 'string' || typeof spec === 'number' || typeof spec === 'boolean') value = String(spec);
-      else if (isObject(spec) && spec.generator === 'secret') value = randomBytes(32).toString('hex');
-      else if (isObject(spec) && ['string', 'number', 'boolean'].includes(typeof spec.value)) value = String(spec.value);
-      else if (isObject(spec) && spec.value === undefined) continue;
-      else throw new InvalidInput(`app.json ${where}.${key} must be a string, or {"value": "..."}, or {"generator": "secret"}`);
-      try {
-        checkConfigValue(key, value);
-      } catch (err) {
-        throw err instanceof InvalidInput ? new InvalidInput(`app.json ${where}: ${err.message}`) : err;
-      }
-      config[key] = value;
-    }
-  };
-  apply(appJson.env, 'env');
-  const reviewEnvironment = isObject(appJson.environments) && isObject(appJson.environments.review) ? appJson.environments.review : {};
-  apply(reviewEnvironment.env, 'environments.review.env');
-  for (const prefix of ['HEROKU', 'FLOW']) {
-    Object.assign(config, { [`${prefix}_APP_NAME`]: review.app, [`${prefix}_BRANCH`]: review.branch, [`${prefix}_PR_NUMBER`]: String(review.pr) });
-  }
-  const size = configSize(config);
-  if (size > MAX_CONFIG_BYTES) throw new InvalidInput(`app.json's config vars come to ${formatBytes(size)}; an app's config vars are limited to 32 KB (${formatBytes(MAX_CONFIG_BYTES)})`);
-  return config;
-}
 
 /** The commit status context flowops' test runs report under. */
 export const CI_CONTEXT = 'flowops/ci';
 
-export interface TestRunView {
-  number: number;
-  commit: string;
-  branch: string | null;
-  status: TestRun['status'];
-  createdAt: string;
-  updatedAt: string;
-}
 
-function testRunView(run: TestRun): TestRunView {
-  return { number: run.number, commit: run.commit, branch: run.branch, status: run.status, createdAt: run.createdAt.toISOString(), updatedAt: run.updatedAt.toISOString() };
-}
-
-export interface ReportTarget {
-  app: string;
-  stage: Stage | 'destroyed';
-  version: number | null;
-  commit: string | null;
-  status: Release['status'];
-  releasing: boolean;
-  error?: string;
-  /** The release's release phase output (and boot errors). */
-  output: string;
-  /** Whether this release is still the app's current one. */
-  current: boolean;
-}
-
-export interface OperationReport {
-  operation: OperationView;
-  actor: string | null;
-  via: string;
-  targets: ReportTarget[];
-}
-
-export interface DiffView {
-  upstream: string;
-  downstream: string;
-  ahead: number;
-  commits: Commit[];
-}
 
 interface NewRelease {
   slugId: string | null;
@@ -1372,13 +1248,13 @@ export class Engine {
   private async ensureReviewApp(pipeline: Pipeline, row: ReviewApp, actor: Actor): Promise<void> {
     const source = await this.source(pipeline);
     const first = !(await this.db.getRepository(AppEntity).existsBy({ name: row.appName }));
-    let appJson: AppJson = {};
+    let appJson: AppJson;
     try {
-      appJson = JSON.parse((await source.readFile(row.headSha, 'app.json')) ?? '{}') as AppJson;
-    } catch {
-      return this.setReviewAppStatus(pipeline, row, 'errored', 'app.json is not valid JSON');
+      appJson = parseAppJson(await source.readFile(row.headSha, 'app.json'));
+    } catch (err) {
+      if (!(err instanceof InvalidInput)) throw err;
+      return this.setReviewAppStatus(pipeline, row, 'errored', err.message);
     }
-    if (!isObject(appJson as unknown)) return this.setReviewAppStatus(pipeline, row, 'errored', 'app.json must be a JSON object');
     if (first) {
       let config: Record<string, string>;
       try {
@@ -1417,8 +1293,8 @@ export class Engine {
     if (app) {
       const release = app.currentReleaseId ? await this.db.getRepository(ReleaseEntity).findOneBy({ id: app.currentReleaseId }) : null;
       const source = await this.source(pipeline);
-      const appJson = JSON.parse((release?.commit ? await source.readFile(release.commit, 'app.json').catch(() => null) : null) ?? '{}') as AppJson;
-      const predestroy = (appJson as AppJson | null)?.scripts?.['pr-predestroy'];
+      const appJson = release?.commit ? await source.readFile(release.commit, 'app.json').then(parseAppJson).catch(() => ({}) as AppJson) : {};
+      const predestroy = appJson.scripts?.['pr-predestroy'];
       if (typeof predestroy === 'string' && predestroy && release?.slugId) await this.platform.runCommand(release.slugId, predestroy, app.config, () => undefined);
       await this.removeApp({ ...SYSTEM, name: actor.name, via: actor.via }, app, pipeline);
     }
@@ -1524,9 +1400,6 @@ export class Engine {
   }
 }
 
-function releaseView(r: Release, currentReleaseId: number | null): ReleaseView {
-  return { version: r.version, status: r.status, description: r.description, slug: r.slugId, commit: r.commit, createdAt: r.createdAt.toISOString(), current: r.id === currentReleaseId };
-}
 
 function describeTargets(targets: App[], stage: Stage): string {
   return `${targets.map((t) => t.name).join(', ')} (${stage})`;
@@ -1537,11 +1410,4 @@ function assertChannel(channel: string): void {
   if (!CHANNEL.test(channel)) throw new InvalidInput(`"${channel.slice(0, 60)}" is not a Slack channel id (like C0123ABCD): give --channel the channel's id, or in Slack mention the #channel`);
 }
 
-/** Accepts the stage names and the aliases `prod`, `stg`, `dev`. */
-export function parseStage(name: string): Stage {
-  const aliases: Record<string, Stage> = { prod: 'production', stg: 'staging', stage: 'staging', dev: 'development' };
-  const stage = aliases[name] ?? name;
-  if (!(STAGES as readonly string[]).includes(stage)) throw new InvalidInput(`"${name}" is not a stage: use development, review, staging or production`);
-  return stage as Stage;
-}
 

@@ -1,4 +1,4 @@
-import { InvalidInput } from './errors.ts';
+import { InvalidInput } from '../errors.ts';
 
 /**
  * What text flowops accepts from a person, in one place for the grammar (every
@@ -11,6 +11,9 @@ import { InvalidInput } from './errors.ts';
 /** The longest word (name, ref, repo, option value) a command takes. Config values have their own limit. */
 export const MAX_WORD = 1024;
 /** Config vars of one app, keys and values together, in UTF-8 bytes (Heroku's limit). */
+/** A config var's name: letters, digits and `_`, not starting with a digit. */
+export const CONFIG_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
 export const MAX_CONFIG_BYTES = 32 * 1024;
 /** The largest version, test run or pull request number (a Postgres integer). */
 export const MAX_NUMBER = 2_147_483_647;

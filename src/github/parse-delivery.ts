@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { InvalidInput } from '../engine/errors.ts';
+import { InvalidInput } from '../errors.ts';
 
 /** A branch push, as the event core acts on it. */
 export interface Push {

@@ -2,7 +2,7 @@ import { createHmac, timingSafeEqual } from 'node:crypto';
 import type express from 'express';
 import type { Request, Response } from 'express';
 import type { Engine } from '../engine/engine.ts';
-import { FlowError, InvalidInput, Unauthenticated } from '../engine/errors.ts';
+import { FlowError, InvalidInput, Unauthenticated } from '../errors.ts';
 import { log } from '../log.ts';
 import { sendError } from '../server/send-error.ts';
 import type { UnverifiedBodyBudget } from '../server/unverified-body-budget.ts';

@@ -6,7 +6,7 @@ import { execute } from '../commands/execute.ts';
 import { parseCommand } from '../commands/grammar.ts';
 import type { Actor } from '../engine/access.ts';
 import type { Engine } from '../engine/engine.ts';
-import { FlowError, InvalidInput, NotFound, PayloadTooLarge } from '../engine/errors.ts';
+import { FlowError, InvalidInput, NotFound, PayloadTooLarge } from '../errors.ts';
 import { log } from '../log.ts';
 import { sendError } from './send-error.ts';
 import { megabytes } from './unverified-body-budget.ts';

@@ -1,5 +1,6 @@
 import type { Request, Response } from 'express';
-import { FlowError, Unavailable, httpStatusOf } from '../engine/errors.ts';
+import { FlowError, Unavailable } from '../errors.ts';
+import { httpStatusOf } from './http-status.ts';
 
 /**
  * Answers a refused request with its status and `{ error: { code, message } }`.

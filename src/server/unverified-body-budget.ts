@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { InvalidInput, PayloadTooLarge, RequestTimeout, Unavailable } from '../engine/errors.ts';
+import { InvalidInput, PayloadTooLarge, RequestTimeout, Unavailable } from '../errors.ts';
 
 /**
  * GitHub gives up on a delivery after 10 s and Slack on a request after 3 s: a

@@ -1,6 +1,6 @@
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
-import { FlowError, Unauthenticated } from '../engine/errors.ts';
+import { FlowError, Unauthenticated } from '../errors.ts';
 import type { SeenRequests } from '../engine/seen-requests.ts';
 import { log } from '../log.ts';
 import { sendError } from '../server/send-error.ts';

@@ -1,7 +1,8 @@
 import { operationMessage, type OperationMessageInput } from '../blocks/operation-message.ts';
 import { releaseOutputMessage } from '../blocks/result-message.ts';
 import { feedEventMessage } from '../blocks/feed-message.ts';
-import { SYSTEM, feedKindOf, type Engine, type OperationReport } from '../engine/engine.ts';
+import { SYSTEM, feedKindOf, type Engine } from '../engine/engine.ts';
+import type { OperationReport } from '../engine/views.ts';
 import { OutboxConsumer } from '../engine/outbox-consumer.ts';
 import { log } from '../log.ts';
 import type { SlackApi } from './slack-api.ts';

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { createAppAuth } from '@octokit/auth-app';
 import { Octokit, RequestError } from 'octokit';
-import { ExternalServiceError, NotFound } from '../engine/errors.ts';
+import { ExternalServiceError, NotFound } from '../errors.ts';
 import { runOrThrow } from '../exec.ts';
 import { assertRef, HostWriteFailed, type Commit, type CommitState, type CommitStatuses, type DeploymentState, type Deployments, type Source } from './source.ts';
 

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { InvalidInput, NotFound } from '../engine/errors.ts';
+import { InvalidInput, NotFound } from '../errors.ts';
 import { run, runOrThrow } from '../exec.ts';
 import { assertRef, assertSha, type Commit, type Source } from './source.ts';
 

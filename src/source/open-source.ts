@@ -1,4 +1,4 @@
-import { InvalidInput } from '../engine/errors.ts';
+import { InvalidInput } from '../errors.ts';
 import { GitHubSource, parseGitHubRepo, type GitHubSettings } from './github.ts';
 import { LocalGitSource } from './local-git.ts';
 import type { Source } from './source.ts';

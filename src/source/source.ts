@@ -1,4 +1,4 @@
-import { ExternalServiceError, InvalidInput } from '../engine/errors.ts';
+import { ExternalServiceError, InvalidInput } from '../errors.ts';
 
 /**
  * Refuses a ref (branch, tag, sha) that git could read as an option (a leading

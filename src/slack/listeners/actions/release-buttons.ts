@@ -4,7 +4,7 @@ import { errorMessage, noticeMessage, staleMessage, textMessage } from '../../..
 import { buttonValue } from '../../../blocks/limits.ts';
 import { mrkdwn } from '../../../blocks/mrkdwn.ts';
 import type { KnownBlock } from '@slack/types';
-import { FlowError, InvalidInput } from '../../../engine/errors.ts';
+import { FlowError, InvalidInput } from '../../../errors.ts';
 import type { Actor } from '../../../engine/access.ts';
 import { log } from '../../../log.ts';
 import { slackActor, type SlackDeps } from '../../context.ts';

@@ -4,7 +4,7 @@ import { pipelineMessage } from '../../../blocks/pipeline-board.ts';
 import { execute } from '../../../commands/execute.ts';
 import { COMMAND_NAMES, parseCommand, tokenize } from '../../../commands/grammar.ts';
 import { renderText } from '../../../commands/render-text.ts';
-import { FlowError } from '../../../engine/errors.ts';
+import { FlowError } from '../../../errors.ts';
 import { log } from '../../../log.ts';
 import { boardPipeline } from '../../board.ts';
 import { slackActor, slackWords, type SlackDeps } from '../../context.ts';

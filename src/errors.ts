@@ -83,15 +83,3 @@ export class Unavailable extends FlowError {
     super('unavailable', message);
   }
 }
-
-export const httpStatusOf: Record<ErrorCode, number> = {
-  permission_denied: 403,
-  not_found: 404,
-  conflict: 409,
-  invalid_input: 400,
-  unauthenticated: 401,
-  external_service_error: 502,
-  payload_too_large: 413,
-  timeout: 408,
-  unavailable: 503,
-};
