@@ -42,6 +42,19 @@ export class Conflict extends FlowError {
   }
 }
 
+/**
+ * A button or command acted on a release that is no longer the app's current one
+ * (someone deployed meanwhile): nothing was done; `current` says what runs now.
+ */
+export class StaleRelease extends FlowError {
+  constructor(
+    message: string,
+    readonly current: { app: string; version: number; commit: string | null },
+  ) {
+    super('conflict', message);
+  }
+}
+
 export class InvalidInput extends FlowError {
   constructor(message: string) {
     super('invalid_input', message);

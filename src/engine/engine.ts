@@ -47,7 +47,7 @@ import { REQUIRED, isPermission, permits, type Actor } from './access.ts';
 import { AppLocks } from './app-lock.ts';
 import { Outbox } from './outbox.ts';
 import { SeenRequests } from './seen-requests.ts';
-import { Conflict, InvalidInput, NotFound, PermissionDenied, Unauthenticated } from '../errors.ts';
+import { Conflict, InvalidInput, NotFound, PermissionDenied, StaleRelease, Unauthenticated } from '../errors.ts';
 import { CONFIG_KEY, MAX_CONFIG_BYTES, checkConfigValue, configSize, formatBytes, isCount } from './input.ts';
 
 const NAME = /^[a-z][a-z0-9-]{2,29}$/;
@@ -570,7 +570,7 @@ export class Engine {
    * Copies the slug the source app runs now, unchanged, to every app of the
    * downstream stage (or the named apps). The targets' config vars stay theirs.
    */
-  async promote(actor: Actor, input: { pipeline: string; fromStage?: string; fromApp?: string; toStage?: string; toApps?: string[] }): Promise<OperationView> {
+  async promote(actor: Actor, input: { pipeline: string; fromStage?: string; fromApp?: string; toStage?: string; toApps?: string[]; ifVersion?: number }): Promise<OperationView> {
     const pipeline = await this.authorize(actor, input.pipeline, REQUIRED.promote, `promote ${input.pipeline}`);
     const fromStage = parseStage(input.fromStage ?? 'staging');
     const [source] = input.fromApp ? await this.stageApps(pipeline, fromStage, input.fromApp) : await this.stageApps(pipeline, fromStage);
@@ -591,6 +591,9 @@ export class Engine {
     }
     const release = source.currentReleaseId ? await this.db.getRepository(ReleaseEntity).findOneBy({ id: source.currentReleaseId }) : null;
     if (!release?.slugId) throw new InvalidInput(`${source.name} has no release to promote yet; deploy first: \`deploy ${pipeline.name} to ${source.stage}\``);
+    if (input.ifVersion !== undefined && release.version !== input.ifVersion) {
+      throw new StaleRelease(`${source.name} has moved on since: it now runs v${release.version} (${short(release.commit)}), not v${input.ifVersion}.`, { app: source.name, version: release.version, commit: release.commit });
+    }
     const description = `Promote ${source.name} v${release.version} ${short(release.commit)}`;
     const op = await this.createOperation(actor, pipeline, 'promote', `${description} to ${describeTargets(targets, targets[0]!.stage)}`, targets);
     this.launch(op, async (progress) => {
@@ -600,9 +603,14 @@ export class Engine {
   }
 
   /** A new release with an earlier release's slug and config (default: the last succeeded one before the current). */
-  async rollback(actor: Actor, appName: string, version?: number): Promise<OperationView> {
+  async rollback(actor: Actor, appName: string, version?: number, options: { ifCurrent?: number } = {}): Promise<OperationView> {
     const { app, pipeline } = await this.authorizeApp(actor, appName, REQUIRED.rollback, `rollback ${appName}`);
     const releases = this.db.getRepository(ReleaseEntity);
+    if (options.ifCurrent !== undefined) {
+      const now = app.currentReleaseId ? await releases.findOneBy({ id: app.currentReleaseId }) : null;
+      if (!now) throw new InvalidInput(`${app.name} has no release to roll back`);
+      if (now.version !== options.ifCurrent) throw new StaleRelease(`${app.name} has moved on since: it now runs v${now.version}, not v${options.ifCurrent}.`, { app: app.name, version: now.version, commit: now.commit });
+    }
     let target: Release | null;
     if (version !== undefined) {
       target = await releases.findOneBy({ appId: app.id, version });
