@@ -226,7 +226,7 @@ try {
   }
 } finally {
   for (const { name } of (await server.database.dataSource.query('SELECT name FROM apps WHERE name NOT LIKE $1', ['bulk-%'])) as { name: string }[]) {
-    await engine.platform.destroy(name);
+    await server.platform.destroy(name);
   }
   await server.close();
   await slack.close();

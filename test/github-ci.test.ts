@@ -102,7 +102,7 @@ describe('CI and auto-deploy from GitHub pushes', () => {
     await t.server.engine.idle();
 
     expect(await stagingCommit()).toBe(before);
-    const skipped = await t.server.engine.db.query("SELECT message FROM events WHERE type = 'autodeploy.skipped'");
+    const skipped = await t.server.database.dataSource.query("SELECT message FROM events WHERE type = 'autodeploy.skipped'");
     expect(skipped).toEqual([{ message: `Not deploying ${sha.slice(0, 7)}: other checks on the commit are failure` }]);
   });
 

@@ -35,8 +35,9 @@ describe('GitHub statuses and deployments GitHub does not take', () => {
     throw new Error(`timed out waiting for ${what}`);
   }
   const taken = (sha: string) => github.statuses.filter((s) => s.sha === sha).map((s) => s.description);
-  const runOf = async (sha: string) => (await t.json<TestRunView[]>(['ci', 'shop'])).find((r) => r.commit === sha)!.number;
-  const events = (type: string): Promise<{ message: string; data: { status: number } }[]> => t.server.engine.db.query('SELECT message, data FROM events WHERE type = $1 ORDER BY id', [type]);
+  /** The number of the commit's test run, once the push has started one (it starts after the delivery is answered). */
+  const runOf = async (sha: string) => (await until(() => t.json<TestRunView[]>(['ci', 'shop']), (runs) => runs.some((r) => r.commit === sha), `the test run of ${sha}`)).find((r) => r.commit === sha)!.number;
+  const events = (type: string): Promise<{ message: string; data: { status: number } }[]> => t.server.database.dataSource.query('SELECT message, data FROM events WHERE type = $1 ORDER BY id', [type]);
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'flowops-github-statuses-'));
@@ -88,7 +89,7 @@ describe('GitHub statuses and deployments GitHub does not take', () => {
     expect(taken(down)).toEqual([`Test run #${m} pending`, `Test run #${m} building`, `Test run #${m} running`, `Test run #${m} succeeded`]);
     // Only the first of its statuses was ever tried while GitHub was down: the later ones waited behind it.
     expect(new Set(github.statusAttempts.filter((a) => a.sha === down && a.answered === 500).map((a) => a.description))).toEqual(new Set([`Test run #${m} pending`]));
-    expect(await t.server.engine.db.query('SELECT * FROM outbox_retries')).toEqual([]);
+    expect(await t.server.database.dataSource.query('SELECT * FROM outbox_retries')).toEqual([]);
   });
 
   it('records a deployment GitHub refuses, and the release goes live all the same', async () => {
@@ -100,7 +101,7 @@ describe('GitHub statuses and deployments GitHub does not take', () => {
     const [refusal] = await until(() => events('github.deployment_refused'), (e) => e.length === 1, 'the refused deployment, recorded');
     expect(refusal!.message).toBe('GitHub refused the deployment of shop-staging v1 (created) with 422; flowops skipped it');
     await t.server.statuses.idle();
-    expect(await t.server.engine.db.query('SELECT * FROM outbox_retries')).toEqual([]);
+    expect(await t.server.database.dataSource.query('SELECT * FROM outbox_retries')).toEqual([]);
     github.refuse.delete('deployments');
   });
 });

@@ -100,7 +100,7 @@ describe('a pipeline connected to a GitHub repository', () => {
     expect(first.status).toBe(202);
     expect(again.status).toBe(200);
     expect(await again.json()).toEqual({ duplicate: true });
-    const events = await t.server.engine.db.query("SELECT pipeline, message FROM events WHERE type = 'github.push' AND pipeline = 'shop'");
+    const events = await t.server.database.dataSource.query("SELECT pipeline, message FROM events WHERE type = 'github.push' AND pipeline = 'shop'");
     expect(events).toEqual([{ pipeline: 'shop', message: `${(push.pusher as { name: string }).name} pushed ${String(push.after).slice(0, 7)} to ${String(push.ref).slice(11)}` }]);
   });
 
@@ -113,7 +113,7 @@ describe('a pipeline connected to a GitHub repository', () => {
 
     expect(forged.status).toBe(401);
     expect(unsigned.status).toBe(400);
-    expect(await t.server.engine.db.query("SELECT id FROM github_deliveries WHERE id IN ('delivery-forged', 'd2')")).toEqual([]);
+    expect(await t.server.database.dataSource.query("SELECT id FROM github_deliveries WHERE id IN ('delivery-forged', 'd2')")).toEqual([]);
     const ok = await deliver(t.server.url, 'ping', 'delivery-ping', body, githubSignature(SECRET, body));
     expect(ok.status).toBe(202);
   });

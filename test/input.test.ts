@@ -7,7 +7,7 @@ import { startTestServer, type TestServer } from './helpers/server.ts';
 
 /** Releases, config, pipelines, access and the counts of what a command can add: what a refused command must leave alone. */
 async function snapshot(t: TestServer) {
-  const [counts] = (await t.server.engine.db.query(
+  const [counts] = (await t.server.database.dataSource.query(
     `SELECT (SELECT count(*) FROM events) AS events, (SELECT count(*) FROM operations) AS operations, (SELECT count(*) FROM users) AS users,
             (SELECT count(*) FROM builds) AS builds, (SELECT count(*) FROM subscriptions) AS subscriptions,
             (SELECT json_agg(json_build_object('name', name, 'repo', repo, 'branch', branch, 'autodeploy', autodeploy, 'reviewApps', review_apps) ORDER BY name) FROM pipelines) AS pipelines`,

@@ -60,7 +60,7 @@ async function waitFor(condition: () => boolean | Promise<boolean>, what: string
 
 describe('GitHub webhooks: what GitHub would never send is refused, cheaply, with nothing recorded', () => {
   let t: TestServer;
-  const deliveries = async (): Promise<string[]> => ((await t.server.engine.db.query('SELECT id FROM github_deliveries ORDER BY id')) as { id: string }[]).map((r) => r.id);
+  const deliveries = async (): Promise<string[]> => ((await t.server.database.dataSource.query('SELECT id FROM github_deliveries ORDER BY id')) as { id: string }[]).map((r) => r.id);
   const githubHeaders = (id: string, extra: Record<string, string | number> = {}) => ({
     'content-type': 'application/json',
     'x-github-event': 'push',
@@ -334,7 +334,7 @@ describe('Slack over HTTP: a request from the future is refused, a replay runs o
 
 describe('the API: bad input is a 4xx that says what, never a 500, and changes nothing', () => {
   let t: TestServer;
-  const counts = async () => (await t.server.engine.db.query('SELECT (SELECT count(*) FROM operations)::int AS operations, (SELECT count(*) FROM events)::int AS events'))[0] as { operations: number; events: number };
+  const counts = async () => (await t.server.database.dataSource.query('SELECT (SELECT count(*) FROM operations)::int AS operations, (SELECT count(*) FROM events)::int AS events'))[0] as { operations: number; events: number };
   const get = (path: string, token = t.server.admin.token) => fetch(`${t.server.url}${path}`, { headers: { authorization: `Bearer ${token}` } });
   const post = (body: string, headers: Record<string, string> = {}) =>
     fetch(`${t.server.url}/api/commands`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${t.server.admin.token}`, ...headers }, body });

@@ -35,6 +35,6 @@ describe('the Slack app in Socket Mode', () => {
     const reply = await slack.waitFor(() => slack.responses.find((r) => r.id === 'socket') as { text: string } | undefined, 'the answer');
     // As Slack must receive it: escaped, or Slack would read <pipeline> as a link.
     expect(reply.text).toContain('promote &lt;pipeline&gt; [from &lt;stage&gt;[/&lt;app&gt;]]');
-    expect((await t.server.engine.db.query("SELECT admin FROM users WHERE external_id = 'slack:T1:UADMIN'"))[0]).toEqual({ admin: true });
+    expect((await t.server.database.dataSource.query("SELECT admin FROM users WHERE external_id = 'slack:T1:UADMIN'"))[0]).toEqual({ admin: true });
   });
 });

@@ -33,7 +33,7 @@ describe('the Slack app over HTTP, signed as Slack signs', () => {
       () => slack.calls.find((c) => (c.method === 'chat.update' || (c.method === 'chat.postMessage' && !c.args.thread_ts)) && c.args.channel === channel && String(c.args.text).includes(also) && String(c.args.text).endsWith(ending)),
       `a message in ${channel} ending "${ending}"`,
     );
-  const operations = async () => Number((await t.server.engine.db.query('SELECT count(*)::int AS n FROM operations'))[0].n);
+  const operations = async () => Number((await t.server.database.dataSource.query('SELECT count(*)::int AS n FROM operations'))[0].n);
 
   beforeAll(async () => {
     slack = await FakeSlack.start();
@@ -78,7 +78,7 @@ describe('the Slack app over HTTP, signed as Slack signs', () => {
     expect(await operations()).toBe(1);
     const posts = slack.callsOf('chat.postMessage').filter((c) => c.args.channel === 'CDEPLOY' && !c.args.thread_ts);
     expect(posts).toHaveLength(1);
-    const ts = (await t.server.engine.db.query('SELECT ts FROM status_messages'))[0].ts;
+    const ts = (await t.server.database.dataSource.query('SELECT ts FROM status_messages'))[0].ts;
     expect(slack.callsOf('chat.update').every((c) => c.args.ts === ts && c.args.channel === 'CDEPLOY')).toBe(true);
     const blocks = done.args.blocks as Blocks;
     expect(blocks[1]!.text!.text).toMatch(/:white_check_mark: \*shop-staging\* \(staging\) v1 `[0-9a-f]{7}` live/);

@@ -63,7 +63,7 @@ describe("a review app's config from app.json, which the repository writes", () 
     await repo.commit({ 'app.json': appJson }, 'Hostile app.json');
     await repo.git('checkout', '-q', 'main');
     await openPullRequest(number, branch);
-    const before = await t.server.engine.db.query('SELECT (SELECT count(*) FROM operations) AS operations, (SELECT count(*) FROM releases) AS releases');
+    const before = await t.server.database.dataSource.query('SELECT (SELECT count(*) FROM operations) AS operations, (SELECT count(*) FROM releases) AS releases');
 
     const run = await t.cli(['reviewapps:create', 'shop', '--pr', String(number)]);
 
@@ -71,6 +71,6 @@ describe("a review app's config from app.json, which the repository writes", () 
     expect(run.out).toContain(`Review app shop-pr-${number} for #${number}: errored (${message}`);
     expect((await t.json<ReviewAppView[]>(['reviewapps', 'shop'])).find((r) => r.pr === number)).toMatchObject({ status: 'errored', url: null });
     expect((await t.cli(['config', `shop-pr-${number}`])).err).toContain(`no app "shop-pr-${number}"`);
-    expect(await t.server.engine.db.query('SELECT (SELECT count(*) FROM operations) AS operations, (SELECT count(*) FROM releases) AS releases')).toEqual(before);
+    expect(await t.server.database.dataSource.query('SELECT (SELECT count(*) FROM operations) AS operations, (SELECT count(*) FROM releases) AS releases')).toEqual(before);
   });
 });

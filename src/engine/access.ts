@@ -27,3 +27,6 @@ export function permits(held: Permission | null, needed: Permission): boolean {
 export function isPermission(value: string): value is Permission {
   return (PERMISSIONS as readonly string[]).includes(value);
 }
+
+/** The acting identity of flowops itself (the notifier, recovery): an admin that is nobody. */
+export const SYSTEM: Actor = { id: 0, name: 'flowops', admin: true, via: 'system' };

@@ -1,4 +1,5 @@
-import { CI_CONTEXT, type Engine } from '../engine/engine.ts';
+import { CI_CONTEXT } from '../engine/ci.ts';
+import type { Engine } from '../engine/engine.ts';
 import { short } from '../format.ts';
 import { OutboxConsumer } from '../engine/outbox-consumer.ts';
 import { hasCommitStatuses, hasDeployments, HostWriteFailed, type CommitState } from '../source/source.ts';

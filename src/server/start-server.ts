@@ -28,6 +28,8 @@ export interface RunningServer {
   statuses: GitHubStatusNotifier;
   /** Where repository code runs: `none` when bubblewrap is not installed (FLOW_SANDBOX=auto) or turned off. */
   sandbox: SandboxMode;
+  /** The local platform the apps run on (tests stop their apps through it). */
+  platform: LocalPlatform;
   /** The process's budget of request bytes buffered before their signature is checked. */
   unverifiedBodies: UnverifiedBodyBudget;
   close(): Promise<void>;
@@ -108,6 +110,7 @@ export async function startServer(settings: Settings): Promise<RunningServer> {
       slack: front,
       statuses,
       sandbox,
+      platform,
       unverifiedBodies,
       async close() {
         await closeHttp(server);

@@ -1,7 +1,9 @@
 import { operationMessage, type OperationMessageInput } from '../blocks/operation-message.ts';
 import { releaseOutputMessage } from '../blocks/result-message.ts';
 import { feedEventMessage } from '../blocks/feed-message.ts';
-import { SYSTEM, feedKindOf, type Engine } from '../engine/engine.ts';
+import { SYSTEM } from '../engine/access.ts';
+import type { Engine } from '../engine/engine.ts';
+import { feedKindOf } from '../engine/feeds.ts';
 import type { OperationReport } from '../engine/views.ts';
 import { OutboxConsumer } from '../engine/outbox-consumer.ts';
 import { log } from '../log.ts';

@@ -51,9 +51,9 @@ export async function startTestServer(options: { sharedDatabaseUrl?: string; env
         return;
       }
       // Apps outlive flowops by design; a test stops the ones it started.
-      const apps: { name: string }[] = await server.engine.db.query('SELECT name FROM apps');
+      const apps: { name: string }[] = await server.database.dataSource.query('SELECT name FROM apps');
       await server.engine.idle();
-      for (const { name } of apps) await server.engine.platform.destroy(name);
+      for (const { name } of apps) await server.platform.destroy(name);
       await server.close();
       await database.drop();
       await rm(dir, { recursive: true, force: true });

@@ -1,0 +1,71 @@
+import { randomUUID } from 'node:crypto';
+import PQueue from 'p-queue';
+import type { DataSource, EntityManager } from 'typeorm';
+import { EventEntity, type FlowEvent, type Pipeline } from '../db/entities.ts';
+import type { Platform } from '../platform/platform.ts';
+import type { OpenSource } from '../source/open-source.ts';
+import type { Source } from '../source/source.ts';
+import { Outbox } from './outbox.ts';
+
+/**
+ * What every engine service works with: the database, the platform, the
+ * pipelines' sources, the job queues, and the one way to write state with its
+ * events. Services get this, never the Engine facade.
+ */
+export class EngineContext {
+  /** This process among the flowops processes sharing the database. */
+  readonly runnerId = randomUUID();
+  readonly outbox: Outbox;
+  /** Operations' work: long jobs, many at once. */
+  readonly jobs = new PQueue({ concurrency: 64 });
+  /** Builds: CPU-heavy, two at a time. */
+  readonly builds = new PQueue({ concurrency: 2 });
+  private readonly sources = new Map<string, Promise<Source>>();
+  private readonly eventListeners = new Set<() => void>();
+
+  constructor(
+    readonly db: DataSource,
+    readonly platform: Platform,
+    readonly openSource: OpenSource,
+  ) {
+    this.outbox = new Outbox(db, this.runnerId);
+  }
+
+  /** Calls `listener` after each transaction that wrote events, so a front can deliver them. */
+  onEvents(listener: () => void): void {
+    this.eventListeners.add(listener);
+  }
+
+  notify(): void {
+    for (const listener of this.eventListeners) listener();
+  }
+
+  /** Runs `work` in one transaction (state and its events together), then tells the listeners. */
+  transaction<T>(work: (m: EntityManager) => Promise<T>): Promise<T> {
+    return this.db.transaction(work).then((result) => {
+      this.notify();
+      return result;
+    });
+  }
+
+  /** Writes an event in the transaction `m`: the outbox and the audit trail. */
+  async emit(m: EntityManager, event: Partial<FlowEvent> & Pick<FlowEvent, 'type' | 'via' | 'message'>): Promise<void> {
+    await m.insert(EventEntity, { pipeline: null, app: null, operationId: null, actor: null, ...event, data: (event.data ?? {}) as never });
+  }
+
+  /** The pipeline's source, opened once per repository and kept. */
+  async source(pipeline: Pipeline): Promise<Source> {
+    let source = this.sources.get(pipeline.repo);
+    if (!source) {
+      source = this.openSource(pipeline.repo);
+      source.catch(() => this.sources.delete(pipeline.repo));
+      this.sources.set(pipeline.repo, source);
+    }
+    return source;
+  }
+
+  /** Forgets an opened source (a pipeline now takes its code from elsewhere). */
+  forgetSource(repo: string): void {
+    this.sources.delete(repo);
+  }
+}

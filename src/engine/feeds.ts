@@ -1,0 +1,88 @@
+import { SubscriptionEntity } from '../db/entities.ts';
+import { type Actor } from './access.ts';
+import { InvalidInput, NotFound } from '../errors.ts';
+import type { EngineContext } from './context.ts';
+import type { Access } from './access-control.ts';
+import type { Pipelines } from './pipelines.ts';
+
+/** A Slack channel id (public, private, direct): what a feed is kept by. */
+const CHANNEL = /^[CGD][A-Z0-9]{2,20}$/;
+
+/** What a feed can follow; a subscription without a list follows all of them. */
+export const FEED_EVENTS = ['deploy', 'promote', 'rollback', 'config', 'ci', 'pulls'] as const;
+
+/** Which feed event kind an event belongs to, for events that are not operations. */
+export function feedKindOf(type: string): (typeof FEED_EVENTS)[number] | null {
+  if (/^testrun\.(succeeded|failed|errored)$/.test(type) || /^autodeploy\.(skipped|failed)$/.test(type)) return 'ci';
+  if (/^pullrequest\.(opened|merged|closed)$/.test(type) || /^reviewapp\.(created|errored)$/.test(type)) return 'pulls';
+  if (type === 'github.status_refused') return 'ci';
+  if (type === 'github.deployment_refused') return 'deploy';
+  return null;
+}
+
+/** A feed is a Slack channel, named by its id (in Slack, a #channel mention becomes one). */
+function assertChannel(channel: string): void {
+  if (!CHANNEL.test(channel)) throw new InvalidInput(`"${channel.slice(0, 60)}" is not a Slack channel id (like C0123ABCD): give --channel the channel's id, or in Slack mention the #channel`);
+}
+/** A pipeline's feeds: the channels that follow it, and the messages that track an operation. */
+export class Feeds {
+  constructor(
+    private readonly ctx: EngineContext,
+    private readonly authz: Access,
+    private readonly pipelines: Pipelines,
+  ) {}
+
+  /** Makes `channel` a feed of the pipeline for the given operation kinds (all when none). */
+  async subscribe(actor: Actor, pipelineName: string, channel: string, events: string[]): Promise<{ pipeline: string; channel: string; events: string[] }> {
+    const pipeline = await this.authz.authorize(actor, pipelineName, 'operate', `subscribe ${pipelineName}`);
+    assertChannel(channel);
+    const unknown = events.filter((e) => !(FEED_EVENTS as readonly string[]).includes(e));
+    if (unknown.length) throw new InvalidInput(`${unknown.join(', ')} ${unknown.length === 1 ? 'is' : 'are'} not a feed event: use ${FEED_EVENTS.join(', ')}, or none for all`);
+    const chosen = events.length ? [...new Set(events)] : [...FEED_EVENTS];
+    await this.ctx.transaction(async (m) => {
+      await m.upsert(SubscriptionEntity, { pipelineId: pipeline.id, channel, events: chosen }, ['pipelineId', 'channel']);
+      await this.ctx.emit(m, { type: 'subscription.added', pipeline: pipeline.name, actor: actor.name, via: actor.via, message: `${actor.name} made ${channel} a feed of ${pipeline.name}`, data: { channel, events: chosen } });
+    });
+    return { pipeline: pipeline.name, channel, events: chosen };
+  }
+
+  async unsubscribe(actor: Actor, pipelineName: string, channel: string): Promise<{ pipeline: string; channel: string }> {
+    const pipeline = await this.authz.authorize(actor, pipelineName, 'operate', `unsubscribe ${pipelineName}`);
+    assertChannel(channel);
+    await this.ctx.transaction(async (m) => {
+      const removed = await m.delete(SubscriptionEntity, { pipelineId: pipeline.id, channel });
+      if (!removed.affected) throw new NotFound(`this channel is not a feed of ${pipeline.name}`);
+      await this.ctx.emit(m, { type: 'subscription.removed', pipeline: pipeline.name, actor: actor.name, via: actor.via, message: `${actor.name} stopped the ${pipeline.name} feed in ${channel}`, data: { channel } });
+    });
+    return { pipeline: pipeline.name, channel };
+  }
+
+  /** The feeds of a channel, among the pipelines the actor can see. */
+  async subscriptions(actor: Actor, channel: string): Promise<{ pipeline: string; events: string[] }[]> {
+    assertChannel(channel);
+    const visible = new Set((await this.pipelines.listPipelines(actor)).map((p) => p.name));
+    const rows: { pipeline: string; events: string[] }[] = await this.ctx.db.query(
+      'SELECT p.name AS pipeline, s.events FROM subscriptions s JOIN pipelines p ON p.id = s.pipeline_id WHERE s.channel = $1 ORDER BY p.name',
+      [channel],
+    );
+    return rows.filter((r) => visible.has(r.pipeline));
+  }
+
+  /**
+   * Records that `channel` shows operation `operationId` in one message, kept up to
+   * date by the front's notifier. Idempotent.
+   */
+  async ensureStatusMessage(operationId: number, channel: string): Promise<void> {
+    await this.ctx.outbox.addStatusMessage(operationId, channel);
+    this.ctx.notify();
+  }
+
+  /**
+   * Records that the source host refused something flowops reported to it
+   * (a commit status, a deployment) for good, as an event of the pipeline:
+   * the audit trail keeps it and the pipeline's feeds show it.
+   */
+  async recordRefusal(event: { type: 'github.status_refused' | 'github.deployment_refused'; pipeline: string; app: string | null; message: string; data: Record<string, unknown> }): Promise<void> {
+    await this.ctx.transaction((m) => this.ctx.emit(m, { ...event, via: 'system' }));
+  }
+}

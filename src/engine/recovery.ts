@@ -1,0 +1,120 @@
+import os from 'node:os';
+import { In } from 'typeorm';
+import { AppEntity, BuildEntity, OperationEntity, PipelineEntity, ReleaseEntity, RunnerEntity, SlugEntity, TestRunEntity, type Operation } from '../db/entities.ts';
+import { databaseOutage, isConnectionError } from '../db/outage.ts';
+import { processAlive } from '../exec.ts';
+import { log } from '../log.ts';
+import type { ReleaseSpec } from '../platform/platform.ts';
+import type { EngineContext } from './context.ts';
+import type { Ci } from './ci.ts';
+import type { ReviewApps } from './review-apps.ts';
+
+/** A runner whose heartbeat is older than this is taken for dead, wherever it ran. */
+const RUNNER_TIMEOUT_MS = 60_000;
+const HEARTBEAT_MS = 10_000;
+/** This runner among the others: heartbeats, operations interrupted by a dead runner, apps brought back after a restart. */
+export class Recovery {
+  private heartbeat: NodeJS.Timeout | undefined;
+  private staleSweep: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly ctx: EngineContext,
+    private readonly ci: Ci,
+    private readonly reviewApps: ReviewApps,
+  ) {}
+
+  /** Registers this runner, ends operations whose runner died, and brings every app back to its current release. */
+  async start(): Promise<void> {
+    await this.ctx.db.getRepository(RunnerEntity).save({ id: this.ctx.runnerId, hostname: os.hostname(), pid: process.pid, heartbeatAt: new Date() });
+    await this.interruptOrphans();
+    await this.recoverApps();
+    this.heartbeat = setInterval(() => {
+      void this.ctx.db
+        .getRepository(RunnerEntity)
+        .update({ id: this.ctx.runnerId }, { heartbeatAt: new Date() })
+        .then(() => databaseOutage.answered())
+        .then(() => this.interruptOrphans())
+        // A database outage is logged once, not on every beat; the next beat tries again.
+        .catch((err: unknown) => (isConnectionError(err) ? databaseOutage.noticed(err, { where: 'heartbeat' }) : log.warn({ err }, 'heartbeat failed')));
+    }, HEARTBEAT_MS);
+    this.heartbeat.unref();
+    this.staleSweep = setInterval(() => {
+      this.reviewApps.destroyStaleReviewApps().catch((err: unknown) => log.warn({ err }, 'stale review apps not destroyed'));
+    }, 3_600_000);
+    this.staleSweep.unref();
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.heartbeat);
+    clearInterval(this.staleSweep);
+    await this.ctx.jobs.onIdle();
+    await this.ctx.db.getRepository(RunnerEntity).delete({ id: this.ctx.runnerId });
+  }
+
+  /**
+   * Finds flowops processes that died (same host and pid gone, or no heartbeat
+   * for a minute): their open operations end as interrupted, and the outbox
+   * leases they held are freed for the living.
+   */
+  private async interruptOrphans(): Promise<void> {
+    const runners = await this.ctx.db.getRepository(RunnerEntity).find();
+    const dead = (runner: (typeof runners)[number]) =>
+      runner.id !== this.ctx.runnerId &&
+      (Date.now() - runner.heartbeatAt.getTime() > RUNNER_TIMEOUT_MS || (runner.hostname === os.hostname() && !processAlive(runner.pid)));
+    const alive = runners.filter((r) => !dead(r)).map((r) => r.id);
+    const open = await this.ctx.db.getRepository(OperationEntity).find({ where: { status: In(['pending', 'running']) } });
+    for (const op of open.filter((o) => !alive.includes(o.runnerId))) {
+      await this.interrupt(op);
+      log.warn({ operation: op.id, kind: op.kind }, 'operation interrupted by a restart');
+    }
+    const orphanRuns = await this.ctx.db.getRepository(TestRunEntity).find({ where: { status: In(['pending', 'building', 'running']) } });
+    for (const run of orphanRuns.filter((r) => !alive.includes(r.runnerId ?? ''))) {
+      const pipeline = await this.ctx.db.getRepository(PipelineEntity).findOneBy({ id: run.pipelineId });
+      if (pipeline) await this.ci.setTestRunStatus(pipeline, run, 'errored', 'interrupted: flowops stopped while this test run was under way', run.output);
+    }
+    await this.ctx.db.query('UPDATE outbox_cursors SET leased_by = NULL, leased_until = NULL WHERE leased_by IS NOT NULL AND NOT (leased_by = ANY($1))', [alive]);
+    const gone = runners.filter((r) => !alive.includes(r.id)).map((r) => r.id);
+    if (gone.length) await this.ctx.db.getRepository(RunnerEntity).delete({ id: In(gone) });
+  }
+
+  private async interrupt(op: Operation): Promise<void> {
+    const reason = 'interrupted: flowops stopped while this operation was running';
+    await this.ctx.transaction(async (m) => {
+      const targets = op.targets.map((t) => (t.status === 'pending' ? { ...t, status: 'failed' as const, error: 'interrupted' } : t));
+      await m.update(OperationEntity, { id: op.id }, { status: 'failed', error: reason, targets });
+      await m
+        .createQueryBuilder()
+        .update(ReleaseEntity)
+        .set({ status: 'failed', output: () => `output || '\n${reason}\n'` })
+        .where('operation_id = :id AND status = :pending', { id: op.id, pending: 'pending' })
+        .execute();
+      await m.update(BuildEntity, { operationId: op.id, status: 'pending' }, { status: 'failed' });
+      await m.update(AppEntity, { lockedBy: op.id }, { lockedBy: null });
+      const pipeline = op.pipelineId ? await m.findOneBy(PipelineEntity, { id: op.pipelineId }) : null;
+      await this.ctx.emit(m, {
+        type: `${op.kind}.failed`,
+        pipeline: pipeline?.name ?? null,
+        operationId: op.id,
+        actor: null,
+        via: 'system',
+        message: `${op.description}: ${reason}`,
+      });
+    });
+  }
+
+  private async recoverApps(): Promise<void> {
+    const apps = await this.ctx.db.getRepository(AppEntity).find();
+    const current: ReleaseSpec[] = [];
+    const idle: string[] = [];
+    for (const app of apps) {
+      const release = app.currentReleaseId ? await this.ctx.db.getRepository(ReleaseEntity).findOneBy({ id: app.currentReleaseId }) : null;
+      const slug = release?.slugId ? await this.ctx.db.getRepository(SlugEntity).findOneBy({ id: release.slugId }) : null;
+      if (release && slug) {
+        current.push({ app: app.name, releaseId: release.id, version: release.version, slugId: slug.id, procfile: slug.procfile, config: release.config });
+      } else {
+        idle.push(app.name);
+      }
+    }
+    await this.ctx.platform.recover(current, idle);
+  }
+}

@@ -1,0 +1,139 @@
+import { type EntityManager } from 'typeorm';
+import { AppEntity, BuildEntity, OperationEntity, PipelineEntity, ReleaseEntity, SlugEntity, type App, type Operation, type OperationTarget, type Pipeline, type Release } from '../db/entities.ts';
+import { untilDatabaseAnswers } from '../db/outage.ts';
+import type { ReleaseSpec } from '../platform/platform.ts';
+import { type Source } from '../source/source.ts';
+import { short } from '../format.ts';
+import { AppLocks } from './app-lock.ts';
+import type { EngineContext } from './context.ts';
+import type { Progress } from './operations.ts';
+
+export interface NewRelease {
+  slugId: string | null;
+  commit: string | null;
+  description: string;
+  /** Config of the release; default: the app's config vars. Rollback restores an old one. */
+  config?: Record<string, string>;
+}
+/** Builds and releases, the work of an operation: one release at a time per app, under the app's lock. */
+export class ReleaseExecution {
+  private readonly locks: AppLocks;
+
+  constructor(
+    private readonly ctx: EngineContext,
+  ) {
+    this.locks = new AppLocks(ctx.db);
+  }
+
+  async build(op: Operation, pipeline: Pipeline, source: Source, sha: string, progress: Progress): Promise<string> {
+    const builds = this.ctx.db.getRepository(BuildEntity);
+    const durably = <T>(step: string, work: () => Promise<T>) => untilDatabaseAnswers({ operation: op.id, step }, work);
+    const build = await durably('build', () => builds.save(builds.create({ pipelineId: pipeline.id, commit: sha, status: 'pending', operationId: op.id })));
+    await progress(`Building ${short(sha)}...`);
+    let output = '';
+    // The build log's step lines ("-----> Building dependencies") and their indented details are the build's progress.
+    let partial = '';
+    let steps = Promise.resolve();
+    try {
+      const slug = await this.ctx.platform.build(
+        source,
+        sha,
+        (chunk) => {
+        output += chunk;
+        const lines = (partial + chunk).split('\n');
+        partial = lines.pop()!;
+        for (const line of lines.filter((l) => /^(----->| {7})\s*\S/.test(l))) steps = steps.then(() => progress(line.startsWith('-----> ') ? line.slice(7) : `  ${line.trim()}`));
+        },
+        pipeline.repo,
+      );
+      await steps;
+      await durably('build', () =>
+        this.ctx.transaction(async (m) => {
+          await m.upsert(SlugEntity, { id: slug.id, size: String(slug.size), commit: sha, procfile: slug.procfile }, ['id']);
+          await m.update(BuildEntity, { id: build.id }, { status: 'succeeded', output, slugId: slug.id });
+          await this.ctx.emit(m, { type: 'build.succeeded', pipeline: pipeline.name, operationId: op.id, via: 'system', message: `Built ${short(sha)} into slug ${slug.id.slice(0, 12)}`, data: { slug: slug.id, size: slug.size } });
+        }),
+      );
+      return slug.id;
+    } catch (err) {
+      const why = err instanceof Error ? err.message : String(err);
+      await durably('build', () => builds.update({ id: build.id }, { status: 'failed', output: `${output}\n${why}` }));
+      throw new Error(`build of ${short(sha)} failed: ${why}`);
+    }
+  }
+
+  /**
+   * One release on one app, under the app's lock: a new version, the release
+   * phase, then the processes. The app keeps its current release unless every
+   * step succeeds.
+   */
+  async release(op: Operation, target: App, make: (current: Release | null) => NewRelease, progress: Progress): Promise<void> {
+    const setTarget = async (m: EntityManager, patch: Partial<OperationTarget>) => {
+      const fresh = await m.findOneByOrFail(OperationEntity, { id: op.id });
+      await m.update(OperationEntity, { id: op.id }, { targets: fresh.targets.map((t) => (t.app === target.name ? { ...t, ...patch } : t)) });
+    };
+    // Each step waits out a database outage: a release phase that ran must not end up `pending` for want of a connection.
+    const durably = <T>(step: string, work: () => Promise<T>) => untilDatabaseAnswers({ operation: op.id, app: target.name, step }, work);
+    await this.locks.withLock(target.id, op.id, async () => {
+      const pipeline = await durably('release', () => this.ctx.db.getRepository(PipelineEntity).findOneByOrFail({ id: target.pipelineId }));
+      const app = await durably('release', () => this.ctx.db.getRepository(AppEntity).findOneByOrFail({ id: target.id }));
+      const current = app.currentReleaseId ? await durably('release', () => this.ctx.db.getRepository(ReleaseEntity).findOneBy({ id: app.currentReleaseId! })) : null;
+      const spec = make(current);
+      const release = await durably('release', () => this.ctx.transaction(async (m) => {
+        const [{ last_version: version }] = (await m.query('UPDATE apps SET last_version = last_version + 1 WHERE id = $1 RETURNING last_version', [app.id]))[0] as [{ last_version: number }];
+        if (spec.config) await m.update(AppEntity, { id: app.id }, { config: spec.config });
+        const release = await m.save(
+          ReleaseEntity,
+          m.create(ReleaseEntity, { appId: app.id, version, slugId: spec.slugId, commit: spec.commit, config: spec.config ?? app.config, description: spec.description, status: 'pending', operationId: op.id }),
+        );
+        await setTarget(m, { version });
+        await this.ctx.emit(m, { type: 'release.created', pipeline: pipeline.name, app: app.name, operationId: op.id, via: 'system', message: `${app.name} v${version}: ${spec.description}`, data: { version, commit: spec.commit, stage: app.stage } });
+        return release;
+      }));
+
+      let output = '';
+      const fail = async (why: string) => {
+        await durably('release outcome', () =>
+          this.ctx.transaction(async (m) => {
+            await m.update(ReleaseEntity, { id: release.id }, { status: 'failed', output });
+            await setTarget(m, { status: 'failed', error: why });
+            await this.ctx.emit(m, { type: 'release.failed', pipeline: pipeline.name, app: app.name, operationId: op.id, via: 'system', message: `${app.name} v${release.version} failed: ${why}`, data: { version: release.version, commit: release.commit, stage: app.stage } });
+          }),
+        );
+      };
+      const slug = spec.slugId ? await durably('release', () => this.ctx.db.getRepository(SlugEntity).findOneByOrFail({ id: spec.slugId! })) : null;
+      if (slug) {
+        const releaseSpec: ReleaseSpec = { app: app.name, releaseId: release.id, version: release.version, slugId: slug.id, procfile: slug.procfile, config: release.config };
+        if (slug.procfile.release) await progress(`Running release phase for ${app.name} v${release.version}...`, app.name);
+        let phase: { code: number };
+        try {
+          phase = await this.ctx.platform.releasePhase(releaseSpec, (chunk) => {
+            output += chunk;
+          });
+        } catch (err) {
+          // The release phase could not even start (no slug tree, no sandbox): the release fails, it is never left pending.
+          output += `\n${err instanceof Error ? err.message : String(err)}\n`;
+          return fail(`the release phase could not start; see \`releases:output ${app.name} v${release.version}\``);
+        }
+        if (phase.code !== 0) return fail(`release phase exited with ${phase.code}; see \`releases:output ${app.name} v${release.version}\``);
+        await progress(`Starting ${app.name} v${release.version}...`, app.name);
+        try {
+          await this.ctx.platform.start(releaseSpec, (chunk) => {
+            output += chunk;
+          });
+        } catch (err) {
+          output += `\n${err instanceof Error ? err.message : String(err)}\n`;
+          return fail(`processes did not start; see \`releases:output ${app.name} v${release.version}\``);
+        }
+      }
+      await durably('release outcome', () =>
+        this.ctx.transaction(async (m) => {
+          await m.update(ReleaseEntity, { id: release.id }, { status: 'succeeded', output });
+          await m.update(AppEntity, { id: app.id }, { currentReleaseId: release.id });
+          await setTarget(m, { status: 'succeeded' });
+          await this.ctx.emit(m, { type: 'release.succeeded', pipeline: pipeline.name, app: app.name, operationId: op.id, via: 'system', message: `${app.name} v${release.version} is live`, data: { version: release.version, commit: release.commit, stage: app.stage, url: this.ctx.platform.url(app.name) } });
+        }),
+      );
+    });
+  }
+}

@@ -1,0 +1,207 @@
+import { type EntityManager } from 'typeorm';
+import { AppEntity, ReleaseEntity, type App, type Pipeline, type Release, type Stage } from '../db/entities.ts';
+import { short } from '../format.ts';
+import { DOWNSTREAM, parseStage } from './stages.ts';
+import { releaseView, type DiffView, type OperationView, type ReleaseView } from './views.ts';
+import { REQUIRED, permits, type Actor } from './access.ts';
+import { InvalidInput, NotFound, StaleRelease } from '../errors.ts';
+import { CONFIG_KEY, MAX_CONFIG_BYTES, checkConfigValue, configSize, formatBytes } from './input.ts';
+import type { EngineContext } from './context.ts';
+import type { Access } from './access-control.ts';
+import type { ReleaseExecution } from './release-execution.ts';
+import type { Operations } from './operations.ts';
+import type { Pipelines } from './pipelines.ts';
+
+/** What `config` shows in place of a value the reader may not see: the same for every value, so not even its length shows. */
+export const MASKED_VALUE = '********';
+
+function describeTargets(targets: App[], stage: Stage): string {
+  return `${targets.map((t) => t.name).join(', ')} (${stage})`;
+}
+/** Deploy, promote, rollback, config vars, and what each app runs (releases, diff). */
+export class Releases {
+  constructor(
+    private readonly ctx: EngineContext,
+    private readonly authz: Access,
+    private readonly execution: ReleaseExecution,
+    private readonly operations: Operations,
+    private readonly pipelines: Pipelines,
+  ) {}
+
+  /** Builds `ref` (default: the pipeline's branch) and releases it to every app of `stage`, or to one app of it. */
+  async deploy(actor: Actor, input: { pipeline: string; ref?: string; stage: string; app?: string }): Promise<OperationView> {
+    const pipeline = await this.authz.authorize(actor, input.pipeline, REQUIRED.deploy, `deploy ${input.pipeline}`);
+    const stage = parseStage(input.stage);
+    const targets = await this.pipelines.stageApps(pipeline, stage, input.app);
+    const source = await this.ctx.source(pipeline);
+    const sha = await source.resolve(input.ref ?? pipeline.branch);
+    const op = await this.operations.createOperation(actor, pipeline, 'deploy', `Deploy ${short(sha)} to ${describeTargets(targets, stage)}`, targets);
+    this.operations.launch(op, async (progress) => {
+      const slug = await this.ctx.builds.add(() => this.execution.build(op, pipeline, source, sha, progress));
+      await Promise.all(targets.map((app) => this.execution.release(op, app, () => ({ slugId: slug, commit: sha, description: `Deploy ${short(sha)}` }), progress)));
+    });
+    return this.operations.operationView(op, pipeline);
+  }
+
+  /**
+   * Copies the slug the source app runs now, unchanged, to every app of the
+   * downstream stage (or the named apps). The targets' config vars stay theirs.
+   */
+  async promote(actor: Actor, input: { pipeline: string; fromStage?: string; fromApp?: string; toStage?: string; toApps?: string[]; ifVersion?: number }): Promise<OperationView> {
+    const pipeline = await this.authz.authorize(actor, input.pipeline, REQUIRED.promote, `promote ${input.pipeline}`);
+    const fromStage = parseStage(input.fromStage ?? 'staging');
+    const [source] = input.fromApp ? await this.pipelines.stageApps(pipeline, fromStage, input.fromApp) : await this.pipelines.stageApps(pipeline, fromStage);
+    if (!source) throw new NotFound(`no app in ${fromStage} of ${pipeline.name}`);
+    const downstream = DOWNSTREAM[source.stage];
+    if (!downstream) {
+      throw new InvalidInput(
+        `${source.name} is in ${source.stage}, which has no downstream stage to promote to; promote from development or staging (\`promote ${pipeline.name}\` promotes staging to production)`,
+      );
+    }
+    let targets: App[];
+    if (input.toApps?.length) {
+      targets = await Promise.all(input.toApps.map((name) => this.pipelines.pipelineApp(pipeline, name)));
+      if (targets.some((t) => t.id === source.id)) throw new InvalidInput(`${source.name} cannot be promoted to itself`);
+    } else {
+      const toStage = parseStage(input.toStage ?? downstream);
+      targets = await this.pipelines.stageApps(pipeline, toStage);
+    }
+    const release = source.currentReleaseId ? await this.ctx.db.getRepository(ReleaseEntity).findOneBy({ id: source.currentReleaseId }) : null;
+    if (!release?.slugId) throw new InvalidInput(`${source.name} has no release to promote yet; deploy first: \`deploy ${pipeline.name} to ${source.stage}\``);
+    if (input.ifVersion !== undefined && release.version !== input.ifVersion) {
+      throw new StaleRelease(`${source.name} has moved on since: it now runs v${release.version} (${short(release.commit)}), not v${input.ifVersion}.`, { app: source.name, version: release.version, commit: release.commit });
+    }
+    const description = `Promote ${source.name} v${release.version} ${short(release.commit)}`;
+    const op = await this.operations.createOperation(actor, pipeline, 'promote', `${description} to ${describeTargets(targets, targets[0]!.stage)}`, targets);
+    this.operations.launch(op, async (progress) => {
+      await Promise.all(targets.map((app) => this.execution.release(op, app, () => ({ slugId: release.slugId, commit: release.commit, description }), progress)));
+    });
+    return this.operations.operationView(op, pipeline);
+  }
+
+  /** A new release with an earlier release's slug and config (default: the last succeeded one before the current). */
+  async rollback(actor: Actor, appName: string, version?: number, options: { ifCurrent?: number } = {}): Promise<OperationView> {
+    const { app, pipeline } = await this.authz.authorizeApp(actor, appName, REQUIRED.rollback, `rollback ${appName}`);
+    const releases = this.ctx.db.getRepository(ReleaseEntity);
+    if (options.ifCurrent !== undefined) {
+      const now = app.currentReleaseId ? await releases.findOneBy({ id: app.currentReleaseId }) : null;
+      if (!now) throw new InvalidInput(`${app.name} has no release to roll back`);
+      if (now.version !== options.ifCurrent) throw new StaleRelease(`${app.name} has moved on since: it now runs v${now.version}, not v${options.ifCurrent}.`, { app: app.name, version: now.version, commit: now.commit });
+    }
+    let target: Release | null;
+    if (version !== undefined) {
+      target = await releases.findOneBy({ appId: app.id, version });
+      if (!target) throw new NotFound(`${app.name} has no release v${version}; see \`releases ${app.name}\``);
+      if (target.status !== 'succeeded') throw new InvalidInput(`v${version} of ${app.name} ${target.status === 'failed' ? 'failed' : 'has not finished'}; roll back to a release that succeeded (see \`releases ${app.name}\`)`);
+    } else {
+      const current = app.currentReleaseId ? await releases.findOneBy({ id: app.currentReleaseId }) : null;
+      if (!current) throw new InvalidInput(`${app.name} has no release yet, so nothing to roll back`);
+      target = await releases
+        .createQueryBuilder('r')
+        .where('r.app_id = :app AND r.status = :ok AND r.version < :v', { app: app.id, ok: 'succeeded', v: current.version })
+        .orderBy('r.version', 'DESC')
+        .getOne();
+      if (!target) throw new InvalidInput(`${app.name} has no earlier release that succeeded to roll back to`);
+    }
+    const rollbackTo = target;
+    const op = await this.operations.createOperation(actor, pipeline, 'rollback', `Rollback ${app.name} to v${rollbackTo.version}`, [app]);
+    this.operations.launch(op, async (progress) => {
+      await this.execution.release(op, app, () => ({ slugId: rollbackTo.slugId, commit: rollbackTo.commit, description: `Rollback to v${rollbackTo.version}`, config: rollbackTo.config }), progress);
+    });
+    return this.operations.operationView(op, pipeline);
+  }
+
+  /**
+   * An app's config vars. Values need deploy on the pipeline (as setting them
+   * does); with less, and always in a chat front, every value is MASKED_VALUE
+   * and `hidden` says why.
+   */
+  async config(actor: Actor, appName: string): Promise<{ vars: Record<string, string>; hidden: string | null }> {
+    const { app, pipeline } = await this.authz.authorizeApp(actor, appName, REQUIRED.read, `config ${appName}`);
+    const held = await this.authz.permissionOf(actor, pipeline.id);
+    let hidden: string | null = null;
+    if (!permits(held, REQUIRED.config)) {
+      hidden = `Values are masked: they need ${REQUIRED.config} on ${pipeline.name}; you have ${held}. Ask an admin: \`access:add ${pipeline.name} ${actor.name} ${REQUIRED.config}\``;
+    } else if (actor.via === 'slack') {
+      // Chat messages outlive the moment and travel through Slack: secrets stay out of them.
+      hidden = `Values are masked: flowops never shows config values in Slack; use the CLI: \`flowops config ${app.name}\``;
+    }
+    const vars = hidden ? Object.fromEntries(Object.keys(app.config).map((key) => [key, MASKED_VALUE])) : app.config;
+    return { vars, hidden };
+  }
+
+  /** Sets config vars: stored at once, then a new release runs with them. */
+  async setConfig(actor: Actor, appName: string, vars: Record<string, string>): Promise<OperationView> {
+    const { app, pipeline } = await this.authz.authorizeApp(actor, appName, REQUIRED.config, `config:set ${appName}`);
+    const keys = Object.keys(vars);
+    if (!keys.length) throw new InvalidInput('give at least one KEY=value: `config:set ' + app.name + ' KEY=value`');
+    const bad = keys.find((k) => !CONFIG_KEY.test(k));
+    if (bad !== undefined) throw new InvalidInput(`"${bad.slice(0, 60)}" is not a valid config var name: letters, digits and "_", not starting with a digit`);
+    for (const key of keys) checkConfigValue(key, vars[key]!);
+    return this.changeConfig(actor, app, pipeline, `Set ${keys.join(', ')} config vars`, async (m) => {
+      // Measured on the row as locked in this transaction, so concurrent config:sets cannot add up past the limit.
+      const [row] = (await m.query('SELECT config FROM apps WHERE id = $1 FOR UPDATE', [app.id])) as [{ config: Record<string, string> }];
+      const size = configSize({ ...row.config, ...vars });
+      if (size > MAX_CONFIG_BYTES) {
+        throw new InvalidInput(
+          `config vars are limited to 32 KB per app (${formatBytes(MAX_CONFIG_BYTES)}, keys and values together); ${app.name} uses ${formatBytes(configSize(row.config))} and this would make it ${formatBytes(size)}. Nothing was changed: unset vars you no longer need (\`config:unset ${app.name} KEY\`), or keep large files out of config`,
+        );
+      }
+      await m.createQueryBuilder().update(AppEntity).set({ config: () => 'config || :vars::jsonb' }).setParameter('vars', JSON.stringify(vars)).where('id = :id', { id: app.id }).execute();
+    });
+  }
+
+  async unsetConfig(actor: Actor, appName: string, keys: string[]): Promise<OperationView> {
+    const { app, pipeline } = await this.authz.authorizeApp(actor, appName, REQUIRED.config, `config:unset ${appName}`);
+    if (!keys.length) throw new InvalidInput('name at least one config var: `config:unset ' + app.name + ' KEY`');
+    // Own keys only: `toString` or `__proto__` is "in" any object, but not set on the app.
+    const missing = keys.filter((k) => !Object.hasOwn(app.config, k));
+    if (missing.length) throw new NotFound(`${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} not set on ${app.name}; see \`config ${app.name}\``);
+    return this.changeConfig(actor, app, pipeline, `Remove ${keys.join(', ')} config vars`, (m) =>
+      m.createQueryBuilder().update(AppEntity).set({ config: () => 'config - :keys::text[]' }).setParameter('keys', keys).where('id = :id', { id: app.id }).execute(),
+    );
+  }
+
+  private async changeConfig(actor: Actor, app: App, pipeline: Pipeline, description: string, change: (m: EntityManager) => Promise<unknown>): Promise<OperationView> {
+    const op = await this.operations.createOperation(actor, pipeline, 'config', `${description} on ${app.name}`, [app], change);
+    this.operations.launch(op, async (progress) => {
+      await this.execution.release(op, app, (current) => ({ slugId: current?.slugId ?? null, commit: current?.commit ?? null, description }), progress);
+    });
+    return this.operations.operationView(op, pipeline);
+  }
+
+  async releases(actor: Actor, appName: string): Promise<ReleaseView[]> {
+    const { app } = await this.authz.authorizeApp(actor, appName, REQUIRED.read, `releases ${appName}`);
+    const releases = await this.ctx.db.getRepository(ReleaseEntity).find({ where: { appId: app.id }, order: { version: 'DESC' }, take: 100 });
+    return releases.map((r) => releaseView(r, app.currentReleaseId));
+  }
+
+  async releaseOutput(actor: Actor, appName: string, version?: number): Promise<{ version: number; status: Release['status']; description: string; output: string }> {
+    const { app } = await this.authz.authorizeApp(actor, appName, REQUIRED.read, `releases:output ${appName}`);
+    const repo = this.ctx.db.getRepository(ReleaseEntity);
+    const release = version === undefined ? await repo.findOne({ where: { appId: app.id }, order: { version: 'DESC' } }) : await repo.findOneBy({ appId: app.id, version });
+    if (!release) throw new NotFound(version === undefined ? `${app.name} has no releases yet` : `${app.name} has no release v${version}; see \`releases ${app.name}\``);
+    return { version: release.version, status: release.status, description: release.description, output: release.output };
+  }
+
+  /** For each stage and its downstream: the commits the upstream app runs that the downstream app does not. */
+  async diff(actor: Actor, pipelineName: string): Promise<DiffView[]> {
+    const pipeline = await this.authz.authorize(actor, pipelineName, REQUIRED.read, `diff ${pipelineName}`);
+    const apps = await this.ctx.db.getRepository(AppEntity).find({ where: { pipelineId: pipeline.id }, order: { name: 'ASC' } });
+    const releases = await this.pipelines.currentReleases(apps);
+    const source = await this.ctx.source(pipeline);
+    const result: DiffView[] = [];
+    for (const [up, down] of Object.entries(DOWNSTREAM) as [Stage, Stage][]) {
+      for (const upstream of apps.filter((a) => a.stage === up)) {
+        const head = releases.get(upstream.id)?.commit;
+        if (!head) continue;
+        for (const downstream of apps.filter((a) => a.stage === down)) {
+          const base = releases.get(downstream.id)?.commit ?? null;
+          const { ahead, commits } = await source.log(base, head, 50);
+          result.push({ upstream: upstream.name, downstream: downstream.name, ahead, commits });
+        }
+      }
+    }
+    return result;
+  }
+}

@@ -1,0 +1,184 @@
+import { AppEntity, PipelineEntity, ReleaseEntity, ReviewAppEntity, type ReviewApp, type ReviewAppSettings, type Pipeline } from '../db/entities.ts';
+import { type ReviewAppView } from './views.ts';
+import { parseAppJson, reviewConfig, type AppJson } from './app-json.ts';
+import { REQUIRED, type Actor } from './access.ts';
+import { InvalidInput, NotFound } from '../errors.ts';
+import type { EngineContext } from './context.ts';
+import { SYSTEM } from './access.ts';
+import type { Access } from './access-control.ts';
+import type { Operations } from './operations.ts';
+import type { Pipelines } from './pipelines.ts';
+import type { Releases } from './releases.ts';
+
+/** Review apps: one per open pull request, Heroku's way. */
+export class ReviewApps {
+  constructor(
+    private readonly ctx: EngineContext,
+    private readonly authz: Access,
+    private readonly operations: Operations,
+    private readonly pipelines: Pipelines,
+    private readonly releases: Releases,
+  ) {}
+
+  async setReviewApps(actor: Actor, pipelineName: string, settings: Partial<ReviewAppSettings> | null): Promise<{ pipeline: string; reviewApps: ReviewAppSettings | null }> {
+    const pipeline = await this.authz.authorize(actor, pipelineName, REQUIRED.manageApps, `reviewapps:${settings ? 'enable' : 'disable'} ${pipelineName}`);
+    const staleDays = settings?.staleDays ?? 5;
+    if (!Number.isInteger(staleDays) || staleDays < 1 || staleDays > 30) throw new InvalidInput('--stale-days must be a whole number of days from 1 to 30 (as on Heroku)');
+    if (settings && !pipeline.repo.startsWith('github:')) throw new InvalidInput(`review apps follow pull requests on GitHub: connect ${pipeline.name} to a repository with --repo github:owner/name`);
+    const reviewApps = settings ? { autodeploy: !!settings.autodeploy, autodestroy: !!settings.autodestroy, staleDays, waitForCi: !!settings.waitForCi } : null;
+    if (reviewApps?.waitForCi && !pipeline.ciEnabled) throw new InvalidInput(`--wait-for-ci needs CI on ${pipeline.name}: run \`ci:enable ${pipeline.name}\` first`);
+    await this.ctx.transaction(async (m) => {
+      await m.update(PipelineEntity, { id: pipeline.id }, { reviewApps });
+      await this.ctx.emit(m, { type: 'reviewapps.changed', pipeline: pipeline.name, actor: actor.name, via: actor.via, message: `${actor.name} turned review apps ${reviewApps ? 'on' : 'off'} for ${pipeline.name}`, data: { reviewApps } });
+    });
+    return { pipeline: pipeline.name, reviewApps };
+  }
+
+  async reviewApps(actor: Actor, pipelineName: string): Promise<ReviewAppView[]> {
+    const pipeline = await this.authz.authorize(actor, pipelineName, REQUIRED.read, `reviewapps ${pipelineName}`);
+    const rows = await this.ctx.db.getRepository(ReviewAppEntity).find({ where: { pipelineId: pipeline.id }, order: { pr: 'DESC' } });
+    return rows.map((r) => ({ pr: r.pr, app: r.appName, branch: r.branch, commit: r.headSha, status: r.status, url: r.status === 'created' ? this.ctx.platform.url(r.appName) : null, error: r.error }));
+  }
+
+  /** Creates (or updates) the review app of a pull request flowops has seen. */
+  async createReviewApp(actor: Actor, pipelineName: string, pr: number): Promise<ReviewAppView> {
+    const pipeline = await this.authz.authorize(actor, pipelineName, REQUIRED.deploy, `reviewapps:create ${pipelineName}`);
+    const row = await this.ctx.db.getRepository(ReviewAppEntity).findOneBy({ pipelineId: pipeline.id, pr });
+    if (!row) throw new NotFound(`flowops has not seen pull request #${pr} of ${pipeline.name} yet (it learns of them from GitHub's pull_request webhooks)`);
+    await this.ensureReviewApp(pipeline, row, actor);
+    return (await this.reviewApps(actor, pipelineName)).find((r) => r.pr === pr)!;
+  }
+
+  async destroyReviewApp(actor: Actor, pipelineName: string, pr: number): Promise<ReviewAppView> {
+    const pipeline = await this.authz.authorize(actor, pipelineName, REQUIRED.deploy, `reviewapps:destroy ${pipelineName}`);
+    const row = await this.ctx.db.getRepository(ReviewAppEntity).findOneBy({ pipelineId: pipeline.id, pr });
+    if (!row || row.status === 'deleted') throw new NotFound(`${pipeline.name} has no review app for pull request #${pr}`);
+    await this.removeReviewApp(pipeline, row, actor);
+    return (await this.reviewApps(actor, pipelineName)).find((r) => r.pr === pr)!;
+  }
+
+  /**
+   * A pull request changed on the source host. Opened or reopened: a review app
+   * (unless it comes from a fork); a push to it: the review app is redeployed;
+   * closed or merged: it is destroyed, after app.json's pr-predestroy script.
+   */
+  async onPullRequest(event: { repo: string; action: string; pr: number; branch: string; sha: string; fork: boolean; title?: string; merged?: boolean; author?: string }): Promise<void> {
+    const pipelines = await this.ctx.db.getRepository(PipelineEntity).findBy({ repo: event.repo });
+    const actor: Actor = { ...SYSTEM, name: 'github', via: 'github' };
+    const what = event.action === 'closed' ? (event.merged ? 'merged' : 'closed') : event.action === 'opened' || event.action === 'reopened' ? 'opened' : null;
+    if (what) {
+      await this.ctx.transaction(async (m) => {
+        for (const pipeline of pipelines) {
+          await this.ctx.emit(m, {
+            type: `pullrequest.${what}`,
+            pipeline: pipeline.name,
+            actor: event.author ?? null,
+            via: 'github',
+            message: `Pull request #${event.pr}${event.title ? ` "${event.title}"` : ''} (${event.branch}) ${what}${event.author ? ` by ${event.author}` : ''}`,
+            data: { pr: event.pr, branch: event.branch, sha: event.sha },
+          });
+        }
+      });
+    }
+    for (const pipeline of pipelines.filter((p) => p.reviewApps)) {
+      const repo = this.ctx.db.getRepository(ReviewAppEntity);
+      let row = await repo.findOneBy({ pipelineId: pipeline.id, pr: event.pr });
+      if (event.action === 'closed') {
+        if (row && row.status !== 'deleted') await this.removeReviewApp(pipeline, row, actor);
+        continue;
+      }
+      if (!['opened', 'reopened', 'synchronize'].includes(event.action)) continue;
+      const appName = `${pipeline.name}-pr-${event.pr}`.slice(0, 30);
+      if (!row) {
+        await repo.insert({ pipelineId: pipeline.id, pr: event.pr, branch: event.branch, headSha: event.sha, fork: event.fork, status: 'pending', appName, lastPushAt: new Date() });
+      } else {
+        await repo.update({ id: row.id }, { branch: event.branch, headSha: event.sha, lastPushAt: new Date(), ...(row.status === 'deleted' ? { status: 'pending' as const, error: null } : {}) });
+      }
+      row = await repo.findOneByOrFail({ pipelineId: pipeline.id, pr: event.pr });
+      const settings = pipeline.reviewApps!;
+      const wanted = settings.autodeploy && !row.fork && (event.action !== 'synchronize' || row.status === 'created' || row.status === 'errored');
+      if (wanted && !settings.waitForCi) await this.ensureReviewApp(pipeline, row, actor);
+    }
+  }
+
+  /** Destroys review apps with no push for the pipeline's stale-days, where autodestroy is on. */
+  async destroyStaleReviewApps(): Promise<void> {
+    const pipelines = (await this.ctx.db.getRepository(PipelineEntity).find()).filter((p) => p.reviewApps?.autodestroy);
+    for (const pipeline of pipelines) {
+      const cutoff = new Date(Date.now() - pipeline.reviewApps!.staleDays * 86_400_000);
+      const stale = await this.ctx.db.getRepository(ReviewAppEntity).createQueryBuilder('r').where('r.pipeline_id = :id AND r.status = :created AND r.last_push_at < :cutoff', { id: pipeline.id, created: 'created', cutoff }).getMany();
+      for (const row of stale) await this.removeReviewApp(pipeline, row, { ...SYSTEM, name: 'autodestroy' });
+    }
+  }
+
+  private async setReviewAppStatus(pipeline: Pipeline, row: ReviewApp, status: ReviewApp['status'], error: string | null = null): Promise<void> {
+    await this.ctx.transaction(async (m) => {
+      await m.update(ReviewAppEntity, { id: row.id }, { status, error });
+      await this.ctx.emit(m, {
+        type: `reviewapp.${status}`,
+        pipeline: pipeline.name,
+        app: row.appName,
+        via: 'system',
+        message: `Review app ${row.appName} for #${row.pr} (${row.branch}) ${status}${error ? `: ${error}` : ''}`,
+        data: { pr: row.pr, branch: row.branch, sha: row.headSha, url: status === 'created' ? this.ctx.platform.url(row.appName) : null },
+      });
+    });
+  }
+
+  /** Creates the review app if it does not exist (config from app.json), then deploys the PR's head to it. Idempotent. */
+  async ensureReviewApp(pipeline: Pipeline, row: ReviewApp, actor: Actor): Promise<void> {
+    const source = await this.ctx.source(pipeline);
+    const first = !(await this.ctx.db.getRepository(AppEntity).existsBy({ name: row.appName }));
+    let appJson: AppJson;
+    try {
+      appJson = parseAppJson(await source.readFile(row.headSha, 'app.json'));
+    } catch (err) {
+      if (!(err instanceof InvalidInput)) throw err;
+      return this.setReviewAppStatus(pipeline, row, 'errored', err.message);
+    }
+    if (first) {
+      let config: Record<string, string>;
+      try {
+        config = reviewConfig(appJson, { app: row.appName, branch: row.branch, pr: row.pr });
+      } catch (err) {
+        if (err instanceof InvalidInput) return this.setReviewAppStatus(pipeline, row, 'errored', err.message);
+        throw err;
+      }
+      await this.setReviewAppStatus(pipeline, row, 'creating');
+      await this.ctx.transaction(async (m) => {
+        await m.insert(AppEntity, { name: row.appName, pipelineId: pipeline.id, stage: 'review', config });
+        await this.ctx.emit(m, { type: 'app.created', pipeline: pipeline.name, app: row.appName, actor: actor.name, via: actor.via, message: `Review app ${row.appName} created for #${row.pr}`, data: { stage: 'review' } });
+      });
+    }
+    const op = await this.releases.deploy({ ...SYSTEM, name: actor.name, via: actor.via }, { pipeline: pipeline.name, ref: row.headSha, stage: 'review', app: row.appName });
+    const done = await this.operations.outcome(op.id);
+    if (done.status !== 'succeeded') return this.setReviewAppStatus(pipeline, row, 'errored', done.error ?? done.targets[0]?.error ?? 'the deploy failed');
+    const postdeploy = typeof appJson.scripts?.postdeploy === 'string' ? appJson.scripts.postdeploy : appJson.scripts?.postdeploy?.command;
+    if (first && typeof postdeploy === 'string' && postdeploy) {
+      const app = await this.ctx.db.getRepository(AppEntity).findOneByOrFail({ name: row.appName });
+      const release = await this.ctx.db.getRepository(ReleaseEntity).findOneByOrFail({ id: app.currentReleaseId! });
+      const result = await this.ctx.platform.runCommand(release.slugId!, postdeploy, app.config, () => undefined);
+      if (result.code !== 0) return this.setReviewAppStatus(pipeline, row, 'errored', `postdeploy exited with ${result.code}: ${result.output.trim().split('\n').pop()}`);
+    }
+    await this.setReviewAppStatus(pipeline, row, 'created');
+  }
+
+  private async removeReviewApp(pipeline: Pipeline, row: ReviewApp, actor: Actor): Promise<void> {
+    await this.setReviewAppStatus(pipeline, row, 'deleting');
+    let app = await this.ctx.db.getRepository(AppEntity).findOneBy({ name: row.appName });
+    if (app?.lockedBy) {
+      // A push's redeploy may still be running: let it finish before the app goes.
+      await this.operations.outcome(app.lockedBy);
+      app = await this.ctx.db.getRepository(AppEntity).findOneBy({ name: row.appName });
+    }
+    if (app) {
+      const release = app.currentReleaseId ? await this.ctx.db.getRepository(ReleaseEntity).findOneBy({ id: app.currentReleaseId }) : null;
+      const source = await this.ctx.source(pipeline);
+      const appJson = release?.commit ? await source.readFile(release.commit, 'app.json').then(parseAppJson).catch(() => ({}) as AppJson) : {};
+      const predestroy = appJson.scripts?.['pr-predestroy'];
+      if (typeof predestroy === 'string' && predestroy && release?.slugId) await this.ctx.platform.runCommand(release.slugId, predestroy, app.config, () => undefined);
+      await this.pipelines.removeApp({ ...SYSTEM, name: actor.name, via: actor.via }, app, pipeline);
+    }
+    await this.setReviewAppStatus(pipeline, row, 'deleted');
+  }
+}
