@@ -1,6 +1,7 @@
 import type { Button } from '@slack/types';
 import type { Commit } from '../source/source.ts';
-import { MAX_CONFIRM_TEXT, buttonValue, truncate } from './limits.ts';
+import { actionButton } from './actions.ts';
+import { MAX_CONFIRM_TEXT, truncate } from './limits.ts';
 import { mrkdwn, mrkdwnText, truncateMrkdwn, type Mrkdwn } from './mrkdwn.ts';
 
 /** What a promotion would ship, for the confirm dialog (Block Kit allows 300 characters, counted after escaping). */
@@ -19,34 +20,28 @@ export function commitsSummary(ahead: number, commits: Commit[], downstream: str
 
 /** **Promote to <downstream>**, confirmed with the commits it ships. The value names the release it was shown for. */
 export function promoteButton(p: { pipeline: string; app: string; version: number; downstream: string; ahead: number; commits: Commit[] }): Button {
-  return {
-    type: 'button',
-    action_id: 'promote',
+  return actionButton('promote', { p: p.pipeline, a: p.app, v: p.version }, {
     style: 'primary',
     text: { type: 'plain_text', text: truncate(`Promote to ${p.downstream}`, 75) },
-    value: buttonValue({ p: p.pipeline, a: p.app, v: p.version }),
     confirm: {
       title: { type: 'plain_text', text: truncate(`Promote ${p.app} v${p.version}?`, 100) },
       text: mrkdwnText(commitsSummary(p.ahead, p.commits, p.downstream), MAX_CONFIRM_TEXT),
       confirm: { type: 'plain_text', text: 'Promote' },
       deny: { type: 'plain_text', text: 'Cancel' },
     },
-  };
+  });
 }
 
 /** **Rollback**, confirmed. The value names the release it was shown for. */
 export function rollbackButton(r: { app: string; version: number }): Button {
-  return {
-    type: 'button',
-    action_id: 'rollback',
+  return actionButton('rollback', { a: r.app, v: r.version }, {
     style: 'danger',
     text: { type: 'plain_text', text: 'Rollback' },
-    value: buttonValue({ a: r.app, v: r.version }),
     confirm: {
       title: { type: 'plain_text', text: truncate(`Roll back ${r.app}?`, 100) },
       text: mrkdwnText(mrkdwn`This releases the release before v${r.version} again, with its slug and config vars.`),
       confirm: { type: 'plain_text', text: 'Roll back' },
       deny: { type: 'plain_text', text: 'Cancel' },
     },
-  };
+  });
 }

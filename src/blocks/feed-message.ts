@@ -1,6 +1,6 @@
 import type { KnownBlock } from '@slack/types';
 import type { FlowEvent } from '../db/entities.ts';
-import { buttonValue } from './limits.ts';
+import { actionButton } from './actions.ts';
 import { link, mrkdwn, section, slackMessage } from './mrkdwn.ts';
 
 const ICONS: Record<string, string> = {
@@ -33,7 +33,7 @@ export function feedEventMessage(event: FlowEvent): { text: string; blocks: Know
   const line = icon ? mrkdwn`${icon} *${pipeline}*: ${event.message}${open}` : mrkdwn`*${pipeline}*: ${event.message}${open}`;
   const rerun =
     (event.type === 'testrun.failed' || event.type === 'testrun.errored') && event.pipeline && data.number
-      ? ({ type: 'button', action_id: 'ci_rerun', text: { type: 'plain_text', text: 'Re-run' }, value: buttonValue({ p: event.pipeline, n: data.number }) } as const)
+      ? actionButton('ci_rerun', { p: event.pipeline, n: data.number }, { text: { type: 'plain_text', text: 'Re-run' } })
       : undefined;
   return slackMessage(mrkdwn`${pipeline}: ${event.message}`, [section(line, rerun)]);
 }

@@ -2,7 +2,8 @@ import type { KnownBlock } from '@slack/types';
 import type { Commit } from '../source/source.ts';
 import type { OperationView } from '../engine/views.ts';
 import { promoteButton, rollbackButton } from './buttons.ts';
-import { MAX_TEXT, buttonValue } from './limits.ts';
+import { actionButton } from './actions.ts';
+import { MAX_TEXT } from './limits.ts';
 import { contextBlock, joinMrkdwn, mrkdwn, section, slackMessage, type Mrkdwn } from './mrkdwn.ts';
 
 export interface TargetLine {
@@ -56,9 +57,9 @@ export function operationMessage(input: OperationMessageInput): { text: string; 
   if (input.failed) {
     const f = input.failed;
     if (f.commit && op.kind === 'deploy') {
-      buttons.elements.push({ type: 'button', action_id: 'retry', text: { type: 'plain_text', text: 'Retry' }, value: buttonValue({ p: input.pipeline, a: f.app, s: f.stage, c: f.commit }) });
+      buttons.elements.push(actionButton('retry', { p: input.pipeline, a: f.app, s: f.stage, c: f.commit }, { text: { type: 'plain_text', text: 'Retry' } }));
     }
-    buttons.elements.push({ type: 'button', action_id: 'output', text: { type: 'plain_text', text: 'Output' }, value: buttonValue({ a: f.app, v: f.version }) });
+    buttons.elements.push(actionButton('output', { a: f.app, v: f.version }, { text: { type: 'plain_text', text: 'Output' } }));
   }
   if (buttons.elements.length) blocks.push(buttons);
   blocks.push(contextBlock(mrkdwn`Operation ${op.id} · started by ${input.actor ?? 'flowops'} via ${input.via}`));

@@ -1,4 +1,5 @@
 import type { KnownBlock } from '@slack/types';
+import type { ActionId } from './actions.ts';
 import { codeBlock, mrkdwn, section, slackMessage, type Mrkdwn } from './mrkdwn.ts';
 
 /** A command's text result as an ephemeral Slack message: preformatted, escaped, within the text limit. */
@@ -17,7 +18,7 @@ export function noticeMessage(message: Mrkdwn): { text: string; blocks: KnownBlo
 }
 
 /** An answer that offers the current release instead of a stale one, with the button for it. */
-export function staleMessage(message: Mrkdwn, button: { action: 'promote' | 'rollback'; label: string; value: string }): { text: string; blocks: KnownBlock[] } {
+export function staleMessage(message: Mrkdwn, button: { action: Extract<ActionId, 'promote' | 'rollback'>; label: string; value: string }): { text: string; blocks: KnownBlock[] } {
   return slackMessage(message, [
     section(mrkdwn`:warning: ${message}`),
     { type: 'actions', elements: [{ type: 'button', action_id: button.action, text: { type: 'plain_text', text: button.label }, value: button.value }] },

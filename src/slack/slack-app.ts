@@ -1,13 +1,18 @@
 import { App, ExpressReceiver, LogLevel, SocketModeReceiver, type Logger } from '@slack/bolt';
 import type express from 'express';
 import PQueue from 'p-queue';
+import type { ActionId } from '../blocks/actions.ts';
 import type { SlackSettings } from '../config.ts';
 import type { Engine } from '../engine/engine.ts';
 import { log } from '../log.ts';
 import type { UnverifiedBodyBudget } from '../server/unverified-body-budget.ts';
 import type { SlackDeps } from './context.ts';
 import { guardSlackRequests } from './guard-slack-requests.ts';
-import { register as registerButtons } from './listeners/actions/release-buttons.ts';
+import { register as registerCiRerun } from './listeners/actions/ci-rerun.ts';
+import { register as registerOutput } from './listeners/actions/output.ts';
+import { register as registerPromote } from './listeners/actions/promote.ts';
+import { register as registerRetry } from './listeners/actions/retry.ts';
+import { register as registerRollback } from './listeners/actions/rollback.ts';
 import { register as registerFlow } from './listeners/commands/flow.ts';
 import { register as registerAppHome } from './listeners/events/app-home-opened.ts';
 import { SlackNotifier } from './notifier.ts';
@@ -21,6 +26,15 @@ const boltLogger: Logger = {
   setLevel: () => undefined,
   getLevel: () => LogLevel.WARN,
   setName: () => undefined,
+};
+
+/** One listener per button the builders can make: a new action id in src/blocks/actions.ts does not compile until it has one. */
+const buttonListeners: Record<ActionId, (app: App, deps: SlackDeps) => void> = {
+  promote: registerPromote,
+  rollback: registerRollback,
+  retry: registerRetry,
+  ci_rerun: registerCiRerun,
+  output: registerOutput,
 };
 
 export interface SlackFront {
@@ -56,7 +70,7 @@ export function createSlackFront(engine: Engine, settings: SlackSettings, http: 
   const notifier = new SlackNotifier(engine, api);
   const deps: SlackDeps = { engine, api, notifier, settings, work: new PQueue({ concurrency: 4 }) };
   registerFlow(app, deps);
-  registerButtons(app, deps);
+  for (const register of Object.values(buttonListeners)) register(app, deps);
   registerAppHome(app, deps);
   app.error(async (err) => {
     log.error({ err }, 'slack listener failed');
