@@ -1,5 +1,5 @@
 import type { KnownBlock } from '@slack/types';
-import type { FlowEvent } from '../db/entities.ts';
+import type { EventView as FlowEvent } from '../engine/views.ts';
 import { actionButton } from './actions.ts';
 import { link, mrkdwn, section, slackMessage } from './mrkdwn.ts';
 

@@ -89,3 +89,6 @@ export interface DiffView {
 export function releaseView(r: Release, currentReleaseId: number | null): ReleaseView {
   return { version: r.version, status: r.status, description: r.description, slug: r.slugId, commit: r.commit, createdAt: r.createdAt.toISOString(), current: r.id === currentReleaseId };
 }
+
+/** An event as the fronts see it: the audit trail and an operation's progress. */
+export type { FlowEvent as EventView } from '../db/entities.ts';

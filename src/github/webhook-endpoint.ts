@@ -4,8 +4,8 @@ import type { Request, Response } from 'express';
 import type { Engine } from '../engine/engine.ts';
 import { FlowError, InvalidInput, Unauthenticated } from '../errors.ts';
 import { log } from '../log.ts';
-import { sendError } from '../server/send-error.ts';
-import type { UnverifiedBodyBudget } from '../server/unverified-body-budget.ts';
+import { sendError } from '../http/send-error.ts';
+import type { UnverifiedBodyBudget } from '../http/unverified-body-budget.ts';
 import { parseDelivery, type Delivery } from './parse-delivery.ts';
 
 /** GitHub caps webhook payloads at 25 MB; it never sends more. */

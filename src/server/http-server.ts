@@ -8,8 +8,8 @@ import type { Actor } from '../engine/access.ts';
 import type { Engine } from '../engine/engine.ts';
 import { FlowError, InvalidInput, NotFound, PayloadTooLarge } from '../errors.ts';
 import { log } from '../log.ts';
-import { sendError } from './send-error.ts';
-import { megabytes } from './unverified-body-budget.ts';
+import { sendError } from '../http/send-error.ts';
+import { megabytes } from '../http/unverified-body-budget.ts';
 
 /** The largest JSON body /api takes; a command line is a few hundred bytes. */
 const API_BODY_LIMIT = 2 ** 20;

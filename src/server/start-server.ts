@@ -14,7 +14,7 @@ import { createSlackFront, type SlackFront } from '../slack/slack-app.ts';
 import { bubblewrapWorks, type SandboxMode } from '../platform/local/sandbox.ts';
 import { lockDataDir, StartupError } from './data-dir-lock.ts';
 import { createHttpApp, listen } from './http-server.ts';
-import { UnverifiedBodyBudget } from './unverified-body-budget.ts';
+import { UnverifiedBodyBudget } from '../http/unverified-body-budget.ts';
 
 export interface RunningServer {
   engine: Engine;

@@ -3,8 +3,8 @@ import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { FlowError, Unauthenticated } from '../errors.ts';
 import type { SeenRequests } from '../engine/seen-requests.ts';
 import { log } from '../log.ts';
-import { sendError } from '../server/send-error.ts';
-import type { UnverifiedBodyBudget } from '../server/unverified-body-budget.ts';
+import { sendError } from '../http/send-error.ts';
+import type { UnverifiedBodyBudget } from '../http/unverified-body-budget.ts';
 
 /** Slack's window: a request whose timestamp is further than this from now, either way, is refused. */
 const WINDOW_SECONDS = 5 * 60;

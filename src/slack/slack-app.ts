@@ -5,7 +5,7 @@ import type { ActionId } from '../blocks/actions.ts';
 import type { SlackSettings } from '../config.ts';
 import type { Engine } from '../engine/engine.ts';
 import { log } from '../log.ts';
-import type { UnverifiedBodyBudget } from '../server/unverified-body-budget.ts';
+import type { UnverifiedBodyBudget } from '../http/unverified-body-budget.ts';
 import type { SlackDeps } from './context.ts';
 import { guardSlackRequests } from './guard-slack-requests.ts';
 import { register as registerCiRerun } from './listeners/actions/ci-rerun.ts';
