@@ -26,4 +26,21 @@ export default tseslint.config(
       ],
     },
   },
+  {
+    // The CLI knows the server only through /api: its JSON shapes (src/api/types.ts) and the shared grammar.
+    files: ['src/cli/**/*.ts', 'src/api/**/*.ts', 'src/commands/render-text.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/engine/*', '**/db/*', '**/platform/*', '**/source/*', '**/server/*', '**/slack/*', '**/github/*'],
+              message: 'The CLI and the API types depend on src/api/types.ts, not on the server side; declare the shape there.',
+            },
+          ],
+        },
+      ],
+    },
+  },
 );

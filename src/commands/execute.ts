@@ -4,8 +4,6 @@ import type { Engine } from '../engine/engine.ts';
 import { InvalidInput } from '../errors.ts';
 import { helpText, type Command } from './grammar.ts';
 
-export type { Result } from '../api/types.ts';
-
 /** Where a command was typed: in Slack, the channel it came from. */
 export interface CommandContext {
   channel?: string;
