@@ -48,4 +48,5 @@ export default tseslint.config(
   layer(['src/github/**/*.ts'], ['cli', 'slack', 'server', 'commands', 'blocks'], 'the GitHub front turns deliveries into engine calls; it imports no other front.'),
   layer(['src/http/**/*.ts'], ['engine', 'db', 'source', 'platform', ...FRONTS, 'commands', 'blocks'], 'HTTP edge helpers (status codes, body budgets) serve every front; they know only errors.'),
   layer(['src/errors.ts', 'src/format.ts', 'src/log.ts', 'src/exec.ts'], ['engine', 'db', 'source', 'platform', ...FRONTS, 'commands', 'blocks'], 'leaf modules: anyone may import them, they import nothing of flowops.'),
+  layer(['src/api/**/*.ts', 'src/commands/render-text.ts'], ['engine', 'db', 'platform', 'source', ...FRONTS, 'blocks'], 'the CLI and the API types depend on src/api/types.ts, not on the server side; declare the shape there.'),
 );

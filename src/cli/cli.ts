@@ -1,12 +1,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { Result } from '../commands/execute.ts';
+import type { ApiError, CommandRequest, OperationProgress, OperationView, Result } from '../api/types.ts';
 import { helpText, parseCommand } from '../commands/grammar.ts';
 import { operationHeadline, operationOutcome, renderText } from '../commands/render-text.ts';
-import type { OperationView } from '../engine/views.ts';
 import { FlowError } from '../errors.ts';
-import type { FlowEvent } from '../db/entities.ts';
 
 export interface CliIO {
   out: (text: string) => void;
@@ -16,9 +14,10 @@ export interface CliIO {
 
 class CliError extends Error {}
 
+/** The two calls of /api the CLI makes, answering the JSON src/api/types.ts describes. */
 interface Client {
-  post(pathname: string, body: unknown): Promise<unknown>;
-  get(pathname: string): Promise<unknown>;
+  command(body: CommandRequest): Promise<Result>;
+  operation(id: number, after: string): Promise<OperationProgress>;
 }
 
 function client(env: NodeJS.ProcessEnv): Client {
@@ -29,7 +28,7 @@ function client(env: NodeJS.ProcessEnv): Client {
     if (!existsSync(file)) throw new CliError(`no token: set FLOW_TOKEN to your flowops token (or run where the server's data dir ${path.dirname(file)} holds admin-token)`);
     token = readFileSync(file, 'utf8').trim();
   }
-  const call = async (method: string, pathname: string, body?: unknown) => {
+  const call = async <T>(method: string, pathname: string, body?: unknown): Promise<T> => {
     let response: Response;
     try {
       response = await fetch(`${base}${pathname}`, {
@@ -40,11 +39,15 @@ function client(env: NodeJS.ProcessEnv): Client {
     } catch {
       throw new CliError(`cannot reach flowops at ${base}: is the server running (\`npm start\`)? Set FLOW_URL to its address`);
     }
-    const payload = (await response.json().catch(() => null)) as { error?: { message: string } } | null;
-    if (!response.ok) throw new CliError(payload?.error?.message ?? `flowops answered ${response.status}`);
-    return payload;
+    const payload: unknown = await response.json().catch(() => null);
+    if (!response.ok) throw new CliError((payload as Partial<ApiError> | null)?.error?.message ?? `flowops answered ${response.status}`);
+    // The server's JSON is what src/api/types.ts says; this is where the CLI takes its word for it.
+    return payload as T;
   };
-  return { post: (p, b) => call('POST', p, b), get: (p) => call('GET', p) };
+  return {
+    command: (body) => call('POST', '/api/commands', body),
+    operation: (id, after) => call('GET', `/api/operations/${id}?after=${after}`),
+  };
 }
 
 /** Follows an operation until it ends, printing its progress lines as they arrive. */
@@ -52,7 +55,7 @@ async function follow(api: Client, op: OperationView, io: CliIO, json: boolean):
   if (!json) io.out(`${operationHeadline(op)}...`);
   let after = '0';
   for (;;) {
-    const { operation, events } = (await api.get(`/api/operations/${op.id}?after=${after}`)) as { operation: OperationView; events: FlowEvent[] };
+    const { operation, events } = await api.operation(op.id, after);
     for (const event of events) {
       after = String(event.id);
       if (!json && (event.type === 'operation.progress' || event.type.startsWith('release.') || event.type === 'build.succeeded')) io.out(`  ${event.message}`);
@@ -74,7 +77,7 @@ export async function runCli(argv: string[], io: CliIO): Promise<number> {
       return 0;
     }
     const api = client(io.env);
-    const result = (await api.post('/api/commands', { argv: words })) as Result;
+    const result = await api.command({ argv: words });
     if (result.kind === 'operation' && wait) {
       const done = await follow(api, result.operation, io, json);
       if (json) io.out(JSON.stringify(done, null, 2));

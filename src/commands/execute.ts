@@ -1,18 +1,21 @@
+import type { CommandName, OperationView, Result } from '../api/types.ts';
 import type { Actor } from '../engine/access.ts';
 import type { Engine } from '../engine/engine.ts';
-import type { OperationView } from '../engine/views.ts';
 import { InvalidInput } from '../errors.ts';
-import { helpText, type Command, type CommandName } from './grammar.ts';
-
-/** What a command returns: an operation under way, or data to show (with a note the text fronts print below it). */
-export type Result =
-  | { kind: 'operation'; command: CommandName; operation: OperationView }
-  | { kind: 'data'; command: CommandName; data: unknown; note?: string };
+import { helpText, type Command } from './grammar.ts';
 
 /** Where a command was typed: in Slack, the channel it came from. */
 export interface CommandContext {
   channel?: string;
 }
+
+/** The parsed command named `N`. */
+type CommandOf<N extends CommandName> = Extract<Command, { name: N }>;
+
+/** A command's call into the engine. A name the grammar does not parse gets no handler (`never`), so the table cannot list it. */
+type Handler<N extends CommandName> = [CommandOf<N>] extends [never]
+  ? never
+  : (engine: Engine, actor: Actor, command: CommandOf<N>, context: CommandContext) => Promise<Result<N>>;
 
 function channelOf(command: { name: string; channel?: string }, context: CommandContext): string {
   const channel = command.channel ?? context.channel;
@@ -20,89 +23,68 @@ function channelOf(command: { name: string; channel?: string }, context: Command
   return channel;
 }
 
+/** Data to show. The table below checks it against the command's entry in CommandResults. */
+async function data<N extends CommandName, T>(command: { name: N }, value: Promise<T>): Promise<{ kind: 'data'; command: N; data: T }> {
+  return { kind: 'data', command: command.name, data: await value };
+}
+
+/** An operation under way: its progress arrives as events. */
+async function operation<N extends CommandName>(command: { name: N }, value: Promise<OperationView>): Promise<{ kind: 'operation'; command: N; operation: OperationView }> {
+  return { kind: 'operation', command: command.name, operation: await value };
+}
+
+/** One entry per command: the compiler checks each answer against CommandResults, the API's shapes. */
+const HANDLERS: { [N in CommandName]: Handler<N> } = {
+  pipelines: (engine, actor, command) => data(command, engine.listPipelines(actor)),
+  'pipelines:create': async (engine, actor, command) => {
+    const p = await engine.createPipeline(actor, { name: command.pipeline, repo: command.repo, branch: command.branch });
+    return { kind: 'data', command: command.name, data: { name: p.name, repo: p.repo, branch: p.branch } };
+  },
+  'pipelines:connect': (engine, actor, command) => data(command, engine.connectPipeline(actor, command.pipeline, command.repository)),
+  'pipelines:info': (engine, actor, command) => data(command, engine.pipelineInfo(actor, command.pipeline)),
+  'pipelines:destroy': (engine, actor, command) => data(command, engine.destroyPipeline(actor, command.pipeline, command.confirm)),
+  'apps:create': (engine, actor, command) => data(command, engine.createApp(actor, { name: command.app, pipeline: command.pipeline, stage: command.stage })),
+  'apps:move': (engine, actor, command) => data(command, engine.moveApp(actor, command.app, command.stage)),
+  'apps:destroy': (engine, actor, command) => data(command, engine.destroyApp(actor, command.app, command.confirm)),
+  deploy: (engine, actor, command) => operation(command, engine.deploy(actor, command)),
+  promote: (engine, actor, command) => operation(command, engine.promote(actor, command)),
+  releases: (engine, actor, command) => data(command, engine.releases(actor, command.app)),
+  'releases:output': (engine, actor, command) => data(command, engine.releaseOutput(actor, command.app, command.version)),
+  rollback: (engine, actor, command) => operation(command, engine.rollback(actor, command.app, command.version)),
+  config: async (engine, actor, command) => {
+    const { vars, hidden } = await engine.config(actor, command.app);
+    return hidden ? { kind: 'data', command: command.name, data: vars, note: hidden } : { kind: 'data', command: command.name, data: vars };
+  },
+  'config:set': (engine, actor, command) => operation(command, engine.setConfig(actor, command.app, command.vars)),
+  'config:unset': (engine, actor, command) => operation(command, engine.unsetConfig(actor, command.app, command.keys)),
+  diff: (engine, actor, command) => data(command, engine.diff(actor, command.pipeline)),
+  access: (engine, actor, command) => data(command, engine.access(actor, command.pipeline)),
+  'access:add': (engine, actor, command) => data(command, engine.addAccess(actor, command.pipeline, command.user, command.permission)),
+  'access:remove': (engine, actor, command) => data(command, engine.removeAccess(actor, command.pipeline, command.user)),
+  'users:create': (engine, actor, command) => data(command, engine.createUser(actor, command.user)),
+  ci: (engine, actor, command) => data(command, engine.testRuns(actor, command.pipeline)),
+  'ci:info': (engine, actor, command) => data(command, engine.testRunInfo(actor, command.pipeline, command.number)),
+  'ci:rerun': (engine, actor, command) => data(command, engine.rerunTests(actor, command.pipeline, command.number)),
+  'ci:cancel': (engine, actor, command) => data(command, engine.cancelTests(actor, command.pipeline, command.number)),
+  'ci:enable': (engine, actor, command) => data(command, engine.setCi(actor, command.pipeline, true)),
+  'ci:disable': (engine, actor, command) => data(command, engine.setCi(actor, command.pipeline, false)),
+  'autodeploy:enable': (engine, actor, command) =>
+    data(command, engine.setAutodeploy(actor, command.pipeline, { branch: command.branch, stage: command.stage, waitForCi: command.waitForCi })),
+  'autodeploy:disable': (engine, actor, command) => data(command, engine.setAutodeploy(actor, command.pipeline, null)),
+  reviewapps: (engine, actor, command) => data(command, engine.reviewApps(actor, command.pipeline)),
+  'reviewapps:enable': (engine, actor, command) =>
+    data(command, engine.setReviewApps(actor, command.pipeline, { autodeploy: command.autodeploy, autodestroy: command.autodestroy, staleDays: command.staleDays, waitForCi: command.waitForCi })),
+  'reviewapps:disable': (engine, actor, command) => data(command, engine.setReviewApps(actor, command.pipeline, null)),
+  'reviewapps:create': (engine, actor, command) => data(command, engine.createReviewApp(actor, command.pipeline, command.pr)),
+  'reviewapps:destroy': (engine, actor, command) => data(command, engine.destroyReviewApp(actor, command.pipeline, command.pr)),
+  subscribe: (engine, actor, command, context) => data(command, engine.subscribe(actor, command.pipeline, channelOf(command, context), command.events)),
+  unsubscribe: (engine, actor, command, context) => data(command, engine.unsubscribe(actor, command.pipeline, channelOf(command, context))),
+  subscriptions: (engine, actor, command, context) => data(command, engine.subscriptions(actor, channelOf(command, context))),
+  help: async (_engine, _actor, command) => ({ kind: 'data', command: command.name, data: helpText(command.command) }),
+};
+
 /** Runs a parsed command against the engine as `actor`. The engine checks permission. */
-export async function execute(engine: Engine, actor: Actor, command: Command, context: CommandContext = {}): Promise<Result> {
-  const data = (value: unknown): Result => ({ kind: 'data', command: command.name, data: value });
-  const operation = (value: OperationView): Result => ({ kind: 'operation', command: command.name, operation: value });
-  switch (command.name) {
-    case 'pipelines':
-      return data(await engine.listPipelines(actor));
-    case 'pipelines:create': {
-      const p = await engine.createPipeline(actor, { name: command.pipeline, repo: command.repo, branch: command.branch });
-      return data({ name: p.name, repo: p.repo, branch: p.branch });
-    }
-    case 'pipelines:connect':
-      return data(await engine.connectPipeline(actor, command.pipeline, command.repository));
-    case 'pipelines:info':
-      return data(await engine.pipelineInfo(actor, command.pipeline));
-    case 'pipelines:destroy':
-      return data(await engine.destroyPipeline(actor, command.pipeline, command.confirm));
-    case 'apps:create':
-      return data(await engine.createApp(actor, { name: command.app, pipeline: command.pipeline, stage: command.stage }));
-    case 'apps:move':
-      return data(await engine.moveApp(actor, command.app, command.stage));
-    case 'apps:destroy':
-      return data(await engine.destroyApp(actor, command.app, command.confirm));
-    case 'deploy':
-      return operation(await engine.deploy(actor, command));
-    case 'promote':
-      return operation(await engine.promote(actor, command));
-    case 'releases':
-      return data(await engine.releases(actor, command.app));
-    case 'releases:output':
-      return data(await engine.releaseOutput(actor, command.app, command.version));
-    case 'rollback':
-      return operation(await engine.rollback(actor, command.app, command.version));
-    case 'config': {
-      const { vars, hidden } = await engine.config(actor, command.app);
-      return hidden ? { kind: 'data', command: command.name, data: vars, note: hidden } : data(vars);
-    }
-    case 'config:set':
-      return operation(await engine.setConfig(actor, command.app, command.vars));
-    case 'config:unset':
-      return operation(await engine.unsetConfig(actor, command.app, command.keys));
-    case 'diff':
-      return data(await engine.diff(actor, command.pipeline));
-    case 'access':
-      return data(await engine.access(actor, command.pipeline));
-    case 'access:add':
-      return data(await engine.addAccess(actor, command.pipeline, command.user, command.permission));
-    case 'access:remove':
-      return data(await engine.removeAccess(actor, command.pipeline, command.user));
-    case 'users:create':
-      return data(await engine.createUser(actor, command.user));
-    case 'ci':
-      return data(await engine.testRuns(actor, command.pipeline));
-    case 'ci:info':
-      return data(await engine.testRunInfo(actor, command.pipeline, command.number));
-    case 'ci:rerun':
-      return data(await engine.rerunTests(actor, command.pipeline, command.number));
-    case 'ci:cancel':
-      return data(await engine.cancelTests(actor, command.pipeline, command.number));
-    case 'ci:enable':
-    case 'ci:disable':
-      return data(await engine.setCi(actor, command.pipeline, command.name === 'ci:enable'));
-    case 'autodeploy:enable':
-      return data(await engine.setAutodeploy(actor, command.pipeline, { branch: command.branch, stage: command.stage, waitForCi: command.waitForCi }));
-    case 'autodeploy:disable':
-      return data(await engine.setAutodeploy(actor, command.pipeline, null));
-    case 'reviewapps':
-      return data(await engine.reviewApps(actor, command.pipeline));
-    case 'reviewapps:enable':
-      return data(await engine.setReviewApps(actor, command.pipeline, { autodeploy: command.autodeploy, autodestroy: command.autodestroy, staleDays: command.staleDays, waitForCi: command.waitForCi }));
-    case 'reviewapps:disable':
-      return data(await engine.setReviewApps(actor, command.pipeline, null));
-    case 'reviewapps:create':
-      return data(await engine.createReviewApp(actor, command.pipeline, command.pr));
-    case 'reviewapps:destroy':
-      return data(await engine.destroyReviewApp(actor, command.pipeline, command.pr));
-    case 'subscribe':
-      return data(await engine.subscribe(actor, command.pipeline, channelOf(command, context), command.events));
-    case 'unsubscribe':
-      return data(await engine.unsubscribe(actor, command.pipeline, channelOf(command, context)));
-    case 'subscriptions':
-      return data(await engine.subscriptions(actor, channelOf(command, context)));
-    case 'help':
-      return data(helpText(command.command));
-  }
+export async function execute<N extends CommandName>(engine: Engine, actor: Actor, command: CommandOf<N>, context: CommandContext = {}): Promise<Result<N>> {
+  const handler: Handler<N> = HANDLERS[command.name];
+  return handler(engine, actor, command, context);
 }

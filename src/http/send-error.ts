@@ -1,4 +1,5 @@
 import type { Request, Response } from 'express';
+import type { ApiError } from '../api/types.ts';
 import { FlowError, Unavailable } from '../errors.ts';
 import { httpStatusOf } from './http-status.ts';
 
@@ -11,5 +12,5 @@ import { httpStatusOf } from './http-status.ts';
 export function sendError(req: Request, res: Response, err: FlowError): void {
   if (!req.complete) res.set('connection', 'close');
   if (err instanceof Unavailable) res.set('retry-after', String(err.retryAfterSeconds));
-  res.status(httpStatusOf[err.code]).json({ error: { code: err.code, message: err.message } });
+  res.status(httpStatusOf[err.code]).json({ error: { code: err.code, message: err.message } } satisfies ApiError);
 }

@@ -2,6 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { z } from 'zod';
+import type { ApiError, CommandRequest, OperationProgress, Result } from '../api/types.ts';
 import { execute } from '../commands/execute.ts';
 import { parseCommand } from '../commands/grammar.ts';
 import type { Actor } from '../engine/access.ts';
@@ -17,7 +18,7 @@ const API_BODY_LIMIT = 2 ** 20;
 const MAX_ID = 2_147_483_647;
 
 // NUL characters and lone surrogates in words are refused by the grammar, for Slack as for the API.
-const commandBody = z.object({ argv: z.array(z.string().max(65_536)).max(200) });
+const commandBody = z.object({ argv: z.array(z.string().max(65_536)).max(200) }) satisfies z.ZodType<CommandRequest>;
 
 type Handler = (req: Request, res: Response, actor: Actor) => Promise<void>;
 
@@ -61,7 +62,7 @@ export function createHttpApp(engine: Engine, mountFronts: (app: express.Express
       const body = commandBody.safeParse(req.body);
       if (!body.success) throw new InvalidInput('the request body must be {"argv": ["command", "word", ...]} (Content-Type: application/json), at most 200 words of at most 64 KB');
       const command = parseCommand(body.data.argv);
-      const result = await execute(engine, actor, command);
+      const result: Result = await execute(engine, actor, command);
       res.json(result);
     }),
   );
@@ -76,14 +77,17 @@ export function createHttpApp(engine: Engine, mountFronts: (app: express.Express
       const after = req.query.after ?? '0';
       // Event ids are Postgres `bigint`s; 18 digits always fit.
       if (typeof after !== 'string' || !/^\d{1,18}$/.test(after)) throw new InvalidInput('?after= takes the id of the last event seen, a whole number');
-      res.json(await engine.operation(actor, id, after));
+      const { operation, events } = await engine.operation(actor, id, after);
+      // The same JSON as the rows themselves (a Date serializes as its ISO string), typed as the CLI reads it.
+      const progress: OperationProgress = { operation, events: events.map((event) => ({ ...event, createdAt: event.createdAt.toISOString() })) };
+      res.json(progress);
     }),
   );
 
   mountFronts(app);
 
   app.use((_req: Request, res: Response) => {
-    res.status(404).json({ error: { code: 'not_found', message: 'no such endpoint' } });
+    res.status(404).json({ error: { code: 'not_found', message: 'no such endpoint' } } satisfies ApiError);
   });
 
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
@@ -93,7 +97,7 @@ export function createHttpApp(engine: Engine, mountFronts: (app: express.Express
       return;
     }
     log.error({ err, path: req.path }, 'request failed');
-    res.status(500).json({ error: { code: 'internal', message: 'flowops hit an unexpected error; the server log has the details' } });
+    res.status(500).json({ error: { code: 'internal', message: 'flowops hit an unexpected error; the server log has the details' } } satisfies ApiError);
   });
   return app;
 }

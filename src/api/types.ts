@@ -1,0 +1,229 @@
+/*
+ * The JSON that `/api` answers, as the CLI reads it: a leaf module that imports
+ * nothing. The engine's views (src/engine/views.ts) must be assignable to these
+ * shapes; src/commands/execute.ts is where the compiler checks that they are.
+ * Dates are ISO 8601 strings here, as JSON carries them.
+ */
+
+export type Stage = 'development' | 'review' | 'staging' | 'production' | 'test';
+export type Permission = 'view' | 'deploy' | 'operate' | 'manage';
+export type ReleaseStatus = 'pending' | 'succeeded' | 'failed';
+export type OperationStatus = 'pending' | 'running' | 'succeeded' | 'failed';
+export type OperationKind = 'deploy' | 'promote' | 'rollback' | 'config';
+export type ReviewAppStatus = 'pending' | 'creating' | 'created' | 'deleting' | 'deleted' | 'errored';
+export type TestRunStatus = 'pending' | 'building' | 'running' | 'succeeded' | 'failed' | 'errored' | 'cancelled';
+/** How the server runs repository code: `none` means unsandboxed, which `pipelines:info` warns about. */
+export type Isolation = 'bubblewrap' | 'none';
+
+export interface ReleaseView {
+  version: number;
+  status: ReleaseStatus;
+  description: string;
+  slug: string | null;
+  commit: string | null;
+  createdAt: string;
+  current: boolean;
+}
+
+export interface AppView {
+  name: string;
+  pipeline: string;
+  stage: Stage;
+  url: string | null;
+  release: ReleaseView | null;
+}
+
+/** One target of an operation: an app, the release it got, and how it went. */
+export interface OperationTargetView {
+  app: string;
+  version: number | null;
+  status: ReleaseStatus;
+  error?: string;
+}
+
+export interface OperationView {
+  id: number;
+  kind: OperationKind;
+  pipeline: string | null;
+  status: OperationStatus;
+  description: string;
+  targets: OperationTargetView[];
+  error: string | null;
+  createdAt: string;
+}
+
+export interface ReviewAppView {
+  pr: number;
+  app: string;
+  branch: string;
+  commit: string;
+  status: ReviewAppStatus;
+  url: string | null;
+  error: string | null;
+}
+
+export interface TestRunView {
+  number: number;
+  commit: string;
+  branch: string | null;
+  status: TestRunStatus;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface CommitView {
+  sha: string;
+  date: string;
+  author: string;
+  message: string;
+}
+
+export interface DiffView {
+  upstream: string;
+  downstream: string;
+  ahead: number;
+  commits: CommitView[];
+}
+
+/** One event of an operation's progress (`release.started`, `operation.progress`, ...). */
+export interface EventView {
+  /** A Postgres bigint, so a string: the `after` of the next poll. */
+  id: string;
+  type: string;
+  pipeline: string | null;
+  app: string | null;
+  operationId: number | null;
+  actor: string | null;
+  via: string;
+  message: string;
+  data: Record<string, unknown>;
+  createdAt: string;
+}
+
+export interface PipelineSummary {
+  name: string;
+  repo: string;
+  branch: string;
+  /** How many apps the pipeline has. */
+  apps: number;
+}
+
+export interface PipelineRef {
+  name: string;
+  repo: string;
+  branch: string;
+}
+
+export interface PipelineInfo extends PipelineRef {
+  /** By stage, development first, then by name. */
+  apps: AppView[];
+  sandbox: Isolation;
+}
+
+export interface ReleaseOutput {
+  version: number;
+  status: ReleaseStatus;
+  description: string;
+  output: string;
+}
+
+export interface Grant {
+  user: string;
+  permission: Permission;
+}
+
+export interface AutodeploySetting {
+  branch: string;
+  stage: Stage;
+  waitForCi: boolean;
+}
+
+export interface ReviewAppSettings {
+  autodeploy: boolean;
+  autodestroy: boolean;
+  staleDays: number;
+  waitForCi: boolean;
+}
+
+export interface Subscription {
+  pipeline: string;
+  channel: string;
+  events: string[];
+}
+
+/**
+ * What each command answers, by name. A command listed in
+ * OperationCommandName answers with an operation under way; every other one
+ * with data to show.
+ */
+export interface CommandResults {
+  pipelines: PipelineSummary[];
+  'pipelines:create': PipelineRef;
+  'pipelines:info': PipelineInfo;
+  'pipelines:connect': PipelineRef;
+  'pipelines:destroy': { name: string; apps: string[] };
+  'apps:create': AppView;
+  'apps:move': AppView;
+  'apps:destroy': { name: string };
+  deploy: OperationView;
+  promote: OperationView;
+  releases: ReleaseView[];
+  'releases:output': ReleaseOutput;
+  rollback: OperationView;
+  /** Config vars by name. */
+  config: Record<string, string>;
+  'config:set': OperationView;
+  'config:unset': OperationView;
+  diff: DiffView[];
+  access: Grant[];
+  'access:add': Grant;
+  'access:remove': { user: string };
+  /** The token is shown once, to whoever created the user. */
+  'users:create': { name: string; token: string };
+  ci: TestRunView[];
+  'ci:info': TestRunView & { output: string };
+  'ci:rerun': TestRunView;
+  'ci:cancel': TestRunView;
+  'ci:enable': { pipeline: string; ci: boolean };
+  'ci:disable': { pipeline: string; ci: boolean };
+  'autodeploy:enable': { pipeline: string; autodeploy: AutodeploySetting | null };
+  'autodeploy:disable': { pipeline: string; autodeploy: AutodeploySetting | null };
+  reviewapps: ReviewAppView[];
+  'reviewapps:enable': { pipeline: string; reviewApps: ReviewAppSettings | null };
+  'reviewapps:disable': { pipeline: string; reviewApps: ReviewAppSettings | null };
+  'reviewapps:create': ReviewAppView;
+  'reviewapps:destroy': ReviewAppView;
+  subscribe: Subscription;
+  unsubscribe: Omit<Subscription, 'events'>;
+  subscriptions: Omit<Subscription, 'channel'>[];
+  /** The help text. */
+  help: string;
+}
+
+export type CommandName = keyof CommandResults;
+
+/** The commands that start a long operation: they answer at once, and progress arrives as events. */
+export type OperationCommandName = 'deploy' | 'promote' | 'rollback' | 'config:set' | 'config:unset';
+
+/** What a command answered: an operation under way, or data to show (with a note the text fronts print below it). */
+export type Result<N extends CommandName = CommandName> = {
+  [K in N]: K extends OperationCommandName
+    ? { kind: 'operation'; command: K; operation: CommandResults[K] }
+    : { kind: 'data'; command: K; data: CommandResults[K]; note?: string };
+}[N];
+
+/** `POST /api/commands`: a command's words, as typed after `flowops`. Answers a Result. */
+export interface CommandRequest {
+  argv: string[];
+}
+
+/** `GET /api/operations/:id?after=<event id>`: the operation and its events after `after`. */
+export interface OperationProgress {
+  operation: OperationView;
+  events: EventView[];
+}
+
+/** Any 4xx or 5xx of `/api`. */
+export interface ApiError {
+  error: { code: string; message: string };
+}
