@@ -1,0 +1,42 @@
+/** A parsed command: the same for `/flow` in Slack and the `flowops` CLI. */
+export type Command =
+  | { name: 'pipelines' }
+  | { name: 'pipelines:create'; pipeline: string; repo: string; branch?: string }
+  | { name: 'pipelines:info'; pipeline: string }
+  | { name: 'pipelines:connect'; pipeline: string; repository: string }
+  | { name: 'pipelines:destroy'; pipeline: string; confirm?: string }
+  | { name: 'apps:create'; app: string; pipeline: string; stage: string }
+  | { name: 'apps:move'; app: string; stage: string }
+  | { name: 'apps:destroy'; app: string; confirm?: string }
+  | { name: 'deploy'; pipeline: string; ref?: string; stage: string; app?: string }
+  | { name: 'promote'; pipeline: string; fromStage?: string; fromApp?: string; toStage?: string; toApps?: string[] }
+  | { name: 'releases'; app: string }
+  | { name: 'releases:output'; app: string; version?: number }
+  | { name: 'rollback'; app: string; version?: number }
+  | { name: 'config'; app: string }
+  | { name: 'config:set'; app: string; vars: Record<string, string> }
+  | { name: 'config:unset'; app: string; keys: string[] }
+  | { name: 'diff'; pipeline: string }
+  | { name: 'access'; pipeline: string }
+  | { name: 'access:add'; pipeline: string; user: string; permission: string }
+  | { name: 'access:remove'; pipeline: string; user: string }
+  | { name: 'users:create'; user: string }
+  | { name: 'ci'; pipeline: string }
+  | { name: 'ci:info'; pipeline: string; number: number }
+  | { name: 'ci:rerun'; pipeline: string; number?: number }
+  | { name: 'ci:cancel'; pipeline: string; number: number }
+  | { name: 'ci:enable'; pipeline: string }
+  | { name: 'ci:disable'; pipeline: string }
+  | { name: 'autodeploy:enable'; pipeline: string; branch: string; stage?: string; waitForCi: boolean }
+  | { name: 'autodeploy:disable'; pipeline: string }
+  | { name: 'reviewapps'; pipeline: string }
+  | { name: 'reviewapps:enable'; pipeline: string; autodeploy: boolean; autodestroy: boolean; staleDays?: number; waitForCi: boolean }
+  | { name: 'reviewapps:disable'; pipeline: string }
+  | { name: 'reviewapps:create'; pipeline: string; pr: number }
+  | { name: 'reviewapps:destroy'; pipeline: string; pr: number }
+  | { name: 'subscribe'; pipeline: string; events: string[]; channel?: string }
+  | { name: 'unsubscribe'; pipeline: string; channel?: string }
+  | { name: 'subscriptions'; channel?: string }
+  | { name: 'help'; command?: string };
+
+export type CommandName = Command['name'];

@@ -1,0 +1,379 @@
+import { STAGE_WORDS } from '../engine/stages.ts';
+import type { ParseArgsConfig } from 'node:util';
+import { InvalidInput } from '../errors.ts';
+import { MAX_NUMBER, isCount } from '../engine/input.ts';
+import type { Command, CommandName } from './command.ts';
+
+/*
+ * Each command's usage, summary, options and how its words become a Command:
+ * the one grammar of the CLI and Slack. parseCommand (grammar.ts) applies it.
+ */
+
+type Options = NonNullable<ParseArgsConfig['options']>;
+export type Values = Record<string, string | boolean | undefined>;
+
+export interface Spec {
+  usage: string;
+  summary: string;
+  options?: Options;
+  /** Positional words: exactly these many, or a custom parse. */
+  parse(words: string[], values: Values): Command;
+}
+
+
+export function usageError(name: CommandName, problem: string): InvalidInput {
+  return new InvalidInput(`${problem}. Usage: ${SPECS[name].usage}`);
+}
+
+/** Exactly `count` positional words, or a usage error naming what is missing or extra. */
+function words(name: CommandName, given: string[], names: string[]): string[] {
+  if (given.length < names.length) throw usageError(name, `missing ${names.slice(given.length).map((n) => `<${n}>`).join(' ')}`);
+  if (given.length > names.length) throw usageError(name, `unexpected "${given.slice(names.length).join(' ')}"`);
+  return given;
+}
+
+function required(name: CommandName, values: Values, option: string): string {
+  const value = values[option];
+  if (typeof value !== 'string' || !value) throw usageError(name, `missing --${option}`);
+  return value;
+}
+
+function optional(values: Values, option: string): string | undefined {
+  const value = values[option];
+  return typeof value === 'string' ? value : undefined;
+}
+
+/** A test run or pull request number: 1 to 2^31-1, what the database can hold. */
+function runNumber(name: CommandName, word: string, what = 'a test run number'): number {
+  const match = /^#?(\d+)$/.exec(word);
+  if (!match) throw usageError(name, `"${word}" is not ${what} (like 12)`);
+  const n = Number(match[1]);
+  if (!isCount(n)) throw usageError(name, `"${word}" is not ${what}: numbers run from 1 to ${MAX_NUMBER}`);
+  return n;
+}
+
+/** A release version, `v5` or `5`: 1 to 2^31-1, what the database can hold. */
+function version(name: CommandName, word: string | undefined): number | undefined {
+  if (word === undefined) return undefined;
+  const match = /^v?(\d+)$/.exec(word);
+  if (!match) throw usageError(name, `"${word}" is not a release version (like v5)`);
+  const n = Number(match[1]);
+  if (!isCount(n)) throw usageError(name, `"${word}" is not a release version: versions run from v1 to v${MAX_NUMBER}`);
+  return n;
+}
+
+/** Splits `a/b` at the first slash: `shop/feature/x` is pipeline `shop`, ref `feature/x`. */
+function splitSlash(word: string): [string, string | undefined] {
+  const at = word.indexOf('/');
+  return at < 0 ? [word, undefined] : [word.slice(0, at), word.slice(at + 1) || undefined];
+}
+
+export const SPECS: Record<CommandName, Spec> = {
+  pipelines: {
+    usage: 'pipelines',
+    summary: 'list the pipelines you can see',
+    parse: (w) => (words('pipelines', w, []), { name: 'pipelines' }),
+  },
+  'pipelines:create': {
+    usage: 'pipelines:create <pipeline> --repo <path-or-url> [--branch main]',
+    summary: 'create a pipeline from a git repository (admin)',
+    options: { repo: { type: 'string' }, branch: { type: 'string' } },
+    parse: (w, v) => {
+      const [pipeline] = words('pipelines:create', w, ['pipeline']);
+      return { name: 'pipelines:create', pipeline: pipeline!, repo: required('pipelines:create', v, 'repo'), branch: optional(v, 'branch') };
+    },
+  },
+  'pipelines:info': {
+    usage: 'pipelines:info <pipeline>',
+    summary: "show a pipeline's apps by stage, with their releases",
+    parse: (w) => ({ name: 'pipelines:info', pipeline: words('pipelines:info', w, ['pipeline'])[0]! }),
+  },
+  'pipelines:connect': {
+    usage: 'pipelines:connect <pipeline> <owner/name>',
+    summary: 'take the pipeline\'s code from a GitHub repository (admin)',
+    parse: (w) => {
+      const [pipeline, repository] = words('pipelines:connect', w, ['pipeline', 'owner/name']);
+      return { name: 'pipelines:connect', pipeline: pipeline!, repository: repository! };
+    },
+  },
+  'pipelines:destroy': {
+    usage: 'pipelines:destroy <pipeline> --confirm <pipeline>',
+    summary: 'destroy a pipeline and all its apps (manage)',
+    options: { confirm: { type: 'string' } },
+    parse: (w, v) => ({ name: 'pipelines:destroy', pipeline: words('pipelines:destroy', w, ['pipeline'])[0]!, confirm: optional(v, 'confirm') }),
+  },
+  'apps:create': {
+    usage: 'apps:create <app> --pipeline <pipeline> --stage <stage>',
+    summary: 'add an app to a stage of a pipeline (manage)',
+    options: { pipeline: { type: 'string' }, stage: { type: 'string' } },
+    parse: (w, v) => ({
+      name: 'apps:create',
+      app: words('apps:create', w, ['app'])[0]!,
+      pipeline: required('apps:create', v, 'pipeline'),
+      stage: required('apps:create', v, 'stage'),
+    }),
+  },
+  'apps:move': {
+    usage: 'apps:move <app> --stage <stage>',
+    summary: 'move an app to another stage (manage)',
+    options: { stage: { type: 'string' } },
+    parse: (w, v) => ({ name: 'apps:move', app: words('apps:move', w, ['app'])[0]!, stage: required('apps:move', v, 'stage') }),
+  },
+  'apps:destroy': {
+    usage: 'apps:destroy <app> --confirm <app>',
+    summary: 'stop an app and delete it (manage)',
+    options: { confirm: { type: 'string' } },
+    parse: (w, v) => ({ name: 'apps:destroy', app: words('apps:destroy', w, ['app'])[0]!, confirm: optional(v, 'confirm') }),
+  },
+  deploy: {
+    usage: 'deploy <pipeline>[/<ref>] to <stage>[/<app>]',
+    summary: 'build a commit (default: the pipeline branch) and release it to a stage or one app',
+    parse: (w) => {
+      if (w.length === 2 && w[1] !== 'to') throw usageError('deploy', `missing "to" before ${w[1]}`);
+      const [target, to, where] = words('deploy', w, ['pipeline', 'to', 'stage']);
+      if (to !== 'to') throw usageError('deploy', `expected "to" after ${target}, got "${to}"`);
+      const [pipeline, ref] = splitSlash(target!);
+      const [stage, app] = splitSlash(where!);
+      return { name: 'deploy', pipeline, ref, stage, app };
+    },
+  },
+  promote: {
+    usage: 'promote <pipeline> [from <stage>[/<app>]] [to <stage> | to <app>[,<app>...]]',
+    summary: 'copy the slug the source app runs, unchanged, to the downstream stage or named apps',
+    parse: (w) => {
+      const [pipeline, ...rest] = w;
+      if (!pipeline) throw usageError('promote', 'missing <pipeline>');
+      const command: Extract<Command, { name: 'promote' }> = { name: 'promote', pipeline };
+      for (let i = 0; i < rest.length; i += 2) {
+        const [keyword, value] = [rest[i], rest[i + 1]];
+        if (keyword !== 'from' && keyword !== 'to') throw usageError('promote', `expected "from" or "to", got "${keyword}"`);
+        if (!value) throw usageError('promote', `missing a stage or app after "${keyword}"`);
+        if (keyword === 'from' ? command.fromStage !== undefined : command.toStage !== undefined || command.toApps !== undefined) throw usageError('promote', `"${keyword}" given twice`);
+        if (keyword === 'from') [command.fromStage, command.fromApp] = splitSlash(value);
+        else if (STAGE_WORDS.has(value)) command.toStage = value;
+        else {
+          command.toApps = value.split(',').filter(Boolean);
+          // One release per target: an app named twice would be released twice.
+          const twice = command.toApps.find((app, i) => command.toApps!.indexOf(app) !== i);
+          if (twice) throw usageError('promote', `${twice} is named twice after "to"`);
+        }
+      }
+      return command;
+    },
+  },
+  releases: {
+    usage: 'releases <app>',
+    summary: "list an app's releases, newest first",
+    parse: (w) => ({ name: 'releases', app: words('releases', w, ['app'])[0]! }),
+  },
+  'releases:output': {
+    usage: 'releases:output <app> [vN]',
+    summary: 'show the release phase output of a release (default: the newest)',
+    parse: (w) => {
+      if (w.length === 2) return { name: 'releases:output', app: w[0]!, version: version('releases:output', w[1]) };
+      return { name: 'releases:output', app: words('releases:output', w, ['app'])[0]! };
+    },
+  },
+  rollback: {
+    usage: 'rollback <app> [vN]',
+    summary: "release an earlier release's slug and config again (default: the previous one)",
+    parse: (w) => {
+      if (w.length === 2) return { name: 'rollback', app: w[0]!, version: version('rollback', w[1]) };
+      return { name: 'rollback', app: words('rollback', w, ['app'])[0]! };
+    },
+  },
+  config: {
+    usage: 'config <app>',
+    summary: "show an app's config vars",
+    parse: (w) => ({ name: 'config', app: words('config', w, ['app'])[0]! }),
+  },
+  'config:set': {
+    usage: 'config:set <app> KEY=value...',
+    summary: 'set config vars (a new release)',
+    parse: (w) => {
+      const [app, ...pairs] = w;
+      if (!app) throw usageError('config:set', 'missing <app>');
+      if (!pairs.length) throw usageError('config:set', 'missing KEY=value');
+      const entries: [string, string][] = [];
+      for (const pair of pairs) {
+        // The first "=" ends the key: `URL=a=b` sets URL to "a=b". The message never shows the value.
+        const at = pair.indexOf('=');
+        if (at < 0) throw usageError('config:set', `"${pair}" is not KEY=value`);
+        if (at === 0) throw usageError('config:set', 'a KEY=value has no key before "="');
+        const key = pair.slice(0, at);
+        if (entries.some(([k]) => k === key)) throw usageError('config:set', `${key} is given twice; set each key once`);
+        entries.push([key, pair.slice(at + 1)]);
+      }
+      // fromEntries defines own properties, so a key like __proto__ stays a key.
+      return { name: 'config:set', app, vars: Object.fromEntries(entries) };
+    },
+  },
+  'config:unset': {
+    usage: 'config:unset <app> KEY...',
+    summary: 'remove config vars (a new release)',
+    parse: (w) => {
+      const [app, ...keys] = w;
+      if (!app) throw usageError('config:unset', 'missing <app>');
+      if (!keys.length) throw usageError('config:unset', 'missing KEY');
+      const twice = keys.find((key, i) => keys.indexOf(key) !== i);
+      if (twice) throw usageError('config:unset', `${twice} is given twice; name each key once`);
+      return { name: 'config:unset', app, keys };
+    },
+  },
+  diff: {
+    usage: 'diff <pipeline>',
+    summary: 'the commits each stage runs that its downstream stage does not',
+    parse: (w) => ({ name: 'diff', pipeline: words('diff', w, ['pipeline'])[0]! }),
+  },
+  access: {
+    usage: 'access <pipeline>',
+    summary: 'who has which permission on a pipeline',
+    parse: (w) => ({ name: 'access', pipeline: words('access', w, ['pipeline'])[0]! }),
+  },
+  'access:add': {
+    usage: 'access:add <pipeline> <user> <view|deploy|operate|manage>',
+    summary: 'grant a user a permission on a pipeline (manage)',
+    parse: (w) => {
+      const [pipeline, user, permission] = words('access:add', w, ['pipeline', 'user', 'permission']);
+      return { name: 'access:add', pipeline: pipeline!, user: user!, permission: permission! };
+    },
+  },
+  'access:remove': {
+    usage: 'access:remove <pipeline> <user>',
+    summary: "remove a user's access to a pipeline (manage)",
+    parse: (w) => {
+      const [pipeline, user] = words('access:remove', w, ['pipeline', 'user']);
+      return { name: 'access:remove', pipeline: pipeline!, user: user! };
+    },
+  },
+  'users:create': {
+    usage: 'users:create <user>',
+    summary: "create a user and print the user's API token (admin)",
+    parse: (w) => ({ name: 'users:create', user: words('users:create', w, ['user'])[0]! }),
+  },
+  ci: {
+    usage: 'ci <pipeline>',
+    summary: "the pipeline's latest test runs",
+    parse: (w) => ({ name: 'ci', pipeline: words('ci', w, ['pipeline'])[0]! }),
+  },
+  'ci:info': {
+    usage: 'ci:info <pipeline> <N>',
+    summary: 'a test run with its output',
+    parse: (w) => {
+      const [pipeline, n] = words('ci:info', w, ['pipeline', 'N']);
+      return { name: 'ci:info', pipeline: pipeline!, number: runNumber('ci:info', n!) };
+    },
+  },
+  'ci:rerun': {
+    usage: 'ci:rerun <pipeline> [N]',
+    summary: "run a test run's commit again (default: the latest) (deploy)",
+    parse: (w) => {
+      if (w.length === 2) return { name: 'ci:rerun', pipeline: w[0]!, number: runNumber('ci:rerun', w[1]!) };
+      return { name: 'ci:rerun', pipeline: words('ci:rerun', w, ['pipeline'])[0]! };
+    },
+  },
+  'ci:cancel': {
+    usage: 'ci:cancel <pipeline> <N>',
+    summary: 'stop a test run (manage)',
+    parse: (w) => {
+      const [pipeline, n] = words('ci:cancel', w, ['pipeline', 'N']);
+      return { name: 'ci:cancel', pipeline: pipeline!, number: runNumber('ci:cancel', n!) };
+    },
+  },
+  'ci:enable': {
+    usage: 'ci:enable <pipeline>',
+    summary: "test every push to the pipeline's GitHub repository (manage)",
+    parse: (w) => ({ name: 'ci:enable', pipeline: words('ci:enable', w, ['pipeline'])[0]! }),
+  },
+  'ci:disable': {
+    usage: 'ci:disable <pipeline>',
+    summary: 'stop testing pushes (manage)',
+    parse: (w) => ({ name: 'ci:disable', pipeline: words('ci:disable', w, ['pipeline'])[0]! }),
+  },
+  'autodeploy:enable': {
+    usage: 'autodeploy:enable <pipeline> --branch <branch> [--stage staging] [--wait-for-ci]',
+    summary: 'deploy every push to a branch to a stage, with --wait-for-ci only once its tests pass (manage)',
+    options: { branch: { type: 'string' }, stage: { type: 'string' }, 'wait-for-ci': { type: 'boolean' } },
+    parse: (w, v) => ({
+      name: 'autodeploy:enable',
+      pipeline: words('autodeploy:enable', w, ['pipeline'])[0]!,
+      branch: required('autodeploy:enable', v, 'branch'),
+      stage: optional(v, 'stage'),
+      waitForCi: v['wait-for-ci'] === true,
+    }),
+  },
+  'autodeploy:disable': {
+    usage: 'autodeploy:disable <pipeline>',
+    summary: 'stop deploying pushes (manage)',
+    parse: (w) => ({ name: 'autodeploy:disable', pipeline: words('autodeploy:disable', w, ['pipeline'])[0]! }),
+  },
+  reviewapps: {
+    usage: 'reviewapps <pipeline>',
+    summary: "the pipeline's review apps, one per pull request",
+    parse: (w) => ({ name: 'reviewapps', pipeline: words('reviewapps', w, ['pipeline'])[0]! }),
+  },
+  'reviewapps:enable': {
+    usage: 'reviewapps:enable <pipeline> [--autodeploy] [--autodestroy] [--stale-days 5] [--wait-for-ci]',
+    summary: 'a review app per pull request: created on open, redeployed on push, destroyed on close (manage)',
+    options: { autodeploy: { type: 'boolean' }, autodestroy: { type: 'boolean' }, 'stale-days': { type: 'string' }, 'wait-for-ci': { type: 'boolean' } },
+    parse: (w, v) => {
+      const days = optional(v, 'stale-days');
+      if (days !== undefined && !/^\d+$/.test(days)) throw usageError('reviewapps:enable', `--stale-days takes a number of days, got "${days}"`);
+      return {
+        name: 'reviewapps:enable',
+        pipeline: words('reviewapps:enable', w, ['pipeline'])[0]!,
+        autodeploy: v.autodeploy === true,
+        autodestroy: v.autodestroy === true,
+        staleDays: days === undefined ? undefined : Number(days),
+        waitForCi: v['wait-for-ci'] === true,
+      };
+    },
+  },
+  'reviewapps:disable': {
+    usage: 'reviewapps:disable <pipeline>',
+    summary: 'stop creating review apps (manage)',
+    parse: (w) => ({ name: 'reviewapps:disable', pipeline: words('reviewapps:disable', w, ['pipeline'])[0]! }),
+  },
+  'reviewapps:create': {
+    usage: 'reviewapps:create <pipeline> --pr <N>',
+    summary: "create or update a pull request's review app (deploy)",
+    options: { pr: { type: 'string' } },
+    parse: (w, v) => ({ name: 'reviewapps:create', pipeline: words('reviewapps:create', w, ['pipeline'])[0]!, pr: runNumber('reviewapps:create', required('reviewapps:create', v, 'pr'), 'a pull request number') }),
+  },
+  'reviewapps:destroy': {
+    usage: 'reviewapps:destroy <pipeline> --pr <N>',
+    summary: "destroy a pull request's review app (deploy)",
+    options: { pr: { type: 'string' } },
+    parse: (w, v) => ({ name: 'reviewapps:destroy', pipeline: words('reviewapps:destroy', w, ['pipeline'])[0]!, pr: runNumber('reviewapps:destroy', required('reviewapps:destroy', v, 'pr'), 'a pull request number') }),
+  },
+  subscribe: {
+    usage: 'subscribe <pipeline> [deploy|promote|rollback|config|ci|pulls...] [--channel <channel>]',
+    summary: "make a channel the pipeline's feed (in Slack: this channel, or <#channel>) (operate)",
+    options: { channel: { type: 'string' } },
+    parse: (w, v) => {
+      const [pipeline, ...events] = w;
+      if (!pipeline) throw usageError('subscribe', 'missing <pipeline>');
+      return { name: 'subscribe', pipeline, events, channel: optional(v, 'channel') };
+    },
+  },
+  unsubscribe: {
+    usage: 'unsubscribe <pipeline> [--channel <channel>]',
+    summary: "stop a channel's feed of the pipeline (operate)",
+    options: { channel: { type: 'string' } },
+    parse: (w, v) => ({ name: 'unsubscribe', pipeline: words('unsubscribe', w, ['pipeline'])[0]!, channel: optional(v, 'channel') }),
+  },
+  subscriptions: {
+    usage: 'subscriptions [--channel <channel>]',
+    summary: 'the pipelines a channel is a feed of',
+    options: { channel: { type: 'string' } },
+    parse: (w, v) => (words('subscriptions', w, []), { name: 'subscriptions', channel: optional(v, 'channel') }),
+  },
+  help: {
+    usage: 'help [command]',
+    summary: 'list the commands, or explain one',
+    parse: (w) => {
+      if (w.length > 1) throw usageError('help', `unexpected "${w.slice(1).join(' ')}"`);
+      return { name: 'help', command: w[0] };
+    },
+  },
+};
