@@ -1,7 +1,5 @@
-import { spawn } from 'node:child_process';
-import { existsSync, openSync, closeSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { log } from '../../log.ts';
@@ -11,108 +9,9 @@ import type { BuiltSlug, OutputSink, Platform, ReleaseSpec } from '../platform.t
 import { buildSlug, slugTree, type SlugStore } from './build-slug.ts';
 import { AppProxy } from './proxy.ts';
 import { readRepoJson } from './repo-file.ts';
-import { buildSettings, Sandbox, type SandboxedCommand, type SandboxRequest } from './sandbox.ts';
+import { buildSettings, Sandbox, type SandboxRequest } from './sandbox.ts';
 
-interface DynoState {
-  type: string;
-  pid: number;
-  port: number | null;
-}
-
-/** What the local platform remembers of an app, in `<dataDir>/apps/<app>/state.json`. */
-interface AppState {
-  /** The port of the app's URL, kept across restarts. */
-  port: number | null;
-  releaseId: number | null;
-  dynos: DynoState[];
-  /** Processes of a release still booting; killed at recovery if flowops died meanwhile. */
-  starting: DynoState[];
-  /** A release phase under way; killed at recovery, so an interrupted migration never runs beside its retry. */
-  releasePhase?: DynoState | null;
-  /** The previous release's processes while they shut down; killed at recovery if flowops died meanwhile. */
-  stopping?: DynoState[];
-}
-
-/** Every process the platform started for the app and may still have to stop. */
-const allProcesses = (state: AppState): DynoState[] => [
-  ...state.dynos,
-  ...state.starting,
-  ...(state.stopping ?? []),
-  ...(state.releasePhase ? [state.releasePhase] : []),
-];
-
-const emptyState = (): AppState => ({ port: null, releaseId: null, dynos: [], starting: [], releasePhase: null });
-
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
-  });
-}
-
-/** Stops a process group: SIGTERM, then SIGKILL after `graceMs` (Heroku gives 30 s; we give 10). */
-async function stopDynos(dynos: DynoState[], graceMs = 10_000): Promise<void> {
-  const signal = (pid: number, sig: NodeJS.Signals) => {
-    try {
-      process.kill(-pid, sig);
-    } catch {
-      // Not a group leader (a process found by its marker, not one flowops spawned): just the process.
-      try {
-        process.kill(pid, sig);
-      } catch {
-        /* already gone */
-      }
-    }
-  };
-  for (const dyno of dynos) signal(dyno.pid, 'SIGTERM');
-  const deadline = Date.now() + graceMs;
-  while (dynos.some((d) => processAlive(d.pid)) && Date.now() < deadline) await sleep(50);
-  for (const dyno of dynos) if (processAlive(dyno.pid)) signal(dyno.pid, 'SIGKILL');
-}
-
-/**
- * The environment of an app's processes: its config vars, HOST and the dyno's own
- * variables. Never flowops' settings: the sandbox adds only PATH and HOME.
- */
-function dynoEnv(config: Record<string, string>, extra: Record<string, string>): Record<string, string> {
-  return { ...config, HOST: '127.0.0.1', ...extra };
-}
-
-/** Starts a dyno in a process group of its own, its output appended to `logFile`; resolves with its pid once it runs. */
-function spawnDetached(command: SandboxedCommand, logFile: string): Promise<number> {
-  const fd = openSync(logFile, 'a');
-  try {
-    const child = spawn(command.file, command.args, { cwd: command.cwd, env: command.env, detached: true, stdio: ['ignore', fd, fd] });
-    return new Promise((resolve, reject) => {
-      child.once('error', reject);
-      child.once('spawn', () => {
-        child.unref();
-        resolve(child.pid!);
-      });
-    });
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** Config of app.json's `env` blocks: only string values become variables. */
-function stringValues(env: unknown): Record<string, string> {
-  if (!env || typeof env !== 'object') return {};
-  return Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => typeof entry[1] === 'string'));
-}
-
-function tail(file: string, lines = 20): string {
-  try {
-    return readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n');
-  } catch {
-    return '';
-  }
-}
+import { allProcesses, dynoEnv, emptyState, freePort, spawnDetached, stopDynos, stringValues, tail, type AppState, type DynoState } from './processes.ts';
 
 /**
  * Runs apps as child processes on this machine. Each app's processes run from the
