@@ -103,12 +103,12 @@ try {
   const modes = bubblewrapWorks() ? (['none', 'bubblewrap'] as const) : (['none'] as const);
   const builds = { none: { cold: [] as number[], cached: [] as number[] }, bubblewrap: { cold: [] as number[], cached: [] as number[] } };
   const platforms = Object.fromEntries(modes.map((mode) => [mode, new LocalPlatform(path.join(dir, `build-${mode}`), 60_000, mode)]));
-  for (const mode of modes) await platforms[mode]!.build(source, sha, () => undefined, nodeRepoDir); // warm npm's download cache, not counted
+  for (const mode of modes) await platforms[mode]!.build(source, sha, { output: () => undefined }, nodeRepoDir); // warm npm's download cache, not counted
   for (let i = 0; i < 3; i++) {
     for (const mode of modes) {
       await rm(path.join(dir, `build-${mode}`, 'cache', 'node_modules'), { recursive: true, force: true });
-      builds[mode].cold.push(await time(() => platforms[mode]!.build(source, sha, () => undefined, nodeRepoDir)));
-      builds[mode].cached.push(await time(() => platforms[mode]!.build(source, sha, () => undefined, nodeRepoDir)));
+      builds[mode].cold.push(await time(() => platforms[mode]!.build(source, sha, { output: () => undefined }, nodeRepoDir)));
+      builds[mode].cached.push(await time(() => platforms[mode]!.build(source, sha, { output: () => undefined }, nodeRepoDir)));
     }
   }
   for (const mode of modes) {
@@ -130,7 +130,7 @@ try {
     const bootSha = await bootRepo.git('rev-parse', 'HEAD').then((s) => s.trim());
     const bootSource = await LocalGitSource.open(bootRepoDir, path.join(dir, 'repos'));
     const boots = { none: [] as number[], bubblewrap: [] as number[] };
-    const slugs = { none: await platforms.none!.build(bootSource, bootSha, () => undefined, bootRepoDir), bubblewrap: await platforms.bubblewrap!.build(bootSource, bootSha, () => undefined, bootRepoDir) };
+    const slugs = { none: await platforms.none!.build(bootSource, bootSha, { output: () => undefined }, bootRepoDir), bubblewrap: await platforms.bubblewrap!.build(bootSource, bootSha, { output: () => undefined }, bootRepoDir) };
     for (let i = 0; i < 16; i++) {
       for (const mode of modes) {
         const slug = slugs[mode];

@@ -1,4 +1,4 @@
-import { PipelineEntity, SlugEntity, TestRunEntity, ReviewAppEntity, type TestRun, type Pipeline } from '../db/entities.ts';
+import { PipelineEntity, TestRunEntity, ReviewAppEntity, type TestRun, type Pipeline } from '../db/entities.ts';
 import { untilDatabaseAnswers } from '../db/outage.ts';
 import { log } from '../log.ts';
 import { assertRef, hasCommitStatuses } from '../source/source.ts';
@@ -10,6 +10,7 @@ import { Conflict, InvalidInput, NotFound } from '../errors.ts';
 import type { EngineContext } from './context.ts';
 import { SYSTEM } from './access.ts';
 import type { Access } from './access-control.ts';
+import type { ReleaseExecution } from './release-execution.ts';
 import type { Releases } from './releases.ts';
 import type { ReviewApps } from './review-apps.ts';
 
@@ -22,6 +23,7 @@ export class Ci {
   constructor(
     private readonly ctx: EngineContext,
     private readonly authz: Access,
+    private readonly execution: ReleaseExecution,
     private readonly releases: Releases,
     private readonly reviewApps: ReviewApps,
   ) {}
@@ -127,17 +129,11 @@ export class Ci {
       try {
         const source = await this.ctx.source(pipeline);
         await setStatus('building');
-        const slug = await this.ctx.builds.add(() =>
-          this.ctx.platform.build(
-            source,
-            sha,
-            (chunk) => {
-              output += chunk;
-            },
-            pipeline.repo,
-          ),
-        );
-        await untilDatabaseAnswers({ testRun: run.id, step: 'slug' }, () => this.ctx.db.getRepository(SlugEntity).upsert({ id: slug.id, size: String(slug.size), commit: sha, procfile: slug.procfile }, ['id']));
+        const slug = await this.execution.buildSlug(pipeline, source, sha, {
+          output: (chunk) => {
+            output += chunk;
+          },
+        });
         if (!(await setStatus('running', undefined, output))) return;
         const result = await this.ctx.platform.runTests(slug.id, (chunk) => (output += chunk), abort.signal);
         const status = result.code === null ? 'errored' : result.code === 0 ? 'succeeded' : 'failed';

@@ -28,7 +28,7 @@ function wire(ctx: EngineContext) {
   const execution = new ReleaseExecution(ctx);
   const releases = new Releases(ctx, authz, execution, operations, pipelines);
   const reviewApps = new ReviewApps(ctx, authz, operations, pipelines, releases);
-  const ci = new Ci(ctx, authz, releases, reviewApps);
+  const ci = new Ci(ctx, authz, execution, releases, reviewApps);
   const users = new Users(ctx, authz);
   const feeds = new Feeds(ctx, authz, pipelines);
   const deliveries = new Deliveries(ctx);

@@ -1,7 +1,7 @@
 import { type EntityManager } from 'typeorm';
 import { AppEntity, BuildEntity, OperationEntity, PipelineEntity, ReleaseEntity, SlugEntity, type App, type Operation, type OperationTarget, type Pipeline, type Release } from '../db/entities.ts';
 import { untilDatabaseAnswers } from '../db/outage.ts';
-import type { ReleaseSpec } from '../platform/platform.ts';
+import type { BuildProgress, BuiltSlug, ReleaseSpec } from '../platform/platform.ts';
 import { type Source } from '../source/source.ts';
 import { short } from '../format.ts';
 import { AppLocks } from './app-lock.ts';
@@ -25,31 +25,37 @@ export class ReleaseExecution {
     this.locks = new AppLocks(ctx.db);
   }
 
+  /**
+   * Builds a commit into a slug (two builds at a time) and records the slug: the
+   * one build path of deploys and CI test runs.
+   */
+  async buildSlug(pipeline: Pipeline, source: Source, sha: string, progress: BuildProgress): Promise<BuiltSlug> {
+    const slug = await this.ctx.builds.add(() => this.ctx.platform.build(source, sha, progress, pipeline.repo));
+    await untilDatabaseAnswers({ pipeline: pipeline.name, step: 'slug' }, () =>
+      this.ctx.db.getRepository(SlugEntity).upsert({ id: slug.id, size: String(slug.size), commit: sha, procfile: slug.procfile }, ['id']),
+    );
+    return slug;
+  }
+
   async build(op: Operation, pipeline: Pipeline, source: Source, sha: string, progress: Progress): Promise<string> {
     const builds = this.ctx.db.getRepository(BuildEntity);
     const durably = <T>(step: string, work: () => Promise<T>) => untilDatabaseAnswers({ operation: op.id, step }, work);
     const build = await durably('build', () => builds.save(builds.create({ pipelineId: pipeline.id, commit: sha, status: 'pending', operationId: op.id })));
     await progress(`Building ${short(sha)}...`);
     let output = '';
-    // The build log's step lines ("-----> Building dependencies") and their indented details are the build's progress.
-    let partial = '';
     let steps = Promise.resolve();
     try {
-      const slug = await this.ctx.platform.build(
-        source,
-        sha,
-        (chunk) => {
-        output += chunk;
-        const lines = (partial + chunk).split('\n');
-        partial = lines.pop()!;
-        for (const line of lines.filter((l) => /^(----->| {7})\s*\S/.test(l))) steps = steps.then(() => progress(line.startsWith('-----> ') ? line.slice(7) : `  ${line.trim()}`));
+      const slug = await this.buildSlug(pipeline, source, sha, {
+        output: (chunk) => {
+          output += chunk;
         },
-        pipeline.repo,
-      );
+        step: (text, detail) => {
+          steps = steps.then(() => progress(detail ? `  ${text}` : text));
+        },
+      });
       await steps;
       await durably('build', () =>
         this.ctx.transaction(async (m) => {
-          await m.upsert(SlugEntity, { id: slug.id, size: String(slug.size), commit: sha, procfile: slug.procfile }, ['id']);
           await m.update(BuildEntity, { id: build.id }, { status: 'succeeded', output, slugId: slug.id });
           await this.ctx.emit(m, { type: 'build.succeeded', pipeline: pipeline.name, operationId: op.id, via: 'system', message: `Built ${short(sha)} into slug ${slug.id.slice(0, 12)}`, data: { slug: slug.id, size: slug.size } });
         }),

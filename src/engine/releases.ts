@@ -37,7 +37,7 @@ export class Releases {
     const sha = await source.resolve(input.ref ?? pipeline.branch);
     const op = await this.operations.createOperation(actor, pipeline, 'deploy', `Deploy ${short(sha)} to ${describeTargets(targets, stage)}`, targets);
     this.operations.launch(op, async (progress) => {
-      const slug = await this.ctx.builds.add(() => this.execution.build(op, pipeline, source, sha, progress));
+      const slug = await this.execution.build(op, pipeline, source, sha, progress);
       await Promise.all(targets.map((app) => this.execution.release(op, app, () => ({ slugId: slug, commit: sha, description: `Deploy ${short(sha)}` }), progress)));
     });
     return this.operations.operationView(op, pipeline);

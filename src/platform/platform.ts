@@ -21,6 +21,16 @@ export interface ReleaseSpec {
 export type OutputSink = (chunk: string) => void;
 
 /**
+ * How a build reports: its whole log as it comes, and its steps ("Building
+ * dependencies", with indented details) as structured progress, so nobody has
+ * to parse the log to follow it.
+ */
+export interface BuildProgress {
+  output: OutputSink;
+  step?: (step: string, detail: boolean) => void;
+}
+
+/**
  * Where apps run. The local platform (child processes on this machine) is the
  * default; a Heroku or Kubernetes platform plugs in behind the same interface.
  */
@@ -32,10 +42,10 @@ export interface Platform {
    */
   readonly isolation: 'bubblewrap' | 'none';
   /**
-   * Builds a commit of `source` into a slug, streaming the build log to `onOutput`.
+   * Builds a commit of `source` into a slug, reporting its log and steps to `progress`.
    * `scope` (the pipeline's repository) keeps build caches of different repositories apart.
    */
-  build(source: Source, sha: string, onOutput: OutputSink, scope: string): Promise<BuiltSlug>;
+  build(source: Source, sha: string, progress: BuildProgress, scope: string): Promise<BuiltSlug>;
   /** Runs the Procfile's `release` command with the new slug and config; returns its exit code and output. */
   releasePhase(spec: ReleaseSpec, onOutput: OutputSink): Promise<{ code: number; output: string }>;
   /** Starts the release's processes, waits until `web` answers, then stops the previous release's. Throws when they do not come up; the previous release keeps running. */

@@ -4,10 +4,25 @@ import { mkdir, mkdtemp, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { run, runOrThrow } from '../../exec.ts';
 import type { Source } from '../../source/source.ts';
-import type { BuiltSlug, OutputSink } from '../platform.ts';
+import type { BuildProgress, BuiltSlug } from '../platform.ts';
 import { parseProcfile } from './procfile.ts';
 import { readRepoFile, readRepoJson } from './repo-file.ts';
 import { buildSettings, type Sandbox } from './sandbox.ts';
+
+/** A build's log lines as Heroku's buildpacks write them (`-----> step`, indented details), each also reported as a step. */
+function reporter(progress: BuildProgress) {
+  return {
+    onOutput: progress.output,
+    step(text: string) {
+      progress.output(`-----> ${text}\n`);
+      progress.step?.(text, false);
+    },
+    detail(text: string) {
+      progress.output(`       ${text}\n`);
+      progress.step?.(text, true);
+    },
+  };
+}
 
 /** Lockfiles of large apps run to megabytes. */
 const LOCKFILE_LIMIT = 64 << 20;
@@ -42,7 +57,8 @@ interface BuildContext {
  * build's scripts can change what a later build, of this repository or another,
  * restores from the cache.
  */
-async function buildNode(dir: string, store: SlugStore, onOutput: OutputSink, context: BuildContext): Promise<void> {
+async function buildNode(dir: string, store: SlugStore, progress: BuildProgress, context: BuildContext): Promise<void> {
+  const { step, detail, onOutput } = reporter(progress);
   const pkg = (await readRepoJson(dir, 'package.json')) as { scripts?: Record<string, unknown>; dependencies?: object; devDependencies?: object };
   const lock = await readRepoFile(dir, 'package-lock.json', LOCKFILE_LIMIT);
   const npmrc = await readRepoFile(dir, '.npmrc');
@@ -62,13 +78,13 @@ async function buildNode(dir: string, store: SlugStore, onOutput: OutputSink, co
     if (done.code !== 0) throw new Error(`${failure} failed with exit code ${done.code}`);
   };
 
-  onOutput('-----> Building dependencies\n');
+  step('Building dependencies');
   if (existsSync(cached)) {
-    onOutput('       Restoring node_modules from cache (lockfile unchanged)\n');
+    detail('Restoring node_modules from cache (lockfile unchanged)');
     await runOrThrow('cp', ['-a', '--reflink=auto', cached, path.join(dir, 'node_modules')]);
   } else {
     const install = lock !== null ? 'ci' : 'install';
-    onOutput(`       Installing node modules (npm ${install})\n`);
+    detail(`Installing node modules (npm ${install})`);
     await npm(`${install} --ignore-scripts --no-audit --no-fund --loglevel=error`, `npm ${install}`);
     if (existsSync(path.join(dir, 'node_modules'))) {
       const staging = path.join(store.cacheDir, 'node_modules', `${key}.${process.pid}.tmp`);
@@ -80,7 +96,7 @@ async function buildNode(dir: string, store: SlugStore, onOutput: OutputSink, co
   if (existsSync(path.join(dir, 'node_modules'))) await npm('rebuild --loglevel=error', 'npm rebuild (install scripts)');
   for (const script of ['prepare', ['heroku-postbuild', 'build'].find((name) => typeof pkg.scripts?.[name] === 'string')]) {
     if (!script || typeof pkg.scripts?.[script] !== 'string') continue;
-    onOutput(`-----> Running ${script}\n`);
+    step(`Running ${script}`);
     await npm(`run ${script}`, `npm run ${script}`);
   }
 }
@@ -90,29 +106,30 @@ async function buildNode(dir: string, store: SlugStore, onOutput: OutputSink, co
  * for Node apps, archived deterministically (sorted, fixed mtimes) and stored by
  * the sha256 of the archive. An identical build yields the same slug.
  */
-export async function buildSlug(source: Source, sha: string, store: SlugStore, onOutput: OutputSink, context: BuildContext): Promise<BuiltSlug> {
+export async function buildSlug(source: Source, sha: string, store: SlugStore, progress: BuildProgress, context: BuildContext): Promise<BuiltSlug> {
+  const { step } = reporter(progress);
   await mkdir(store.tmpDir, { recursive: true });
   const work = await mkdtemp(path.join(store.tmpDir, 'build-'));
   try {
     const dir = path.join(work, 'app');
     await mkdir(dir);
-    onOutput(`-----> Fetching ${sha.slice(0, 7)}\n`);
+    step(`Fetching ${sha.slice(0, 7)}`);
     await source.extract(sha, dir);
 
     const procfileText = await readRepoFile(dir, 'Procfile');
     let procfile = procfileText !== null ? parseProcfile(procfileText) : {};
     if ((await readRepoFile(dir, 'package.json')) !== null) {
-      onOutput('-----> Node.js app detected\n');
-      await buildNode(dir, store, onOutput, context);
+      step('Node.js app detected');
+      await buildNode(dir, store, progress, context);
       if (!procfile.web) {
         const pkg = (await readRepoJson(dir, 'package.json')) as { scripts?: Record<string, unknown> };
         if (typeof pkg.scripts?.start === 'string') procfile = { ...procfile, web: 'npm start' };
       }
     } else {
-      onOutput('-----> No build needed: the app is used as it is\n');
+      step('No build needed: the app is used as it is');
     }
 
-    onOutput('-----> Compressing slug\n');
+    step('Compressing slug');
     const archive = path.join(work, 'slug.tgz');
     await runOrThrow('sh', [
       '-c',
@@ -127,7 +144,7 @@ export async function buildSlug(source: Source, sha: string, store: SlugStore, o
     const tree = path.join(store.slugsDir, id);
     if (!existsSync(tree)) await rename(dir, tree).catch(() => undefined);
     if (!existsSync(`${tree}.tgz`)) await rename(archive, `${tree}.tgz`).catch(() => undefined);
-    onOutput(`-----> Slug ${id.slice(0, 12)} (${formatSize(size)}), processes: ${Object.keys(procfile).join(', ') || 'none'}\n`);
+    step(`Slug ${id.slice(0, 12)} (${formatSize(size)}), processes: ${Object.keys(procfile).join(', ') || 'none'}`);
     return { id, size, procfile };
   } finally {
     await rm(work, { recursive: true, force: true });

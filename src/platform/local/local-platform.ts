@@ -5,7 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { log } from '../../log.ts';
 import { processAlive, run, runOrThrow } from '../../exec.ts';
 import type { Source } from '../../source/source.ts';
-import type { BuiltSlug, OutputSink, Platform, ReleaseSpec } from '../platform.ts';
+import type { BuildProgress, BuiltSlug, OutputSink, Platform, ReleaseSpec } from '../platform.ts';
 import { buildSlug, slugTree, type SlugStore } from './build-slug.ts';
 import { AppProxy } from './proxy.ts';
 import { readRepoJson } from './repo-file.ts';
@@ -45,8 +45,8 @@ export class LocalPlatform implements Platform {
     return this.sandbox.mode;
   }
 
-  build(source: Source, sha: string, onOutput: OutputSink, scope: string): Promise<BuiltSlug> {
-    return buildSlug(source, sha, this.store, onOutput, { sandbox: this.sandbox, scope });
+  build(source: Source, sha: string, progress: BuildProgress, scope: string): Promise<BuiltSlug> {
+    return buildSlug(source, sha, this.store, progress, { sandbox: this.sandbox, scope });
   }
 
   async releasePhase(spec: ReleaseSpec, onOutput: OutputSink): Promise<{ code: number; output: string }> {
