@@ -15,6 +15,8 @@ export interface RunOptions {
   /** Runs the command in a process group of its own (so the group can be killed) and reports its pid. */
   detached?: boolean;
   onSpawn?: (pid: number) => void;
+  /** Written to the child's fd 3, then closed (bwrap's `--args 3`). */
+  fd3?: string;
 }
 
 /** Runs a command to completion, collecting stdout and stderr together. Never rejects on exit status. */
@@ -23,9 +25,10 @@ export function run(command: string, args: string[], options: RunOptions = {}): 
     const child = spawn(command, args, {
       cwd: options.cwd,
       env: options.env ?? process.env,
-      stdio: [options.input ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+      stdio: [options.input ? 'pipe' : 'ignore', 'pipe', 'pipe', ...(options.fd3 !== undefined ? (['pipe'] as const) : [])],
       detached: options.detached,
     });
+    if (options.fd3 !== undefined) (child.stdio[3] as NodeJS.WritableStream).end(options.fd3);
     if (child.pid !== undefined) options.onSpawn?.(child.pid);
     let output = '';
     const collect = (chunk: Buffer) => {

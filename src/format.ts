@@ -19,3 +19,13 @@ export function age(iso: string, now = Date.now()): string {
   }
   return `${seconds} second${seconds === 1 ? '' : 's'} ago`;
 }
+
+/**
+ * Text for a terminal: control characters other than line feed and tab (escape
+ * sequences that clear the screen, retitle the window or hide text, from build
+ * output or commit messages) are shown as `\xNN` instead of acting.
+ */
+export function forTerminal(text: string): string {
+  // eslint-disable-next-line no-control-regex -- matching control characters is the point
+  return text.replace(/[\x00-\x08\x0b-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}

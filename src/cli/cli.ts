@@ -1,3 +1,4 @@
+import { forTerminal } from '../format.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -66,8 +67,10 @@ async function follow(api: Client, op: OperationView, io: CliIO, json: boolean):
 }
 
 /** Runs the CLI with `argv` (without node and script); returns the exit status. */
-export async function runCli(argv: string[], io: CliIO): Promise<number> {
+export async function runCli(argv: string[], terminal: CliIO): Promise<number> {
   const json = argv.includes('--json');
+  // What repository code printed reaches a person's terminal: its escape sequences are shown, not obeyed.
+  const io: CliIO = { ...terminal, out: (text) => terminal.out(json ? text : forTerminal(text)), err: (text) => terminal.err(forTerminal(text)) };
   const wait = !argv.includes('--no-wait');
   const words = argv.filter((a) => a !== '--json' && a !== '--no-wait' && a !== '--wait');
   try {

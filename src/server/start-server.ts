@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import path from 'node:path';
 import { SettingError, type Settings } from '../config.ts';
@@ -64,7 +64,9 @@ function sandboxMode(setting: Settings['sandbox']): SandboxMode {
  * and the HTTP routes, which answer 503 until then.
  */
 export async function startServer(settings: Settings): Promise<RunningServer> {
-  await mkdir(settings.dataDir, { recursive: true });
+  // The data dir holds the database, the admin token and every app's slug and logs: this user's only.
+  await mkdir(settings.dataDir, { recursive: true, mode: 0o700 });
+  await chmod(settings.dataDir, 0o700);
   const sandbox = sandboxMode(settings.sandbox);
   const lock = await lockDataDir(settings.dataDir);
   let handler: http.RequestListener = (_req, res) => {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, mkdtemp, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { run, runOrThrow } from '../../exec.ts';
 import type { Source } from '../../source/source.ts';
@@ -52,7 +52,7 @@ interface BuildContext {
 /**
  * Installs a Node app's dependencies and runs its build, as Heroku's Node.js
  * buildpack does, every step inside the sandbox. node_modules is cached per
- * lockfile, as npm extracted it with scripts off (`npm ci --ignore-scripts`), and
+ * repository and lockfile, as npm extracted it with scripts off (`npm ci --ignore-scripts`), and
  * install scripts run afterwards on the build's own copy (`npm rebuild`): so no
  * build's scripts can change what a later build, of this repository or another,
  * restores from the cache.
@@ -61,35 +61,44 @@ async function buildNode(dir: string, store: SlugStore, progress: BuildProgress,
   const { step, detail, onOutput } = reporter(progress);
   const pkg = (await readRepoJson(dir, 'package.json')) as { scripts?: Record<string, unknown>; dependencies?: object; devDependencies?: object };
   const lock = await readRepoFile(dir, 'package-lock.json', LOCKFILE_LIMIT);
-  const npmrc = await readRepoFile(dir, '.npmrc');
+  // Everything that decides what npm extracts, and whose builds these are: a cache entry is never shared
+  // between repositories (another repository can copy a lockfile and vendor its own tarballs).
   const key = createHash('sha256')
     .update(process.version)
-    .update(JSON.stringify([pkg.dependencies ?? {}, pkg.devDependencies ?? {}]))
+    .update(context.scope)
+    .update(JSON.stringify(pkg))
     .update(lock ?? '')
-    .update(npmrc ?? '')
+    .update((await readRepoFile(dir, 'npm-shrinkwrap.json', LOCKFILE_LIMIT)) ?? '')
+    .update((await readRepoFile(dir, '.npmrc')) ?? '')
     .digest('hex');
+  // A committed node_modules (or a symlink of that name) is the repository's own: never restored over,
+  // never copied into the cache.
+  const committed = await lstat(path.join(dir, 'node_modules')).then(
+    () => true,
+    () => false,
+  );
   const cached = path.join(store.cacheDir, 'node_modules', key);
   const npmCache = path.join(store.cacheDir, 'npm', createHash('sha256').update(context.scope).digest('hex').slice(0, 16));
   await mkdir(npmCache, { recursive: true });
   const env = { ...buildSettings(), npm_config_update_notifier: 'false' };
   const npm = async (args: string, failure: string) => {
     const result = context.sandbox.command({ app: dir, writable: true, cache: npmCache, env, command: `npm ${args}`, tag: 'build' });
-    const done = await run(result.file, result.args, { cwd: result.cwd, env: result.env, onOutput, detached: true });
+    const done = await run(result.file, result.args, { cwd: result.cwd, env: result.env, fd3: result.fd3, onOutput, detached: true });
     if (done.code !== 0) throw new Error(`${failure} failed with exit code ${done.code}`);
   };
 
   step('Building dependencies');
-  if (existsSync(cached)) {
+  if (!committed && existsSync(cached)) {
     detail('Restoring node_modules from cache (lockfile unchanged)');
-    await runOrThrow('cp', ['-a', '--reflink=auto', cached, path.join(dir, 'node_modules')]);
+    await runOrThrow('cp', ['-a', '-T', '--reflink=auto', cached, path.join(dir, 'node_modules')]);
   } else {
     const install = lock !== null ? 'ci' : 'install';
     detail(`Installing node modules (npm ${install})`);
     await npm(`${install} --ignore-scripts --no-audit --no-fund --loglevel=error`, `npm ${install}`);
-    if (existsSync(path.join(dir, 'node_modules'))) {
+    if (!committed && existsSync(path.join(dir, 'node_modules'))) {
       const staging = path.join(store.cacheDir, 'node_modules', `${key}.${process.pid}.tmp`);
       await mkdir(path.dirname(staging), { recursive: true });
-      await runOrThrow('cp', ['-a', '--reflink=auto', path.join(dir, 'node_modules'), staging]);
+      await runOrThrow('cp', ['-a', '-T', '--reflink=auto', path.join(dir, 'node_modules'), staging]);
       await rename(staging, cached).catch(() => rm(staging, { recursive: true, force: true }));
     }
   }

@@ -108,9 +108,9 @@ export class LocalPlatform implements Platform {
 
   /** Runs a command in the sandbox to completion; a command that cannot even start is exit code 127 with the reason, never a throw. */
   private async run(request: SandboxRequest, onOutput: OutputSink, onSpawn?: (pid: number) => void): Promise<{ code: number; output: string }> {
-    const { file, args, env, cwd } = this.sandbox.command(request);
+    const { file, args, env, cwd, fd3 } = this.sandbox.command(request);
     try {
-      return await run(file, args, { cwd, env, onOutput, detached: true, onSpawn });
+      return await run(file, args, { cwd, env, fd3, onOutput, detached: true, onSpawn });
     } catch (err) {
       const why = `could not start ${request.command.split(' ')[0]}: ${err instanceof Error ? err.message : String(err)}\n`;
       onOutput(why);

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { processAlive } from '../../exec.ts';
@@ -68,8 +68,34 @@ export async function stopDynos(dynos: DynoState[], graceMs = 10_000): Promise<v
   };
   for (const dyno of dynos) signal(dyno.pid, 'SIGTERM');
   const deadline = Date.now() + graceMs;
-  while (dynos.some((d) => processAlive(d.pid)) && Date.now() < deadline) await sleep(50);
-  for (const dyno of dynos) if (processAlive(dyno.pid)) signal(dyno.pid, 'SIGKILL');
+  while (dynos.some((d) => groupAlive(d.pid)) && Date.now() < deadline) await sleep(50);
+  // Whatever is left of each group gets SIGKILL: a process that ignores SIGTERM, and in a sandbox the
+  // pid namespace's init (bwrap's, which ignores SIGTERM from outside), whose death ends the namespace.
+  for (const dyno of dynos) if (groupAlive(dyno.pid)) signal(dyno.pid, 'SIGKILL');
+}
+
+/**
+ * True while a living process (not a zombie) of the group that `pid` leads is
+ * left, or `pid` itself: read from /proc, since a zombie nobody reaps still
+ * counts for kill(-pid, 0).
+ */
+function groupAlive(pid: number): boolean {
+  if (processAlive(pid)) return true;
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc').filter((e) => /^\d+$/.test(e));
+  } catch {
+    return false;
+  }
+  return entries.some((entry) => {
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, 'latin1');
+      const [state, , group] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return Number(group) === pid && state !== 'Z';
+    } catch {
+      return false;
+    }
+  });
 }
 
 /**
@@ -84,7 +110,8 @@ export function dynoEnv(config: Record<string, string>, extra: Record<string, st
 export function spawnDetached(command: SandboxedCommand, logFile: string): Promise<number> {
   const fd = openSync(logFile, 'a');
   try {
-    const child = spawn(command.file, command.args, { cwd: command.cwd, env: command.env, detached: true, stdio: ['ignore', fd, fd] });
+    const child = spawn(command.file, command.args, { cwd: command.cwd, env: command.env, detached: true, stdio: ['ignore', fd, fd, command.fd3 !== undefined ? 'pipe' : 'ignore'] });
+    if (command.fd3 !== undefined) (child.stdio[3] as NodeJS.WritableStream).end(command.fd3);
     return new Promise((resolve, reject) => {
       child.once('error', reject);
       child.once('spawn', () => {

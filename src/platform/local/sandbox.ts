@@ -9,7 +9,7 @@ export type SandboxMode = 'bubblewrap' | 'none';
  * The environment variable that marks every process the local platform starts,
  * with the data dir it belongs to, so recovery can find (and stop) processes that
  * flowops started but never got to record. Set on the outer bwrap process only;
- * `--unsetenv` keeps it from the code inside.
+ * the code inside gets a cleared environment of its own.
  */
 export const MARKER = 'FLOWOPS_SANDBOX';
 
@@ -37,6 +37,8 @@ export interface SandboxedCommand {
   args: string[];
   env: NodeJS.ProcessEnv;
   cwd: string;
+  /** Written to the child's fd 3 and closed: bwrap's `--args 3`, which carries the sandbox's environment. */
+  fd3?: string;
 }
 
 /** The few files of /etc that programs need (name resolution, TLS roots, users, time zone); nothing else of the host's configuration. */
@@ -75,7 +77,16 @@ const BUILD_SETTINGS = /^(npm_config_(registry|cafile|strict_ssl|proxy|https_pro
 
 /** The registry and TLS settings of flowops' own environment that builds inherit (see BUILD_SETTINGS). */
 export function buildSettings(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
-  return Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => BUILD_SETTINGS.test(entry[0]) && entry[1] !== undefined));
+  return Object.fromEntries(
+    Object.entries(env)
+      .filter((entry): entry is [string, string] => BUILD_SETTINGS.test(entry[0]) && entry[1] !== undefined)
+      .map(([key, value]) => [key, withoutCredentials(value)]),
+  );
+}
+
+/** A proxy or registry URL without its `user:password@`: the credential stays flowops', never the build's. */
+function withoutCredentials(value: string): string {
+  return value.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^@/\s]*@/i, '$1');
 }
 
 /** True when `bwrap` is on PATH and can make a sandbox here (a container may forbid namespaces). */
@@ -112,7 +123,14 @@ export class Sandbox {
       return { file: 'sh', args: ['-c', request.command], env: { ...env, [MARKER]: this.mark(request.tag) }, cwd: request.app };
     }
     const env = { ...request.env, PATH: SANDBOX_PATH, HOME: '/home/app', ...(request.cache ? { npm_config_cache: '/cache' } : {}) };
+    // The environment of the code inside travels to bwrap through a pipe (`--args 3`: `--clearenv`,
+    // then `--setenv` pairs), never as bwrap's own environment — bwrap runs outside the sandbox,
+    // so LD_PRELOAD=./evil.so in a config var would load the repository's library into it — and
+    // never on its command line, which every local user can read in /proc/<pid>/cmdline.
+    const fd3 = ['--clearenv', ...Object.entries(env).flatMap(([key, value]) => ['--setenv', key, value])].map((arg) => `${arg}\0`).join('');
     const args = [
+      '--args',
+      '3',
       '--unshare-pid',
       '--unshare-ipc',
       '--unshare-uts',
@@ -144,15 +162,12 @@ export class Sandbox {
       ...(request.cache ? ['--bind', request.cache, '/cache'] : []),
       '--chdir',
       '/app',
-      '--unsetenv',
-      MARKER,
       '--',
       '/bin/sh',
       '-c',
       request.command,
     ];
-    // Config values go through the environment, never the command line: /proc/<pid>/cmdline is readable by every user.
-    return { file: 'bwrap', args, env: { ...env, [MARKER]: this.mark(request.tag) }, cwd: request.app };
+    return { file: 'bwrap', args, env: { PATH: SANDBOX_PATH, [MARKER]: this.mark(request.tag) }, cwd: request.app, fd3 };
   }
 
   /**
