@@ -1,11 +1,10 @@
-import { randomUUID } from 'node:crypto';
 import PQueue from 'p-queue';
 import type { DataSource, EntityManager } from 'typeorm';
 import { EventEntity, type FlowEvent, type Pipeline } from '../db/entities.ts';
 import type { Platform } from '../platform/platform.ts';
 import type { OpenSource } from '../source/open-source.ts';
 import type { Source } from '../source/source.ts';
-import { Outbox } from './outbox.ts';
+import type { Outbox } from './outbox.ts';
 
 /**
  * What every engine service works with: the database, the platform, the
@@ -13,9 +12,6 @@ import { Outbox } from './outbox.ts';
  * events. Services get this, never the Engine facade.
  */
 export class EngineContext {
-  /** This process among the flowops processes sharing the database. */
-  readonly runnerId = randomUUID();
-  readonly outbox: Outbox;
   /** Operations' work: long jobs, many at once. */
   readonly jobs = new PQueue({ concurrency: 64 });
   /** Builds: CPU-heavy, two at a time. */
@@ -27,8 +23,13 @@ export class EngineContext {
     readonly db: DataSource,
     readonly platform: Platform,
     readonly openSource: OpenSource,
-  ) {
-    this.outbox = new Outbox(db, this.runnerId);
+    /** The events outbox; its consumers (the fronts' notifiers) get it from start-up, not from the engine. */
+    readonly outbox: Outbox,
+  ) {}
+
+  /** This process among the flowops processes sharing the database (the outbox leases by it). */
+  get runnerId(): string {
+    return this.outbox.runnerId;
   }
 
   /** Calls `listener` after each transaction that wrote events, so a front can deliver them. */

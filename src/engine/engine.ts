@@ -7,6 +7,7 @@ import { EngineContext } from './context.ts';
 import { Deliveries } from './deliveries.ts';
 import { Feeds } from './feeds.ts';
 import { Operations } from './operations.ts';
+import type { Outbox } from './outbox.ts';
 import { Pipelines } from './pipelines.ts';
 import { Recovery } from './recovery.ts';
 import { ReleaseExecution } from './release-execution.ts';
@@ -18,6 +19,8 @@ import { Users } from './users.ts';
 export interface EngineOptions {
   /** Opens a pipeline's source (local git, GitHub); the fronts decide which kinds exist. */
   openSource: OpenSource;
+  /** The events outbox of this process (its runner id is this process's). */
+  outbox: Outbox;
 }
 
 /** The services, wired once: each gets the context and the services it builds on, in one direction. */
@@ -79,13 +82,8 @@ export class Engine {
   readonly seenRequests: SeenRequests;
 
   constructor(db: DataSource, platform: Platform, options: EngineOptions) {
-    this.s = wire(new EngineContext(db, platform, options.openSource));
+    this.s = wire(new EngineContext(db, platform, options.openSource, options.outbox));
     this.seenRequests = new SeenRequests(db);
-  }
-
-  /** The events outbox, for the consumers that deliver events (the Slack notifier, GitHub statuses). */
-  get outbox() {
-    return this.s.ctx.outbox;
   }
 
   /** Calls `listener` after each transaction that wrote events, so a front can deliver them. */

@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { databaseOutage, isConnectionError } from '../db/outage.ts';
 import { log } from '../log.ts';
 import type { Engine } from './engine.ts';
+import type { Outbox } from './outbox.ts';
 
 const SWEEP_MS = 5000;
 const BATCH_MS = 25;
@@ -23,7 +24,8 @@ export class OutboxConsumer {
 
   /** `round` may return when its next parked retry is due, to be woken then rather than at the next sweep. */
   constructor(
-    private readonly engine: Engine,
+    private readonly engine: Pick<Engine, 'onEvents'>,
+    private readonly outbox: Outbox,
     readonly name: string,
     private readonly round: () => Promise<Date | null | void>,
   ) {}
@@ -42,7 +44,7 @@ export class OutboxConsumer {
     this.kick();
     await this.running;
     this.stopped = true;
-    await this.engine.outbox.release(this.name);
+    await this.outbox.release(this.name);
   }
 
   /** Waits for the round under way, then runs one more. */

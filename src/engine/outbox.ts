@@ -11,7 +11,8 @@ const LEASE_SECONDS = 30;
 export class Outbox {
   constructor(
     private readonly db: DataSource,
-    private readonly owner: string,
+    /** The runner (flowops process) that takes leases: its id in the runners table. */
+    readonly runnerId: string,
   ) {}
 
   /**
@@ -26,7 +27,7 @@ export class Outbox {
         `UPDATE outbox_cursors SET leased_by = $2, leased_until = now() + interval '${LEASE_SECONDS} seconds'
           WHERE consumer = $1 AND (leased_by IS NULL OR leased_by = $2 OR leased_until < now())
           RETURNING last_event_id`,
-        [consumer, this.owner],
+        [consumer, this.runnerId],
       )
     )[0];
     if (!leased.length) return null;
@@ -40,7 +41,7 @@ export class Outbox {
   }
 
   async advance(consumer: string, lastEventId: string): Promise<void> {
-    await this.db.query('UPDATE outbox_cursors SET last_event_id = $2 WHERE consumer = $1 AND leased_by = $3', [consumer, lastEventId, this.owner]);
+    await this.db.query('UPDATE outbox_cursors SET last_event_id = $2 WHERE consumer = $1 AND leased_by = $3', [consumer, lastEventId, this.runnerId]);
   }
 
   /**
@@ -74,7 +75,7 @@ export class Outbox {
           AND NOT EXISTS (SELECT 1 FROM outbox_retries o WHERE o.consumer = r.consumer AND o.key = r.key AND o.event_id < r.event_id)
           AND EXISTS (SELECT 1 FROM outbox_cursors c WHERE c.consumer = r.consumer AND c.leased_by = $2)
         ORDER BY r.event_id LIMIT $3`,
-      [consumer, this.owner, limit],
+      [consumer, this.runnerId, limit],
     );
     if (!rows.length) return [];
     const events = await this.db.getRepository(EventEntity).findBy({ id: In(rows.map((r) => r.event_id)) });
@@ -95,7 +96,7 @@ export class Outbox {
   }
 
   async release(consumer: string): Promise<void> {
-    await this.db.query('UPDATE outbox_cursors SET leased_by = NULL, leased_until = NULL WHERE consumer = $1 AND leased_by = $2', [consumer, this.owner]);
+    await this.db.query('UPDATE outbox_cursors SET leased_by = NULL, leased_until = NULL WHERE consumer = $1 AND leased_by = $2', [consumer, this.runnerId]);
   }
 
   /** The channels that are feeds of `pipeline` for operations of `kind`. */

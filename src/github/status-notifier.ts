@@ -1,5 +1,6 @@
 import { CI_CONTEXT } from '../engine/ci.ts';
 import type { Engine } from '../engine/engine.ts';
+import type { Outbox } from '../engine/outbox.ts';
 import { short } from '../format.ts';
 import { OutboxConsumer } from '../engine/outbox-consumer.ts';
 import { hasCommitStatuses, hasDeployments, HostWriteFailed, type CommitState } from '../source/source.ts';
@@ -55,8 +56,11 @@ export function retryDelay(attempts: number, retryAfterMs: number | null): numbe
 export class GitHubStatusNotifier {
   private readonly loop: OutboxConsumer;
 
-  constructor(private readonly engine: Engine) {
-    this.loop = new OutboxConsumer(engine, CONSUMER, () => this.round());
+  constructor(
+    private readonly engine: Engine,
+    private readonly outbox: Outbox,
+  ) {
+    this.loop = new OutboxConsumer(engine, outbox, CONSUMER, () => this.round());
   }
 
   start(): void {
@@ -74,7 +78,7 @@ export class GitHubStatusNotifier {
 
   /** New events in order, then parked ones that are due; returns when the next parked one is due. */
   private async round(): Promise<Date | null> {
-    const outbox = this.engine.outbox;
+    const outbox = this.outbox;
     for (;;) {
       const events = await outbox.next(CONSUMER, 100);
       if (!events) return null; // another process holds the lease
@@ -101,7 +105,7 @@ export class GitHubStatusNotifier {
 
   /** Tries one event; true when it is done with (delivered, or skipped for good), false when it waits for another attempt. */
   private async attempt(event: FlowEvent, key: string, state: { parked: boolean; attempts: number }): Promise<boolean> {
-    const outbox = this.engine.outbox;
+    const outbox = this.outbox;
     try {
       await this.deliver(event);
       if (state.parked) {
@@ -149,16 +153,16 @@ export class GitHubStatusNotifier {
       const key = `${event.app}@v${version}`;
       if (release === 'created') {
         // Retried after a failure: the deployment made the first time is reused, never made twice.
-        let id = await this.engine.outbox.recall('github-deployment', key);
+        let id = await this.outbox.recall('github-deployment', key);
         if (!id) {
           id = await source.createDeployment(commit, event.app, { transient: stage === 'review', production: stage === 'production', description: event.message });
-          await this.engine.outbox.remember('github-deployment', key, id);
+          await this.outbox.remember('github-deployment', key, id);
         }
         await source.setDeploymentStatus(id, 'in_progress', null);
         return;
       }
       // No deployment: GitHub refused to create it, and that was recorded then.
-      const id = await this.engine.outbox.recall('github-deployment', key);
+      const id = await this.outbox.recall('github-deployment', key);
       if (id) await source.setDeploymentStatus(id, release === 'succeeded' ? 'success' : 'failure', url ?? null);
     }
   }

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import http from 'node:http';
@@ -6,6 +6,7 @@ import path from 'node:path';
 import { SettingError, type Settings } from '../config.ts';
 import { openDatabase, type Database } from '../db/data-source.ts';
 import { Engine } from '../engine/engine.ts';
+import { Outbox } from '../engine/outbox.ts';
 import { LocalPlatform } from '../platform/local/local-platform.ts';
 import { sourceOpener } from '../source/open-source.ts';
 import { GitHubStatusNotifier } from '../github/status-notifier.ts';
@@ -88,20 +89,22 @@ export async function startServer(settings: Settings): Promise<RunningServer> {
     const database = await openDatabase(settings.databaseUrl, settings.dataDir);
     const platform = new LocalPlatform(settings.dataDir, settings.bootTimeoutMs, sandbox);
     const openSource = sourceOpener({ cacheDir: path.join(settings.dataDir, 'repos'), github: settings.github });
-    const engine = new Engine(database.dataSource, platform, { openSource });
+    // This process's outbox: the engine writes events, the notifiers below deliver them.
+    const outbox = new Outbox(database.dataSource, randomUUID());
+    const engine = new Engine(database.dataSource, platform, { openSource, outbox });
     const admin = await adminToken(settings);
     await engine.ensureAdmin(admin.token);
     await engine.start();
     let slack: SlackFront | null = null;
     const unverifiedBodies = new UnverifiedBodyBudget(settings.unverifiedBodyBytes);
     const app = createHttpApp(engine, (routes) => {
-      if (settings.slack) slack = createSlackFront(engine, settings.slack, routes, unverifiedBodies);
+      if (settings.slack) slack = createSlackFront(engine, outbox, settings.slack, routes, unverifiedBodies);
       mountGitHubWebhooks(routes, engine, settings.github.webhookSecret, unverifiedBodies);
     });
     handler = app;
     const front = slack as SlackFront | null;
     await front?.start();
-    const statuses = new GitHubStatusNotifier(engine);
+    const statuses = new GitHubStatusNotifier(engine, outbox);
     statuses.start();
     return {
       engine,

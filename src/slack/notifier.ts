@@ -3,6 +3,7 @@ import { releaseOutputMessage } from '../blocks/result-message.ts';
 import { feedEventMessage } from '../blocks/feed-message.ts';
 import { SYSTEM } from '../engine/access.ts';
 import type { Engine } from '../engine/engine.ts';
+import type { Outbox } from '../engine/outbox.ts';
 import { feedKindOf } from '../engine/feeds.ts';
 import type { OperationReport } from '../engine/views.ts';
 import { OutboxConsumer } from '../engine/outbox-consumer.ts';
@@ -24,8 +25,9 @@ export class SlackNotifier {
   constructor(
     private readonly engine: Engine,
     private readonly api: SlackApi,
+    private readonly outbox: Outbox,
   ) {
-    this.loop = new OutboxConsumer(engine, CONSUMER, async () => {
+    this.loop = new OutboxConsumer(engine, outbox, CONSUMER, async () => {
       await this.drain();
       await this.flush();
     });
@@ -44,45 +46,45 @@ export class SlackNotifier {
     for (let i = 0; i < 100; i++) {
       await this.loop.settle();
       await this.api.idle();
-      if (!(await this.engine.outbox.behind(1)).length) return;
+      if (!(await this.outbox.behind(1)).length) return;
     }
   }
 
   /** Reads new events: operations started get a message in each feed; every event of an operation marks its messages behind. */
   private async drain(): Promise<void> {
     for (;;) {
-      const events = await this.engine.outbox.next(CONSUMER, 200);
+      const events = await this.outbox.next(CONSUMER, 200);
       if (!events?.length) return;
       for (const [i, event] of events.entries()) {
         const feedKind = event.operationId === null && event.pipeline ? feedKindOf(event.type) : null;
         if (feedKind) {
           try {
             const message = feedEventMessage(event);
-            for (const channel of await this.engine.outbox.feedChannels(event.pipeline!, feedKind)) {
+            for (const channel of await this.outbox.feedChannels(event.pipeline!, feedKind)) {
               await this.api.call((web) => web.chat.postMessage({ channel, ...message }));
             }
           } catch (err) {
             // Slack did not take it: keep the cursor before this event, so the next sweep posts it.
-            if (i > 0) await this.engine.outbox.advance(CONSUMER, events[i - 1]!.id);
+            if (i > 0) await this.outbox.advance(CONSUMER, events[i - 1]!.id);
             throw err;
           }
         }
         if (event.operationId === null) continue;
         const kind = /^(deploy|promote|rollback|config)\.started$/.exec(event.type)?.[1];
         if (kind && event.pipeline) {
-          for (const channel of await this.engine.outbox.feedChannels(event.pipeline, kind)) {
-            await this.engine.outbox.addStatusMessage(event.operationId, channel);
+          for (const channel of await this.outbox.feedChannels(event.pipeline, kind)) {
+            await this.outbox.addStatusMessage(event.operationId, channel);
           }
         }
-        await this.engine.outbox.touch(event.operationId);
+        await this.outbox.touch(event.operationId);
       }
-      await this.engine.outbox.advance(CONSUMER, events[events.length - 1]!.id);
+      await this.outbox.advance(CONSUMER, events[events.length - 1]!.id);
     }
   }
 
   /** Brings every message that is behind up to date: post once, then update in place; release phase output into the thread. */
   private async flush(): Promise<void> {
-    const messages = await this.engine.outbox.behind(100);
+    const messages = await this.outbox.behind(100);
     const reports = new Map<number, OperationReport | null>();
     for (const message of messages) {
       if (!reports.has(message.operationId)) reports.set(message.operationId, await this.engine.operationReport(message.operationId));
@@ -104,7 +106,7 @@ export class SlackNotifier {
           await this.api.call((web) => web.chat.postMessage({ channel: message.channel, thread_ts: ts!, ...releaseOutputMessage(target.app, target.version!, target.output) }));
           threaded.push(key);
         }
-        await this.engine.outbox.shown(message, { ts, threaded });
+        await this.outbox.shown(message, { ts, threaded });
       } catch (err) {
         log.warn({ operation: message.operationId, channel: message.channel, err }, 'slack message not delivered; will retry');
       }

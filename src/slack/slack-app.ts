@@ -4,6 +4,7 @@ import PQueue from 'p-queue';
 import type { ActionId } from '../blocks/actions.ts';
 import type { SlackSettings } from '../config.ts';
 import type { Engine } from '../engine/engine.ts';
+import type { Outbox } from '../engine/outbox.ts';
 import { log } from '../log.ts';
 import type { UnverifiedBodyBudget } from '../http/unverified-body-budget.ts';
 import type { SlackDeps } from './context.ts';
@@ -54,7 +55,7 @@ export interface SlackFront {
  * and lets a replayed request through once; Socket Mode connects out with the
  * app token instead.
  */
-export function createSlackFront(engine: Engine, settings: SlackSettings, http: express.Express, unverifiedBodies: UnverifiedBodyBudget): SlackFront {
+export function createSlackFront(engine: Engine, outbox: Outbox, settings: SlackSettings, http: express.Express, unverifiedBodies: UnverifiedBodyBudget): SlackFront {
   const api = new SlackApi(settings.botToken, settings.apiUrl);
   const clientOptions = { slackApiUrl: settings.apiUrl };
   // Registered before Bolt's receiver mounts its router, so it runs first.
@@ -67,7 +68,7 @@ export function createSlackFront(engine: Engine, settings: SlackSettings, http: 
   // Authorization answers from what is known instead; the bot's ids arrive when auth.test does.
   let identity: { botId?: string; botUserId?: string } = {};
   const app = new App({ authorize: async () => ({ botToken: settings.botToken, ...identity }), receiver, logger: boltLogger, clientOptions });
-  const notifier = new SlackNotifier(engine, api);
+  const notifier = new SlackNotifier(engine, api, outbox);
   const deps: SlackDeps = { engine, api, notifier, settings, work: new PQueue({ concurrency: 4 }) };
   registerFlow(app, deps);
   for (const register of Object.values(buttonListeners)) register(app, deps);
