@@ -98,7 +98,7 @@ try {
     'index.js': "require('express')().get('/', (q, s) => s.send('hi')).listen(process.env.PORT)\n",
   });
   const sha = await nodeRepo.git('rev-parse', 'HEAD').then((s) => s.trim());
-  const source = await LocalGitSource.open(nodeRepoDir, path.join(dir, 'repos'));
+  const source = await LocalGitSource.open({ kind: 'path', path: nodeRepoDir }, path.join(dir, 'repos'));
   // One data dir per mode; a cold build finds no node_modules cache (npm's download cache stays warm, as on a server that has built before).
   const modes = bubblewrapWorks() ? (['none', 'bubblewrap'] as const) : (['none'] as const);
   const builds = { none: { cold: [] as number[], cached: [] as number[] }, bubblewrap: { cold: [] as number[], cached: [] as number[] } };
@@ -128,7 +128,7 @@ try {
       Procfile: 'web: node index.js\n',
     });
     const bootSha = await bootRepo.git('rev-parse', 'HEAD').then((s) => s.trim());
-    const bootSource = await LocalGitSource.open(bootRepoDir, path.join(dir, 'repos'));
+    const bootSource = await LocalGitSource.open({ kind: 'path', path: bootRepoDir }, path.join(dir, 'repos'));
     const boots = { none: [] as number[], bubblewrap: [] as number[] };
     const slugs = { none: await platforms.none!.build(bootSource, bootSha, { output: () => undefined }, bootRepoDir), bubblewrap: await platforms.bubblewrap!.build(bootSource, bootSha, { output: () => undefined }, bootRepoDir) };
     for (let i = 0; i < 16; i++) {

@@ -2,6 +2,7 @@ import { PipelineEntity, TestRunEntity, ReviewAppEntity, type TestRun, type Pipe
 import { untilDatabaseAnswers } from '../db/outage.ts';
 import { log } from '../log.ts';
 import { assertRef, hasCommitStatuses } from '../source/source.ts';
+import { formatSourceRef, type SourceRef } from '../source/source-ref.ts';
 import { short } from '../format.ts';
 import { parseStage } from './stages.ts';
 import { testRunView, type TestRunView } from './views.ts';
@@ -13,6 +14,15 @@ import type { Access } from './access-control.ts';
 import type { ReleaseExecution } from './release-execution.ts';
 import type { Releases } from './releases.ts';
 import type { ReviewApps } from './review-apps.ts';
+
+/** A push to a branch, as the source host reports it. */
+export interface Push {
+  repo: SourceRef;
+  branch: string;
+  sha: string;
+  /** Who pushed, as the source host names them. */
+  pusher: string;
+}
 
 /** The commit status context flowops' test runs report under. */
 export const CI_CONTEXT = 'flowops/ci';
@@ -89,12 +99,13 @@ export class Ci {
   }
 
   /**
-   * A push arrived from the source host: a test run when CI is on, and a deploy
-   * when the branch auto-deploys without waiting for CI.
+   * A branch of a repository was pushed to: for each pipeline on it, a test run
+   * when CI is on, and a deploy when the branch auto-deploys without waiting for CI.
    */
-  async onPush(repo: string, branch: string, sha: string, pusher: string): Promise<void> {
-    const pipelines = await this.ctx.db.getRepository(PipelineEntity).findBy({ repo });
-    const actor: Actor = { ...SYSTEM, name: pusher, via: 'github' };
+  async pushed(push: Push): Promise<void> {
+    const { branch, sha } = push;
+    const pipelines = await this.ctx.db.getRepository(PipelineEntity).findBy({ repo: formatSourceRef(push.repo) });
+    const actor: Actor = { ...SYSTEM, name: push.pusher, via: 'github' };
     for (const pipeline of pipelines) {
       if (pipeline.ciEnabled) await this.startTestRun(pipeline, sha, branch, actor);
       if (pipeline.autodeploy?.branch === branch && !pipeline.autodeploy.waitForCi) await this.autodeploy(pipeline, sha, actor);

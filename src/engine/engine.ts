@@ -4,7 +4,6 @@ import type { OpenSource } from '../source/open-source.ts';
 import { Access } from './access-control.ts';
 import { Ci } from './ci.ts';
 import { EngineContext } from './context.ts';
-import { Deliveries } from './deliveries.ts';
 import { Feeds } from './feeds.ts';
 import { Operations } from './operations.ts';
 import type { Outbox } from './outbox.ts';
@@ -34,9 +33,8 @@ function wire(ctx: EngineContext) {
   const ci = new Ci(ctx, authz, execution, releases, reviewApps);
   const users = new Users(ctx, authz);
   const feeds = new Feeds(ctx, authz, pipelines);
-  const deliveries = new Deliveries(ctx);
   const recovery = new Recovery(ctx, ci, reviewApps);
-  return { ctx, authz, users, pipelines, feeds, deliveries, operations, releases, reviewApps, ci, recovery };
+  return { ctx, authz, users, pipelines, feeds, operations, releases, reviewApps, ci, recovery };
 }
 
 /** Which service answers each of the facade's methods. */
@@ -45,12 +43,11 @@ const ROUTES = {
   operations: ['idle', 'operation', 'operationReport'],
   users: ['authenticate', 'ensureAdmin', 'createUser', 'access', 'addAccess', 'removeAccess', 'externalUser'],
   feeds: ['subscribe', 'unsubscribe', 'subscriptions', 'ensureStatusMessage', 'recordRefusal'],
-  deliveries: ['receiveDelivery'],
   pipelines: ['createPipeline', 'connectPipeline', 'listPipelines', 'pipelineInfo', 'destroyPipeline', 'createApp', 'moveApp', 'destroyApp', 'sourceOf'],
   releases: ['deploy', 'promote', 'rollback', 'config', 'setConfig', 'unsetConfig', 'releases', 'releaseOutput', 'diff'],
   authz: ['permissionOn'],
-  ci: ['setCi', 'setAutodeploy', 'testRuns', 'testRunInfo', 'rerunTests', 'cancelTests', 'onPush'],
-  reviewApps: ['setReviewApps', 'reviewApps', 'createReviewApp', 'destroyReviewApp', 'onPullRequest', 'destroyStaleReviewApps'],
+  ci: ['setCi', 'setAutodeploy', 'testRuns', 'testRunInfo', 'rerunTests', 'cancelTests', 'pushed'],
+  reviewApps: ['setReviewApps', 'reviewApps', 'createReviewApp', 'destroyReviewApp', 'pullRequestChanged', 'destroyStaleReviewApps'],
 } as const;
 
 type Routed<S extends keyof typeof ROUTES, T> = Pick<T, (typeof ROUTES)[S][number] & keyof T>;
@@ -62,7 +59,6 @@ export interface Engine
     Routed<'operations', Operations>,
     Routed<'users', Users>,
     Routed<'feeds', Feeds>,
-    Routed<'deliveries', Deliveries>,
     Routed<'pipelines', Pipelines>,
     Routed<'releases', Releases>,
     Routed<'authz', Access>,
@@ -89,6 +85,14 @@ export class Engine {
   /** Calls `listener` after each transaction that wrote events, so a front can deliver them. */
   onEvents(listener: () => void) {
     this.s.ctx.onEvents(listener);
+  }
+
+  /**
+   * Wakes the event consumers after events were written outside the engine's
+   * transactions: the GitHub front records a push and its events in one statement.
+   */
+  eventsWritten(): void {
+    this.s.ctx.notify();
   }
 
 }

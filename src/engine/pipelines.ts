@@ -3,7 +3,7 @@ import { In } from 'typeorm';
 import { AppEntity, PipelineEntity, ReleaseEntity, type App, type Pipeline, type Release, type Stage } from '../db/entities.ts';
 import { log } from '../log.ts';
 import type { Platform } from '../platform/platform.ts';
-import { isGitUrl } from '../source/local-git.ts';
+import { formatSourceRef, githubRef, parseSourceRef } from '../source/source-ref.ts';
 import { assertRef, type Source } from '../source/source.ts';
 import { STAGE_ORDER, parseStage } from './stages.ts';
 import { releaseView, type AppView } from './views.ts';
@@ -30,8 +30,10 @@ export class Pipelines {
     }
     const branch = input.branch ?? 'main';
     assertRef(branch);
+    const ref = parseSourceRef(input.repo);
     const source = await this.ctx.openSource(input.repo);
-    const repo = input.repo.startsWith('github:') || isGitUrl(input.repo) ? input.repo : path.resolve(input.repo);
+    // A path is stored resolved, so the pipeline finds it whatever directory the server starts in.
+    const repo = ref.kind === 'path' ? path.resolve(ref.path) : formatSourceRef(ref);
     await source.resolve(branch).catch((err: unknown) => {
       throw err instanceof NotFound ? new InvalidInput(`the repository has no branch "${branch}"; name its main branch with --branch`) : err;
     });
@@ -51,8 +53,9 @@ export class Pipelines {
       log.warn({ pipeline: pipeline.name, actor: actor.name }, 'pipelines:connect denied');
       throw new PermissionDenied(`\`pipelines:connect ${pipeline.name}\` needs an admin: the pipeline's repository is code that runs on this server; ask an admin to connect it`);
     }
-    if (!/^[A-Za-z0-9_.-]+\/[A-Za-z0-9_.-]+$/.test(repository)) throw new InvalidInput(`"${repository}" is not a GitHub repository: write owner/name`);
-    const repo = `github:${repository}`;
+    const ref = githubRef(repository);
+    if (!ref) throw new InvalidInput(`"${repository}" is not a GitHub repository: write owner/name`);
+    const repo = formatSourceRef(ref);
     const source = await this.ctx.openSource(repo);
     await source.resolve(pipeline.branch).catch((err: unknown) => {
       throw err instanceof NotFound ? new InvalidInput(`${repository} has no branch "${pipeline.branch}"`) : err;

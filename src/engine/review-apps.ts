@@ -9,6 +9,20 @@ import type { Access } from './access-control.ts';
 import type { Operations } from './operations.ts';
 import type { Pipelines } from './pipelines.ts';
 import type { Releases } from './releases.ts';
+import { formatSourceRef, parseSourceRef, type SourceRef } from '../source/source-ref.ts';
+
+/** What happened to a pull request, in Heroku's words: `updated` is a push to its branch. */
+export interface PullRequestChange {
+  repo: SourceRef;
+  pr: number;
+  action: 'opened' | 'updated' | 'closed' | 'merged';
+  branch: string;
+  sha: string;
+  /** The branch lives in another repository: no review app is deployed from it automatically. */
+  fork: boolean;
+  title?: string;
+  author?: string;
+}
 
 /** Review apps: one per open pull request, Heroku's way. */
 export class ReviewApps {
@@ -24,7 +38,7 @@ export class ReviewApps {
     const pipeline = await this.authz.authorize(actor, pipelineName, REQUIRED.manageApps, `reviewapps:${settings ? 'enable' : 'disable'} ${pipelineName}`);
     const staleDays = settings?.staleDays ?? 5;
     if (!Number.isInteger(staleDays) || staleDays < 1 || staleDays > 30) throw new InvalidInput('--stale-days must be a whole number of days from 1 to 30 (as on Heroku)');
-    if (settings && !pipeline.repo.startsWith('github:')) throw new InvalidInput(`review apps follow pull requests on GitHub: connect ${pipeline.name} to a repository with --repo github:owner/name`);
+    if (settings && parseSourceRef(pipeline.repo).kind !== 'github') throw new InvalidInput(`review apps follow pull requests on GitHub: connect ${pipeline.name} to a repository with --repo github:owner/name`);
     const reviewApps = settings ? { autodeploy: !!settings.autodeploy, autodestroy: !!settings.autodestroy, staleDays, waitForCi: !!settings.waitForCi } : null;
     if (reviewApps?.waitForCi && !pipeline.ciEnabled) throw new InvalidInput(`--wait-for-ci needs CI on ${pipeline.name}: run \`ci:enable ${pipeline.name}\` first`);
     await this.ctx.transaction(async (m) => {
@@ -58,45 +72,44 @@ export class ReviewApps {
   }
 
   /**
-   * A pull request changed on the source host. Opened or reopened: a review app
-   * (unless it comes from a fork); a push to it: the review app is redeployed;
-   * closed or merged: it is destroyed, after app.json's pr-predestroy script.
+   * A pull request changed on the source host. Opened (or reopened): a review app
+   * (unless it comes from a fork); updated (a push to it): the review app is
+   * redeployed; closed or merged: it is destroyed, after app.json's pr-predestroy script.
    */
-  async onPullRequest(event: { repo: string; action: string; pr: number; branch: string; sha: string; fork: boolean; title?: string; merged?: boolean; author?: string }): Promise<void> {
-    const pipelines = await this.ctx.db.getRepository(PipelineEntity).findBy({ repo: event.repo });
+  async pullRequestChanged(change: PullRequestChange): Promise<void> {
+    const pipelines = await this.ctx.db.getRepository(PipelineEntity).findBy({ repo: formatSourceRef(change.repo) });
     const actor: Actor = { ...SYSTEM, name: 'github', via: 'github' };
-    const what = event.action === 'closed' ? (event.merged ? 'merged' : 'closed') : event.action === 'opened' || event.action === 'reopened' ? 'opened' : null;
+    const what = change.action === 'updated' ? null : change.action;
     if (what) {
       await this.ctx.transaction(async (m) => {
         for (const pipeline of pipelines) {
           await this.ctx.emit(m, {
             type: `pullrequest.${what}`,
             pipeline: pipeline.name,
-            actor: event.author ?? null,
+            actor: change.author ?? null,
             via: 'github',
-            message: `Pull request #${event.pr}${event.title ? ` "${event.title}"` : ''} (${event.branch}) ${what}${event.author ? ` by ${event.author}` : ''}`,
-            data: { pr: event.pr, branch: event.branch, sha: event.sha },
+            message: `Pull request #${change.pr}${change.title ? ` "${change.title}"` : ''} (${change.branch}) ${what}${change.author ? ` by ${change.author}` : ''}`,
+            data: { pr: change.pr, branch: change.branch, sha: change.sha },
           });
         }
       });
     }
     for (const pipeline of pipelines.filter((p) => p.reviewApps)) {
       const repo = this.ctx.db.getRepository(ReviewAppEntity);
-      let row = await repo.findOneBy({ pipelineId: pipeline.id, pr: event.pr });
-      if (event.action === 'closed') {
+      let row = await repo.findOneBy({ pipelineId: pipeline.id, pr: change.pr });
+      if (change.action === 'closed' || change.action === 'merged') {
         if (row && row.status !== 'deleted') await this.removeReviewApp(pipeline, row, actor);
         continue;
       }
-      if (!['opened', 'reopened', 'synchronize'].includes(event.action)) continue;
-      const appName = `${pipeline.name}-pr-${event.pr}`.slice(0, 30);
+      const appName = `${pipeline.name}-pr-${change.pr}`.slice(0, 30);
       if (!row) {
-        await repo.insert({ pipelineId: pipeline.id, pr: event.pr, branch: event.branch, headSha: event.sha, fork: event.fork, status: 'pending', appName, lastPushAt: new Date() });
+        await repo.insert({ pipelineId: pipeline.id, pr: change.pr, branch: change.branch, headSha: change.sha, fork: change.fork, status: 'pending', appName, lastPushAt: new Date() });
       } else {
-        await repo.update({ id: row.id }, { branch: event.branch, headSha: event.sha, lastPushAt: new Date(), ...(row.status === 'deleted' ? { status: 'pending' as const, error: null } : {}) });
+        await repo.update({ id: row.id }, { branch: change.branch, headSha: change.sha, lastPushAt: new Date(), ...(row.status === 'deleted' ? { status: 'pending' as const, error: null } : {}) });
       }
-      row = await repo.findOneByOrFail({ pipelineId: pipeline.id, pr: event.pr });
+      row = await repo.findOneByOrFail({ pipelineId: pipeline.id, pr: change.pr });
       const settings = pipeline.reviewApps!;
-      const wanted = settings.autodeploy && !row.fork && (event.action !== 'synchronize' || row.status === 'created' || row.status === 'errored');
+      const wanted = settings.autodeploy && !row.fork && (change.action === 'opened' || row.status === 'created' || row.status === 'errored');
       if (wanted && !settings.waitForCi) await this.ensureReviewApp(pipeline, row, actor);
     }
   }

@@ -1,33 +1,6 @@
+import type { EmitterWebhookEvent } from '@octokit/webhooks';
 import { z } from 'zod';
 import { InvalidInput } from '../errors.ts';
-
-/** A branch push, as the event core acts on it. */
-export interface Push {
-  branch: string;
-  sha: string;
-  pusher: string;
-}
-
-/** A pull request event, as the event core acts on it. */
-export interface PullRequestEvent {
-  action: string;
-  pr: number;
-  branch: string;
-  sha: string;
-  fork: boolean;
-  title: string;
-  merged: boolean;
-  author: string | undefined;
-}
-
-/** A verified delivery, reduced to what flowops reads of it. */
-export interface Delivery {
-  id: string;
-  event: string;
-  repository: string | null;
-  push?: Push;
-  pullRequest?: PullRequestEvent;
-}
 
 // Postgres text cannot hold NUL, and every string read here is stored or shown somewhere.
 const text = (max: number) =>
@@ -69,13 +42,19 @@ const pullRequestPayload = z.object({
 // Events flowops only records: any JSON object; a repository, if named, named properly.
 const otherPayload = z.object({ repository: repository.nullish() });
 
+const SCHEMAS = new Map<string, z.ZodType>([
+  ['push', pushPayload],
+  ['pull_request', pullRequestPayload],
+]);
+
 /**
- * Parses a verified delivery's body into what the event core needs, or throws
- * InvalidInput naming the first field that is not what GitHub sends. GitHub
- * signed it, but a signature proves who sent it, not that it is well-formed;
- * nothing is recorded for a delivery this refuses, so a redelivery can still work.
+ * Parses a verified delivery's body into the event octokit's handlers take
+ * (its name types its payload), or throws InvalidInput naming the first field
+ * that is not what GitHub sends. GitHub signed it, but a signature proves who
+ * sent it, not that it is well-formed: every field a handler reads is checked
+ * here. Nothing is recorded for a delivery this refuses, so a redelivery can still work.
  */
-export function parseDelivery(id: string, event: string, body: string): Delivery {
+export function parseDelivery(id: string, event: string, body: string): EmitterWebhookEvent {
   let json: unknown;
   try {
     json = JSON.parse(body);
@@ -83,33 +62,23 @@ export function parseDelivery(id: string, event: string, body: string): Delivery
     throw new InvalidInput('the body is not JSON');
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new InvalidInput(`a ${event} delivery's body must be a JSON object`);
-  if (event === 'push') {
-    const payload = check(event, pushPayload, json);
-    const repo = payload.repository.full_name;
-    const branch = payload.ref.startsWith('refs/heads/') && !payload.deleted ? payload.ref.slice(11) : null;
-    return { id, event, repository: repo, push: branch ? { branch, sha: payload.after, pusher: payload.pusher?.name || 'someone' } : undefined };
-  }
-  if (event === 'pull_request') {
-    const payload = check(event, pullRequestPayload, json);
-    const pr = payload.pull_request;
-    const repo = payload.repository.full_name;
-    return {
-      id,
-      event,
-      repository: repo,
-      pullRequest: {
-        action: payload.action,
-        pr: payload.number,
-        branch: pr.head.ref,
-        sha: pr.head.sha,
-        fork: pr.head.repo?.full_name !== repo,
-        title: pr.title,
-        merged: pr.merged === true,
-        author: pr.user?.login,
-      },
-    };
-  }
-  return { id, event, repository: check(event, otherPayload, json).repository?.full_name ?? null };
+  check(event, SCHEMAS.get(event) ?? otherPayload, json);
+  // The payload as GitHub sent it (the schemas check what flowops reads and let the rest through).
+  return { id, name: event, payload: json } as EmitterWebhookEvent;
+}
+
+/** The repository a delivery is about (`owner/name`), when it names one. */
+export function repositoryOf(event: EmitterWebhookEvent): string | null {
+  const payload = event.payload as { repository?: { full_name: string } | null };
+  return payload.repository?.full_name ?? null;
+}
+
+/** A push to a branch: what it acts on. Tags and deleted branches are not pushes flowops acts on. */
+export function branchPushOf(event: EmitterWebhookEvent<'push'>): { branch: string; sha: string; pusher: string } | null {
+  const { ref, deleted, after, pusher } = event.payload;
+  if (!ref.startsWith('refs/heads/') || deleted) return null;
+  // The pusher may be absent (zod allowed it), whatever the generated type says.
+  return { branch: ref.slice('refs/heads/'.length), sha: after, pusher: (pusher as { name?: string } | null | undefined)?.name || 'someone' };
 }
 
 function check<T>(event: string, schema: z.ZodType<T>, json: unknown): T {

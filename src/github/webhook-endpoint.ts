@@ -1,12 +1,16 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { EmitterWebhookEvent } from '@octokit/webhooks';
 import type express from 'express';
 import type { Request, Response } from 'express';
+import type { DataSource } from 'typeorm';
 import type { Engine } from '../engine/engine.ts';
 import { FlowError, InvalidInput, Unauthenticated } from '../errors.ts';
 import { log } from '../log.ts';
 import { sendError } from '../http/send-error.ts';
 import type { UnverifiedBodyBudget } from '../http/unverified-body-budget.ts';
-import { parseDelivery, type Delivery } from './parse-delivery.ts';
+import { GitHubDeliveries } from './deliveries.ts';
+import { domainHandlers, isGitHubEventName, type GitHubEventHandlers } from './domain-handlers.ts';
+import { parseDelivery } from './parse-delivery.ts';
 
 /** GitHub caps webhook payloads at 25 MB; it never sends more. */
 export const GITHUB_BODY_LIMIT = 25 * 2 ** 20;
@@ -15,20 +19,23 @@ const DELIVERY_ID = /^[A-Za-z0-9._-]{1,128}$/;
 const EVENT_NAME = /^[a-z_]{1,64}$/;
 const SIGNATURE = /^sha256=[0-9a-f]{64}$/;
 
-/** The event core: what a verified, well-formed delivery changes. It never sees the HTTP request. */
-async function handleDelivery(engine: Engine, delivery: Delivery): Promise<boolean> {
-  const { push, pullRequest: pr, repository } = delivery;
-  const first = await engine.receiveDelivery({ id: delivery.id, event: delivery.event, repository, push });
-  // The work a push starts (a test run, an auto-deploy) runs after the answer: GitHub gives up after 10 s.
-  if (first && push && repository) {
+interface GitHubFront {
+  engine: Engine;
+  deliveries: GitHubDeliveries;
+  handlers: GitHubEventHandlers;
+}
+
+/**
+ * A verified, well-formed delivery: recorded once, then, if it is new, handed
+ * to the typed handlers, which turn it into domain calls on the engine.
+ */
+async function handleDelivery(front: GitHubFront, event: EmitterWebhookEvent): Promise<boolean> {
+  const { first, events } = await front.deliveries.recordOnce(event);
+  if (events > 0) front.engine.eventsWritten();
+  // The work a delivery starts (a test run, an auto-deploy, a review app) runs after the answer: GitHub gives up after 10 s.
+  if (first && isGitHubEventName(event.name)) {
     setImmediate(() => {
-      engine.onPush(`github:${repository}`, push.branch, push.sha, push.pusher).catch((err: unknown) => log.error({ err, delivery: delivery.id }, 'push not handled'));
-    });
-  }
-  if (first && pr && repository) {
-    const event = { repo: `github:${repository}`, ...pr };
-    setImmediate(() => {
-      engine.onPullRequest(event).catch((err: unknown) => log.error({ err, delivery: delivery.id }, 'pull request not handled'));
+      front.handlers.receive(event).catch((err: unknown) => log.error({ err, delivery: event.id, event: event.name }, 'GitHub delivery not handled'));
     });
   }
   return first;
@@ -68,7 +75,9 @@ function signatureMatches(secret: string, parts: Buffer[], signature: string): b
  * payload's shape. A forged or malformed delivery is refused with nothing
  * recorded; a redelivery of a delivery id already seen changes nothing.
  */
-export function mountGitHubWebhooks(app: express.Express, engine: Engine, secret: string | undefined, budget: UnverifiedBodyBudget): void {
+export function mountGitHubWebhooks(app: express.Express, options: { engine: Engine; db: DataSource; secret: string | undefined; budget: UnverifiedBodyBudget }): void {
+  const { engine, secret, budget } = options;
+  const front: GitHubFront = { engine, deliveries: new GitHubDeliveries(options.db), handlers: domainHandlers(engine) };
   app.post('/github/webhooks', async (req: Request, res: Response) => {
     if (!secret) {
       log.error({ delivery: req.get('x-github-delivery') }, 'a GitHub webhook arrived but GITHUB_WEBHOOK_SECRET is not set; set it to the webhook secret configured on GitHub');
@@ -93,7 +102,7 @@ export function mountGitHubWebhooks(app: express.Express, engine: Engine, secret
         throw new Unauthenticated('signature does not match');
       }
       const delivery = parseDelivery(id, event, Buffer.concat(parts).toString('utf8'));
-      const first = await handleDelivery(engine, delivery);
+      const first = await handleDelivery(front, delivery);
       res.status(first ? 202 : 200).json(first ? { accepted: true } : { duplicate: true });
     } catch (err) {
       if (err instanceof FlowError) {

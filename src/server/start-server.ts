@@ -99,7 +99,7 @@ export async function startServer(settings: Settings): Promise<RunningServer> {
     const unverifiedBodies = new UnverifiedBodyBudget(settings.unverifiedBodyBytes);
     const app = createHttpApp(engine, (routes) => {
       if (settings.slack) slack = createSlackFront(engine, outbox, settings.slack, routes, unverifiedBodies);
-      mountGitHubWebhooks(routes, engine, settings.github.webhookSecret, unverifiedBodies);
+      mountGitHubWebhooks(routes, { engine, db: database.dataSource, secret: settings.github.webhookSecret, budget: unverifiedBodies });
     });
     handler = app;
     const front = slack as SlackFront | null;

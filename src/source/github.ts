@@ -5,6 +5,7 @@ import { createAppAuth } from '@octokit/auth-app';
 import { Octokit, RequestError } from 'octokit';
 import { ExternalServiceError, NotFound } from '../errors.ts';
 import { runOrThrow } from '../exec.ts';
+import type { GitHubRef } from './source-ref.ts';
 import { assertRef, HostWriteFailed, type Commit, type CommitState, type CommitStatuses, type DeploymentState, type Deployments, type Source } from './source.ts';
 
 /** Statuses and deployments are retried by their outbox, with back-off, not inside the call (where a retry would hold up every status behind it). */
@@ -19,12 +20,6 @@ export interface GitHubSettings {
   app?: { appId: string; privateKey: string; installationId: string };
 }
 
-/** `github:owner/name` → `{ owner, name }`; null for any other repo string. */
-export function parseGitHubRepo(repo: string): { owner: string; name: string } | null {
-  const match = /^github:([A-Za-z0-9_.-]+)\/([A-Za-z0-9_.-]+)$/.exec(repo);
-  return match ? { owner: match[1]!, name: match[2]! } : null;
-}
-
 /**
  * A GitHub repository read through its REST API: commits are fetched as
  * tarballs, history and diff come from the compare API. `GITHUB_API_URL`
@@ -34,7 +29,7 @@ export class GitHubSource implements Source, CommitStatuses, Deployments {
   private readonly octokit: Octokit;
 
   constructor(
-    private readonly repo: { owner: string; name: string },
+    private readonly repo: GitHubRef,
     settings: GitHubSettings,
   ) {
     const shortWaitOnce = (retryAfter: number, _options: unknown, _octokit: unknown, retryCount: number) => retryCount === 0 && retryAfter <= MAX_IN_CALL_WAIT_S;

@@ -5,13 +5,9 @@ import path from 'node:path';
 import { InvalidInput, NotFound } from '../errors.ts';
 import { run, runOrThrow } from '../exec.ts';
 import { assertRef, assertSha, type Commit, type Source } from './source.ts';
+import type { SourceRef } from './source-ref.ts';
 
 const SEP = '\x1f';
-
-/** True when `repo` is a URL git can clone rather than a path on this machine. */
-export function isGitUrl(repo: string): boolean {
-  return /^[a-z][a-z0-9+.-]*:\/\//i.test(repo) || /^[^/\s]+@[^/\s]+:/.test(repo);
-}
 
 /**
  * A git repository on this machine, or a URL mirrored into the data dir and fetched
@@ -24,9 +20,10 @@ export function isGitUrl(repo: string): boolean {
 export class LocalGitSource implements Source {
   private constructor(private readonly gitDir: string, private readonly url: string | null) {}
 
-  static async open(repo: string, cacheDir: string): Promise<LocalGitSource> {
+  static async open(ref: Extract<SourceRef, { kind: 'git' | 'path' }>, cacheDir: string): Promise<LocalGitSource> {
+    const repo = ref.kind === 'git' ? ref.url : ref.path;
     if (repo.startsWith('-')) throw new InvalidInput(`"${repo.slice(0, 60)}" cannot be a repository: git would read a leading "-" as an option; write ./${repo.slice(0, 60)} for a path`);
-    if (!isGitUrl(repo)) {
+    if (ref.kind === 'path') {
       const dir = path.resolve(repo);
       const probe = await run('git', ['-C', dir, 'rev-parse', '--git-dir']);
       if (!existsSync(dir) || probe.code !== 0) {
