@@ -12,6 +12,7 @@ import { SYSTEM } from './access.ts';
 import type { Access } from './access-control.ts';
 import type { Releases } from './releases.ts';
 import type { ReviewApps } from './review-apps.ts';
+import { transition } from './transitions.ts';
 
 /** The commit status context flowops' test runs report under. */
 export const CI_CONTEXT = 'flowops/ci';
@@ -178,7 +179,7 @@ export class Ci {
     return this.ctx.transaction(async (m) => {
       const current = await m.findOneByOrFail(TestRunEntity, { id: run.id });
       if (current.status === 'cancelled' && status !== 'cancelled') return false;
-      await m.update(TestRunEntity, { id: run.id }, { status, ...(output !== undefined ? { output: output + (why ? `\n${why}\n` : '') } : {}) });
+      await transition(m, 'testRun', run.id, status, output !== undefined ? { output: output + (why ? `\n${why}\n` : '') } : {});
       await this.ctx.emit(m, {
         type: `testrun.${status}`,
         pipeline: pipeline.name,
