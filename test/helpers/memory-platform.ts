@@ -7,6 +7,8 @@ import type { Source } from '../../src/source/source.ts';
 /** A scripted step: returns its result, or a promise of it to hold the step open; throws to fail it. */
 type Script<A extends unknown[], R> = (...args: A) => R | Promise<R>;
 
+const SUCCEEDING: MemoryPlatform['script'] = { build: () => undefined, releasePhase: () => 0, start: () => undefined, tests: () => 0, command: () => 0 };
+
 /**
  * A platform in memory behind the `Platform` interface: nothing runs. A build
  * reads the commit's Procfile and returns a slug addressed by the sha256 of
@@ -36,7 +38,12 @@ export class MemoryPlatform implements Platform {
     tests: Script<[string, AbortSignal], number | null>;
     /** A one-off command's exit code. */
     command: Script<[string, string], number>;
-  } = { build: () => undefined, releasePhase: () => 0, start: () => undefined, tests: () => 0, command: () => 0 };
+  } = { ...SUCCEEDING };
+
+  /** Every step succeeds again. */
+  resetScript(): void {
+    Object.assign(this.script, SUCCEEDING);
+  }
 
   async build(source: Source, sha: string, onOutput: OutputSink, scope: string): Promise<BuiltSlug> {
     onOutput(`-----> Building ${sha.slice(0, 7)}\n`);

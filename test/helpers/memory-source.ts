@@ -47,8 +47,8 @@ export class MemorySource implements Source {
   async log(base: string | null, head: string, limit: number): Promise<{ ahead: number; commits: Commit[] }> {
     const commits: Commit[] = [];
     for (let sha: string | null = head; sha && sha !== base; sha = this.at(sha).parent) {
-      const { parent: _parent, files: _files, ...commit } = this.at(sha);
-      commits.push(commit);
+      const { author, date, message } = this.at(sha);
+      commits.push({ sha, author, date, message });
     }
     return { ahead: commits.length, commits: commits.slice(0, limit) };
   }

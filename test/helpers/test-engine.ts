@@ -4,6 +4,7 @@ import { SYSTEM, type Actor } from '../../src/engine/access.ts';
 import { Engine } from '../../src/engine/engine.ts';
 import type { OperationView } from '../../src/engine/views.ts';
 import { NotFound } from '../../src/errors.ts';
+import { freshDatabase } from './database.ts';
 import { MemoryPlatform } from './memory-platform.ts';
 import { MemorySource } from './memory-source.ts';
 
@@ -24,12 +25,14 @@ export interface TestEngine {
 
 /**
  * The engine with everything real but where apps run and where code comes
- * from: PGlite in memory with the migrations, an in-memory `Platform` and
- * in-memory sources. For service rules that need no processes; it starts in
- * about a second and a release takes milliseconds.
+ * from: PGlite in memory with the migrations (with DATABASE_URL, as in CI, a
+ * fresh database on that Postgres), an in-memory `Platform` and in-memory
+ * sources. For service rules that need no processes: it starts in about a
+ * second and a release takes milliseconds.
  */
 export async function createTestEngine(): Promise<TestEngine> {
-  const database = await openDatabase(undefined, null);
+  const postgres = await freshDatabase();
+  const database = await openDatabase(postgres.url, null);
   const platform = new MemoryPlatform();
   const repos = new Map<string, MemorySource>();
   // A pipeline's repo string is a path (resolved) or github:owner/name; either names a repository here.
@@ -66,6 +69,7 @@ export async function createTestEngine(): Promise<TestEngine> {
     async close() {
       await engine.idle();
       await database.close();
+      await postgres.drop();
     },
   };
 }
