@@ -28,11 +28,12 @@ const migrations = [Initial1700000000000, Chat1700000000001, GitHub1700000000002
 
 /**
  * Opens the database and runs pending migrations. With a URL: that Postgres.
- * Without: PGlite stored in `<dataDir>/pgdata`, served to the ordinary `pg` driver
- * over a private Unix socket, so both paths run the same driver, entities and SQL.
- * PGlite is one session, so the pool there holds a single connection.
+ * Without: PGlite stored in `<dataDir>/pgdata` (with `dataDir` null: in memory,
+ * gone when closed; for tests), served to the ordinary `pg` driver over a private
+ * Unix socket, so every path runs the same driver, entities and SQL. PGlite is
+ * one session, so the pool there holds a single connection.
  */
-export async function openDatabase(databaseUrl: string | undefined, dataDir: string): Promise<Database> {
+export async function openDatabase(databaseUrl: string | undefined, dataDir: string | null): Promise<Database> {
   if (databaseUrl) {
     const dataSource = new DataSource({
       type: 'postgres',
@@ -49,8 +50,8 @@ export async function openDatabase(databaseUrl: string | undefined, dataDir: str
     return { dataSource, kind: 'postgres', close: () => dataSource.destroy() };
   }
 
-  await mkdir(dataDir, { recursive: true });
-  const pglite = await PGlite.create(path.join(dataDir, 'pgdata'));
+  if (dataDir !== null) await mkdir(dataDir, { recursive: true });
+  const pglite = dataDir === null ? await PGlite.create() : await PGlite.create(path.join(dataDir, 'pgdata'));
   const socketDir = await mkdtemp(path.join(os.tmpdir(), 'flowops-pg-'));
   const server = new PGLiteSocketServer({ db: pglite, path: path.join(socketDir, '.s.PGSQL.5432') });
   await server.start();

@@ -14,6 +14,7 @@ import type { Access } from './access-control.ts';
 import type { ReleaseExecution } from './release-execution.ts';
 import type { Releases } from './releases.ts';
 import type { ReviewApps } from './review-apps.ts';
+import { transition } from './transitions.ts';
 
 /** A push to a branch, as the source host reports it. */
 export interface Push {
@@ -185,7 +186,7 @@ export class Ci {
     return this.ctx.transaction(async (m) => {
       const current = await m.findOneByOrFail(TestRunEntity, { id: run.id });
       if (current.status === 'cancelled' && status !== 'cancelled') return false;
-      await m.update(TestRunEntity, { id: run.id }, { status, ...(output !== undefined ? { output: output + (why ? `\n${why}\n` : '') } : {}) });
+      await transition(m, 'testRun', run.id, status, output !== undefined ? { output: output + (why ? `\n${why}\n` : '') } : {});
       await this.ctx.emit(m, {
         type: `testrun.${status}`,
         pipeline: pipeline.name,

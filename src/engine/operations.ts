@@ -8,6 +8,7 @@ import { InvalidInput, NotFound } from '../errors.ts';
 import { isCount } from './input.ts';
 import type { EngineContext } from './context.ts';
 import type { Access } from './access-control.ts';
+import { transition } from './transitions.ts';
 
 /** A progress line for an operation; the CLI and Slack show these as they arrive. */
 export type Progress = (message: string, app?: string) => Promise<void>;
@@ -100,7 +101,7 @@ export class Operations {
     const job = this.ctx.jobs.add(async () => {
       let error: string | null = null;
       try {
-        await untilDatabaseAnswers({ operation: op.id, step: 'start' }, () => this.ctx.db.getRepository(OperationEntity).update({ id: op.id }, { status: 'running' }));
+        await untilDatabaseAnswers({ operation: op.id, step: 'start' }, () => transition(this.ctx.db.manager, 'operation', op.id, 'running'));
         await work(progress);
       } catch (err) {
         error = err instanceof Error ? err.message : String(err);
@@ -110,7 +111,7 @@ export class Operations {
         const fresh = await m.findOneByOrFail(OperationEntity, { id: op.id });
         const targets = fresh.targets.map((t) => (t.status === 'pending' ? { ...t, status: 'failed' as const, error: error ?? 'not released' } : t));
         const ok = !error && targets.every((t) => t.status === 'succeeded');
-        await m.update(OperationEntity, { id: op.id }, { status: ok ? 'succeeded' : 'failed', targets, error });
+        await transition(m, 'operation', op.id, ok ? 'succeeded' : 'failed', { targets, error });
         const pipeline = op.pipelineId ? await m.findOneBy(PipelineEntity, { id: op.pipelineId }) : null;
         await this.ctx.emit(m, {
           type: `${op.kind}.${ok ? 'succeeded' : 'failed'}`,

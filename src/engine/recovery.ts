@@ -1,6 +1,6 @@
 import os from 'node:os';
 import { In } from 'typeorm';
-import { AppEntity, BuildEntity, OperationEntity, PipelineEntity, ReleaseEntity, RunnerEntity, SlugEntity, TestRunEntity, type Operation } from '../db/entities.ts';
+import { AppEntity, OperationEntity, PipelineEntity, ReleaseEntity, RunnerEntity, SlugEntity, TestRunEntity, type Operation } from '../db/entities.ts';
 import { databaseOutage, isConnectionError } from '../db/outage.ts';
 import { processAlive } from '../exec.ts';
 import { log } from '../log.ts';
@@ -8,6 +8,7 @@ import type { ReleaseSpec } from '../platform/platform.ts';
 import type { EngineContext } from './context.ts';
 import type { Ci } from './ci.ts';
 import type { ReviewApps } from './review-apps.ts';
+import { IllegalTransition, transition, transitionAll } from './transitions.ts';
 
 /** A runner whose heartbeat is older than this is taken for dead, wherever it ran. */
 const RUNNER_TIMEOUT_MS = 60_000;
@@ -64,13 +65,13 @@ export class Recovery {
     const alive = runners.filter((r) => !dead(r)).map((r) => r.id);
     const open = await this.ctx.db.getRepository(OperationEntity).find({ where: { status: In(['pending', 'running']) } });
     for (const op of open.filter((o) => !alive.includes(o.runnerId))) {
-      await this.interrupt(op);
+      if (await endedMeanwhile(this.interrupt(op))) continue;
       log.warn({ operation: op.id, kind: op.kind }, 'operation interrupted by a restart');
     }
     const orphanRuns = await this.ctx.db.getRepository(TestRunEntity).find({ where: { status: In(['pending', 'building', 'running']) } });
     for (const run of orphanRuns.filter((r) => !alive.includes(r.runnerId ?? ''))) {
       const pipeline = await this.ctx.db.getRepository(PipelineEntity).findOneBy({ id: run.pipelineId });
-      if (pipeline) await this.ci.setTestRunStatus(pipeline, run, 'errored', 'interrupted: flowops stopped while this test run was under way', run.output);
+      if (pipeline) await endedMeanwhile(this.ci.setTestRunStatus(pipeline, run, 'errored', 'interrupted: flowops stopped while this test run was under way', run.output));
     }
     await this.ctx.db.query('UPDATE outbox_cursors SET leased_by = NULL, leased_until = NULL WHERE leased_by IS NOT NULL AND NOT (leased_by = ANY($1))', [alive]);
     const gone = runners.filter((r) => !alive.includes(r.id)).map((r) => r.id);
@@ -81,14 +82,9 @@ export class Recovery {
     const reason = 'interrupted: flowops stopped while this operation was running';
     await this.ctx.transaction(async (m) => {
       const targets = op.targets.map((t) => (t.status === 'pending' ? { ...t, status: 'failed' as const, error: 'interrupted' } : t));
-      await m.update(OperationEntity, { id: op.id }, { status: 'failed', error: reason, targets });
-      await m
-        .createQueryBuilder()
-        .update(ReleaseEntity)
-        .set({ status: 'failed', output: () => `output || '\n${reason}\n'` })
-        .where('operation_id = :id AND status = :pending', { id: op.id, pending: 'pending' })
-        .execute();
-      await m.update(BuildEntity, { operationId: op.id, status: 'pending' }, { status: 'failed' });
+      await transition(m, 'operation', op.id, 'failed', { error: reason, targets });
+      await transitionAll(m, 'release', 'operation_id = :id', { id: op.id }, 'pending', 'failed', { output: () => `output || '\n${reason}\n'` });
+      await transitionAll(m, 'build', 'operation_id = :id', { id: op.id }, 'pending', 'failed');
       await m.update(AppEntity, { lockedBy: op.id }, { lockedBy: null });
       const pipeline = op.pipelineId ? await m.findOneBy(PipelineEntity, { id: op.pipelineId }) : null;
       await this.ctx.emit(m, {
@@ -116,5 +112,20 @@ export class Recovery {
       }
     }
     await this.ctx.platform.recover(current, idle);
+  }
+}
+
+/**
+ * Runs an interruption; true when the record had ended meanwhile (its runner
+ * was slow, not dead), which leaves it as it ended.
+ */
+async function endedMeanwhile(interruption: Promise<unknown>): Promise<boolean> {
+  try {
+    await interruption;
+    return false;
+  } catch (err) {
+    if (!(err instanceof IllegalTransition)) throw err;
+    log.warn({ kind: err.kind, from: err.from }, 'not interrupted: it ended meanwhile');
+    return true;
   }
 }

@@ -7,6 +7,7 @@ import { short } from '../format.ts';
 import { AppLocks } from './app-lock.ts';
 import type { EngineContext } from './context.ts';
 import type { Progress } from './operations.ts';
+import { transition } from './transitions.ts';
 
 export interface NewRelease {
   slugId: string | null;
@@ -56,14 +57,14 @@ export class ReleaseExecution {
       await steps;
       await durably('build', () =>
         this.ctx.transaction(async (m) => {
-          await m.update(BuildEntity, { id: build.id }, { status: 'succeeded', output, slugId: slug.id });
+          await transition(m, 'build', build.id, 'succeeded', { output, slugId: slug.id });
           await this.ctx.emit(m, { type: 'build.succeeded', pipeline: pipeline.name, operationId: op.id, via: 'system', message: `Built ${short(sha)} into slug ${slug.id.slice(0, 12)}`, data: { slug: slug.id, size: slug.size } });
         }),
       );
       return slug.id;
     } catch (err) {
       const why = err instanceof Error ? err.message : String(err);
-      await durably('build', () => builds.update({ id: build.id }, { status: 'failed', output: `${output}\n${why}` }));
+      await durably('build', () => transition(this.ctx.db.manager, 'build', build.id, 'failed', { output: `${output}\n${why}` }));
       throw new Error(`build of ${short(sha)} failed: ${why}`);
     }
   }
@@ -101,7 +102,7 @@ export class ReleaseExecution {
       const fail = async (why: string) => {
         await durably('release outcome', () =>
           this.ctx.transaction(async (m) => {
-            await m.update(ReleaseEntity, { id: release.id }, { status: 'failed', output });
+            await transition(m, 'release', release.id, 'failed', { output });
             await setTarget(m, { status: 'failed', error: why });
             await this.ctx.emit(m, { type: 'release.failed', pipeline: pipeline.name, app: app.name, operationId: op.id, via: 'system', message: `${app.name} v${release.version} failed: ${why}`, data: { version: release.version, commit: release.commit, stage: app.stage } });
           }),
@@ -134,7 +135,7 @@ export class ReleaseExecution {
       }
       await durably('release outcome', () =>
         this.ctx.transaction(async (m) => {
-          await m.update(ReleaseEntity, { id: release.id }, { status: 'succeeded', output });
+          await transition(m, 'release', release.id, 'succeeded', { output });
           await m.update(AppEntity, { id: app.id }, { currentReleaseId: release.id });
           await setTarget(m, { status: 'succeeded' });
           await this.ctx.emit(m, { type: 'release.succeeded', pipeline: pipeline.name, app: app.name, operationId: op.id, via: 'system', message: `${app.name} v${release.version} is live`, data: { version: release.version, commit: release.commit, stage: app.stage, url: this.ctx.platform.url(app.name) } });

@@ -23,6 +23,7 @@ export interface PullRequestChange {
   title?: string;
   author?: string;
 }
+import { transition } from './transitions.ts';
 
 /** Review apps: one per open pull request, Heroku's way. */
 export class ReviewApps {
@@ -105,7 +106,10 @@ export class ReviewApps {
       if (!row) {
         await repo.insert({ pipelineId: pipeline.id, pr: change.pr, branch: change.branch, headSha: change.sha, fork: change.fork, status: 'pending', appName, lastPushAt: new Date() });
       } else {
-        await repo.update({ id: row.id }, { branch: change.branch, headSha: change.sha, lastPushAt: new Date(), ...(row.status === 'deleted' ? { status: 'pending' as const, error: null } : {}) });
+        const push = { branch: change.branch, headSha: change.sha, lastPushAt: new Date() };
+        // Reopened: the review app starts over.
+        if (row.status === 'deleted') await transition(this.ctx.db.manager, 'reviewApp', row.id, 'pending', { ...push, error: null });
+        else await repo.update({ id: row.id }, push);
       }
       row = await repo.findOneByOrFail({ pipelineId: pipeline.id, pr: change.pr });
       const settings = pipeline.reviewApps!;
@@ -126,7 +130,7 @@ export class ReviewApps {
 
   private async setReviewAppStatus(pipeline: Pipeline, row: ReviewApp, status: ReviewApp['status'], error: string | null = null): Promise<void> {
     await this.ctx.transaction(async (m) => {
-      await m.update(ReviewAppEntity, { id: row.id }, { status, error });
+      await transition(m, 'reviewApp', row.id, status, { error });
       await this.ctx.emit(m, {
         type: `reviewapp.${status}`,
         pipeline: pipeline.name,
