@@ -22,7 +22,8 @@ import express from 'express';
 import { listen } from '../src/server/http-server.ts';
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
-const percentile = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil((p / 100) * xs.length) - 1)]!;
+const percentile = (xs: number[], p: number) =>
+  [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.ceil((p / 100) * xs.length) - 1)]!;
 const ms = (x: number) => `${x.toFixed(x < 10 ? 1 : 0)} ms`;
 
 async function time(work: () => Promise<unknown>): Promise<number> {
@@ -54,7 +55,9 @@ console.log(`flowops bench — database: ${server.database.kind}, node ${process
 
 try {
   // ------------------------------------------------------------ promotion: 1 MB vs 100 MB
-  console.log('Promotion of the staging slug to 3 production apps (release phase and boot excluded: the slug has no processes), median of 11 after a warm-up');
+  console.log(
+    'Promotion of the staging slug to 3 production apps (release phase and boot excluded: the slug has no processes), median of 11 after a warm-up',
+  );
   const sizes = [
     ['1 MB', 1 << 20],
     ['100 MB', 100 << 20],
@@ -88,13 +91,20 @@ try {
   const promotion = { '1 MB': median(runs['1 MB']!), '100 MB': median(runs['100 MB']!) };
   const ratio = promotion['100 MB']! / promotion['1 MB']!;
   console.log(`  1 MB slug     ${ms(promotion['1 MB']!)}`);
-  console.log(`  100 MB slug   ${ms(promotion['100 MB']!)}   ratio ${ratio.toFixed(2)} (goal: under 1.2) ${ratio < 1.2 ? 'ok' : 'MISSED'}\n`);
+  console.log(
+    `  100 MB slug   ${ms(promotion['100 MB']!)}   ratio ${ratio.toFixed(2)} (goal: under 1.2) ${ratio < 1.2 ? 'ok' : 'MISSED'}\n`,
+  );
 
   // ------------------------------------------------------------ build: cold vs cached
   console.log('Build of a Node.js app (express), median of 3');
   const nodeRepoDir = path.join(dir, 'node-app');
   const nodeRepo = await GitRepo.create(nodeRepoDir, {
-    'package.json': JSON.stringify({ name: 'bench-app', version: '1.0.0', scripts: { start: 'node index.js' }, dependencies: { express: '^4.21.2' } }),
+    'package.json': JSON.stringify({
+      name: 'bench-app',
+      version: '1.0.0',
+      scripts: { start: 'node index.js' },
+      dependencies: { express: '^4.21.2' },
+    }),
     'index.js': "require('express')().get('/', (q, s) => s.send('hi')).listen(process.env.PORT)\n",
   });
   const sha = await nodeRepo.git('rev-parse', 'HEAD').then((s) => s.trim());
@@ -114,7 +124,9 @@ try {
   for (const mode of modes) {
     const cold = median(builds[mode].cold);
     const cached = median(builds[mode].cached);
-    console.log(`  ${mode === 'none' ? 'unsandboxed' : 'sandboxed  '}  cold build (no dependency cache) ${ms(cold)}   cached rebuild (lockfile unchanged) ${ms(cached)}   ${(cold / cached).toFixed(1)}x faster`);
+    console.log(
+      `  ${mode === 'none' ? 'unsandboxed' : 'sandboxed  '}  cold build (no dependency cache) ${ms(cold)}   cached rebuild (lockfile unchanged) ${ms(cached)}   ${(cold / cached).toFixed(1)}x faster`,
+    );
   }
   if (modes.length === 2) {
     const ratio = median(builds.bubblewrap.cold) / median(builds.none.cold);
@@ -130,7 +142,10 @@ try {
     const bootSha = await bootRepo.git('rev-parse', 'HEAD').then((s) => s.trim());
     const bootSource = await LocalGitSource.open({ kind: 'path', path: bootRepoDir }, path.join(dir, 'repos'));
     const boots = { none: [] as number[], bubblewrap: [] as number[] };
-    const slugs = { none: await platforms.none!.build(bootSource, bootSha, { output: () => undefined }, bootRepoDir), bubblewrap: await platforms.bubblewrap!.build(bootSource, bootSha, { output: () => undefined }, bootRepoDir) };
+    const slugs = {
+      none: await platforms.none!.build(bootSource, bootSha, { output: () => undefined }, bootRepoDir),
+      bubblewrap: await platforms.bubblewrap!.build(bootSource, bootSha, { output: () => undefined }, bootRepoDir),
+    };
     for (let i = 0; i < 16; i++) {
       for (const mode of modes) {
         const slug = slugs[mode];
@@ -143,7 +158,9 @@ try {
     const boot = { none: median(boots.none), bubblewrap: median(boots.bubblewrap) };
     const bootRatio = boot.bubblewrap / boot.none;
     console.log(`  unsandboxed  ${ms(boot.none)}`);
-    console.log(`  sandboxed    ${ms(boot.bubblewrap)}   ratio ${bootRatio.toFixed(2)} (goal: at most 1.15) ${bootRatio <= 1.15 ? 'ok' : 'MISSED'}\n`);
+    console.log(
+      `  sandboxed    ${ms(boot.bubblewrap)}   ratio ${bootRatio.toFixed(2)} (goal: at most 1.15) ${bootRatio <= 1.15 ? 'ok' : 'MISSED'}\n`,
+    );
   } else {
     console.log('  (bubblewrap is not installed here: the sandboxed figures are missing)\n');
   }
@@ -152,10 +169,19 @@ try {
   // ------------------------------------------------------------ pipelines:info with 1,000 pipelines
   console.log('pipelines:info with 1,000 pipelines in the database, over HTTP as the CLI calls it, 200 calls');
   await server.database.dataSource.transaction(async (m) => {
-    await m.query(`INSERT INTO pipelines (name, repo, branch) SELECT 'bulk-' || g, $1, 'main' FROM generate_series(1, 1000) g`, [nodeRepoDir]);
-    await m.query(`INSERT INTO apps (name, pipeline_id, stage) SELECT p.name || '-' || s, p.id, s FROM pipelines p, unnest(ARRAY['staging','production']) s WHERE p.name LIKE 'bulk-%'`);
-    await m.query(`INSERT INTO releases (app_id, version, commit, config, description, status) SELECT a.id, 1, $1, '{}', 'Deploy ' || left($1, 7), 'succeeded' FROM apps a WHERE a.name LIKE 'bulk-%'`, [sha]);
-    await m.query(`UPDATE apps a SET current_release_id = r.id, last_version = 1 FROM releases r WHERE r.app_id = a.id AND a.name LIKE 'bulk-%'`);
+    await m.query(`INSERT INTO pipelines (name, repo, branch) SELECT 'bulk-' || g, $1, 'main' FROM generate_series(1, 1000) g`, [
+      nodeRepoDir,
+    ]);
+    await m.query(
+      `INSERT INTO apps (name, pipeline_id, stage) SELECT p.name || '-' || s, p.id, s FROM pipelines p, unnest(ARRAY['staging','production']) s WHERE p.name LIKE 'bulk-%'`,
+    );
+    await m.query(
+      `INSERT INTO releases (app_id, version, commit, config, description, status) SELECT a.id, 1, $1, '{}', 'Deploy ' || left($1, 7), 'succeeded' FROM apps a WHERE a.name LIKE 'bulk-%'`,
+      [sha],
+    );
+    await m.query(
+      `UPDATE apps a SET current_release_id = r.id, last_version = 1 FROM releases r WHERE r.app_id = a.id AND a.name LIKE 'bulk-%'`,
+    );
   });
   const count = (await server.database.dataSource.query('SELECT count(*)::int AS n FROM pipelines'))[0].n as number;
   const info = async (name: string) => {
@@ -169,18 +195,32 @@ try {
   };
   for (let i = 0; i < 20; i++) await info(`bulk-${i + 1}`);
   const calls: number[] = [];
-  for (let i = 0; i < 200; i++) calls.push(await time(() => info(`bulk-${(i * 37) % 1000 + 1}`)));
+  for (let i = 0; i < 200; i++) calls.push(await time(() => info(`bulk-${((i * 37) % 1000) + 1}`)));
   const p50 = median(calls);
   const p95 = percentile(calls, 95);
-  console.log(`  ${count.toLocaleString('en')} pipelines: p50 ${ms(p50)}, p95 ${ms(p95)}   (goal: under 50 ms) ${p95 < 50 ? 'ok' : 'MISSED'}`);
+  console.log(
+    `  ${count.toLocaleString('en')} pipelines: p50 ${ms(p50)}, p95 ${ms(p95)}   (goal: under 50 ms) ${p95 < 50 ? 'ok' : 'MISSED'}`,
+  );
 
   // ------------------------------------------------------------ Slack ack latency
   console.log('\nAck latency of `/flow pipelines:info slug-1mb`, 200 concurrent signed requests, 3 rounds after a warm-up');
   /** Runs the load from a child process (as Slack is another machine): a warm-up burst, then 3 bursts of 200. */
   const load = (url: string, concurrency: number, rounds: number) =>
     new Promise<number[]>((resolve, reject) => {
-      const args = ['--import', 'tsx', path.join(import.meta.dirname, 'ack-load.ts'), url, SECRET, 'pipelines:info slug-1mb', String(concurrency), String(rounds), slack.responseUrl('bench')];
-      execFile(process.execPath, args, { maxBuffer: 1 << 24 }, (error, stdout, stderr) => (error ? reject(new Error(stderr || String(error))) : resolve(JSON.parse(stdout) as number[])));
+      const args = [
+        '--import',
+        'tsx',
+        path.join(import.meta.dirname, 'ack-load.ts'),
+        url,
+        SECRET,
+        'pipelines:info slug-1mb',
+        String(concurrency),
+        String(rounds),
+        slack.responseUrl('bench'),
+      ];
+      execFile(process.execPath, args, { maxBuffer: 1 << 24 }, (error, stdout, stderr) =>
+        error ? reject(new Error(stderr || String(error))) : resolve(JSON.parse(stdout) as number[]),
+      );
     });
   const measure = async (url: string) => {
     await load(url, 50, 1);
@@ -191,7 +231,12 @@ try {
   };
   const ours = await measure(server.url);
   const bareHttp = express();
-  const bare = new App({ token: 'xoxb-bench', botId: 'B1', botUserId: 'UBOT', receiver: new ExpressReceiver({ signingSecret: SECRET, endpoints: '/slack/events', app: bareHttp }) });
+  const bare = new App({
+    token: 'xoxb-bench',
+    botId: 'B1',
+    botUserId: 'UBOT',
+    receiver: new ExpressReceiver({ signingSecret: SECRET, endpoints: '/slack/events', app: bareHttp }),
+  });
   bare.command('/flow', async ({ ack }) => ack());
   const bareServer = await listen(bareHttp, 0);
   const baseline = await measure(`http://localhost:${bareServer.port}`);
@@ -199,7 +244,9 @@ try {
   const within = ours.p99 / baseline.p99;
   console.log(`  bare Bolt app, no-op handler   p50 ${ms(baseline.p50)}, p99 ${ms(baseline.p99)}`);
   console.log(`  flowops                        p50 ${ms(ours.p50)}, p99 ${ms(ours.p99)}`);
-  console.log(`  goal p99 within 1.5x bare Bolt: ${within.toFixed(2)}x ${within <= 1.5 ? 'ok' : 'MISSED'}; goal p99 under 50 ms: ${ours.p99 < 50 ? 'ok' : `MISSED (bare Bolt's own p99 is ${ms(baseline.p99)} here)`}`);
+  console.log(
+    `  goal p99 within 1.5x bare Bolt: ${within.toFixed(2)}x ${within <= 1.5 ? 'ok' : 'MISSED'}; goal p99 under 50 ms: ${ours.p99 < 50 ? 'ok' : `MISSED (bare Bolt's own p99 is ${ms(baseline.p99)} here)`}`,
+  );
 
   // ------------------------------------------------------------ GitHub webhook ingest
   console.log('\nGitHub webhook ingest: 1,000 signed push deliveries and 100 redeliveries, from a separate process;');
@@ -207,8 +254,19 @@ try {
   await server.database.dataSource.query("INSERT INTO pipelines (name, repo, branch) VALUES ('hooks', 'github:acme/bench', 'main')");
   const ingest = (concurrency: number, prefix: string) =>
     new Promise<{ ms: number; status: number }[]>((resolve, reject) => {
-      const args = ['--import', 'tsx', path.join(import.meta.dirname, 'webhook-load.ts'), server.url, 'bench-webhook-secret', '1000', String(concurrency), prefix];
-      execFile(process.execPath, args, { maxBuffer: 1 << 24 }, (error, stdout, stderr) => (error ? reject(new Error(stderr || String(error))) : resolve(JSON.parse(stdout) as { ms: number; status: number }[])));
+      const args = [
+        '--import',
+        'tsx',
+        path.join(import.meta.dirname, 'webhook-load.ts'),
+        server.url,
+        'bench-webhook-secret',
+        '1000',
+        String(concurrency),
+        prefix,
+      ];
+      execFile(process.execPath, args, { maxBuffer: 1 << 24 }, (error, stdout, stderr) =>
+        error ? reject(new Error(stderr || String(error))) : resolve(JSON.parse(stdout) as { ms: number; status: number }[]),
+      );
     });
   for (const [label, concurrency] of [
     ['one at a time ', 1],
@@ -219,13 +277,22 @@ try {
     const times = deliveries.map((d) => d.ms);
     const accepted = deliveries.filter((d) => d.status === 202).length;
     const duplicates = deliveries.filter((d) => d.status === 200).length;
-    const recorded = (await server.database.dataSource.query("SELECT count(*)::int AS n FROM events WHERE type = 'github.push' AND pipeline = 'hooks' AND data->>'delivery' LIKE $1", [`c${concurrency}-%`]))[0].n as number;
+    const recorded = (
+      await server.database.dataSource.query(
+        "SELECT count(*)::int AS n FROM events WHERE type = 'github.push' AND pipeline = 'hooks' AND data->>'delivery' LIKE $1",
+        [`c${concurrency}-%`],
+      )
+    )[0].n as number;
     const p99 = percentile(times, 99);
     const once = accepted === 1000 && duplicates === 100 && recorded === 1000;
-    console.log(`  ${label} p50 ${ms(median(times))}, p99 ${ms(p99)} (goal: under 50 ms) ${p99 < 50 ? 'ok' : 'MISSED'}; ${accepted} accepted, ${duplicates} duplicates, ${recorded} recorded (goal: exactly once) ${once ? 'ok' : 'MISSED'}`);
+    console.log(
+      `  ${label} p50 ${ms(median(times))}, p99 ${ms(p99)} (goal: under 50 ms) ${p99 < 50 ? 'ok' : 'MISSED'}; ${accepted} accepted, ${duplicates} duplicates, ${recorded} recorded (goal: exactly once) ${once ? 'ok' : 'MISSED'}`,
+    );
   }
 } finally {
-  for (const { name } of (await server.database.dataSource.query('SELECT name FROM apps WHERE name NOT LIKE $1', ['bulk-%'])) as { name: string }[]) {
+  for (const { name } of (await server.database.dataSource.query('SELECT name FROM apps WHERE name NOT LIKE $1', ['bulk-%'])) as {
+    name: string;
+  }[]) {
     await server.platform.destroy(name);
   }
   await server.close();

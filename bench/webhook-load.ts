@@ -10,13 +10,21 @@ import { deliver, githubSignature } from '../test/helpers/fake-github.ts';
 
 const [url, secret, count, concurrency, prefix = 'bench'] = process.argv.slice(2) as [string, string, string, string, string?];
 const total = Number(count);
-const ids = [...Array.from({ length: total }, (_, i) => `${prefix}-${i}`), ...Array.from({ length: total / 10 }, (_, i) => `${prefix}-${i * 10}`)];
+const ids = [
+  ...Array.from({ length: total }, (_, i) => `${prefix}-${i}`),
+  ...Array.from({ length: total / 10 }, (_, i) => `${prefix}-${i * 10}`),
+];
 const results: { ms: number; status: number }[] = [];
 let next = 0;
 async function worker(): Promise<void> {
   while (next < ids.length) {
     const id = ids[next++]!;
-    const body = JSON.stringify({ ref: 'refs/heads/main', after: createHash('sha1').update(id).digest('hex'), repository: { full_name: 'acme/bench' }, pusher: { name: 'bench' } });
+    const body = JSON.stringify({
+      ref: 'refs/heads/main',
+      after: createHash('sha1').update(id).digest('hex'),
+      repository: { full_name: 'acme/bench' },
+      pusher: { name: 'bench' },
+    });
     const start = performance.now();
     const res = await deliver(url, 'push', id, body, githubSignature(secret, body));
     await res.arrayBuffer();

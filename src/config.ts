@@ -14,7 +14,12 @@ export interface Settings {
   /** Bytes of request bodies (GitHub, Slack) buffered before their signature is checked, across the process. */
   unverifiedBodyBytes: number;
   slack: SlackSettings | null;
-  github: { token: string | undefined; apiUrl: string; webhookSecret: string | undefined; app?: { appId: string; privateKey: string; installationId: string } };
+  github: {
+    token: string | undefined;
+    apiUrl: string;
+    webhookSecret: string | undefined;
+    app?: { appId: string; privateKey: string; installationId: string };
+  };
 }
 
 /** Slack: HTTP mode (bot token + signing secret) or Socket Mode (bot token + app token). */
@@ -51,25 +56,43 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
   if (adminToken !== undefined && adminToken.length < 16) {
     throw new SettingError('FLOW_ADMIN_TOKEN must be at least 16 characters; set a long random value or unset it to have one generated');
   }
-  const boot = z.coerce.number().int().min(1).safeParse(env.FLOW_BOOT_TIMEOUT ?? '60');
+  const boot = z.coerce
+    .number()
+    .int()
+    .min(1)
+    .safeParse(env.FLOW_BOOT_TIMEOUT ?? '60');
   if (!boot.success) {
-    throw new SettingError(`FLOW_BOOT_TIMEOUT must be a whole number of seconds, got "${env.FLOW_BOOT_TIMEOUT}"; set FLOW_BOOT_TIMEOUT=60 or unset it`);
+    throw new SettingError(
+      `FLOW_BOOT_TIMEOUT must be a whole number of seconds, got "${env.FLOW_BOOT_TIMEOUT}"; set FLOW_BOOT_TIMEOUT=60 or unset it`,
+    );
   }
   const sandbox = env.FLOW_SANDBOX || 'auto';
   if (sandbox !== 'auto' && sandbox !== 'bubblewrap' && sandbox !== 'none') {
-    throw new SettingError(`FLOW_SANDBOX must be auto, bubblewrap or none, got "${sandbox}"; leave it unset for auto (bubblewrap when installed)`);
+    throw new SettingError(
+      `FLOW_SANDBOX must be auto, bubblewrap or none, got "${sandbox}"; leave it unset for auto (bubblewrap when installed)`,
+    );
   }
-  const unverified = z.coerce.number().int().min(25).safeParse(env.FLOW_UNVERIFIED_BODIES_MB ?? '100');
+  const unverified = z.coerce
+    .number()
+    .int()
+    .min(25)
+    .safeParse(env.FLOW_UNVERIFIED_BODIES_MB ?? '100');
   if (!unverified.success) {
     throw new SettingError(
       `FLOW_UNVERIFIED_BODIES_MB must be a whole number of megabytes, at least 25 (GitHub's largest delivery), got "${env.FLOW_UNVERIFIED_BODIES_MB}"; set FLOW_UNVERIFIED_BODIES_MB=100 or unset it`,
     );
   }
   const apiUrl = env.GITHUB_API_URL || 'https://api.github.com';
-  if (!/^https?:\/\/[^\s]+$/.test(apiUrl)) throw new SettingError(`GITHUB_API_URL must be an http(s) URL like https://github.example.com/api/v3; got "${apiUrl}"`);
+  if (!/^https?:\/\/[^\s]+$/.test(apiUrl))
+    throw new SettingError(`GITHUB_API_URL must be an http(s) URL like https://github.example.com/api/v3; got "${apiUrl}"`);
   return {
     slack: readSlackSettings(env),
-    github: { token: env.GITHUB_TOKEN || undefined, apiUrl, webhookSecret: env.GITHUB_WEBHOOK_SECRET || undefined, app: readGitHubApp(env) },
+    github: {
+      token: env.GITHUB_TOKEN || undefined,
+      apiUrl,
+      webhookSecret: env.GITHUB_WEBHOOK_SECRET || undefined,
+      app: readGitHubApp(env),
+    },
     port: port.data,
     databaseUrl,
     dataDir: path.resolve(env.FLOW_DATA_DIR || '.flowops'),
@@ -85,17 +108,29 @@ function readSlackSettings(env: NodeJS.ProcessEnv): SlackSettings | null {
   const signingSecret = env.SLACK_SIGNING_SECRET || undefined;
   const appToken = env.SLACK_APP_TOKEN || undefined;
   const apiUrl = env.SLACK_API_URL || undefined;
-  const admins = (env.FLOW_SLACK_ADMINS ?? '').split(',').map((id) => id.trim()).filter(Boolean);
+  const admins = (env.FLOW_SLACK_ADMINS ?? '')
+    .split(',')
+    .map((id) => id.trim())
+    .filter(Boolean);
   if (!botToken && !signingSecret && !appToken) return null;
   if (!botToken) {
-    throw new SettingError(`SLACK_BOT_TOKEN is missing: set it to the app's Bot User OAuth Token (xoxb-...) from "OAuth & Permissions", or unset ${appToken ? 'SLACK_APP_TOKEN' : 'SLACK_SIGNING_SECRET'} to run without Slack`);
+    throw new SettingError(
+      `SLACK_BOT_TOKEN is missing: set it to the app's Bot User OAuth Token (xoxb-...) from "OAuth & Permissions", or unset ${appToken ? 'SLACK_APP_TOKEN' : 'SLACK_SIGNING_SECRET'} to run without Slack`,
+    );
   }
-  if (!botToken.startsWith('xoxb-')) throw new SettingError('SLACK_BOT_TOKEN must be a bot token (xoxb-...): copy the Bot User OAuth Token from "OAuth & Permissions"');
-  if (appToken && !appToken.startsWith('xapp-')) throw new SettingError('SLACK_APP_TOKEN must be an app-level token (xapp-...) with the connections:write scope, from "Basic Information"');
+  if (!botToken.startsWith('xoxb-'))
+    throw new SettingError('SLACK_BOT_TOKEN must be a bot token (xoxb-...): copy the Bot User OAuth Token from "OAuth & Permissions"');
+  if (appToken && !appToken.startsWith('xapp-'))
+    throw new SettingError(
+      'SLACK_APP_TOKEN must be an app-level token (xapp-...) with the connections:write scope, from "Basic Information"',
+    );
   if (!appToken && !signingSecret) {
-    throw new SettingError('SLACK_SIGNING_SECRET is missing: set it to the Signing Secret from "Basic Information" (HTTP mode), or set SLACK_APP_TOKEN for Socket Mode');
+    throw new SettingError(
+      'SLACK_SIGNING_SECRET is missing: set it to the Signing Secret from "Basic Information" (HTTP mode), or set SLACK_APP_TOKEN for Socket Mode',
+    );
   }
-  if (apiUrl && !/^https?:\/\/.+\/$/.test(apiUrl)) throw new SettingError(`SLACK_API_URL must be an http(s) URL ending in "/", like https://slack.com/api/; got "${apiUrl}"`);
+  if (apiUrl && !/^https?:\/\/.+\/$/.test(apiUrl))
+    throw new SettingError(`SLACK_API_URL must be an http(s) URL ending in "/", like https://slack.com/api/; got "${apiUrl}"`);
   const bad = admins.find((id) => !/^[UW][A-Z0-9]+$/.test(id));
   if (bad) throw new SettingError(`FLOW_SLACK_ADMINS must be Slack user ids (U0123ABCD), comma-separated; "${bad}" is not one`);
   return { mode: appToken ? 'socket' : 'http', botToken, signingSecret, appToken, apiUrl, admins };
@@ -107,15 +142,21 @@ function readGitHubApp(env: NodeJS.ProcessEnv): { appId: string; privateKey: str
   const given = names.filter((n) => env[n]);
   if (!given.length) return undefined;
   const missing = names.filter((n) => !env[n]);
-  if (missing.length) throw new SettingError(`${missing.join(' and ')} ${missing.length === 1 ? 'is' : 'are'} missing: a GitHub App needs ${names.join(', ')} (or unset them and use GITHUB_TOKEN)`);
+  if (missing.length)
+    throw new SettingError(
+      `${missing.join(' and ')} ${missing.length === 1 ? 'is' : 'are'} missing: a GitHub App needs ${names.join(', ')} (or unset them and use GITHUB_TOKEN)`,
+    );
   let privateKey = env.GITHUB_APP_PRIVATE_KEY!.replaceAll('\\n', '\n');
   if (!privateKey.includes('PRIVATE KEY')) {
     try {
       privateKey = readFileSync(privateKey, 'utf8');
     } catch {
-      throw new SettingError('GITHUB_APP_PRIVATE_KEY must be the app\'s private key (PEM text, or the path to the .pem file GitHub gave you)');
+      throw new SettingError(
+        "GITHUB_APP_PRIVATE_KEY must be the app's private key (PEM text, or the path to the .pem file GitHub gave you)",
+      );
     }
   }
-  if (!/^\d+$/.test(env.GITHUB_APP_ID!) || !/^\d+$/.test(env.GITHUB_APP_INSTALLATION_ID!)) throw new SettingError('GITHUB_APP_ID and GITHUB_APP_INSTALLATION_ID are numbers, from the app\'s settings and its installation URL');
+  if (!/^\d+$/.test(env.GITHUB_APP_ID!) || !/^\d+$/.test(env.GITHUB_APP_INSTALLATION_ID!))
+    throw new SettingError("GITHUB_APP_ID and GITHUB_APP_INSTALLATION_ID are numbers, from the app's settings and its installation URL");
   return { appId: env.GITHUB_APP_ID!, privateKey, installationId: env.GITHUB_APP_INSTALLATION_ID! };
 }

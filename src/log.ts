@@ -26,7 +26,18 @@ export function scrubSecrets(text: string): string {
  * ("Failing row contains (...)", "JSON data, line 1: ...") that quote them;
  * octokit's RequestError carries the request and response.
  */
-const SAFE_ERROR_FIELDS = ['code', 'status', 'statusCode', 'errno', 'syscall', 'severity', 'table', 'column', 'constraint', 'routine'] as const;
+const SAFE_ERROR_FIELDS = [
+  'code',
+  'status',
+  'statusCode',
+  'errno',
+  'syscall',
+  'severity',
+  'table',
+  'column',
+  'constraint',
+  'routine',
+] as const;
 
 /** An error as a log line shows it: type, message, stack, safe fields, the SQL text (never its parameters), its cause. */
 export function serializeError(err: unknown, depth = 0): Record<string, unknown> {

@@ -12,7 +12,9 @@ const stop = (code: number, deadlineMs?: number) => {
   stopping = true;
   console.log('flowops stopping; apps keep running');
   if (deadlineMs) setTimeout(() => process.exit(code), deadlineMs).unref();
-  void (server?.close() ?? Promise.resolve()).catch((err: unknown) => log.error({ err }, 'flowops did not stop cleanly')).finally(() => process.exit(code));
+  void (server?.close() ?? Promise.resolve())
+    .catch((err: unknown) => log.error({ err }, 'flowops did not stop cleanly'))
+    .finally(() => process.exit(code));
 };
 
 // The last line of defence. Everything flowops starts is awaited or caught, but
@@ -54,9 +56,13 @@ try {
   );
   if (server.admin.generated) {
     // Never the token itself: this output ends up in log files and collectors.
-    console.log(`Admin token generated: stored in ${settings.dataDir}/admin-token (readable by this user only); the CLI on this machine uses it`);
+    console.log(
+      `Admin token generated: stored in ${settings.dataDir}/admin-token (readable by this user only); the CLI on this machine uses it`,
+    );
   }
-  console.log(`flowops listening on ${server.url} (database: ${server.database.kind === 'pglite' ? `embedded PGlite in ${settings.dataDir}` : 'Postgres from DATABASE_URL'})`);
+  console.log(
+    `flowops listening on ${server.url} (database: ${server.database.kind === 'pglite' ? `embedded PGlite in ${settings.dataDir}` : 'Postgres from DATABASE_URL'})`,
+  );
   process.on('SIGINT', () => stop(0));
   process.on('SIGTERM', () => stop(0));
 } catch (err) {

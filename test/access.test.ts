@@ -42,8 +42,15 @@ describe('the permission matrix, through the CLI and Slack', () => {
   /** `/flow <text>` typed by a Slack user; resolves with the ephemeral answer. */
   async function flow(text: string, user: string, userName: string) {
     const id = `m${n++}`;
-    await postToSlackEndpoint(t.server.url, slashCommand({ text, user, userName, channel: 'CDEPLOY', responseUrl: slack.responseUrl(id) }), { secret: SECRET, contentType: 'application/x-www-form-urlencoded' });
-    return slack.waitFor(() => slack.responses.find((r) => r.id === id) as { text: string; blocks: { text?: { text: string } }[] } | undefined, `the answer to ${text}`);
+    await postToSlackEndpoint(
+      t.server.url,
+      slashCommand({ text, user, userName, channel: 'CDEPLOY', responseUrl: slack.responseUrl(id) }),
+      { secret: SECRET, contentType: 'application/x-www-form-urlencoded' },
+    );
+    return slack.waitFor(
+      () => slack.responses.find((r) => r.id === id) as { text: string; blocks: { text?: { text: string } }[] } | undefined,
+      `the answer to ${text}`,
+    );
   }
 
   beforeAll(async () => {
@@ -52,12 +59,23 @@ describe('the permission matrix, through the CLI and Slack', () => {
     github = await FakeGitHub.start('acme/shop', repo);
     slack = await FakeSlack.start();
     t = await startTestServer({
-      env: { GITHUB_API_URL: github.url, GITHUB_TOKEN: 'ghp_test', SLACK_BOT_TOKEN: 'xoxb-test', SLACK_SIGNING_SECRET: SECRET, SLACK_API_URL: slack.apiUrl },
+      env: {
+        GITHUB_API_URL: github.url,
+        GITHUB_TOKEN: 'ghp_test',
+        SLACK_BOT_TOKEN: 'xoxb-test',
+        SLACK_SIGNING_SECRET: SECRET,
+        SLACK_API_URL: slack.apiUrl,
+      },
     });
     await t.cli(['pipelines:create', 'conn', '--repo', repo.dir]);
     await t.cli(['apps:create', 'conn-staging', '--pipeline', 'conn', '--stage', 'staging']);
     await t.cli(['config:set', 'conn-staging', 'GREETING=hello', 'API_KEY=sk_live_51abc']);
-    for (const [user, permission] of [['viv', 'view'], ['dee', 'deploy'], ['opa', 'operate'], ['max', 'manage']] as const) {
+    for (const [user, permission] of [
+      ['viv', 'view'],
+      ['dee', 'deploy'],
+      ['opa', 'operate'],
+      ['max', 'manage'],
+    ] as const) {
       tokens[user] = (await t.json<{ token: string }>(['users:create', user])).token;
       await t.cli(['access:add', 'conn', user, permission]);
     }
@@ -83,7 +101,7 @@ describe('the permission matrix, through the CLI and Slack', () => {
     ['viv', '`pipelines:connect conn` needs an admin'],
     ['dee', '`pipelines:connect conn` needs an admin'],
     ['opa', '`pipelines:connect conn` needs an admin'],
-    ['max', '`pipelines:connect conn` needs an admin: the pipeline\'s repository is code that runs on this server'],
+    ['max', "`pipelines:connect conn` needs an admin: the pipeline's repository is code that runs on this server"],
   ])('pipelines:connect: %s is refused and the repository stays', async (user, message) => {
     const before = await repoOf();
 

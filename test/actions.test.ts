@@ -57,7 +57,9 @@ describe('the registry of Slack actions', () => {
   it('refuses to encode a value over the limit, naming the action', () => {
     const long = 'x'.repeat(MAX_BUTTON_VALUE);
 
-    expect(() => encodeAction('retry', { p: 'shop', a: 'shop-staging', s: 'staging', c: long })).toThrow(`retry button value over ${MAX_BUTTON_VALUE} characters`);
+    expect(() => encodeAction('retry', { p: 'shop', a: 'shop-staging', s: 'staging', c: long })).toThrow(
+      `retry button value over ${MAX_BUTTON_VALUE} characters`,
+    );
   });
 
   it('refuses to encode a payload that does not match its schema', () => {
@@ -69,6 +71,11 @@ describe('the registry of Slack actions', () => {
   it('builds a button whose action id and value agree', () => {
     const button = actionButton('output', examples.output, { text: { type: 'plain_text', text: 'Output' } });
 
-    expect(button).toEqual({ type: 'button', action_id: 'output', text: { type: 'plain_text', text: 'Output' }, value: '{"a":"shop-staging","v":7}' });
+    expect(button).toEqual({
+      type: 'button',
+      action_id: 'output',
+      text: { type: 'plain_text', text: 'Output' },
+      value: '{"a":"shop-staging","v":7}',
+    });
   });
 });

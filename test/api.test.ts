@@ -25,7 +25,11 @@ describe('the API and the CLI refuse bad input and change nothing', () => {
   afterAll(() => t.close());
 
   const post = (body: string, token?: string) =>
-    fetch(`${t.server.url}/api/commands`, { method: 'POST', headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body });
+    fetch(`${t.server.url}/api/commands`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      body,
+    });
 
   it('answers /healthz', async () => {
     const res = await fetch(`${t.server.url}/healthz`);
@@ -48,7 +52,11 @@ describe('the API and the CLI refuse bad input and change nothing', () => {
   });
 
   it('answers GitHub deliveries with what to set when GITHUB_WEBHOOK_SECRET is not set', async () => {
-    const res = await fetch(`${t.server.url}/github/webhooks`, { method: 'POST', headers: { 'x-github-event': 'ping', 'x-github-delivery': 'd1', 'x-hub-signature-256': 'sha256=00' }, body: '{}' });
+    const res = await fetch(`${t.server.url}/github/webhooks`, {
+      method: 'POST',
+      headers: { 'x-github-event': 'ping', 'x-github-delivery': 'd1', 'x-hub-signature-256': 'sha256=00' },
+      body: '{}',
+    });
 
     expect(res.status).toBe(503);
     expect(((await res.json()) as { error: { message: string } }).error.message).toContain('set GITHUB_WEBHOOK_SECRET');
@@ -111,7 +119,10 @@ describe('the API and the CLI refuse bad input and change nothing', () => {
     const listed = await flowops(['pipelines'], { FLOW_TOKEN: t.server.admin.token });
 
     expect([noToken.status, noToken.stderr.trim()]).toEqual([2, expect.stringMatching(/^flowops: no token: set FLOW_TOKEN/)]);
-    expect([typo.status, typo.stderr.trim()]).toEqual([2, 'flowops: "pipline" is not a flowops command. Did you mean `pipelines`? `help` lists the commands']);
+    expect([typo.status, typo.stderr.trim()]).toEqual([
+      2,
+      'flowops: "pipline" is not a flowops command. Did you mean `pipelines`? `help` lists the commands',
+    ]);
     expect(listed.stdout).toMatch(/^Pipeline\s+Apps\s+Branch\s+Repository\nshop\s+2\s+main\s+/);
   });
 });

@@ -55,7 +55,7 @@ describe('release operations on one app', () => {
     const other = await startTestServer({ sharedDatabaseUrl: t.databaseUrl });
     try {
       const before = (await t.json<ReleaseView[]>(['releases', 'busy-staging'])).length;
-      const phasesBefore = (overlaps(witness.reports)).phases;
+      const phasesBefore = overlaps(witness.reports).phases;
 
       await Promise.all(
         Array.from({ length: 8 }, (_, i) => (i % 2 ? t : other).json<OperationView>(['deploy', 'busy', 'to', 'staging', '--no-wait'])),

@@ -60,13 +60,20 @@ describe('permissions, through the engine', () => {
     ['ci:enable', 'manage', (a) => t.engine.setCi(a, 'perm', true)],
     ['pipelines:create', 'admin', (a) => t.engine.createPipeline(a, { name: `perm-new-${n++}`, repo: '/repos/perm' })],
   ];
-  const cases = ROLES.flatMap((role) => OPERATIONS.map(([name, needs, run]) => [role, ROLES.indexOf(role) >= ROLES.indexOf(needs) ? 'may' : 'may not', name, run] as const));
+  const cases = ROLES.flatMap((role) =>
+    OPERATIONS.map(([name, needs, run]) => [role, ROLES.indexOf(role) >= ROLES.indexOf(needs) ? 'may' : 'may not', name, run] as const),
+  );
 
   beforeAll(async () => {
     await shopPipeline(t, 'perm');
     await t.settled(await t.engine.deploy(t.admin, { pipeline: 'perm', stage: 'staging' }));
     await t.engine.setCi(t.admin, 'perm', true);
-    await t.engine.pushed({ repo: parseSourceRef('/repos/perm'), branch: 'main', sha: await t.repo('/repos/perm').resolve('main'), pusher: 'dana' });
+    await t.engine.pushed({
+      repo: parseSourceRef('/repos/perm'),
+      branch: 'main',
+      sha: await t.repo('/repos/perm').resolve('main'),
+      pusher: 'dana',
+    });
     for (const role of ROLES) {
       actors[role] = role === 'admin' ? t.admin : await t.user(`perm-${role}`);
       if (role !== 'admin') await t.engine.addAccess(t.admin, 'perm', `perm-${role}`, role);
@@ -129,7 +136,11 @@ describe('releases', () => {
 
     expect(op.status).toBe('succeeded');
     const production = (await t.engine.releases(t.admin, 'rel-production')).find((r) => r.current)!;
-    expect(production).toMatchObject({ slug: staging.slug, commit: staging.commit, description: `Promote rel-staging v${staging.version} ${staging.commit!.slice(0, 7)}` });
+    expect(production).toMatchObject({
+      slug: staging.slug,
+      commit: staging.commit,
+      description: `Promote rel-staging v${staging.version} ${staging.commit!.slice(0, 7)}`,
+    });
     expect(t.platform.builds.length).toBe(builds);
     expect((await t.engine.config(t.admin, 'rel-production')).vars).toEqual({ DATABASE: 'prod' });
   });
@@ -138,12 +149,16 @@ describe('releases', () => {
     const current = (await t.engine.releases(t.admin, 'rel-staging')).find((r) => r.current)!;
 
     await expect(t.engine.promote(t.admin, { pipeline: 'rel', ifVersion: current.version - 1 })).rejects.toThrow(StaleRelease);
-    await expect(t.engine.promote(t.admin, { pipeline: 'rel', ifVersion: current.version - 1 })).rejects.toMatchObject({ current: { app: 'rel-staging', version: current.version, commit: current.commit } });
+    await expect(t.engine.promote(t.admin, { pipeline: 'rel', ifVersion: current.version - 1 })).rejects.toMatchObject({
+      current: { app: 'rel-staging', version: current.version, commit: current.commit },
+    });
     await expect(t.engine.rollback(t.admin, 'rel-staging', undefined, { ifCurrent: current.version - 1 })).rejects.toThrow(StaleRelease);
     expect((await t.engine.releases(t.admin, 'rel-staging')).length).toBe(current.version + 1);
 
     expect((await t.settled(await t.engine.promote(t.admin, { pipeline: 'rel', ifVersion: current.version }))).status).toBe('succeeded');
-    expect((await t.settled(await t.engine.rollback(t.admin, 'rel-staging', undefined, { ifCurrent: current.version }))).status).toBe('succeeded');
+    expect((await t.settled(await t.engine.rollback(t.admin, 'rel-staging', undefined, { ifCurrent: current.version }))).status).toBe(
+      'succeeded',
+    );
   });
 });
 
@@ -169,7 +184,9 @@ describe('status transitions', () => {
     const m = t.database.dataSource.manager;
     const latest = await m.findOneOrFail(ReleaseEntity, { where: { status: 'succeeded' }, order: { id: 'DESC' } });
 
-    await expect(transition(m, 'release', latest.id, 'failed')).rejects.toThrow(new IllegalTransition('release', 'succeeded', 'failed', latest.id));
+    await expect(transition(m, 'release', latest.id, 'failed')).rejects.toThrow(
+      new IllegalTransition('release', 'succeeded', 'failed', latest.id),
+    );
     await expect(transition(m, 'operation', latest.operationId!, 'running')).rejects.toThrow('cannot go from succeeded to running');
     expect((await m.findOneByOrFail(ReleaseEntity, { id: latest.id })).status).toBe('succeeded');
   });
@@ -181,7 +198,10 @@ describe('status transitions', () => {
     await waitUntil(async () => t.platform.releasePhases.some((r) => r.app === 'flow-staging' && r.version === 3));
 
     // Another flowops process starts; this one never registered as a runner, so it counts as dead.
-    const other = new Engine(t.database.dataSource, new MemoryPlatform(), { openSource: async () => t.repo('/repos/flow'), outbox: new Outbox(t.database.dataSource, randomUUID()) });
+    const other = new Engine(t.database.dataSource, new MemoryPlatform(), {
+      openSource: async () => t.repo('/repos/flow'),
+      outbox: new Outbox(t.database.dataSource, randomUUID()),
+    });
     await other.start();
     await other.stop();
 
@@ -229,7 +249,13 @@ describe('status transitions', () => {
     t.repo('github:acme/flow').commit(PROCFILE, 'First version');
     await t.engine.createPipeline(t.admin, { name: 'review', repo: 'github:acme/flow' });
     await t.engine.setReviewApps(t.admin, 'review', { autodeploy: true, autodestroy: false });
-    const pr = { repo: parseSourceRef('github:acme/flow'), pr: 7, branch: 'feature', sha: await t.repo('github:acme/flow').resolve('main'), fork: false };
+    const pr = {
+      repo: parseSourceRef('github:acme/flow'),
+      pr: 7,
+      branch: 'feature',
+      sha: await t.repo('github:acme/flow').resolve('main'),
+      fork: false,
+    };
     const statuses = async () => (await t.engine.reviewApps(t.admin, 'review')).map((r) => r.status);
 
     await t.engine.pullRequestChanged({ ...pr, action: 'opened' });
@@ -244,7 +270,15 @@ describe('status transitions', () => {
     expect(await statuses()).toEqual(['created']);
 
     const events = await t.database.dataSource.query(`SELECT type FROM events WHERE type LIKE 'reviewapp.%' ORDER BY id`);
-    expect(events.map((e: { type: string }) => e.type.slice('reviewapp.'.length))).toEqual(['creating', 'created', 'deleting', 'deleted', 'creating', 'errored', 'created']);
+    expect(events.map((e: { type: string }) => e.type.slice('reviewapp.'.length))).toEqual([
+      'creating',
+      'created',
+      'deleting',
+      'deleted',
+      'creating',
+      'errored',
+      'created',
+    ]);
   });
 });
 

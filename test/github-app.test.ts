@@ -12,13 +12,19 @@ describe('GitHub App credentials instead of a token', () => {
   let t: TestServer;
   let github: FakeGitHub;
   let dir: string;
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048, privateKeyEncoding: { type: 'pkcs1', format: 'pem' }, publicKeyEncoding: { type: 'spki', format: 'pem' } });
+  const { privateKey } = generateKeyPairSync('rsa', {
+    modulusLength: 2048,
+    privateKeyEncoding: { type: 'pkcs1', format: 'pem' },
+    publicKeyEncoding: { type: 'spki', format: 'pem' },
+  });
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'flowops-github-app-'));
     const repo = await GitRepo.create(path.join(dir, 'acme-shop'), webApp('app auth'));
     github = await FakeGitHub.start('acme/shop', repo);
-    t = await startTestServer({ env: { GITHUB_API_URL: github.url, GITHUB_APP_ID: '12345', GITHUB_APP_PRIVATE_KEY: privateKey, GITHUB_APP_INSTALLATION_ID: '678' } });
+    t = await startTestServer({
+      env: { GITHUB_API_URL: github.url, GITHUB_APP_ID: '12345', GITHUB_APP_PRIVATE_KEY: privateKey, GITHUB_APP_INSTALLATION_ID: '678' },
+    });
   });
   afterAll(async () => {
     await t.close();
@@ -31,7 +37,9 @@ describe('GitHub App credentials instead of a token', () => {
 
     expect(created.code, created.err).toBe(0);
     const exchange = github.calls.find((c) => c.path === '/app/installations/678/access_tokens')!;
-    const jwt = JSON.parse(Buffer.from(exchange.authorization!.replace(/^bearer /i, '').split('.')[1]!, 'base64url').toString()) as { iss: string | number };
+    const jwt = JSON.parse(Buffer.from(exchange.authorization!.replace(/^bearer /i, '').split('.')[1]!, 'base64url').toString()) as {
+      iss: string | number;
+    };
     expect(String(jwt.iss)).toBe('12345');
     expect(github.calls.find((c) => c.path === '/repos/acme/shop/commits/main')!.authorization).toBe('token ghs_installation_token');
   });

@@ -13,7 +13,9 @@ const SECRET = 'github-webhook-secret-for-tests';
 /** An app with a test suite: `node test.js` passes while RESULT is "pass". */
 const appWithTests = (text: string, result: 'pass' | 'fail') => ({
   ...webApp(text),
-  'app.json': JSON.stringify({ environments: { test: { env: { EXPECTED: 'pass' }, scripts: { 'test-setup': 'echo setting up', test: 'node test.js' } } } }),
+  'app.json': JSON.stringify({
+    environments: { test: { env: { EXPECTED: 'pass' }, scripts: { 'test-setup': 'echo setting up', test: 'node test.js' } } },
+  }),
   'test.js': `const r = '${result}'; console.log('1 test, result: ' + r); process.exit(r === process.env.EXPECTED ? 0 : 1);\n`,
 });
 
@@ -55,7 +57,9 @@ describe('CI and auto-deploy from GitHub pushes', () => {
     await t.cli(['pipelines:create', 'shop', '--repo', 'github:acme/shop']);
     await t.cli(['apps:create', 'shop-staging', '--pipeline', 'shop', '--stage', 'staging']);
     expect((await t.cli(['ci:enable', 'shop'])).out).toContain('CI is on for shop');
-    expect((await t.cli(['autodeploy:enable', 'shop', '--branch', 'main', '--wait-for-ci'])).out).toContain('Pushes to main deploy to staging of shop once CI passes');
+    expect((await t.cli(['autodeploy:enable', 'shop', '--branch', 'main', '--wait-for-ci'])).out).toContain(
+      'Pushes to main deploy to staging of shop once CI passes',
+    );
   });
   afterAll(async () => {
     await t.close();
@@ -66,7 +70,11 @@ describe('CI and auto-deploy from GitHub pushes', () => {
   it('tests a push, posts pending then success as flowops/ci, and deploys the green commit to staging', async () => {
     const sha = await push();
 
-    const [run] = await until(runs, (r) => r[0]?.status === 'succeeded' || r[0]?.status === 'failed' || r[0]?.status === 'errored', 'the test run');
+    const [run] = await until(
+      runs,
+      (r) => r[0]?.status === 'succeeded' || r[0]?.status === 'failed' || r[0]?.status === 'errored',
+      'the test run',
+    );
     expect(run).toMatchObject({ number: 1, commit: sha, branch: 'main', status: 'succeeded' });
     await until(stagingCommit, (c) => c === sha, 'the auto-deploy');
     await t.server.statuses.idle();
@@ -82,7 +90,11 @@ describe('CI and auto-deploy from GitHub pushes', () => {
     const before = await stagingCommit();
     const sha = (await repo.commit(appWithTests('ci v2', 'fail'), 'Break a test'), await push());
 
-    const [run] = await until(runs, (r) => r[0]?.commit === sha && !['pending', 'building', 'running'].includes(r[0].status), 'the red test run');
+    const [run] = await until(
+      runs,
+      (r) => r[0]?.commit === sha && !['pending', 'building', 'running'].includes(r[0].status),
+      'the red test run',
+    );
 
     expect(run!.status).toBe('failed');
     await t.server.statuses.idle();
@@ -114,7 +126,9 @@ describe('CI and auto-deploy from GitHub pushes', () => {
     expect(rerun).toMatchObject({ number: latest!.number + 1, commit: latest!.commit, status: 'pending' });
     await until(runs, (r) => r[0]?.number === rerun.number && r[0].status === 'succeeded', 'the re-run');
     await t.server.statuses.idle();
-    expect(github.statuses.filter((s) => s.sha === latest!.commit && s.description === `Test run #${rerun.number} succeeded`)).toHaveLength(1);
+    expect(github.statuses.filter((s) => s.sha === latest!.commit && s.description === `Test run #${rerun.number} succeeded`)).toHaveLength(
+      1,
+    );
   });
 
   it('cancels a running test run, stopping its tests, and reports it as error', async () => {
@@ -128,7 +142,10 @@ describe('CI and auto-deploy from GitHub pushes', () => {
     await t.server.engine.idle();
     expect((await runs())[0]).toMatchObject({ number: running!.number, status: 'cancelled' });
     await t.server.statuses.idle();
-    expect(github.statuses.filter((s) => s.sha === sha).at(-1)).toMatchObject({ state: 'error', description: `Test run #${running!.number} cancelled` });
+    expect(github.statuses.filter((s) => s.sha === sha).at(-1)).toMatchObject({
+      state: 'error',
+      description: `Test run #${running!.number} cancelled`,
+    });
     expect((await t.cli(['ci:cancel', 'shop', String(running!.number)])).err).toContain('has already ended (cancelled)');
   });
 });

@@ -34,7 +34,11 @@ describe('review apps for pull requests', () => {
   async function pullRequest(action: string, number: number, branch: string, headRepo = 'acme/shop') {
     const sha = (await repo.git('rev-parse', branch)).trim();
     const payload = webhookExample('pull_request', (e) => e.action === 'opened');
-    const pr = payload.pull_request as { head: { ref: string; sha: string; repo: { full_name: string } }; base: { repo: { full_name: string } }; number: number };
+    const pr = payload.pull_request as {
+      head: { ref: string; sha: string; repo: { full_name: string } };
+      base: { repo: { full_name: string } };
+      number: number;
+    };
     Object.assign(payload, { action, number });
     Object.assign(pr, { number });
     Object.assign(pr.head, { ref: branch, sha });
@@ -82,7 +86,15 @@ describe('review apps for pull requests', () => {
     expect(created).toMatchObject({ app: 'shop-pr-7', branch: 'feature', status: 'created' });
     expect(await (await fetch(created!.url!)).text()).toBe('review from feature: feature v1');
     const config = await t.json<Record<string, string>>(['config', 'shop-pr-7']);
-    expect(config).toMatchObject({ GREETING: 'review', HEROKU_APP_NAME: 'shop-pr-7', HEROKU_BRANCH: 'feature', HEROKU_PR_NUMBER: '7', FLOW_APP_NAME: 'shop-pr-7', FLOW_BRANCH: 'feature', FLOW_PR_NUMBER: '7' });
+    expect(config).toMatchObject({
+      GREETING: 'review',
+      HEROKU_APP_NAME: 'shop-pr-7',
+      HEROKU_BRANCH: 'feature',
+      HEROKU_PR_NUMBER: '7',
+      FLOW_APP_NAME: 'shop-pr-7',
+      FLOW_BRANCH: 'feature',
+      FLOW_PR_NUMBER: '7',
+    });
     expect(config.SECRET_KEY).toMatch(/^[0-9a-f]{64}$/);
     expect(witness.reports).toEqual(['shop-pr-7 seeded']);
   });

@@ -10,7 +10,10 @@ import { startTestServer, type TestServer } from './helpers/server.ts';
 
 const GH_SECRET = 'github-webhook-secret-for-tests';
 const SLACK_SECRET = 'slack-signing-secret-for-tests';
-const failingTests = { ...webApp('feed v1'), 'app.json': JSON.stringify({ environments: { test: { scripts: { test: 'echo "1 failing"; exit 1' } } } }) };
+const failingTests = {
+  ...webApp('feed v1'),
+  'app.json': JSON.stringify({ environments: { test: { scripts: { test: 'echo "1 failing"; exit 1' } } } }),
+};
 
 describe('GitHub events in a Slack feed', () => {
   let t: TestServer;
@@ -20,7 +23,11 @@ describe('GitHub events in a Slack feed', () => {
   let dir: string;
   let n = 0;
   const form = 'application/x-www-form-urlencoded';
-  const feedPosts = () => slack.callsOf('chat.postMessage').filter((c) => c.args.channel === 'CFEED').map((c) => ({ text: String(c.args.text), blocks: JSON.stringify(c.args.blocks) }));
+  const feedPosts = () =>
+    slack
+      .callsOf('chat.postMessage')
+      .filter((c) => c.args.channel === 'CFEED')
+      .map((c) => ({ text: String(c.args.text), blocks: JSON.stringify(c.args.blocks) }));
 
   async function webhook(name: string, action: string | null, edit: (payload: Record<string, unknown>) => void) {
     const payload = webhookExample(name, (e) => (action ? e.action === action : e.ref === 'refs/heads/master'));
@@ -36,12 +43,24 @@ describe('GitHub events in a Slack feed', () => {
     github = await FakeGitHub.start('acme/shop', repo);
     slack = await FakeSlack.start();
     t = await startTestServer({
-      env: { GITHUB_API_URL: github.url, GITHUB_TOKEN: 'ghp_test', GITHUB_WEBHOOK_SECRET: GH_SECRET, SLACK_BOT_TOKEN: 'xoxb-test', SLACK_SIGNING_SECRET: SLACK_SECRET, SLACK_API_URL: slack.apiUrl, FLOW_SLACK_ADMINS: 'UADMIN' },
+      env: {
+        GITHUB_API_URL: github.url,
+        GITHUB_TOKEN: 'ghp_test',
+        GITHUB_WEBHOOK_SECRET: GH_SECRET,
+        SLACK_BOT_TOKEN: 'xoxb-test',
+        SLACK_SIGNING_SECRET: SLACK_SECRET,
+        SLACK_API_URL: slack.apiUrl,
+        FLOW_SLACK_ADMINS: 'UADMIN',
+      },
     });
     await t.cli(['pipelines:create', 'shop', '--repo', 'github:acme/shop']);
     await t.cli(['ci:enable', 'shop']);
     await t.cli(['reviewapps:enable', 'shop', '--autodeploy']);
-    await postToSlackEndpoint(t.server.url, slashCommand({ text: 'subscribe shop', user: 'UADMIN', userName: 'ada', channel: 'CFEED', responseUrl: slack.responseUrl('sub') }), { secret: SLACK_SECRET, contentType: form });
+    await postToSlackEndpoint(
+      t.server.url,
+      slashCommand({ text: 'subscribe shop', user: 'UADMIN', userName: 'ada', channel: 'CFEED', responseUrl: slack.responseUrl('sub') }),
+      { secret: SLACK_SECRET, contentType: form },
+    );
     await slack.waitFor(() => slack.responses.find((r) => r.id === 'sub'), 'the subscription');
   });
   afterAll(async () => {
@@ -55,12 +74,29 @@ describe('GitHub events in a Slack feed', () => {
     const sha = (await repo.git('rev-parse', 'HEAD')).trim();
     await webhook('push', null, (p) => Object.assign(p, { ref: 'refs/heads/main', after: sha }));
 
-    const failed = await slack.waitFor(() => feedPosts().find((m) => m.text.includes('Test run #1') && m.text.includes('failed')), 'the failed run in the feed');
+    const failed = await slack.waitFor(
+      () => feedPosts().find((m) => m.text.includes('Test run #1') && m.text.includes('failed')),
+      'the failed run in the feed',
+    );
     expect(failed.blocks).toContain('"action_id":"ci_rerun"');
 
-    await postToSlackEndpoint(t.server.url, buttonClick({ actionId: 'ci_rerun', value: JSON.stringify({ p: 'shop', n: 1 }), user: 'UADMIN', userName: 'ada', channel: 'CFEED', responseUrl: slack.responseUrl('rerun') }), { secret: SLACK_SECRET, contentType: form });
+    await postToSlackEndpoint(
+      t.server.url,
+      buttonClick({
+        actionId: 'ci_rerun',
+        value: JSON.stringify({ p: 'shop', n: 1 }),
+        user: 'UADMIN',
+        userName: 'ada',
+        channel: 'CFEED',
+        responseUrl: slack.responseUrl('rerun'),
+      }),
+      { secret: SLACK_SECRET, contentType: form },
+    );
 
-    const reply = await slack.waitFor(() => slack.responses.find((r) => r.id === 'rerun') as { text: string } | undefined, 'the re-run answer');
+    const reply = await slack.waitFor(
+      () => slack.responses.find((r) => r.id === 'rerun') as { text: string } | undefined,
+      'the re-run answer',
+    );
     expect(reply.text).toContain(`Started test run #2 of ${sha.slice(0, 7)}`);
     expect((await t.json<TestRunView[]>(['ci', 'shop']))[0]).toMatchObject({ number: 2, commit: sha });
   });
@@ -71,15 +107,26 @@ describe('GitHub events in a Slack feed', () => {
     const sha = (await repo.git('rev-parse', 'HEAD')).trim();
     const pr = (p: Record<string, unknown>, action: string, merged = false) => {
       Object.assign(p, { action, number: 7 });
-      const pull = p.pull_request as { head: { ref: string; sha: string; repo: { full_name: string } }; title: string; merged: boolean; number: number };
+      const pull = p.pull_request as {
+        head: { ref: string; sha: string; repo: { full_name: string } };
+        title: string;
+        merged: boolean;
+        number: number;
+      };
       Object.assign(pull, { title: 'Add a feature', merged, number: 7 });
       Object.assign(pull.head, { ref: 'feature', sha });
       pull.head.repo.full_name = 'acme/shop';
     };
 
     await webhook('pull_request', 'opened', (p) => pr(p, 'opened'));
-    const opened = await slack.waitFor(() => feedPosts().find((m) => m.text.includes('Pull request #7 "Add a feature" (feature) opened')), 'the opened PR');
-    const up = await slack.waitFor(() => feedPosts().find((m) => m.text.includes('Review app shop-pr-7 for #7 (feature) created')), 'the review app');
+    const opened = await slack.waitFor(
+      () => feedPosts().find((m) => m.text.includes('Pull request #7 "Add a feature" (feature) opened')),
+      'the opened PR',
+    );
+    const up = await slack.waitFor(
+      () => feedPosts().find((m) => m.text.includes('Review app shop-pr-7 for #7 (feature) created')),
+      'the review app',
+    );
     await webhook('pull_request', 'closed', (p) => pr(p, 'closed', true));
     await slack.waitFor(() => feedPosts().find((m) => m.text.includes('Pull request #7 "Add a feature" (feature) merged')), 'the merge');
 
@@ -93,7 +140,11 @@ describe('GitHub events in a Slack feed', () => {
 
     await webhook('push', null, (p) => Object.assign(p, { ref: 'refs/heads/feature', after: sha }));
 
-    const refused = await slack.waitFor(() => feedPosts().find((m) => m.text.includes(`GitHub refused the flowops/ci status of ${sha.slice(0, 7)}`) && m.text.includes('failed')), 'the refused final status in the feed');
+    const refused = await slack.waitFor(
+      () =>
+        feedPosts().find((m) => m.text.includes(`GitHub refused the flowops/ci status of ${sha.slice(0, 7)}`) && m.text.includes('failed')),
+      'the refused final status in the feed',
+    );
     expect(refused.blocks).toContain(':warning: *shop*: GitHub refused the flowops/ci status of');
     expect(refused.text).toMatch(/\(test run #\d+ failed\) with 422; flowops skipped it$/);
     expect(github.statuses.filter((s) => s.sha === sha)).toEqual([]);

@@ -10,7 +10,10 @@ import { GitRepo, webApp } from './helpers/git-repo.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 
 const SECRET = 'github-webhook-secret-for-tests';
-const passingTests = { ...webApp('statuses v1'), 'app.json': JSON.stringify({ environments: { test: { scripts: { test: 'echo "1 passing"' } } } }) };
+const passingTests = {
+  ...webApp('statuses v1'),
+  'app.json': JSON.stringify({ environments: { test: { scripts: { test: 'echo "1 passing"' } } } }),
+};
 
 describe('GitHub statuses and deployments GitHub does not take', () => {
   let t: TestServer;
@@ -36,8 +39,16 @@ describe('GitHub statuses and deployments GitHub does not take', () => {
   }
   const taken = (sha: string) => github.statuses.filter((s) => s.sha === sha).map((s) => s.description);
   /** The number of the commit's test run, once the push has started one (it starts after the delivery is answered). */
-  const runOf = async (sha: string) => (await until(() => t.json<TestRunView[]>(['ci', 'shop']), (runs) => runs.some((r) => r.commit === sha), `the test run of ${sha}`)).find((r) => r.commit === sha)!.number;
-  const events = (type: string): Promise<{ message: string; data: { status: number } }[]> => t.server.database.dataSource.query('SELECT message, data FROM events WHERE type = $1 ORDER BY id', [type]);
+  const runOf = async (sha: string) =>
+    (
+      await until(
+        () => t.json<TestRunView[]>(['ci', 'shop']),
+        (runs) => runs.some((r) => r.commit === sha),
+        `the test run of ${sha}`,
+      )
+    ).find((r) => r.commit === sha)!.number;
+  const events = (type: string): Promise<{ message: string; data: { status: number } }[]> =>
+    t.server.database.dataSource.query('SELECT message, data FROM events WHERE type = $1 ORDER BY id', [type]);
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'flowops-github-statuses-'));
@@ -74,21 +85,53 @@ describe('GitHub statuses and deployments GitHub does not take', () => {
     await push(fine);
 
     const n = await runOf(fine);
-    await until(() => taken(fine), (d) => d.includes(`Test run #${n} succeeded`), 'the last status of the commit GitHub takes');
-    expect(taken(fine)).toEqual([`Test run #${n} pending`, `Test run #${n} building`, `Test run #${n} running`, `Test run #${n} succeeded`]);
-    const refusals = await until(() => events('github.status_refused'), (e) => e.length === 4, 'the refused statuses, recorded');
-    expect(refusals[0]!.message).toMatch(new RegExp(`^GitHub refused the flowops/ci status of ${refused.slice(0, 7)} \\(test run #\\d+ pending\\) with 422; flowops skipped it$`));
+    await until(
+      () => taken(fine),
+      (d) => d.includes(`Test run #${n} succeeded`),
+      'the last status of the commit GitHub takes',
+    );
+    expect(taken(fine)).toEqual([
+      `Test run #${n} pending`,
+      `Test run #${n} building`,
+      `Test run #${n} running`,
+      `Test run #${n} succeeded`,
+    ]);
+    const refusals = await until(
+      () => events('github.status_refused'),
+      (e) => e.length === 4,
+      'the refused statuses, recorded',
+    );
+    expect(refusals[0]!.message).toMatch(
+      new RegExp(
+        `^GitHub refused the flowops/ci status of ${refused.slice(0, 7)} \\(test run #\\d+ pending\\) with 422; flowops skipped it$`,
+      ),
+    );
     expect(github.statusAttempts.filter((a) => a.sha === refused).map((a) => a.answered)).toEqual([422, 422, 422, 422]);
-    await until(() => github.statusAttempts.filter((a) => a.sha === down).length, (tries) => tries >= 2, 'a second attempt at the status GitHub cannot take');
+    await until(
+      () => github.statusAttempts.filter((a) => a.sha === down).length,
+      (tries) => tries >= 2,
+      'a second attempt at the status GitHub cannot take',
+    );
     expect(taken(down)).toEqual([]);
 
     github.refuse.delete(down);
 
     const m = await runOf(down);
-    await until(() => taken(down), (d) => d.length === 4, 'the statuses of the commit once GitHub is back');
-    expect(taken(down)).toEqual([`Test run #${m} pending`, `Test run #${m} building`, `Test run #${m} running`, `Test run #${m} succeeded`]);
+    await until(
+      () => taken(down),
+      (d) => d.length === 4,
+      'the statuses of the commit once GitHub is back',
+    );
+    expect(taken(down)).toEqual([
+      `Test run #${m} pending`,
+      `Test run #${m} building`,
+      `Test run #${m} running`,
+      `Test run #${m} succeeded`,
+    ]);
     // Only the first of its statuses was ever tried while GitHub was down: the later ones waited behind it.
-    expect(new Set(github.statusAttempts.filter((a) => a.sha === down && a.answered === 500).map((a) => a.description))).toEqual(new Set([`Test run #${m} pending`]));
+    expect(new Set(github.statusAttempts.filter((a) => a.sha === down && a.answered === 500).map((a) => a.description))).toEqual(
+      new Set([`Test run #${m} pending`]),
+    );
     expect(await t.server.database.dataSource.query('SELECT * FROM outbox_retries')).toEqual([]);
   });
 
@@ -98,7 +141,11 @@ describe('GitHub statuses and deployments GitHub does not take', () => {
     await t.cli(['deploy', 'shop', 'to', 'staging']);
 
     expect((await t.json<ReleaseView[]>(['releases', 'shop-staging']))[0]).toMatchObject({ version: 1, status: 'succeeded' });
-    const [refusal] = await until(() => events('github.deployment_refused'), (e) => e.length === 1, 'the refused deployment, recorded');
+    const [refusal] = await until(
+      () => events('github.deployment_refused'),
+      (e) => e.length === 1,
+      'the refused deployment, recorded',
+    );
     expect(refusal!.message).toBe('GitHub refused the deployment of shop-staging v1 (created) with 422; flowops skipped it');
     await t.server.statuses.idle();
     expect(await t.server.database.dataSource.query('SELECT * FROM outbox_retries')).toEqual([]);

@@ -38,7 +38,9 @@ describe('a pipeline connected to a GitHub repository', () => {
 
     expect(run.code, run.out + run.err).toBe(0);
     const sha = (await repo.git('rev-parse', 'HEAD')).trim();
-    expect(github.calls.map((c) => c.path)).toEqual(expect.arrayContaining([`/repos/acme/shop/commits/main`, `/repos/acme/shop/tarball/${sha}`]));
+    expect(github.calls.map((c) => c.path)).toEqual(
+      expect.arrayContaining([`/repos/acme/shop/commits/main`, `/repos/acme/shop/tarball/${sha}`]),
+    );
     const [app] = (await t.json<{ apps: AppView[] }>(['pipelines:info', 'shop'])).apps;
     expect(await (await fetch(app!.url!)).text()).toBe('from github v1\n');
   });
@@ -49,7 +51,13 @@ describe('a pipeline connected to a GitHub repository', () => {
     await t.server.statuses.idle();
 
     expect(github.deployments).toEqual([
-      expect.objectContaining({ ref: app!.release!.commit, environment: 'shop-staging', transient: false, production: false, statuses: [{ state: 'in_progress' }, { state: 'success', environment_url: app!.url }] }),
+      expect.objectContaining({
+        ref: app!.release!.commit,
+        environment: 'shop-staging',
+        transient: false,
+        production: false,
+        statuses: [{ state: 'in_progress' }, { state: 'success', environment_url: app!.url }],
+      }),
     ]);
   });
 
@@ -62,7 +70,17 @@ describe('a pipeline connected to a GitHub repository', () => {
 
     const diff = await t.json<DiffView[]>(['diff', 'shop']);
 
-    expect(diff).toEqual([{ upstream: 'shop-staging', downstream: 'shop', ahead: 2, commits: [expect.objectContaining({ sha: third, message: 'Add notes', author: 'Dana Dev' }), expect.objectContaining({ sha: second, message: 'Say v2' })] }]);
+    expect(diff).toEqual([
+      {
+        upstream: 'shop-staging',
+        downstream: 'shop',
+        ahead: 2,
+        commits: [
+          expect.objectContaining({ sha: third, message: 'Add notes', author: 'Dana Dev' }),
+          expect.objectContaining({ sha: second, message: 'Say v2' }),
+        ],
+      },
+    ]);
     expect(github.calls.map((c) => c.path)).toContain(`/repos/acme/shop/compare/${prod!.commit}...${third}`);
     expect(github.unexpected).toEqual([]);
   });
@@ -100,8 +118,15 @@ describe('a pipeline connected to a GitHub repository', () => {
     expect(first.status).toBe(202);
     expect(again.status).toBe(200);
     expect(await again.json()).toEqual({ duplicate: true });
-    const events = await t.server.database.dataSource.query("SELECT pipeline, message FROM events WHERE type = 'github.push' AND pipeline = 'shop'");
-    expect(events).toEqual([{ pipeline: 'shop', message: `${(push.pusher as { name: string }).name} pushed ${String(push.after).slice(0, 7)} to ${String(push.ref).slice(11)}` }]);
+    const events = await t.server.database.dataSource.query(
+      "SELECT pipeline, message FROM events WHERE type = 'github.push' AND pipeline = 'shop'",
+    );
+    expect(events).toEqual([
+      {
+        pipeline: 'shop',
+        message: `${(push.pusher as { name: string }).name} pushed ${String(push.after).slice(0, 7)} to ${String(push.ref).slice(11)}`,
+      },
+    ]);
   });
 
   it('refuses a forged delivery with nothing recorded', async () => {
@@ -109,7 +134,11 @@ describe('a pipeline connected to a GitHub repository', () => {
     const body = JSON.stringify(ping);
 
     const forged = await deliver(t.server.url, 'ping', 'delivery-forged', body, githubSignature('not-the-secret', body));
-    const unsigned = await fetch(`${t.server.url}/github/webhooks`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-github-event': 'ping', 'x-github-delivery': 'd2' }, body });
+    const unsigned = await fetch(`${t.server.url}/github/webhooks`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-github-event': 'ping', 'x-github-delivery': 'd2' },
+      body,
+    });
 
     expect(forged.status).toBe(401);
     expect(unsigned.status).toBe(400);

@@ -5,15 +5,27 @@ describe('the command grammar shared by /flow and the CLI', () => {
   it.each([
     ['pipelines', { name: 'pipelines' }],
     ['pipelines:create shop --repo /src/shop', { name: 'pipelines:create', pipeline: 'shop', repo: '/src/shop', branch: undefined }],
-    ['pipelines:create shop --repo /src/shop --branch trunk', { name: 'pipelines:create', pipeline: 'shop', repo: '/src/shop', branch: 'trunk' }],
+    [
+      'pipelines:create shop --repo /src/shop --branch trunk',
+      { name: 'pipelines:create', pipeline: 'shop', repo: '/src/shop', branch: 'trunk' },
+    ],
     ['pipelines:info shop', { name: 'pipelines:info', pipeline: 'shop' }],
     ['pipelines:destroy shop --confirm shop', { name: 'pipelines:destroy', pipeline: 'shop', confirm: 'shop' }],
-    ['apps:create shop-staging --pipeline shop --stage staging', { name: 'apps:create', app: 'shop-staging', pipeline: 'shop', stage: 'staging' }],
+    [
+      'apps:create shop-staging --pipeline shop --stage staging',
+      { name: 'apps:create', app: 'shop-staging', pipeline: 'shop', stage: 'staging' },
+    ],
     ['apps:move shop-qa --stage prod', { name: 'apps:move', app: 'shop-qa', stage: 'prod' }],
     ['deploy shop to staging', { name: 'deploy', pipeline: 'shop', ref: undefined, stage: 'staging', app: undefined }],
-    ['deploy shop/feature/x to staging/shop-staging', { name: 'deploy', pipeline: 'shop', ref: 'feature/x', stage: 'staging', app: 'shop-staging' }],
+    [
+      'deploy shop/feature/x to staging/shop-staging',
+      { name: 'deploy', pipeline: 'shop', ref: 'feature/x', stage: 'staging', app: 'shop-staging' },
+    ],
     ['promote shop', { name: 'promote', pipeline: 'shop' }],
-    ['promote shop from staging/shop-eu to prod', { name: 'promote', pipeline: 'shop', fromStage: 'staging', fromApp: 'shop-eu', toStage: 'prod' }],
+    [
+      'promote shop from staging/shop-eu to prod',
+      { name: 'promote', pipeline: 'shop', fromStage: 'staging', fromApp: 'shop-eu', toStage: 'prod' },
+    ],
     ['promote shop to shop-eu,shop-us', { name: 'promote', pipeline: 'shop', toApps: ['shop-eu', 'shop-us'] }],
     ['releases shop', { name: 'releases', app: 'shop' }],
     ['releases:output shop v7', { name: 'releases:output', app: 'shop', version: 7 }],
@@ -55,11 +67,18 @@ describe('the command grammar shared by /flow and the CLI', () => {
   });
 
   it('keeps quoted words together, as a shell would', () => {
-    expect(tokenize(`config:set shop GREETING="hello world" NAME='a b'`)).toEqual(['config:set', 'shop', 'GREETING=hello world', 'NAME=a b']);
+    expect(tokenize(`config:set shop GREETING="hello world" NAME='a b'`)).toEqual([
+      'config:set',
+      'shop',
+      'GREETING=hello world',
+      'NAME=a b',
+    ]);
   });
 
   it('lists every command in help, and explains one', () => {
     expect(helpText()).toContain('promote <pipeline> [from <stage>[/<app>]]');
-    expect(helpText('rollback')).toBe("rollback <app> [vN]\n  release an earlier release's slug and config again (default: the previous one)");
+    expect(helpText('rollback')).toBe(
+      "rollback <app> [vN]\n  release an earlier release's slug and config again (default: the previous one)",
+    );
   });
 });

@@ -16,7 +16,12 @@ describe('a flowops restart in the middle of an operation', () => {
   let database: Awaited<ReturnType<typeof freshDatabase>>;
   let server: ServerProcess;
   const dataDir = () => path.join(dir, 'data');
-  const env = () => ({ FLOW_DATA_DIR: dataDir(), PORT: '0', FLOW_ADMIN_TOKEN: 'test-admin-token-0123456789', ...(database.url ? { DATABASE_URL: database.url } : {}) });
+  const env = () => ({
+    FLOW_DATA_DIR: dataDir(),
+    PORT: '0',
+    FLOW_ADMIN_TOKEN: 'test-admin-token-0123456789',
+    ...(database.url ? { DATABASE_URL: database.url } : {}),
+  });
 
   async function flowops<T>(...argv: string[]): Promise<T> {
     const { out, err } = await cliAt(server.url, 'test-admin-token-0123456789', [...argv, '--json']);
@@ -55,7 +60,9 @@ describe('a flowops restart in the middle of an operation', () => {
     await killHard(server);
     server = await spawnServer(env());
 
-    const { operation } = (await (await fetch(`${server.url}/api/operations/${op.id}`, { headers: { authorization: 'Bearer test-admin-token-0123456789' } })).json()) as { operation: OperationView };
+    const { operation } = (await (
+      await fetch(`${server.url}/api/operations/${op.id}`, { headers: { authorization: 'Bearer test-admin-token-0123456789' } })
+    ).json()) as { operation: OperationView };
     expect(operation.status).toBe('failed');
     expect(operation.error).toMatch(/^interrupted/);
     expect(operation.targets).toEqual([{ app: 'crash-staging', version: 2, status: 'failed', error: 'interrupted' }]);

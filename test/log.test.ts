@@ -26,7 +26,11 @@ function failedConfigWrite(): QueryFailedError {
     detail: 'Failing row contains (3, shop, {"API_KEY": "sk_live_rowvalue"}).',
     where: 'JSON data, line 1: {"API_KEY": "sk_live_where...',
   });
-  return new QueryFailedError('UPDATE "apps" SET "config" = config || $1::jsonb WHERE "id" = $2', ['{"API_KEY":"sk_live_param"}', 3], driverError);
+  return new QueryFailedError(
+    'UPDATE "apps" SET "config" = config || $1::jsonb WHERE "id" = $2',
+    ['{"API_KEY":"sk_live_param"}', 3],
+    driverError,
+  );
 }
 
 describe('the log', () => {
@@ -55,7 +59,13 @@ describe('the log', () => {
     logger.error({ err: failedConfigWrite(), path: '/api/commands' }, 'request failed');
 
     const line = JSON.parse(text()) as { err: Record<string, unknown> };
-    expect(line.err).toMatchObject({ type: 'QueryFailedError', code: '23514', table: 'apps', constraint: 'apps_config_check', query: 'UPDATE "apps" SET "config" = config || $1::jsonb WHERE "id" = $2' });
+    expect(line.err).toMatchObject({
+      type: 'QueryFailedError',
+      code: '23514',
+      table: 'apps',
+      constraint: 'apps_config_check',
+      query: 'UPDATE "apps" SET "config" = config || $1::jsonb WHERE "id" = $2',
+    });
     expect(text()).not.toContain('sk_live');
     expect(text()).not.toContain('Failing row');
   });
@@ -72,7 +82,13 @@ describe('the log', () => {
   it('scrubs tokens from the fields of a line and from an error message', () => {
     const { logger, text } = capture();
 
-    logger.warn({ bolt: 'An API error occurred: invalid_auth for xoxb-1234-5678-AbCdEfGh', err: new Error('GET https://x:ghp_0123456789abcdefABCDEF0123456789@api/ failed') }, 'bolt');
+    logger.warn(
+      {
+        bolt: 'An API error occurred: invalid_auth for xoxb-1234-5678-AbCdEfGh',
+        err: new Error('GET https://x:ghp_0123456789abcdefABCDEF0123456789@api/ failed'),
+      },
+      'bolt',
+    );
 
     expect(text()).not.toContain('AbCdEfGh');
     expect(text()).not.toContain('ghp_0123456789abcdef');

@@ -33,11 +33,27 @@ const OUR_LINK = '<http://shop-pr-7.localhost:5000|Open the review app>';
 
 /** Slack's control sequences: `<` starts a mention or link, `&` an entity. Apart from our escapes and the link flowops made, there must be none. */
 function markupIn(text: string): string[] {
-  return [...text.replaceAll(OUR_LINK, '').replace(/&(amp|lt|gt);/g, '').matchAll(/<[^>]*>?|&/g)].map((m) => m[0]);
+  return [
+    ...text
+      .replaceAll(OUR_LINK, '')
+      .replace(/&(amp|lt|gt);/g, '')
+      .matchAll(/<[^>]*>?|&/g),
+  ].map((m) => m[0]);
 }
 
 const event = (type: string, message: string, data: Record<string, unknown> = {}): FlowEvent =>
-  ({ id: '1', type, pipeline: 'shop', app: null, operationId: null, actor: null, via: 'github', message, data, createdAt: new Date() }) as unknown as FlowEvent;
+  ({
+    id: '1',
+    type,
+    pipeline: 'shop',
+    app: null,
+    operationId: null,
+    actor: null,
+    via: 'github',
+    message,
+    data,
+    createdAt: new Date(),
+  }) as unknown as FlowEvent;
 
 describe('untrusted text in Block Kit mrkdwn', () => {
   it('escapes &, < and > as Slack documents, and nothing else', () => {
@@ -69,9 +85,32 @@ describe('untrusted text in Block Kit mrkdwn', () => {
   });
 
   it.each(HOSTILE)('renders %s as text in every builder', (_, hostile) => {
-    const op = { id: 9, kind: 'deploy' as const, pipeline: hostile, status: 'failed' as const, description: `Deploy ${hostile}`, targets: [], error: hostile, createdAt: '' };
+    const op = {
+      id: 9,
+      kind: 'deploy' as const,
+      pipeline: hostile,
+      status: 'failed' as const,
+      description: `Deploy ${hostile}`,
+      targets: [],
+      error: hostile,
+      createdAt: '',
+    };
     const commit = { sha: 'a'.repeat(40), date: '2026-11-01T00:00:00Z', author: hostile, message: hostile };
-    const app = { name: hostile, pipeline: hostile, stage: 'staging' as const, url: null, release: { version: 2, status: 'succeeded' as const, description: hostile, slug: 's', commit: 'f'.repeat(40), createdAt: '2026-11-22T10:00:00Z', current: true } };
+    const app = {
+      name: hostile,
+      pipeline: hostile,
+      stage: 'staging' as const,
+      url: null,
+      release: {
+        version: 2,
+        status: 'succeeded' as const,
+        description: hostile,
+        slug: 's',
+        commit: 'f'.repeat(40),
+        createdAt: '2026-11-22T10:00:00Z',
+        current: true,
+      },
+    };
     const messages: { text?: string; blocks: KnownBlock[] }[] = [
       operationMessage({
         operation: op,
@@ -84,13 +123,32 @@ describe('untrusted text in Block Kit mrkdwn', () => {
       feedEventMessage(event('pullrequest.opened', `Pull request #7 "${hostile}" (${hostile}) opened by ${hostile}`)),
       feedEventMessage(event('reviewapp.created', `Review app for #7 (${hostile}) created`, { url: 'http://shop-pr-7.localhost:5000' })),
       feedEventMessage(event('testrun.failed', `Test run #3 of aaaaaaa failed: ${hostile}`, { number: 3 })),
-      pipelineMessage({ name: hostile, canDeploy: true, apps: [{ ...app, ahead: { downstream: 'production', count: 1, commits: [commit] } }] }),
+      pipelineMessage({
+        name: hostile,
+        canDeploy: true,
+        apps: [{ ...app, ahead: { downstream: 'production', count: 1, commits: [commit] } }],
+      }),
       homeView([{ name: hostile, canDeploy: true, apps: [app] }]),
       textMessage(`v2 ${hostile} (failed)\n${hostile}`),
       errorMessage(`"${hostile}" is not a flowops command`),
       staleMessage(mrkdwn`${hostile} has moved on`, { action: 'promote', label: 'Promote v3', value: '{}' }),
       { ...releaseOutputMessage(hostile, 2, `migrating...\n${hostile}\n`), blocks: [] },
-      { blocks: [{ type: 'section', text: { type: 'mrkdwn', text: 'x' }, accessory: promoteButton({ pipeline: 'shop', app: 'shop-staging', version: 2, downstream: 'production', ahead: 1, commits: [commit] }) }] },
+      {
+        blocks: [
+          {
+            type: 'section',
+            text: { type: 'mrkdwn', text: 'x' },
+            accessory: promoteButton({
+              pipeline: 'shop',
+              app: 'shop-staging',
+              version: 2,
+              downstream: 'production',
+              ahead: 1,
+              commits: [commit],
+            }),
+          },
+        ],
+      },
     ];
 
     const texts = messages.flatMap(mrkdwnTexts).filter((t) => t !== 'x');
@@ -101,13 +159,25 @@ describe('untrusted text in Block Kit mrkdwn', () => {
   });
 
   it('links the review app, and only it, in its feed line', () => {
-    const message = feedEventMessage(event('reviewapp.created', 'Review app shop-pr-7 for #7 (<!channel>) created', { url: 'http://shop-pr-7.localhost:5000' }));
+    const message = feedEventMessage(
+      event('reviewapp.created', 'Review app shop-pr-7 for #7 (<!channel>) created', { url: 'http://shop-pr-7.localhost:5000' }),
+    );
 
-    expect(message.blocks[0]).toMatchObject({ text: { text: ':eyes: *shop*: Review app shop-pr-7 for #7 (&lt;!channel&gt;) created <http://shop-pr-7.localhost:5000|Open the review app>', verbatim: true } });
+    expect(message.blocks[0]).toMatchObject({
+      text: {
+        text: ':eyes: *shop*: Review app shop-pr-7 for #7 (&lt;!channel&gt;) created <http://shop-pr-7.localhost:5000|Open the review app>',
+        verbatim: true,
+      },
+    });
   });
 
   it('counts the confirm dialog’s 300 characters after escaping', () => {
-    const commits = Array.from({ length: 20 }, (_, i) => ({ sha: `${i}`.padStart(40, 'a'), date: '', author: '<&>', message: '<<<<>>>>&&&&' }));
+    const commits = Array.from({ length: 20 }, (_, i) => ({
+      sha: `${i}`.padStart(40, 'a'),
+      date: '',
+      author: '<&>',
+      message: '<<<<>>>>&&&&',
+    }));
 
     const summary = commitsSummary(20, commits, 'production').text;
 

@@ -126,7 +126,8 @@ describe.skipIf(!bubblewrapWorks() && !process.env.CI)('a hostile repository, sa
           scripts: { postdeploy: 'sh steal.sh postdeploy; exit 1' },
           environments: { test: { scripts: { test: 'sh steal.sh test' } } },
         }),
-        'index.js': "const stolen = require('node:child_process').execSync('sh steal.sh web'); require('node:http').createServer((q, s) => s.end(stolen)).listen(process.env.PORT);\n",
+        'index.js':
+          "const stolen = require('node:child_process').execSync('sh steal.sh web'); require('node:http').createServer((q, s) => s.end(stolen)).listen(process.env.PORT);\n",
         Procfile: 'web: node index.js\nrelease: sh steal.sh release\n',
       },
       'Totally normal change',
@@ -170,7 +171,11 @@ describe.skipIf(!bubblewrapWorks() && !process.env.CI)('a hostile repository, sa
 
     // postdeploy: a pull request's review app.
     const pr = webhookExample('pull_request', (e) => e.action === 'opened');
-    const pull = pr.pull_request as { head: { ref: string; sha: string; repo: { full_name: string } }; base: { repo: { full_name: string } }; number: number };
+    const pull = pr.pull_request as {
+      head: { ref: string; sha: string; repo: { full_name: string } };
+      base: { repo: { full_name: string } };
+      number: number;
+    };
     Object.assign(pr, { number: 7 });
     Object.assign(pull, { number: 7 });
     Object.assign(pull.head, { ref: 'main', sha });
@@ -199,7 +204,16 @@ describe.skipIf(!bubblewrapWorks() && !process.env.CI)('a hostile repository, sa
       ]),
     );
     await db.close();
-    const seen = [stored, server.output(), JSON.stringify(slack.calls), JSON.stringify(slack.responses), JSON.stringify(github.statuses), JSON.stringify(github.deployments), logs, ...answers].join('\n');
+    const seen = [
+      stored,
+      server.output(),
+      JSON.stringify(slack.calls),
+      JSON.stringify(slack.responses),
+      JSON.stringify(github.statuses),
+      JSON.stringify(github.deployments),
+      logs,
+      ...answers,
+    ].join('\n');
 
     // Each step ran, and what it printed reached the places searched.
     for (const stage of ['build', 'test', 'release', 'web']) expect(seen).toContain(`STEAL-RAN:${stage}`);
@@ -224,12 +238,25 @@ describe('repository code without a sandbox (FLOW_SANDBOX=none)', () => {
   it("still never sees flowops' settings in its environment", async () => {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'flowops-nosandbox-'));
     const database = await freshDatabase();
-    const settings = { FLOW_ADMIN_TOKEN: secret('admin-'), SLACK_BOT_TOKEN: secret('xoxb-'), SLACK_SIGNING_SECRET: secret('signing-'), GITHUB_TOKEN: secret('ghp_'), GITHUB_WEBHOOK_SECRET: secret('hook-') };
+    const settings = {
+      FLOW_ADMIN_TOKEN: secret('admin-'),
+      SLACK_BOT_TOKEN: secret('xoxb-'),
+      SLACK_SIGNING_SECRET: secret('signing-'),
+      GITHUB_TOKEN: secret('ghp_'),
+      GITHUB_WEBHOOK_SECRET: secret('hook-'),
+    };
     const repo = await GitRepo.create(path.join(dir, 'repo'), {
       'index.js': "require('node:http').createServer((q, s) => s.end(JSON.stringify(process.env))).listen(process.env.PORT);\n",
       Procfile: 'web: node index.js\nrelease: env\n',
     });
-    const server = await spawnServer({ FLOW_DATA_DIR: path.join(dir, 'data'), PORT: '0', FLOW_SANDBOX: 'none', SLACK_API_URL: 'http://127.0.0.1:9/api/', ...settings, ...(database.url ? { DATABASE_URL: database.url } : {}) });
+    const server = await spawnServer({
+      FLOW_DATA_DIR: path.join(dir, 'data'),
+      PORT: '0',
+      FLOW_SANDBOX: 'none',
+      SLACK_API_URL: 'http://127.0.0.1:9/api/',
+      ...settings,
+      ...(database.url ? { DATABASE_URL: database.url } : {}),
+    });
     const flowops = async (...argv: string[]) => {
       const { out, err } = await cliAt(server.url, settings.FLOW_ADMIN_TOKEN, argv);
       return out + err;
@@ -246,9 +273,12 @@ describe('repository code without a sandbox (FLOW_SANDBOX=none)', () => {
       const dynoEnv = JSON.parse(await (await fetch(url)).text()) as Record<string, string>;
 
       expect(release).toContain('DYNO=release.1');
-      expect(await flowops('pipelines:info', 'bare')).toContain('Warning: this flowops runs repository code unsandboxed (builds, tests and apps can read its settings and data); install bubblewrap');
+      expect(await flowops('pipelines:info', 'bare')).toContain(
+        'Warning: this flowops runs repository code unsandboxed (builds, tests and apps can read its settings and data); install bubblewrap',
+      );
       expect(Object.keys(dynoEnv).sort()).toEqual(['DYNO', 'FLOWOPS_SANDBOX', 'HOME', 'HOST', 'OWN', 'PATH', 'PORT', 'PWD']);
-      for (const value of [...Object.values(settings), database.url ?? 'no-database-url']) expect(release + JSON.stringify(dynoEnv)).not.toContain(value);
+      for (const value of [...Object.values(settings), database.url ?? 'no-database-url'])
+        expect(release + JSON.stringify(dynoEnv)).not.toContain(value);
       await flowops('apps:destroy', 'bare-staging', '--confirm', 'bare-staging');
     } finally {
       server.child.kill('SIGTERM');

@@ -21,7 +21,12 @@ async function packageTarball(dir: string, text: string): Promise<void> {
 
 /** A Node app that answers what its `greeting` dependency (a vendored tarball, no lockfile) says. */
 const greetingApp = {
-  'package.json': JSON.stringify({ name: 'app', version: '1.0.0', scripts: { start: 'node index.js' }, dependencies: { greeting: 'file:vendor/greeting-1.0.0.tgz' } }),
+  'package.json': JSON.stringify({
+    name: 'app',
+    version: '1.0.0',
+    scripts: { start: 'node index.js' },
+    dependencies: { greeting: 'file:vendor/greeting-1.0.0.tgz' },
+  }),
   'index.js': "require('node:http').createServer((q, s) => s.end(require('greeting'))).listen(process.env.PORT);\n",
 };
 
@@ -91,12 +96,15 @@ describe('repository code trying to get out of its sandbox', () => {
 
   it('stops every process of a destroyed app, even one that ignores SIGTERM', async () => {
     await pipeline('stubborn', {
-      'index.js': "process.on('SIGTERM', () => {}); require('node:http').createServer((q, s) => s.end('still here')).listen(process.env.PORT);\n",
+      'index.js':
+        "process.on('SIGTERM', () => {}); require('node:http').createServer((q, s) => s.end('still here')).listen(process.env.PORT);\n",
       Procfile: 'web: node index.js\n',
     });
     const deployed = await t.cli(['deploy', 'stubborn', 'to', 'staging']);
     expect(deployed.code, deployed.out + deployed.err).toBe(0);
-    const state = JSON.parse(await readFile(path.join(dataDir(), 'apps', 'stubborn-staging', 'state.json'), 'utf8')) as { dynos: { port: number }[] };
+    const state = JSON.parse(await readFile(path.join(dataDir(), 'apps', 'stubborn-staging', 'state.json'), 'utf8')) as {
+      dynos: { port: number }[];
+    };
     const dyno = `http://127.0.0.1:${state.dynos[0]!.port}/`;
     expect(await (await fetch(dyno)).text()).toBe('still here');
 
@@ -123,7 +131,12 @@ describe('repository code trying to get out of its sandbox', () => {
 
 describe('the registry settings a build inherits', () => {
   it('carry no credential from a proxy or registry URL', () => {
-    const settings = buildSettings({ HTTPS_PROXY: 'http://user:pa55@proxy.example:3128', npm_config_registry: 'https://tok:en@registry.example/', npm_config__authToken: 'x', PATH: '/bin' });
+    const settings = buildSettings({
+      HTTPS_PROXY: 'http://user:pa55@proxy.example:3128',
+      npm_config_registry: 'https://tok:en@registry.example/',
+      npm_config__authToken: 'x',
+      PATH: '/bin',
+    });
 
     expect(settings).toEqual({ HTTPS_PROXY: 'http://proxy.example:3128', npm_config_registry: 'https://registry.example/' });
   });

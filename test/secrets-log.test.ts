@@ -43,7 +43,11 @@ describe('secrets never reach the server log, an event or Slack', () => {
   };
   const flow = async (text: string) => {
     const id = `s${n++}`;
-    await postToSlackEndpoint(server.url, slashCommand({ text, user: 'UADMIN', userName: 'ada', channel: 'CDEPLOY', responseUrl: slack.responseUrl(id) }), { secret: SLACK_SECRET, contentType: 'application/x-www-form-urlencoded' });
+    await postToSlackEndpoint(
+      server.url,
+      slashCommand({ text, user: 'UADMIN', userName: 'ada', channel: 'CDEPLOY', responseUrl: slack.responseUrl(id) }),
+      { secret: SLACK_SECRET, contentType: 'application/x-www-form-urlencoded' },
+    );
     return slack.waitFor(() => slack.responses.find((r) => r.id === id) as { text: string } | undefined, `the answer to ${text}`);
   };
   /** Everything the server printed, across restarts. */
@@ -154,7 +158,10 @@ describe('secrets never reach the server log, an event or Slack', () => {
   it('keeps a config value out of events, the feed and the log when config:set succeeds', async () => {
     const run = await flowops(['config:set', 'shop-staging', `API_KEY=${SET_SECRET}`]);
     expect(run.code, run.err).toBe(0);
-    const feed = await slack.waitFor(() => slack.callsOf('chat.postMessage').find((c) => c.args.channel === 'CFEED' && String(c.args.text).includes('API_KEY')), 'the feed message');
+    const feed = await slack.waitFor(
+      () => slack.callsOf('chat.postMessage').find((c) => c.args.channel === 'CFEED' && String(c.args.text).includes('API_KEY')),
+      'the feed message',
+    );
 
     const shown = await flow('config shop-staging');
 

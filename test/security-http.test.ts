@@ -40,7 +40,8 @@ function openPost(port: number, path: string, headers: Record<string, string | n
     async send(bytes: number): Promise<void> {
       const chunk = Buffer.alloc(MB, 0x61);
       for (let sent = 0; sent < bytes; sent += MB) {
-        if (!req.write(bytes - sent >= MB ? chunk : chunk.subarray(0, bytes - sent))) await new Promise((resolve) => req.once('drain', resolve));
+        if (!req.write(bytes - sent >= MB ? chunk : chunk.subarray(0, bytes - sent)))
+          await new Promise((resolve) => req.once('drain', resolve));
       }
     },
     end: () => req.end(),
@@ -60,7 +61,8 @@ async function waitFor(condition: () => boolean | Promise<boolean>, what: string
 
 describe('GitHub webhooks: what GitHub would never send is refused, cheaply, with nothing recorded', () => {
   let t: TestServer;
-  const deliveries = async (): Promise<string[]> => ((await t.server.database.dataSource.query('SELECT id FROM github_deliveries ORDER BY id')) as { id: string }[]).map((r) => r.id);
+  const deliveries = async (): Promise<string[]> =>
+    ((await t.server.database.dataSource.query('SELECT id FROM github_deliveries ORDER BY id')) as { id: string }[]).map((r) => r.id);
   const githubHeaders = (id: string, extra: Record<string, string | number> = {}) => ({
     'content-type': 'application/json',
     'x-github-event': 'push',
@@ -84,19 +86,23 @@ describe('GitHub webhooks: what GitHub would never send is refused, cheaply, wit
     ['X-GitHub-Delivery', { 'x-github-delivery': undefined }],
     ['X-GitHub-Event', { 'x-github-event': undefined }],
   ])('refuses a delivery without %s before reading its body', async (_header, without) => {
-    const headers = Object.fromEntries(Object.entries({ ...githubHeaders('unsigned-1', { 'content-length': 100 * MB }), ...without }).filter(([, v]) => v !== undefined)) as Record<string, string>;
+    const headers = Object.fromEntries(
+      Object.entries({ ...githubHeaders('unsigned-1', { 'content-length': 100 * MB }), ...without }).filter(([, v]) => v !== undefined),
+    ) as Record<string, string>;
 
     const post = openPost(t.server.port, '/github/webhooks', headers, '{"ref":');
     const answer = await post.answer;
     post.hangUp();
 
     expect(answer.status).toBe(400);
-    expect(errorOf(answer).message).toBe('a GitHub delivery needs X-GitHub-Delivery, X-GitHub-Event and X-Hub-Signature-256 headers and a JSON body');
+    expect(errorOf(answer).message).toBe(
+      'a GitHub delivery needs X-GitHub-Delivery, X-GitHub-Event and X-Hub-Signature-256 headers and a JSON body',
+    );
     expect(answer.headers.connection).toBe('close');
     expect(await deliveries()).toEqual([]);
   });
 
-  it('refuses a delivery over GitHub\'s 25 MB cap before reading it, naming the limit', async () => {
+  it("refuses a delivery over GitHub's 25 MB cap before reading it, naming the limit", async () => {
     const post = openPost(t.server.port, '/github/webhooks', githubHeaders('huge-1', { 'content-length': 25 * MB + 1 }), '{"ref":');
     const answer = await post.answer;
     post.hangUp();
@@ -119,17 +125,26 @@ describe('GitHub webhooks: what GitHub would never send is refused, cheaply, wit
   });
 
   it('refuses a body that is not application/json before reading it, and says what to set on GitHub', async () => {
-    const post = openPost(t.server.port, '/github/webhooks', githubHeaders('form-1', { 'content-type': 'application/x-www-form-urlencoded', 'content-length': 10 * MB }), 'payload=');
+    const post = openPost(
+      t.server.port,
+      '/github/webhooks',
+      githubHeaders('form-1', { 'content-type': 'application/x-www-form-urlencoded', 'content-length': 10 * MB }),
+      'payload=',
+    );
     const answer = await post.answer;
     post.hangUp();
 
     expect(answer.status).toBe(400);
-    expect(errorOf(answer).message).toBe('the body must be application/json: set the webhook\'s content type to "application/json" on GitHub');
+    expect(errorOf(answer).message).toBe(
+      'the body must be application/json: set the webhook\'s content type to "application/json" on GitHub',
+    );
   });
 
   it('refuses forged posts at once past the budget of unverified bytes, and still takes a signed delivery meanwhile', async () => {
     // 20 posts that look signed, each declaring 24 MB: the default budget (100 MB) holds four of them.
-    const forged = Array.from({ length: 20 }, (_, i) => openPost(t.server.port, '/github/webhooks', githubHeaders(`forged-${i}`, { 'content-length': 24 * MB })));
+    const forged = Array.from({ length: 20 }, (_, i) =>
+      openPost(t.server.port, '/github/webhooks', githubHeaders(`forged-${i}`, { 'content-length': 24 * MB })),
+    );
     const answered = new Map<number, RawAnswer>();
     forged.forEach((post, i) => void post.answer.then((a) => answered.set(i, a)));
     await waitFor(() => answered.size === 16, 'the posts past the budget to be refused');
@@ -137,7 +152,10 @@ describe('GitHub webhooks: what GitHub would never send is refused, cheaply, wit
 
     expect(refusals.map((a) => a.status)).toEqual(Array(16).fill(503));
     expect(refusals[0]!.headers['retry-after']).toBe('10');
-    expect(errorOf(refusals[0]!)).toEqual({ code: 'unavailable', message: 'too many unverified request bodies are arriving at once (over 100 MB); try again in 10 s' });
+    expect(errorOf(refusals[0]!)).toEqual({
+      code: 'unavailable',
+      message: 'too many unverified request bodies are arriving at once (over 100 MB); try again in 10 s',
+    });
     expect(t.server.unverifiedBodies.inFlight).toBe(4 * 24 * MB);
 
     const body = JSON.stringify(signedPush());
@@ -159,7 +177,9 @@ describe('GitHub webhooks: what GitHub would never send is refused, cheaply, wit
   });
 
   it('gives the budget back when a sender hangs up part-way through a body', async () => {
-    const posts = Array.from({ length: 4 }, (_, i) => openPost(t.server.port, '/github/webhooks', githubHeaders(`hangup-${i}`, { 'content-length': 24 * MB }), '{"ref":'));
+    const posts = Array.from({ length: 4 }, (_, i) =>
+      openPost(t.server.port, '/github/webhooks', githubHeaders(`hangup-${i}`, { 'content-length': 24 * MB }), '{"ref":'),
+    );
     await waitFor(() => t.server.unverifiedBodies.inFlight === 4 * 24 * MB, 'the four bodies to be reserved');
 
     for (const post of posts) {
@@ -178,29 +198,76 @@ describe('GitHub webhooks: what GitHub would never send is refused, cheaply, wit
     ['a body that is not JSON', 'push', '{"ref":', 'the body is not JSON'],
     ['null', 'push', 'null', "a push delivery's body must be a JSON object"],
     ['an array', 'push', '[]', "a push delivery's body must be a JSON object"],
-    ['{} for a push', 'push', '{}', 'this is not a push delivery as GitHub sends it: ref: Invalid input: expected string, received undefined'],
-    ['a push whose after is no sha', 'push', JSON.stringify({ ...pushExample, after: '../../user' }), 'this is not a push delivery as GitHub sends it: after: must be a commit sha (40 hex digits)'],
-    ['a push whose ref holds a NUL', 'push', JSON.stringify({ ...pushExample, ref: 'refs/heads/ma\u0000in' }), 'this is not a push delivery as GitHub sends it: ref: must be a git ref name'],
-    ['a push whose repository is a number', 'push', JSON.stringify({ ...pushExample, repository: 7 }), 'this is not a push delivery as GitHub sends it: repository: Invalid input: expected object, received number'],
-    ['pull_request: {}', 'pull_request', JSON.stringify({ ...prExample, pull_request: {} }), 'this is not a pull_request delivery as GitHub sends it: pull_request.title: Invalid input: expected string, received undefined'],
-    ['a pull request number that is a string', 'pull_request', JSON.stringify({ ...prExample, number: '2' }), 'this is not a pull_request delivery as GitHub sends it: number: Invalid input: expected number, received string'],
-    ['a pull request number past any integer', 'pull_request', JSON.stringify({ ...prExample, number: 1e30 }), 'this is not a pull_request delivery as GitHub sends it: number: Too big: expected number to be <=2147483647'],
-    ['a ping whose repository has no name', 'ping', JSON.stringify({ zen: 'hi', repository: {} }), 'this is not a ping delivery as GitHub sends it: repository.full_name: Invalid input: expected string, received undefined'],
-  ])('answers a correctly signed but malformed delivery (%s) with 400, records nothing, and takes its redelivery once fixed', async (what, event, body, message) => {
-    const id = `malformed-${what.replace(/[^a-z]+/g, '-')}`;
+    [
+      '{} for a push',
+      'push',
+      '{}',
+      'this is not a push delivery as GitHub sends it: ref: Invalid input: expected string, received undefined',
+    ],
+    [
+      'a push whose after is no sha',
+      'push',
+      JSON.stringify({ ...pushExample, after: '../../user' }),
+      'this is not a push delivery as GitHub sends it: after: must be a commit sha (40 hex digits)',
+    ],
+    [
+      'a push whose ref holds a NUL',
+      'push',
+      JSON.stringify({ ...pushExample, ref: 'refs/heads/ma\u0000in' }),
+      'this is not a push delivery as GitHub sends it: ref: must be a git ref name',
+    ],
+    [
+      'a push whose repository is a number',
+      'push',
+      JSON.stringify({ ...pushExample, repository: 7 }),
+      'this is not a push delivery as GitHub sends it: repository: Invalid input: expected object, received number',
+    ],
+    [
+      'pull_request: {}',
+      'pull_request',
+      JSON.stringify({ ...prExample, pull_request: {} }),
+      'this is not a pull_request delivery as GitHub sends it: pull_request.title: Invalid input: expected string, received undefined',
+    ],
+    [
+      'a pull request number that is a string',
+      'pull_request',
+      JSON.stringify({ ...prExample, number: '2' }),
+      'this is not a pull_request delivery as GitHub sends it: number: Invalid input: expected number, received string',
+    ],
+    [
+      'a pull request number past any integer',
+      'pull_request',
+      JSON.stringify({ ...prExample, number: 1e30 }),
+      'this is not a pull_request delivery as GitHub sends it: number: Too big: expected number to be <=2147483647',
+    ],
+    [
+      'a ping whose repository has no name',
+      'ping',
+      JSON.stringify({ zen: 'hi', repository: {} }),
+      'this is not a ping delivery as GitHub sends it: repository.full_name: Invalid input: expected string, received undefined',
+    ],
+  ])(
+    'answers a correctly signed but malformed delivery (%s) with 400, records nothing, and takes its redelivery once fixed',
+    async (what, event, body, message) => {
+      const id = `malformed-${what.replace(/[^a-z]+/g, '-')}`;
 
-    const res = await deliver(t.server.url, event, id, body, githubSignature(GITHUB_SECRET, body));
+      const res = await deliver(t.server.url, event, id, body, githubSignature(GITHUB_SECRET, body));
 
-    expect(res.status).toBe(400);
-    expect(((await res.json()) as { error: { message: string } }).error.message).toBe(message);
-    expect(await deliveries()).not.toContain(id);
-    const fixed = JSON.stringify(
-      event === 'pull_request' ? { ...prExample, repository: { ...(prExample.repository as object), full_name: 'acme/nothing-connected' } } : event === 'ping' ? { zen: 'Keep it logically awesome.' } : signedPush(),
-    );
-    const redelivered = await deliver(t.server.url, event, id, fixed, githubSignature(GITHUB_SECRET, fixed));
-    expect(redelivered.status).toBe(202);
-    expect(await deliveries()).toContain(id);
-  });
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as { error: { message: string } }).error.message).toBe(message);
+      expect(await deliveries()).not.toContain(id);
+      const fixed = JSON.stringify(
+        event === 'pull_request'
+          ? { ...prExample, repository: { ...(prExample.repository as object), full_name: 'acme/nothing-connected' } }
+          : event === 'ping'
+            ? { zen: 'Keep it logically awesome.' }
+            : signedPush(),
+      );
+      const redelivered = await deliver(t.server.url, event, id, fixed, githubSignature(GITHUB_SECRET, fixed));
+      expect(redelivered.status).toBe(202);
+      expect(await deliveries()).toContain(id);
+    },
+  );
 });
 
 describe('FLOW_UNVERIFIED_BODIES_MB, the budget of unverified bytes', () => {
@@ -226,15 +293,28 @@ describe('Slack over HTTP: a request from the future is refused, a replay runs o
   /** A signed `/flow help` whose answer goes to its own response_url. */
   const help = () => {
     const id = `help-${n++}`;
-    return { id, body: slashCommand({ text: 'help', user: 'UADMIN', userName: 'ada', channel: 'CDEPLOY', responseUrl: slack.responseUrl(id) }) };
+    return {
+      id,
+      body: slashCommand({ text: 'help', user: 'UADMIN', userName: 'ada', channel: 'CDEPLOY', responseUrl: slack.responseUrl(id) }),
+    };
   };
   const homeOpened = (user: string, eventId: string) =>
-    JSON.stringify({ token: 'x', team_id: 'T1', api_app_id: 'A1', type: 'event_callback', event_id: eventId, event_time: now(), event: { type: 'app_home_opened', user, channel: 'D1', tab: 'home', event_ts: '1.1' } });
+    JSON.stringify({
+      token: 'x',
+      team_id: 'T1',
+      api_app_id: 'A1',
+      type: 'event_callback',
+      event_id: eventId,
+      event_time: now(),
+      event: { type: 'app_home_opened', user, channel: 'D1', tab: 'home', event_ts: '1.1' },
+    });
   const publishedTo = (user: string) => slack.callsOf('views.publish').filter((c) => c.args.user_id === user);
 
   beforeAll(async () => {
     slack = await FakeSlack.start();
-    t = await startTestServer({ env: { SLACK_BOT_TOKEN: 'xoxb-test', SLACK_SIGNING_SECRET: SLACK_SECRET, SLACK_API_URL: slack.apiUrl, FLOW_SLACK_ADMINS: 'UADMIN' } });
+    t = await startTestServer({
+      env: { SLACK_BOT_TOKEN: 'xoxb-test', SLACK_SIGNING_SECRET: SLACK_SECRET, SLACK_API_URL: slack.apiUrl, FLOW_SLACK_ADMINS: 'UADMIN' },
+    });
   });
   afterAll(async () => {
     await t.close();
@@ -248,13 +328,30 @@ describe('Slack over HTTP: a request from the future is refused, a replay runs o
     await t.server.slack!.idle();
 
     expect(res.status).toBe(401);
-    expect(((await res.json()) as { error: { message: string } }).error.message).toBe('the request timestamp is more than 5 minutes away from now');
+    expect(((await res.json()) as { error: { message: string } }).error.message).toBe(
+      'the request timestamp is more than 5 minutes away from now',
+    );
     expect(answersTo(id)).toEqual([]);
   });
 
   it('refuses a request from the future, or without a signature, before reading its body', async () => {
-    const future = openPost(t.server.port, '/slack/events', { 'content-type': form, 'content-length': 3 * MB, 'x-slack-request-timestamp': now() + 3600, 'x-slack-signature': `v0=${'0'.repeat(64)}` }, 'token=');
-    const unsigned = openPost(t.server.port, '/slack/events', { 'content-type': form, 'content-length': 3 * MB, 'x-slack-request-timestamp': now() }, 'token=');
+    const future = openPost(
+      t.server.port,
+      '/slack/events',
+      {
+        'content-type': form,
+        'content-length': 3 * MB,
+        'x-slack-request-timestamp': now() + 3600,
+        'x-slack-signature': `v0=${'0'.repeat(64)}`,
+      },
+      'token=',
+    );
+    const unsigned = openPost(
+      t.server.port,
+      '/slack/events',
+      { 'content-type': form, 'content-length': 3 * MB, 'x-slack-request-timestamp': now() },
+      'token=',
+    );
 
     const answers = await Promise.all([future.answer, unsigned.answer]);
     future.hangUp();
@@ -292,7 +389,7 @@ describe('Slack over HTTP: a request from the future is refused, a replay runs o
     expect(answersTo(id)).toHaveLength(1);
   });
 
-  it("runs an event once when Slack retries it (X-Slack-Retry-Num, same event_id, new timestamp)", async () => {
+  it('runs an event once when Slack retries it (X-Slack-Retry-Num, same event_id, new timestamp)', async () => {
     const event = homeOpened('URETRY', 'Ev0RETRY');
     await postToSlackEndpoint(t.server.url, event, { secret: SLACK_SECRET, contentType: 'application/json' });
     await slack.waitFor(() => publishedTo('URETRY')[0], 'the first home view');
@@ -300,7 +397,13 @@ describe('Slack over HTTP: a request from the future is refused, a replay runs o
     const timestamp = now() + 1;
     const retry = await fetch(`${t.server.url}/slack/events`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', 'x-slack-request-timestamp': String(timestamp), 'x-slack-signature': slackSignature(SLACK_SECRET, timestamp, event), 'x-slack-retry-num': '1', 'x-slack-retry-reason': 'http_timeout' },
+      headers: {
+        'content-type': 'application/json',
+        'x-slack-request-timestamp': String(timestamp),
+        'x-slack-signature': slackSignature(SLACK_SECRET, timestamp, event),
+        'x-slack-retry-num': '1',
+        'x-slack-retry-reason': 'http_timeout',
+      },
       body: event,
     });
     // Another event after the retry: once its view is published, a second run of the retry would have been queued too.
@@ -314,13 +417,18 @@ describe('Slack over HTTP: a request from the future is refused, a replay runs o
   });
 
   it.runIf(process.env.DATABASE_URL)('runs a request replayed to another flowops process on the same Postgres once', async () => {
-    const other = await startTestServer({ sharedDatabaseUrl: t.databaseUrl, env: { SLACK_BOT_TOKEN: 'xoxb-test', SLACK_SIGNING_SECRET: SLACK_SECRET, SLACK_API_URL: slack.apiUrl, FLOW_SLACK_ADMINS: 'UADMIN' } });
+    const other = await startTestServer({
+      sharedDatabaseUrl: t.databaseUrl,
+      env: { SLACK_BOT_TOKEN: 'xoxb-test', SLACK_SIGNING_SECRET: SLACK_SECRET, SLACK_API_URL: slack.apiUrl, FLOW_SLACK_ADMINS: 'UADMIN' },
+    });
     try {
       const { id, body } = help();
       const timestamp = now();
       const signature = slackSignature(SLACK_SECRET, timestamp, body);
 
-      const answers = await Promise.all([t, other].map((s) => postToSlackEndpoint(s.server.url, body, { secret: SLACK_SECRET, contentType: form, timestamp, signature })));
+      const answers = await Promise.all(
+        [t, other].map((s) => postToSlackEndpoint(s.server.url, body, { secret: SLACK_SECRET, contentType: form, timestamp, signature })),
+      );
       await slack.waitFor(() => answersTo(id)[0], 'the answer');
       await Promise.all([t.server.slack!.idle(), other.server.slack!.idle()]);
 
@@ -334,10 +442,20 @@ describe('Slack over HTTP: a request from the future is refused, a replay runs o
 
 describe('the API: bad input is a 4xx that says what, never a 500, and changes nothing', () => {
   let t: TestServer;
-  const counts = async () => (await t.server.database.dataSource.query('SELECT (SELECT count(*) FROM operations)::int AS operations, (SELECT count(*) FROM events)::int AS events'))[0] as { operations: number; events: number };
-  const get = (path: string, token = t.server.admin.token) => fetch(`${t.server.url}${path}`, { headers: { authorization: `Bearer ${token}` } });
+  const counts = async () =>
+    (
+      await t.server.database.dataSource.query(
+        'SELECT (SELECT count(*) FROM operations)::int AS operations, (SELECT count(*) FROM events)::int AS events',
+      )
+    )[0] as { operations: number; events: number };
+  const get = (path: string, token = t.server.admin.token) =>
+    fetch(`${t.server.url}${path}`, { headers: { authorization: `Bearer ${token}` } });
   const post = (body: string, headers: Record<string, string> = {}) =>
-    fetch(`${t.server.url}/api/commands`, { method: 'POST', headers: { 'content-type': 'application/json', authorization: `Bearer ${t.server.admin.token}`, ...headers }, body });
+    fetch(`${t.server.url}/api/commands`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${t.server.admin.token}`, ...headers },
+      body,
+    });
   const messageOf = async (res: Response) => ((await res.json()) as { error: { message: string } }).error.message;
 
   beforeAll(async () => {
@@ -376,7 +494,12 @@ describe('the API: bad input is a 4xx that says what, never a 500, and changes n
   });
 
   it('refuses a request without a valid token before reading its body', async () => {
-    const sent = openPost(t.server.port, '/api/commands', { 'content-type': 'application/json', 'content-length': 50 * MB, authorization: 'Bearer flo_wrong' }, '{"argv":');
+    const sent = openPost(
+      t.server.port,
+      '/api/commands',
+      { 'content-type': 'application/json', 'content-length': 50 * MB, authorization: 'Bearer flo_wrong' },
+      '{"argv":',
+    );
     const answer = await sent.answer;
     sent.hangUp();
 
@@ -388,13 +511,48 @@ describe('the API: bad input is a 4xx that says what, never a 500, and changes n
     ['JSON that does not parse', '{"argv": [', {}, 'the request body is not valid JSON'],
     ['null', 'null', {}, 'the request body is not valid JSON'],
     ['a JSON string', '"pipelines"', {}, 'the request body is not valid JSON'],
-    ['a body that is not JSON at all', 'argv=pipelines', { 'content-type': 'application/x-www-form-urlencoded' }, 'the request body must be {"argv": ["command", "word", ...]} (Content-Type: application/json), at most 200 words of at most 64 KB'],
-    ['argv holding a number', '{"argv": ["releases", 7]}', {}, 'the request body must be {"argv": ["command", "word", ...]} (Content-Type: application/json), at most 200 words of at most 64 KB'],
-    ['a NUL character (a JSON \\u0000 escape) in a word', '{"argv": ["config:set", "shop-staging", "A=x\\u0000y"]}', {}, 'the value of A contains a control character (U+0000 at character 2): config values may hold tabs and line breaks, but never NUL or other control characters'],
-    ['an unpaired surrogate (a JSON \\ud800 escape) in a word', '{"argv": ["config:set", "shop-staging", "A=\\ud800"]}', {}, 'the value of A is not valid Unicode (a lone surrogate, U+D800 at character 1); set it again'],
-    ['a charset other than UTF-8', '{"argv": ["pipelines"]}', { 'content-type': 'application/json; charset=koi8-r' }, 'the request body must be JSON in UTF-8, uncompressed or gzip/deflate'],
-    ['a Content-Encoding that is not supported', '{"argv": ["pipelines"]}', { 'content-encoding': 'x-snappy' }, 'the request body must be JSON in UTF-8, uncompressed or gzip/deflate'],
-    ['a gzip body that is not gzip', '{"argv": ["pipelines"]}', { 'content-encoding': 'gzip' }, 'the request is malformed (a %-escape in the URL, or the body)'],
+    [
+      'a body that is not JSON at all',
+      'argv=pipelines',
+      { 'content-type': 'application/x-www-form-urlencoded' },
+      'the request body must be {"argv": ["command", "word", ...]} (Content-Type: application/json), at most 200 words of at most 64 KB',
+    ],
+    [
+      'argv holding a number',
+      '{"argv": ["releases", 7]}',
+      {},
+      'the request body must be {"argv": ["command", "word", ...]} (Content-Type: application/json), at most 200 words of at most 64 KB',
+    ],
+    [
+      'a NUL character (a JSON \\u0000 escape) in a word',
+      '{"argv": ["config:set", "shop-staging", "A=x\\u0000y"]}',
+      {},
+      'the value of A contains a control character (U+0000 at character 2): config values may hold tabs and line breaks, but never NUL or other control characters',
+    ],
+    [
+      'an unpaired surrogate (a JSON \\ud800 escape) in a word',
+      '{"argv": ["config:set", "shop-staging", "A=\\ud800"]}',
+      {},
+      'the value of A is not valid Unicode (a lone surrogate, U+D800 at character 1); set it again',
+    ],
+    [
+      'a charset other than UTF-8',
+      '{"argv": ["pipelines"]}',
+      { 'content-type': 'application/json; charset=koi8-r' },
+      'the request body must be JSON in UTF-8, uncompressed or gzip/deflate',
+    ],
+    [
+      'a Content-Encoding that is not supported',
+      '{"argv": ["pipelines"]}',
+      { 'content-encoding': 'x-snappy' },
+      'the request body must be JSON in UTF-8, uncompressed or gzip/deflate',
+    ],
+    [
+      'a gzip body that is not gzip',
+      '{"argv": ["pipelines"]}',
+      { 'content-encoding': 'gzip' },
+      'the request is malformed (a %-escape in the URL, or the body)',
+    ],
   ])('answers a command with %s with 400, and changes nothing', async (_what, body, headers, message) => {
     const before = await counts();
 

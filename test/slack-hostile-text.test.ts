@@ -29,23 +29,42 @@ describe('hostile text from GitHub, commits and release phases reaches Slack as 
   /** Types `/flow <text>` in a channel, signed as Slack signs it; returns the response_url id. */
   async function type(text: string, channel = 'CDEPLOY') {
     const id = `r${n++}`;
-    const res = await postToSlackEndpoint(t.server.url, slashCommand({ text, user: 'UADMIN', userName: 'ada', channel, responseUrl: slack.responseUrl(id) }), { secret: SLACK_SECRET, contentType: form });
+    const res = await postToSlackEndpoint(
+      t.server.url,
+      slashCommand({ text, user: 'UADMIN', userName: 'ada', channel, responseUrl: slack.responseUrl(id) }),
+      { secret: SLACK_SECRET, contentType: form },
+    );
     expect(res.status).toBe(200);
     return id;
   }
   /** Types `/flow <text>` and waits for its ephemeral answer. */
   async function flow(text: string, channel = 'CDEPLOY') {
     const id = await type(text, channel);
-    return slack.waitFor(() => slack.responses.find((r) => r.id === id) as { text: string; blocks: unknown[]; response_type: string } | undefined, `the answer to /flow ${text}`);
+    return slack.waitFor(
+      () => slack.responses.find((r) => r.id === id) as { text: string; blocks: unknown[]; response_type: string } | undefined,
+      `the answer to /flow ${text}`,
+    );
   }
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'flowops-hostile-'));
-    repo = await GitRepo.create(path.join(dir, 'acme-shop'), webApp('hostile v1', 'console.log("<!here> migrated <https://evil|the database> & <@U0ADMIN>")'), `${HOSTILE} & friends`);
+    repo = await GitRepo.create(
+      path.join(dir, 'acme-shop'),
+      webApp('hostile v1', 'console.log("<!here> migrated <https://evil|the database> & <@U0ADMIN>")'),
+      `${HOSTILE} & friends`,
+    );
     github = await FakeGitHub.start('acme/shop', repo);
     slack = await FakeSlack.start();
     t = await startTestServer({
-      env: { GITHUB_API_URL: github.url, GITHUB_TOKEN: 'ghp_test', GITHUB_WEBHOOK_SECRET: GH_SECRET, SLACK_BOT_TOKEN: 'xoxb-test', SLACK_SIGNING_SECRET: SLACK_SECRET, SLACK_API_URL: slack.apiUrl, FLOW_SLACK_ADMINS: 'UADMIN' },
+      env: {
+        GITHUB_API_URL: github.url,
+        GITHUB_TOKEN: 'ghp_test',
+        GITHUB_WEBHOOK_SECRET: GH_SECRET,
+        SLACK_BOT_TOKEN: 'xoxb-test',
+        SLACK_SIGNING_SECRET: SLACK_SECRET,
+        SLACK_API_URL: slack.apiUrl,
+        FLOW_SLACK_ADMINS: 'UADMIN',
+      },
     });
     await t.cli(['pipelines:create', 'shop', '--repo', 'github:acme/shop']);
     await t.cli(['apps:create', 'shop-staging', '--pipeline', 'shop', '--stage', 'staging']);
@@ -65,7 +84,12 @@ describe('hostile text from GitHub, commits and release phases reaches Slack as 
     const payload = webhookExample('pull_request', (e) => e.action === 'opened');
     (payload.repository as { full_name: string }).full_name = 'acme/shop';
     Object.assign(payload, { action: 'opened', number: 9 });
-    const pull = payload.pull_request as { head: { ref: string; sha: string; repo: { full_name: string } }; title: string; number: number; user: { login: string } };
+    const pull = payload.pull_request as {
+      head: { ref: string; sha: string; repo: { full_name: string } };
+      title: string;
+      number: number;
+      user: { login: string };
+    };
     Object.assign(pull, { title: HOSTILE, number: 9 });
     Object.assign(pull.head, { ref: 'fix/<!here>', sha });
     pull.head.repo.full_name = 'acme/shop';
@@ -74,8 +98,14 @@ describe('hostile text from GitHub, commits and release phases reaches Slack as 
 
     expect((await deliver(t.server.url, 'pull_request', 'hostile-1', body, githubSignature(GH_SECRET, body))).status).toBe(202);
 
-    const opened = await slack.waitFor(() => feedPosts().find((c) => String(c.args.text).includes('Pull request #9')), 'the pull request in the feed');
-    const reviewApp = await slack.waitFor(() => feedPosts().find((c) => String(c.args.text).includes('Review app shop-pr-9') && String(c.args.text).includes('created')), 'the review app in the feed');
+    const opened = await slack.waitFor(
+      () => feedPosts().find((c) => String(c.args.text).includes('Pull request #9')),
+      'the pull request in the feed',
+    );
+    const reviewApp = await slack.waitFor(
+      () => feedPosts().find((c) => String(c.args.text).includes('Review app shop-pr-9') && String(c.args.text).includes('created')),
+      'the review app in the feed',
+    );
     const openedBlocks = JSON.stringify(opened.args.blocks);
     expect(opened.args.text).toBe(`shop: Pull request #9 "${ESCAPED}" (fix/&lt;!here&gt;) opened by &lt;!everyone&gt;`);
     expect(openedBlocks).toContain(ESCAPED);
@@ -87,10 +117,19 @@ describe('hostile text from GitHub, commits and release phases reaches Slack as 
     await type('deploy shop to staging');
 
     const update = await slack.waitFor(
-      () => slack.calls.find((c) => (c.method === 'chat.update' || (c.method === 'chat.postMessage' && !c.args.thread_ts)) && c.args.channel === 'CDEPLOY' && String(c.args.text).endsWith('— done')),
+      () =>
+        slack.calls.find(
+          (c) =>
+            (c.method === 'chat.update' || (c.method === 'chat.postMessage' && !c.args.thread_ts)) &&
+            c.args.channel === 'CDEPLOY' &&
+            String(c.args.text).endsWith('— done'),
+        ),
       'the deploy message, done',
     );
-    const thread = await slack.waitFor(() => slack.callsOf('chat.postMessage').find((c) => c.args.channel === 'CDEPLOY' && c.args.thread_ts), 'the release phase output');
+    const thread = await slack.waitFor(
+      () => slack.callsOf('chat.postMessage').find((c) => c.args.channel === 'CDEPLOY' && c.args.thread_ts),
+      'the release phase output',
+    );
     const output = await flow('releases:output shop-staging');
 
     const confirm = JSON.stringify(update.args.blocks);

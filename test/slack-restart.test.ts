@@ -27,14 +27,18 @@ describe('release messages across a flowops crash and restart', () => {
     FLOW_SLACK_ADMINS: 'UADMIN',
     ...(database.url ? { DATABASE_URL: database.url } : {}),
   });
-  const flowops = (...argv: string[]) => runCli(argv, { out: () => undefined, err: () => undefined, env: { FLOW_URL: server.url, FLOW_TOKEN: TOKEN } });
+  const flowops = (...argv: string[]) =>
+    runCli(argv, { out: () => undefined, err: () => undefined, env: { FLOW_URL: server.url, FLOW_TOKEN: TOKEN } });
 
   beforeAll(async () => {
     slack = await FakeSlack.start();
     dir = await mkdtemp(path.join(os.tmpdir(), 'flowops-slack-restart-'));
     database = await freshDatabase();
     server = await spawnServer(env());
-    const repo = await GitRepo.create(path.join(dir, 'repo'), { ...webApp('restart v1'), Procfile: 'web: node index.js\nrelease: sleep 30\n' });
+    const repo = await GitRepo.create(path.join(dir, 'repo'), {
+      ...webApp('restart v1'),
+      Procfile: 'web: node index.js\nrelease: sleep 30\n',
+    });
     await flowops('pipelines:create', 'shop', '--repo', repo.dir);
     await flowops('apps:create', 'shop-staging', '--pipeline', 'shop', '--stage', 'staging');
   });
@@ -47,11 +51,23 @@ describe('release messages across a flowops crash and restart', () => {
   });
 
   it('updates the same message (stored channel and ts) after a crash, with the interrupted outcome', async () => {
-    const body = slashCommand({ text: 'deploy shop to staging', user: 'UADMIN', userName: 'ada', channel: 'CDEPLOY', responseUrl: slack.responseUrl('r') });
+    const body = slashCommand({
+      text: 'deploy shop to staging',
+      user: 'UADMIN',
+      userName: 'ada',
+      channel: 'CDEPLOY',
+      responseUrl: slack.responseUrl('r'),
+    });
     await postToSlackEndpoint(server.url, body, { secret: SECRET, contentType: 'application/x-www-form-urlencoded' });
-    const posted = await slack.waitFor(() => slack.callsOf('chat.postMessage').find((c) => c.args.channel === 'CDEPLOY'), 'the first message');
+    const posted = await slack.waitFor(
+      () => slack.callsOf('chat.postMessage').find((c) => c.args.channel === 'CDEPLOY'),
+      'the first message',
+    );
     // The first post may already show the release phase, or an update brings it.
-    await slack.waitFor(() => slack.calls.find((c) => c.args.channel === 'CDEPLOY' && JSON.stringify(c.args.blocks).includes('release phase')), 'the release phase line');
+    await slack.waitFor(
+      () => slack.calls.find((c) => c.args.channel === 'CDEPLOY' && JSON.stringify(c.args.blocks).includes('release phase')),
+      'the release phase line',
+    );
     // The notifier stores the message's ts just after Slack answers the post. A crash inside
     // that instant would post the message again (Slack has no idempotency key); this test is
     // about a crash later on, so it lets the write land first.
@@ -60,7 +76,10 @@ describe('release messages across a flowops crash and restart', () => {
     await killHard(server);
     server = await spawnServer(env());
 
-    const final = await slack.waitFor(() => slack.callsOf('chat.update').find((c) => String(c.args.text).endsWith('— failed')), 'the update after the restart');
+    const final = await slack.waitFor(
+      () => slack.callsOf('chat.update').find((c) => String(c.args.text).endsWith('— failed')),
+      'the update after the restart',
+    );
     expect(final.args.channel).toBe('CDEPLOY');
     expect(final.args.ts).toBe(posted.result!.ts);
     expect(JSON.stringify(final.args.blocks)).toContain('interrupted');

@@ -8,7 +8,9 @@ describe('the Slack app in Socket Mode', () => {
 
   beforeAll(async () => {
     slack = await FakeSlack.start({ socketMode: true });
-    t = await startTestServer({ env: { SLACK_BOT_TOKEN: 'xoxb-test', SLACK_APP_TOKEN: 'xapp-1-test', SLACK_API_URL: slack.apiUrl, FLOW_SLACK_ADMINS: 'UADMIN' } });
+    t = await startTestServer({
+      env: { SLACK_BOT_TOKEN: 'xoxb-test', SLACK_APP_TOKEN: 'xapp-1-test', SLACK_API_URL: slack.apiUrl, FLOW_SLACK_ADMINS: 'UADMIN' },
+    });
   });
   afterAll(async () => {
     await t.close();
@@ -27,7 +29,18 @@ describe('the Slack app in Socket Mode', () => {
         envelope_id: 'env-1',
         type: 'slash_commands',
         accepts_response_payload: true,
-        payload: { token: 'x', team_id: 'T1', channel_id: 'C1', user_id: 'UADMIN', user_name: 'ada', command: '/flow', text: 'help promote', api_app_id: 'A1', response_url: slack.responseUrl('socket'), trigger_id: '1' },
+        payload: {
+          token: 'x',
+          team_id: 'T1',
+          channel_id: 'C1',
+          user_id: 'UADMIN',
+          user_name: 'ada',
+          command: '/flow',
+          text: 'help promote',
+          api_app_id: 'A1',
+          response_url: slack.responseUrl('socket'),
+          trigger_id: '1',
+        },
       }),
     );
 
@@ -35,6 +48,8 @@ describe('the Slack app in Socket Mode', () => {
     const reply = await slack.waitFor(() => slack.responses.find((r) => r.id === 'socket') as { text: string } | undefined, 'the answer');
     // As Slack must receive it: escaped, or Slack would read <pipeline> as a link.
     expect(reply.text).toContain('promote &lt;pipeline&gt; [from &lt;stage&gt;[/&lt;app&gt;]]');
-    expect((await t.server.database.dataSource.query("SELECT admin FROM users WHERE external_id = 'slack:T1:UADMIN'"))[0]).toEqual({ admin: true });
+    expect((await t.server.database.dataSource.query("SELECT admin FROM users WHERE external_id = 'slack:T1:UADMIN'"))[0]).toEqual({
+      admin: true,
+    });
   });
 });

@@ -6,7 +6,12 @@ import { GitRepo, webApp } from './helpers/git-repo.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 
 const SECRET = 'slack-signing-secret-for-tests';
-type Blocks = { type: string; text?: { text: string }; elements?: { action_id?: string; value?: string; text?: unknown }[]; accessory?: { action_id: string } }[];
+type Blocks = {
+  type: string;
+  text?: { text: string };
+  elements?: { action_id?: string; value?: string; text?: unknown }[];
+  accessory?: { action_id: string };
+}[];
 
 describe('the Slack app over HTTP, signed as Slack signs', () => {
   let slack: FakeSlack;
@@ -18,26 +23,47 @@ describe('the Slack app over HTTP, signed as Slack signs', () => {
   /** Types `/flow <text>` in a channel as a user; returns Slack's HTTP answer and the response_url id. */
   async function flow(text: string, user = 'UADMIN', userName = 'ada', channel = 'CDEPLOY') {
     const id = `r${n++}`;
-    const res = await postToSlackEndpoint(t.server.url, slashCommand({ text, user, userName, channel, responseUrl: slack.responseUrl(id) }), { secret: SECRET, contentType: form });
+    const res = await postToSlackEndpoint(
+      t.server.url,
+      slashCommand({ text, user, userName, channel, responseUrl: slack.responseUrl(id) }),
+      { secret: SECRET, contentType: form },
+    );
     return { res, id };
   }
   async function click(actionId: string, value: string, user: string, userName: string, channel = 'CDEPLOY') {
     const id = `r${n++}`;
-    const res = await postToSlackEndpoint(t.server.url, buttonClick({ actionId, value, user, userName, channel, responseUrl: slack.responseUrl(id) }), { secret: SECRET, contentType: form });
+    const res = await postToSlackEndpoint(
+      t.server.url,
+      buttonClick({ actionId, value, user, userName, channel, responseUrl: slack.responseUrl(id) }),
+      { secret: SECRET, contentType: form },
+    );
     return { res, id };
   }
-  const answer = (id: string) => slack.waitFor(() => slack.responses.find((r) => r.id === id) as { text: string; blocks: Blocks; response_type?: string } | undefined, `the answer ${id}`);
+  const answer = (id: string) =>
+    slack.waitFor(
+      () => slack.responses.find((r) => r.id === id) as { text: string; blocks: Blocks; response_type?: string } | undefined,
+      `the answer ${id}`,
+    );
   /** The message as it stands once it reads `ending`: the last update, or the first post if the operation finished before it. */
   const messageEnding = (channel: string, ending: string, also = '') =>
     slack.waitFor(
-      () => slack.calls.find((c) => (c.method === 'chat.update' || (c.method === 'chat.postMessage' && !c.args.thread_ts)) && c.args.channel === channel && String(c.args.text).includes(also) && String(c.args.text).endsWith(ending)),
+      () =>
+        slack.calls.find(
+          (c) =>
+            (c.method === 'chat.update' || (c.method === 'chat.postMessage' && !c.args.thread_ts)) &&
+            c.args.channel === channel &&
+            String(c.args.text).includes(also) &&
+            String(c.args.text).endsWith(ending),
+        ),
       `a message in ${channel} ending "${ending}"`,
     );
   const operations = async () => Number((await t.server.database.dataSource.query('SELECT count(*)::int AS n FROM operations'))[0].n);
 
   beforeAll(async () => {
     slack = await FakeSlack.start();
-    t = await startTestServer({ env: { SLACK_BOT_TOKEN: 'xoxb-test', SLACK_SIGNING_SECRET: SECRET, SLACK_API_URL: slack.apiUrl, FLOW_SLACK_ADMINS: 'UADMIN' } });
+    t = await startTestServer({
+      env: { SLACK_BOT_TOKEN: 'xoxb-test', SLACK_SIGNING_SECRET: SECRET, SLACK_API_URL: slack.apiUrl, FLOW_SLACK_ADMINS: 'UADMIN' },
+    });
     repo = await GitRepo.create(path.join(t.dir, 'repo'), webApp('slack v1', 'console.log("migrated 3 tables")'));
     await t.cli(['pipelines:create', 'shop', '--repo', repo.dir]);
     await t.cli(['apps:create', 'shop-staging', '--pipeline', 'shop', '--stage', 'staging']);
@@ -49,7 +75,13 @@ describe('the Slack app over HTTP, signed as Slack signs', () => {
   });
 
   it('refuses a request with a bad signature, and does nothing', async () => {
-    const body = slashCommand({ text: 'deploy shop to staging', user: 'UADMIN', userName: 'ada', channel: 'CDEPLOY', responseUrl: slack.responseUrl('forged') });
+    const body = slashCommand({
+      text: 'deploy shop to staging',
+      user: 'UADMIN',
+      userName: 'ada',
+      channel: 'CDEPLOY',
+      responseUrl: slack.responseUrl('forged'),
+    });
 
     const res = await postToSlackEndpoint(t.server.url, body, { secret: 'not-the-secret', contentType: form });
 
@@ -59,9 +91,19 @@ describe('the Slack app over HTTP, signed as Slack signs', () => {
   });
 
   it('refuses a replayed request with a stale timestamp, and does nothing', async () => {
-    const body = slashCommand({ text: 'deploy shop to staging', user: 'UADMIN', userName: 'ada', channel: 'CDEPLOY', responseUrl: slack.responseUrl('stale') });
+    const body = slashCommand({
+      text: 'deploy shop to staging',
+      user: 'UADMIN',
+      userName: 'ada',
+      channel: 'CDEPLOY',
+      responseUrl: slack.responseUrl('stale'),
+    });
 
-    const res = await postToSlackEndpoint(t.server.url, body, { secret: SECRET, contentType: form, timestamp: Math.floor(Date.now() / 1000) - 600 });
+    const res = await postToSlackEndpoint(t.server.url, body, {
+      secret: SECRET,
+      contentType: form,
+      timestamp: Math.floor(Date.now() / 1000) - 600,
+    });
 
     expect(res.status).toBe(401);
     expect(await operations()).toBe(0);
@@ -83,7 +125,10 @@ describe('the Slack app over HTTP, signed as Slack signs', () => {
     const blocks = done.args.blocks as Blocks;
     expect(blocks[1]!.text!.text).toMatch(/:white_check_mark: \*shop-staging\* \(staging\) v1 `[0-9a-f]{7}` live/);
     expect(blocks.find((b) => b.type === 'actions')!.elements!.map((e) => e.action_id)).toEqual(['promote']);
-    const thread = await slack.waitFor(() => slack.callsOf('chat.postMessage').find((c) => c.args.thread_ts === ts), 'the release phase output in the thread');
+    const thread = await slack.waitFor(
+      () => slack.callsOf('chat.postMessage').find((c) => c.args.thread_ts === ts),
+      'the release phase output in the thread',
+    );
     expect(thread.args.text).toContain('migrated 3 tables');
   });
 
@@ -111,7 +156,9 @@ describe('the Slack app over HTTP, signed as Slack signs', () => {
     expect(token).toBeDefined();
     await t.server.slack!.idle();
     expect(JSON.stringify(slack.calls.slice(callsBefore))).not.toContain(token);
-    expect(slack.responses.filter((r) => JSON.stringify(r).includes(token!)).map((r) => [r.id, r.response_type])).toEqual([[id, 'ephemeral']]);
+    expect(slack.responses.filter((r) => JSON.stringify(r).includes(token!)).map((r) => [r.id, r.response_type])).toEqual([
+      [id, 'ephemeral'],
+    ]);
     expect(await t.json(['pipelines'], token)).toEqual([]);
   });
 
@@ -134,7 +181,11 @@ describe('the Slack app over HTTP, signed as Slack signs', () => {
 
     const update = await messageEnding('CDEPLOY', '— done', 'Promote shop-staging');
     const prod = await t.json<ReleaseView[]>(['releases', 'shop']);
-    expect(prod[0]).toMatchObject({ slug: staging.slug, status: 'succeeded', description: `Promote shop-staging v${staging.version} ${staging.commit!.slice(0, 7)}` });
+    expect(prod[0]).toMatchObject({
+      slug: staging.slug,
+      status: 'succeeded',
+      description: `Promote shop-staging v${staging.version} ${staging.commit!.slice(0, 7)}`,
+    });
     expect((update.args.blocks as Blocks).find((b) => b.type === 'actions')!.elements!.map((e) => e.action_id)).toEqual(['rollback']);
     expect(JSON.stringify(update.args.blocks)).toContain('started by dee via slack');
   });
@@ -147,7 +198,10 @@ describe('the Slack app over HTTP, signed as Slack signs', () => {
 
     const reply = await answer(id);
     expect(reply.text).toContain(`shop-staging has moved on since: it now runs v${current.version}`);
-    expect(reply.blocks[1]!.elements![0]).toMatchObject({ action_id: 'promote', value: JSON.stringify({ p: 'shop', a: 'shop-staging', v: current.version }) });
+    expect(reply.blocks[1]!.elements![0]).toMatchObject({
+      action_id: 'promote',
+      value: JSON.stringify({ p: 'shop', a: 'shop-staging', v: current.version }),
+    });
     expect(await t.json(['releases', 'shop'])).toEqual(before);
   });
 
@@ -158,7 +212,10 @@ describe('the Slack app over HTTP, signed as Slack signs', () => {
 
     await t.cli(['deploy', 'shop', 'to', 'staging']);
 
-    const feed = await slack.waitFor(() => slack.callsOf('chat.postMessage').find((c) => c.args.channel === 'CFEED' && !c.args.thread_ts), 'the feed message');
+    const feed = await slack.waitFor(
+      () => slack.callsOf('chat.postMessage').find((c) => c.args.channel === 'CFEED' && !c.args.thread_ts),
+      'the feed message',
+    );
     expect(String(feed.args.text)).toMatch(/^shop: Deploy [0-9a-f]{7} to shop-staging \(staging\)/);
     expect(slack.calls.some((c) => c.method === 'chat.postMessage (failed 429)')).toBe(true);
     await messageEnding('CFEED', '— done');
@@ -170,14 +227,24 @@ describe('the Slack app over HTTP, signed as Slack signs', () => {
     const denied = await flow('apps:create shop-qa --pipeline shop --stage staging', 'UVIC', 'vic');
 
     expect((await answer(typo.id)).text).toContain('"promte" is not a flowops command. Did you mean `/flow promote`?');
-    expect((await answer(denied.id)).text).toContain('needs manage on shop; you have view. Ask an admin: `/flow access:add shop vic manage`');
+    expect((await answer(denied.id)).text).toContain(
+      'needs manage on shop; you have view. Ask an admin: `/flow access:add shop vic manage`',
+    );
   });
 
   it('publishes the App Home board with the buttons each user may use', async () => {
     const open = (user: string) =>
       postToSlackEndpoint(
         t.server.url,
-        JSON.stringify({ token: 'x', team_id: 'T1', api_app_id: 'A1', type: 'event_callback', event_id: `Ev${user}`, event_time: 1, event: { type: 'app_home_opened', user, channel: 'D1', tab: 'home', event_ts: '1.1' } }),
+        JSON.stringify({
+          token: 'x',
+          team_id: 'T1',
+          api_app_id: 'A1',
+          type: 'event_callback',
+          event_id: `Ev${user}`,
+          event_time: 1,
+          event: { type: 'app_home_opened', user, channel: 'D1', tab: 'home', event_ts: '1.1' },
+        }),
         { secret: SECRET, contentType: 'application/json' },
       );
 
@@ -189,7 +256,11 @@ describe('the Slack app over HTTP, signed as Slack signs', () => {
     const view = (c: typeof dee) => c.args.view as { type: string; blocks: Blocks };
     expect(view(dee).type).toBe('home');
     expect(JSON.stringify(view(dee).blocks)).toContain('*STAGING*');
-    expect(view(dee).blocks.filter((b) => b.accessory).map((b) => b.accessory!.action_id)).toEqual(['promote', 'rollback']);
+    expect(
+      view(dee)
+        .blocks.filter((b) => b.accessory)
+        .map((b) => b.accessory!.action_id),
+    ).toEqual(['promote', 'rollback']);
     expect(JSON.stringify(view(dee).blocks)).toContain('"confirm":{"title":{"type":"plain_text","text":"Promote shop-staging v');
     expect(view(vic).blocks.filter((b) => b.accessory)).toEqual([]);
     expect(slack.unexpected).toEqual([]);
@@ -226,9 +297,15 @@ describe('the Slack app over HTTP, signed as Slack signs', () => {
     await t.cli(['config:set', 'shop', 'FEATURE=on']);
     await t.cli(['rollback', 'shop']);
 
-    await slack.waitFor(() => slack.callsOf('chat.postMessage').filter((c) => c.args.channel === 'CROLLBACKS').length > before, 'the rollback in the feed');
+    await slack.waitFor(
+      () => slack.callsOf('chat.postMessage').filter((c) => c.args.channel === 'CROLLBACKS').length > before,
+      'the rollback in the feed',
+    );
     await t.server.slack!.idle();
-    const fed = slack.callsOf('chat.postMessage').filter((c) => c.args.channel === 'CROLLBACKS' && !c.args.thread_ts).map((c) => String(c.args.text));
+    const fed = slack
+      .callsOf('chat.postMessage')
+      .filter((c) => c.args.channel === 'CROLLBACKS' && !c.args.thread_ts)
+      .map((c) => String(c.args.text));
     expect(fed.slice(before)).toEqual([expect.stringMatching(/^shop: Rollback shop to v\d+/)]);
   });
 });

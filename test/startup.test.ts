@@ -17,7 +17,11 @@ const TOKEN = 'startup-admin-token-0123456789';
 
 /** Runs `npm start`'s entry point to its exit (a start-up that fails), with what it printed. */
 async function startExpectingExit(env: Record<string, string>): Promise<{ code: number | null; output: string }> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], { cwd: root, env: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cwd: root,
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'warn', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let output = '';
   child.stdout.on('data', (c: Buffer) => (output += c.toString()));
   child.stderr.on('data', (c: Buffer) => (output += c.toString()));
@@ -30,7 +34,12 @@ describe('one flowops per data dir and per port', () => {
   let database: Awaited<ReturnType<typeof freshDatabase>>;
   let server: ServerProcess;
   const dataDir = () => path.join(dir, 'data');
-  const env = () => ({ FLOW_DATA_DIR: dataDir(), PORT: '0', FLOW_ADMIN_TOKEN: TOKEN, ...(database.url ? { DATABASE_URL: database.url } : {}) });
+  const env = () => ({
+    FLOW_DATA_DIR: dataDir(),
+    PORT: '0',
+    FLOW_ADMIN_TOKEN: TOKEN,
+    ...(database.url ? { DATABASE_URL: database.url } : {}),
+  });
   const flowops = async (...argv: string[]) => {
     const { out, err } = await cliAt(server.url, TOKEN, argv);
     return out + err;
@@ -78,7 +87,9 @@ describe('one flowops per data dir and per port', () => {
     const second = await startExpectingExit(env());
 
     expect(second.code).toBe(75);
-    expect(second.output.trim()).toBe(`flowops: another flowops (pid ${server.child.pid}) is using the data dir ${dataDir()}; stop it first, or set FLOW_DATA_DIR to another directory`);
+    expect(second.output.trim()).toBe(
+      `flowops: another flowops (pid ${server.child.pid}) is using the data dir ${dataDir()}; stop it first, or set FLOW_DATA_DIR to another directory`,
+    );
     expect(await flowops('pipelines:info', 'solo', '--json')).toBe(before);
     expect(processesOf(dataDir(), 'solo-staging/')).toEqual(dynos);
     expect(await flowops('releases', 'solo-staging')).toContain('v1');
@@ -94,13 +105,25 @@ describe('one flowops per data dir and per port', () => {
     taken.close();
 
     expect(result.code).toBe(69);
-    expect(result.output.trim()).toBe(`flowops: port ${port} is already in use (another flowops, or another server); stop it or set PORT to a free port`);
+    expect(result.output.trim()).toBe(
+      `flowops: port ${port} is already in use (another flowops, or another server); stop it or set PORT to a free port`,
+    );
     expect((await readdir(fresh)).sort()).toEqual([]);
   });
 
   it.each([
-    ['bubblewrap, when bwrap is missing', { FLOW_SANDBOX: 'bubblewrap' }, 78, 'flowops: FLOW_SANDBOX=bubblewrap, but `bwrap` is not installed or cannot create a sandbox here; install it (Debian/Ubuntu: apt-get install bubblewrap) or set FLOW_SANDBOX=auto'],
-    ['a value it does not know', { FLOW_SANDBOX: 'docker' }, 78, 'flowops: FLOW_SANDBOX must be auto, bubblewrap or none, got "docker"; leave it unset for auto (bubblewrap when installed)'],
+    [
+      'bubblewrap, when bwrap is missing',
+      { FLOW_SANDBOX: 'bubblewrap' },
+      78,
+      'flowops: FLOW_SANDBOX=bubblewrap, but `bwrap` is not installed or cannot create a sandbox here; install it (Debian/Ubuntu: apt-get install bubblewrap) or set FLOW_SANDBOX=auto',
+    ],
+    [
+      'a value it does not know',
+      { FLOW_SANDBOX: 'docker' },
+      78,
+      'flowops: FLOW_SANDBOX must be auto, bubblewrap or none, got "docker"; leave it unset for auto (bubblewrap when installed)',
+    ],
   ])('refuses FLOW_SANDBOX=%s', async (_name, settings, code, line) => {
     const bin = path.join(dir, 'no-bwrap-bin');
     await mkdir(bin, { recursive: true });

@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { IllegalTransition, TRANSITIONS, assertTransition, canTransition, sourcesOf, type TransitionKind } from '../src/engine/transitions.ts';
+import {
+  IllegalTransition,
+  TRANSITIONS,
+  assertTransition,
+  canTransition,
+  sourcesOf,
+  type TransitionKind,
+} from '../src/engine/transitions.ts';
 
 type Move = [TransitionKind, string, string];
 const move = (kind: TransitionKind, from: string, to: string): Move => [kind, from, to];
@@ -68,10 +75,25 @@ describe('status transitions', () => {
   });
 
   it('ends every kind in statuses nothing leaves, but a deleted review app (a reopened pull request)', () => {
-    const terminal = Object.entries(TRANSITIONS).flatMap(([kind, moves]) => Object.entries(moves).filter(([, to]) => !to.length).map(([from]) => `${kind}.${from}`));
+    const terminal = Object.entries(TRANSITIONS).flatMap(([kind, moves]) =>
+      Object.entries(moves)
+        .filter(([, to]) => !to.length)
+        .map(([from]) => `${kind}.${from}`),
+    );
 
     expect(terminal.sort()).toEqual(
-      ['build.failed', 'build.succeeded', 'operation.failed', 'operation.succeeded', 'release.failed', 'release.succeeded', 'testRun.cancelled', 'testRun.errored', 'testRun.failed', 'testRun.succeeded'].sort(),
+      [
+        'build.failed',
+        'build.succeeded',
+        'operation.failed',
+        'operation.succeeded',
+        'release.failed',
+        'release.succeeded',
+        'testRun.cancelled',
+        'testRun.errored',
+        'testRun.failed',
+        'testRun.succeeded',
+      ].sort(),
     );
   });
 

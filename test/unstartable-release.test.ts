@@ -52,7 +52,10 @@ describe('Procfile commands', () => {
   afterAll(() => t.close());
 
   it('runs a process type as a shell line, as Heroku does: several commands, then the server', async () => {
-    const repo = await GitRepo.create(path.join(t.dir, 'repo'), { ...webApp('after a preamble'), Procfile: 'web: echo warming up; SUFFIX=" (set inline)" node index.js\n' });
+    const repo = await GitRepo.create(path.join(t.dir, 'repo'), {
+      ...webApp('after a preamble'),
+      Procfile: 'web: echo warming up; SUFFIX=" (set inline)" node index.js\n',
+    });
     await t.cli(['pipelines:create', 'shell', '--repo', repo.dir]);
     await t.cli(['apps:create', 'shell-staging', '--pipeline', 'shell', '--stage', 'staging']);
 

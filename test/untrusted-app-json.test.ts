@@ -22,7 +22,11 @@ describe("a review app's config from app.json, which the repository writes", () 
   async function openPullRequest(number: number, branch: string) {
     const sha = (await repo.git('rev-parse', branch)).trim();
     const payload = webhookExample('pull_request', (e) => e.action === 'opened');
-    const pull = payload.pull_request as { head: { ref: string; sha: string; repo: { full_name: string } }; base: { repo: { full_name: string } }; number: number };
+    const pull = payload.pull_request as {
+      head: { ref: string; sha: string; repo: { full_name: string } };
+      base: { repo: { full_name: string } };
+      number: number;
+    };
     Object.assign(payload, { action: 'opened', number });
     Object.assign(pull, { number });
     Object.assign(pull.head, { ref: branch, sha });
@@ -49,10 +53,26 @@ describe("a review app's config from app.json, which the repository writes", () 
   });
 
   it.each([
-    ['NUL in a value', JSON.stringify({ env: { TOKEN: 'a\u0000b' } }), 'app.json env: the value of TOKEN contains a control character (U+0000 at character 2)'],
-    ['a lone surrogate in a review value', JSON.stringify({ environments: { review: { env: { X: '\uD800' } } } }), 'app.json environments.review.env: the value of X is not valid Unicode'],
-    ['a name that is not a config var name', JSON.stringify({ env: { 'MY KEY': 'x' } }), 'app.json env: "MY KEY" is not a valid config var name'],
-    ['a null entry', JSON.stringify({ env: { A: null } }), 'app.json env.A must be a string, or {"value": "..."}, or {"generator": "secret"}'],
+    [
+      'NUL in a value',
+      JSON.stringify({ env: { TOKEN: 'a\u0000b' } }),
+      'app.json env: the value of TOKEN contains a control character (U+0000 at character 2)',
+    ],
+    [
+      'a lone surrogate in a review value',
+      JSON.stringify({ environments: { review: { env: { X: '\uD800' } } } }),
+      'app.json environments.review.env: the value of X is not valid Unicode',
+    ],
+    [
+      'a name that is not a config var name',
+      JSON.stringify({ env: { 'MY KEY': 'x' } }),
+      'app.json env: "MY KEY" is not a valid config var name',
+    ],
+    [
+      'a null entry',
+      JSON.stringify({ env: { A: null } }),
+      'app.json env.A must be a string, or {"value": "..."}, or {"generator": "secret"}',
+    ],
     ['env that is not an object', JSON.stringify({ env: 'A=1' }), 'app.json env must be an object of config vars'],
     ['more than 32 KB of config', JSON.stringify({ env: { BIG: 'x'.repeat(40_000) } }), "app.json's config vars come to 40,"],
     ['app.json that is null', 'null', 'app.json must be a JSON object'],
@@ -63,14 +83,23 @@ describe("a review app's config from app.json, which the repository writes", () 
     await repo.commit({ 'app.json': appJson }, 'Hostile app.json');
     await repo.git('checkout', '-q', 'main');
     await openPullRequest(number, branch);
-    const before = await t.server.database.dataSource.query('SELECT (SELECT count(*) FROM operations) AS operations, (SELECT count(*) FROM releases) AS releases');
+    const before = await t.server.database.dataSource.query(
+      'SELECT (SELECT count(*) FROM operations) AS operations, (SELECT count(*) FROM releases) AS releases',
+    );
 
     const run = await t.cli(['reviewapps:create', 'shop', '--pr', String(number)]);
 
     expect(run.code, run.err).toBe(0);
     expect(run.out).toContain(`Review app shop-pr-${number} for #${number}: errored (${message}`);
-    expect((await t.json<ReviewAppView[]>(['reviewapps', 'shop'])).find((r) => r.pr === number)).toMatchObject({ status: 'errored', url: null });
+    expect((await t.json<ReviewAppView[]>(['reviewapps', 'shop'])).find((r) => r.pr === number)).toMatchObject({
+      status: 'errored',
+      url: null,
+    });
     expect((await t.cli(['config', `shop-pr-${number}`])).err).toContain(`no app "shop-pr-${number}"`);
-    expect(await t.server.database.dataSource.query('SELECT (SELECT count(*) FROM operations) AS operations, (SELECT count(*) FROM releases) AS releases')).toEqual(before);
+    expect(
+      await t.server.database.dataSource.query(
+        'SELECT (SELECT count(*) FROM operations) AS operations, (SELECT count(*) FROM releases) AS releases',
+      ),
+    ).toEqual(before);
   });
 });

@@ -79,7 +79,13 @@ describe('the Heroku Flow workflow, through the flowops CLI', () => {
     expect(run.out).toContain(`Promoting demo-staging v${staging.version} ${staging.commit!.slice(0, 7)} to demo (production)`);
     expect(run.out).not.toContain('Building');
     const prod = (await t.json<ReleaseView[]>(['releases', 'demo']))[0]!;
-    expect(prod).toMatchObject({ slug: staging.slug, commit: staging.commit, status: 'succeeded', current: true, description: `Promote demo-staging v${staging.version} ${staging.commit!.slice(0, 7)}` });
+    expect(prod).toMatchObject({
+      slug: staging.slug,
+      commit: staging.commit,
+      status: 'succeeded',
+      current: true,
+      description: `Promote demo-staging v${staging.version} ${staging.commit!.slice(0, 7)}`,
+    });
     const info = await t.json<Info>(['pipelines:info', 'demo']);
     expect(await body(app(info, 'demo').url)).toBe('hello v2');
     expect((await t.json<DiffView[]>(['diff', 'demo']))[0]!.ahead).toBe(0);
@@ -93,7 +99,12 @@ describe('the Heroku Flow workflow, through the flowops CLI', () => {
 
     expect(run.code).toBe(0);
     const prod = (await t.json<ReleaseView[]>(['releases', 'demo']))[0]!;
-    expect(prod).toMatchObject({ version: prodBefore.version + 1, description: 'Set SUFFIX config vars', slug: prodBefore.slug, status: 'succeeded' });
+    expect(prod).toMatchObject({
+      version: prodBefore.version + 1,
+      description: 'Set SUFFIX config vars',
+      slug: prodBefore.slug,
+      status: 'succeeded',
+    });
     expect(await t.json(['config', 'demo'])).toEqual({ SUFFIX: '-prod' });
     expect(await t.json(['config', 'demo-staging'])).toEqual({});
     expect(await t.json<ReleaseView[]>(['releases', 'demo-staging'])).toEqual(stagingBefore);
@@ -127,7 +138,12 @@ describe('the Heroku Flow workflow, through the flowops CLI', () => {
 
     expect(run.code).toBe(0);
     const latest = (await t.json<ReleaseView[]>(['releases', 'demo']))[0]!;
-    expect(latest).toMatchObject({ version: current!.version + 1, description: `Rollback to v${previous!.version}`, slug: previous!.slug, current: true });
+    expect(latest).toMatchObject({
+      version: current!.version + 1,
+      description: `Rollback to v${previous!.version}`,
+      slug: previous!.slug,
+      current: true,
+    });
     expect(await t.json(['config', 'demo'])).toEqual({});
     const info = await t.json<Info>(['pipelines:info', 'demo']);
     expect(await body(app(info, 'demo').url)).toBe('hello v2');

@@ -50,6 +50,10 @@ export function decodeAction<Id extends ActionId>(id: Id, value: string | undefi
 }
 
 /** A button for action `id` whose value carries `payload`: the id and its value cannot disagree. */
-export function actionButton<Id extends ActionId>(id: Id, payload: ActionPayload<Id>, button: Omit<Button, 'type' | 'action_id' | 'value'>): Button {
+export function actionButton<Id extends ActionId>(
+  id: Id,
+  payload: ActionPayload<Id>,
+  button: Omit<Button, 'type' | 'action_id' | 'value'>,
+): Button {
   return { type: 'button', action_id: id, ...button, value: encodeAction(id, payload) };
 }

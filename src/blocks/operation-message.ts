@@ -49,7 +49,10 @@ function targetLine(t: TargetLine, kind: string): Mrkdwn {
 export function operationMessage(input: OperationMessageInput): { text: string; blocks: KnownBlock[] } {
   const op = input.operation;
   const icon = op.status === 'succeeded' ? ':white_check_mark:' : op.status === 'failed' ? ':x:' : ':rocket:';
-  const blocks: KnownBlock[] = [section(mrkdwn`${icon} *${input.pipeline}*: ${op.description}`), section(joinMrkdwn(input.targets.map((t) => targetLine(t, op.kind))))];
+  const blocks: KnownBlock[] = [
+    section(mrkdwn`${icon} *${input.pipeline}*: ${op.description}`),
+    section(joinMrkdwn(input.targets.map((t) => targetLine(t, op.kind)))),
+  ];
   if (op.error && !input.targets.some((t) => t.error === op.error)) blocks.push(section(mrkdwn`:warning: ${op.error}`));
   const buttons: KnownBlock = { type: 'actions', block_id: 'operation_actions', elements: [] };
   if (input.promote) buttons.elements.push(promoteButton({ pipeline: input.pipeline, ...input.promote }));
@@ -57,7 +60,9 @@ export function operationMessage(input: OperationMessageInput): { text: string; 
   if (input.failed) {
     const f = input.failed;
     if (f.commit && op.kind === 'deploy') {
-      buttons.elements.push(actionButton('retry', { p: input.pipeline, a: f.app, s: f.stage, c: f.commit }, { text: { type: 'plain_text', text: 'Retry' } }));
+      buttons.elements.push(
+        actionButton('retry', { p: input.pipeline, a: f.app, s: f.stage, c: f.commit }, { text: { type: 'plain_text', text: 'Retry' } }),
+      );
     }
     buttons.elements.push(actionButton('output', { a: f.app, v: f.version }, { text: { type: 'plain_text', text: 'Output' } }));
   }

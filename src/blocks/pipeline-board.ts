@@ -24,17 +24,27 @@ export interface BoardPipeline {
 /** What the board says on a server without a sandbox. */
 export const UNSANDBOXED_WARNING = mrkdwn`:warning: This flowops runs repository code *unsandboxed*: builds, tests and apps can read its settings and data. An admin should install bubblewrap.`;
 
-
 function appCard(pipeline: BoardPipeline, app: BoardApp, now: number): KnownBlock {
   const r = app.release;
-  const facts = r ? mrkdwn`v${r.version} · \`${r.commit?.slice(0, 7) ?? '-'}\` · ${age(r.createdAt, now)} · ${r.status}` : mrkdwn`_no release yet_`;
-  const ahead = app.ahead ? mrkdwn`\n:arrow_up: ahead of ${app.ahead.downstream} by ${app.ahead.count} commit${app.ahead.count === 1 ? '' : 's'}` : mrkdwn``;
+  const facts = r
+    ? mrkdwn`v${r.version} · \`${r.commit?.slice(0, 7) ?? '-'}\` · ${age(r.createdAt, now)} · ${r.status}`
+    : mrkdwn`_no release yet_`;
+  const ahead = app.ahead
+    ? mrkdwn`\n:arrow_up: ahead of ${app.ahead.downstream} by ${app.ahead.count} commit${app.ahead.count === 1 ? '' : 's'}`
+    : mrkdwn``;
   const name = app.url ? link(app.url, app.name) : app.name;
   let accessory: SectionBlock['accessory'];
   if (pipeline.canDeploy && r) {
     const downstream = app.ahead?.downstream ?? DOWNSTREAM[app.stage];
     if (downstream) {
-      accessory = promoteButton({ pipeline: pipeline.name, app: app.name, version: r.version, downstream, ahead: app.ahead?.count ?? 0, commits: app.ahead?.commits ?? [] });
+      accessory = promoteButton({
+        pipeline: pipeline.name,
+        app: app.name,
+        version: r.version,
+        downstream,
+        ahead: app.ahead?.count ?? 0,
+        commits: app.ahead?.commits ?? [],
+      });
     } else if (app.stage === 'production') {
       accessory = rollbackButton({ app: app.name, version: r.version });
     }
@@ -61,7 +71,11 @@ function fit(pipelines: BoardPipeline[], max: number, now: number): KnownBlock[]
   for (const [i, pipeline] of pipelines.entries()) {
     const next = [...pipelineBlocks(pipeline, now), { type: 'divider' } as KnownBlock];
     if (blocks.length + next.length > max - 1) {
-      blocks.push(contextBlock(mrkdwn`…and ${pipelines.length - i} more pipeline${pipelines.length - i === 1 ? '' : 's'}: \`/flow pipelines:info <pipeline>\``));
+      blocks.push(
+        contextBlock(
+          mrkdwn`…and ${pipelines.length - i} more pipeline${pipelines.length - i === 1 ? '' : 's'}: \`/flow pipelines:info <pipeline>\``,
+        ),
+      );
       break;
     }
     blocks.push(...next);
@@ -72,14 +86,20 @@ function fit(pipelines: BoardPipeline[], max: number, now: number): KnownBlock[]
 /** `/flow pipelines:info` in Slack: one pipeline, within a message's 50 blocks. */
 export function pipelineMessage(pipeline: BoardPipeline, now = Date.now()): { text: string; blocks: KnownBlock[] } {
   const blocks = pipelineBlocks(pipeline, now);
-  const shown = blocks.length > MAX_BLOCKS_MESSAGE ? [...blocks.slice(0, MAX_BLOCKS_MESSAGE - 1), contextBlock(mrkdwn`…${blocks.length - MAX_BLOCKS_MESSAGE + 1} more apps not shown`)] : blocks;
+  const shown =
+    blocks.length > MAX_BLOCKS_MESSAGE
+      ? [...blocks.slice(0, MAX_BLOCKS_MESSAGE - 1), contextBlock(mrkdwn`…${blocks.length - MAX_BLOCKS_MESSAGE + 1} more apps not shown`)]
+      : blocks;
   return slackMessage(mrkdwn`Pipeline ${pipeline.name}`, shown);
 }
 
 /** The App Home tab: every pipeline the user can see, within the Home tab's 100 blocks. */
 export function homeView(pipelines: BoardPipeline[], now = Date.now()): { type: 'home'; blocks: KnownBlock[] } {
   if (!pipelines.length) {
-    return { type: 'home', blocks: [section(mrkdwn`You cannot see any pipeline yet. Ask an admin for access: \`/flow access:add <pipeline> @you view\``)] };
+    return {
+      type: 'home',
+      blocks: [section(mrkdwn`You cannot see any pipeline yet. Ask an admin for access: \`/flow access:add <pipeline> @you view\``)],
+    };
   }
   const intro = section(mrkdwn`*Your pipelines* (${pipelines.length})`);
   return { type: 'home', blocks: [intro, ...fit(pipelines, MAX_BLOCKS_HOME - 1, now)] };

@@ -18,10 +18,16 @@ export function noticeMessage(message: Mrkdwn): { text: string; blocks: KnownBlo
 }
 
 /** An answer that offers the current release instead of a stale one, with the button for it. */
-export function staleMessage(message: Mrkdwn, button: { action: Extract<ActionId, 'promote' | 'rollback'>; label: string; value: string }): { text: string; blocks: KnownBlock[] } {
+export function staleMessage(
+  message: Mrkdwn,
+  button: { action: Extract<ActionId, 'promote' | 'rollback'>; label: string; value: string },
+): { text: string; blocks: KnownBlock[] } {
   return slackMessage(message, [
     section(mrkdwn`:warning: ${message}`),
-    { type: 'actions', elements: [{ type: 'button', action_id: button.action, text: { type: 'plain_text', text: button.label }, value: button.value }] },
+    {
+      type: 'actions',
+      elements: [{ type: 'button', action_id: button.action, text: { type: 'plain_text', text: button.label }, value: button.value }],
+    },
   ]);
 }
 

@@ -26,7 +26,10 @@ function client(env: NodeJS.ProcessEnv): Client {
   let token = env.FLOW_TOKEN;
   if (!token) {
     const file = path.join(path.resolve(env.FLOW_DATA_DIR || '.flowops'), 'admin-token');
-    if (!existsSync(file)) throw new CliError(`no token: set FLOW_TOKEN to your flowops token (or run where the server's data dir ${path.dirname(file)} holds admin-token)`);
+    if (!existsSync(file))
+      throw new CliError(
+        `no token: set FLOW_TOKEN to your flowops token (or run where the server's data dir ${path.dirname(file)} holds admin-token)`,
+      );
     token = readFileSync(file, 'utf8').trim();
   }
   const call = async <T>(method: string, pathname: string, body?: unknown): Promise<T> => {
@@ -59,7 +62,8 @@ async function follow(api: Client, op: OperationView, io: CliIO, json: boolean):
     const { operation, events } = await api.operation(op.id, after);
     for (const event of events) {
       after = String(event.id);
-      if (!json && (event.type === 'operation.progress' || event.type.startsWith('release.') || event.type === 'build.succeeded')) io.out(`  ${event.message}`);
+      if (!json && (event.type === 'operation.progress' || event.type.startsWith('release.') || event.type === 'build.succeeded'))
+        io.out(`  ${event.message}`);
     }
     if (operation.status === 'succeeded' || operation.status === 'failed') return operation;
     await sleep(250);
@@ -70,7 +74,11 @@ async function follow(api: Client, op: OperationView, io: CliIO, json: boolean):
 export async function runCli(argv: string[], terminal: CliIO): Promise<number> {
   const json = argv.includes('--json');
   // What repository code printed reaches a person's terminal: its escape sequences are shown, not obeyed.
-  const io: CliIO = { ...terminal, out: (text) => terminal.out(json ? text : forTerminal(text)), err: (text) => terminal.err(forTerminal(text)) };
+  const io: CliIO = {
+    ...terminal,
+    out: (text) => terminal.out(json ? text : forTerminal(text)),
+    err: (text) => terminal.err(forTerminal(text)),
+  };
   const wait = !argv.includes('--no-wait');
   const words = argv.filter((a) => a !== '--json' && a !== '--no-wait' && a !== '--wait');
   try {

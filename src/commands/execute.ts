@@ -29,7 +29,10 @@ async function data<N extends CommandName, T>(command: { name: N }, value: Promi
 }
 
 /** An operation under way: its progress arrives as events. */
-async function operation<N extends CommandName>(command: { name: N }, value: Promise<OperationView>): Promise<{ kind: 'operation'; command: N; operation: OperationView }> {
+async function operation<N extends CommandName>(
+  command: { name: N },
+  value: Promise<OperationView>,
+): Promise<{ kind: 'operation'; command: N; operation: OperationView }> {
   return { kind: 'operation', command: command.name, operation: await value };
 }
 
@@ -43,7 +46,8 @@ const HANDLERS: { [N in CommandName]: Handler<N> } = {
   'pipelines:connect': (engine, actor, command) => data(command, engine.connectPipeline(actor, command.pipeline, command.repository)),
   'pipelines:info': (engine, actor, command) => data(command, engine.pipelineInfo(actor, command.pipeline)),
   'pipelines:destroy': (engine, actor, command) => data(command, engine.destroyPipeline(actor, command.pipeline, command.confirm)),
-  'apps:create': (engine, actor, command) => data(command, engine.createApp(actor, { name: command.app, pipeline: command.pipeline, stage: command.stage })),
+  'apps:create': (engine, actor, command) =>
+    data(command, engine.createApp(actor, { name: command.app, pipeline: command.pipeline, stage: command.stage })),
   'apps:move': (engine, actor, command) => data(command, engine.moveApp(actor, command.app, command.stage)),
   'apps:destroy': (engine, actor, command) => data(command, engine.destroyApp(actor, command.app, command.confirm)),
   deploy: (engine, actor, command) => operation(command, engine.deploy(actor, command)),
@@ -69,22 +73,39 @@ const HANDLERS: { [N in CommandName]: Handler<N> } = {
   'ci:enable': (engine, actor, command) => data(command, engine.setCi(actor, command.pipeline, true)),
   'ci:disable': (engine, actor, command) => data(command, engine.setCi(actor, command.pipeline, false)),
   'autodeploy:enable': (engine, actor, command) =>
-    data(command, engine.setAutodeploy(actor, command.pipeline, { branch: command.branch, stage: command.stage, waitForCi: command.waitForCi })),
+    data(
+      command,
+      engine.setAutodeploy(actor, command.pipeline, { branch: command.branch, stage: command.stage, waitForCi: command.waitForCi }),
+    ),
   'autodeploy:disable': (engine, actor, command) => data(command, engine.setAutodeploy(actor, command.pipeline, null)),
   reviewapps: (engine, actor, command) => data(command, engine.reviewApps(actor, command.pipeline)),
   'reviewapps:enable': (engine, actor, command) =>
-    data(command, engine.setReviewApps(actor, command.pipeline, { autodeploy: command.autodeploy, autodestroy: command.autodestroy, staleDays: command.staleDays, waitForCi: command.waitForCi })),
+    data(
+      command,
+      engine.setReviewApps(actor, command.pipeline, {
+        autodeploy: command.autodeploy,
+        autodestroy: command.autodestroy,
+        staleDays: command.staleDays,
+        waitForCi: command.waitForCi,
+      }),
+    ),
   'reviewapps:disable': (engine, actor, command) => data(command, engine.setReviewApps(actor, command.pipeline, null)),
   'reviewapps:create': (engine, actor, command) => data(command, engine.createReviewApp(actor, command.pipeline, command.pr)),
   'reviewapps:destroy': (engine, actor, command) => data(command, engine.destroyReviewApp(actor, command.pipeline, command.pr)),
-  subscribe: (engine, actor, command, context) => data(command, engine.subscribe(actor, command.pipeline, channelOf(command, context), command.events)),
+  subscribe: (engine, actor, command, context) =>
+    data(command, engine.subscribe(actor, command.pipeline, channelOf(command, context), command.events)),
   unsubscribe: (engine, actor, command, context) => data(command, engine.unsubscribe(actor, command.pipeline, channelOf(command, context))),
   subscriptions: (engine, actor, command, context) => data(command, engine.subscriptions(actor, channelOf(command, context))),
   help: async (_engine, _actor, command) => ({ kind: 'data', command: command.name, data: helpText(command.command) }),
 };
 
 /** Runs a parsed command against the engine as `actor`. The engine checks permission. */
-export async function execute<N extends CommandName>(engine: Engine, actor: Actor, command: CommandOf<N>, context: CommandContext = {}): Promise<Result<N>> {
+export async function execute<N extends CommandName>(
+  engine: Engine,
+  actor: Actor,
+  command: CommandOf<N>,
+  context: CommandContext = {},
+): Promise<Result<N>> {
   const handler: Handler<N> = HANDLERS[command.name];
   return handler(engine, actor, command, context);
 }

@@ -3,7 +3,8 @@ import { closest, distance } from 'fastest-levenshtein';
 import { InvalidInput } from '../errors.ts';
 import { checkConfigValue, checkWord, visible } from '../engine/input.ts';
 import type { Command, CommandName } from './command.ts';
-import { SPECS, usageError, type Values } from './specs.ts';
+import { SPECS } from './specs.ts';
+import { usageError, type Values } from './words.ts';
 
 export type { Command, CommandName } from './command.ts';
 

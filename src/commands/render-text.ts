@@ -1,7 +1,6 @@
 import { age, short } from '../format.ts';
 import type { AppView, OperationView, ReleaseView, Result } from '../api/types.ts';
 
-
 function table(rows: string[][]): string {
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
   return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')).join('\n');
@@ -18,7 +17,13 @@ function appCard(app: AppView): string {
 
 /** The start of a long operation's progress line: "Promoting demo-staging v6 0f0a53b to demo (production)". */
 export function operationHeadline(op: OperationView): string {
-  const verbs: Record<string, string> = { Deploy: 'Deploying', Promote: 'Promoting', Rollback: 'Rolling back', Set: 'Setting', Remove: 'Removing' };
+  const verbs: Record<string, string> = {
+    Deploy: 'Deploying',
+    Promote: 'Promoting',
+    Rollback: 'Rolling back',
+    Set: 'Setting',
+    Remove: 'Removing',
+  };
   const [first, ...rest] = op.description.split(' ');
   return [verbs[first!] ?? first, ...rest].join(' ');
 }
@@ -58,8 +63,17 @@ export function renderText(result: Result): string {
       const info = result.data;
       const stages = [...new Set(info.apps.map((a) => a.stage))];
       const body = stages.map((s) => [`${s}:`, ...info.apps.filter((a) => a.stage === s).map(appCard)].join('\n'));
-      const warning = info.sandbox === 'none' ? ['Warning: this flowops runs repository code unsandboxed (builds, tests and apps can read its settings and data); install bubblewrap'] : [];
-      return [`=== ${info.name}  (${info.repo}, branch ${info.branch})`, ...warning, ...(body.length ? body : ['No apps yet: apps:create <app> --pipeline ' + info.name + ' --stage staging'])].join('\n');
+      const warning =
+        info.sandbox === 'none'
+          ? [
+              'Warning: this flowops runs repository code unsandboxed (builds, tests and apps can read its settings and data); install bubblewrap',
+            ]
+          : [];
+      return [
+        `=== ${info.name}  (${info.repo}, branch ${info.branch})`,
+        ...warning,
+        ...(body.length ? body : ['No apps yet: apps:create <app> --pipeline ' + info.name + ' --stage staging']),
+      ].join('\n');
     }
     case 'pipelines:destroy': {
       const d = result.data;

@@ -1,72 +1,11 @@
 import { STAGE_WORDS } from '../engine/stages.ts';
-import type { ParseArgsConfig } from 'node:util';
-import { InvalidInput } from '../errors.ts';
-import { MAX_NUMBER, isCount } from '../engine/input.ts';
 import type { Command, CommandName } from './command.ts';
+import { optional, required, runNumber, splitSlash, usageError, version, words, type Spec } from './words.ts';
 
 /*
  * Each command's usage, summary, options and how its words become a Command:
  * the one grammar of the CLI and Slack. parseCommand (grammar.ts) applies it.
  */
-
-type Options = NonNullable<ParseArgsConfig['options']>;
-export type Values = Record<string, string | boolean | undefined>;
-
-export interface Spec {
-  usage: string;
-  summary: string;
-  options?: Options;
-  /** Positional words: exactly these many, or a custom parse. */
-  parse(words: string[], values: Values): Command;
-}
-
-
-export function usageError(name: CommandName, problem: string): InvalidInput {
-  return new InvalidInput(`${problem}. Usage: ${SPECS[name].usage}`);
-}
-
-/** Exactly `count` positional words, or a usage error naming what is missing or extra. */
-function words(name: CommandName, given: string[], names: string[]): string[] {
-  if (given.length < names.length) throw usageError(name, `missing ${names.slice(given.length).map((n) => `<${n}>`).join(' ')}`);
-  if (given.length > names.length) throw usageError(name, `unexpected "${given.slice(names.length).join(' ')}"`);
-  return given;
-}
-
-function required(name: CommandName, values: Values, option: string): string {
-  const value = values[option];
-  if (typeof value !== 'string' || !value) throw usageError(name, `missing --${option}`);
-  return value;
-}
-
-function optional(values: Values, option: string): string | undefined {
-  const value = values[option];
-  return typeof value === 'string' ? value : undefined;
-}
-
-/** A test run or pull request number: 1 to 2^31-1, what the database can hold. */
-function runNumber(name: CommandName, word: string, what = 'a test run number'): number {
-  const match = /^#?(\d+)$/.exec(word);
-  if (!match) throw usageError(name, `"${word}" is not ${what} (like 12)`);
-  const n = Number(match[1]);
-  if (!isCount(n)) throw usageError(name, `"${word}" is not ${what}: numbers run from 1 to ${MAX_NUMBER}`);
-  return n;
-}
-
-/** A release version, `v5` or `5`: 1 to 2^31-1, what the database can hold. */
-function version(name: CommandName, word: string | undefined): number | undefined {
-  if (word === undefined) return undefined;
-  const match = /^v?(\d+)$/.exec(word);
-  if (!match) throw usageError(name, `"${word}" is not a release version (like v5)`);
-  const n = Number(match[1]);
-  if (!isCount(n)) throw usageError(name, `"${word}" is not a release version: versions run from v1 to v${MAX_NUMBER}`);
-  return n;
-}
-
-/** Splits `a/b` at the first slash: `shop/feature/x` is pipeline `shop`, ref `feature/x`. */
-function splitSlash(word: string): [string, string | undefined] {
-  const at = word.indexOf('/');
-  return at < 0 ? [word, undefined] : [word.slice(0, at), word.slice(at + 1) || undefined];
-}
 
 export const SPECS: Record<CommandName, Spec> = {
   pipelines: {
@@ -80,7 +19,12 @@ export const SPECS: Record<CommandName, Spec> = {
     options: { repo: { type: 'string' }, branch: { type: 'string' } },
     parse: (w, v) => {
       const [pipeline] = words('pipelines:create', w, ['pipeline']);
-      return { name: 'pipelines:create', pipeline: pipeline!, repo: required('pipelines:create', v, 'repo'), branch: optional(v, 'branch') };
+      return {
+        name: 'pipelines:create',
+        pipeline: pipeline!,
+        repo: required('pipelines:create', v, 'repo'),
+        branch: optional(v, 'branch'),
+      };
     },
   },
   'pipelines:info': {
@@ -90,7 +34,7 @@ export const SPECS: Record<CommandName, Spec> = {
   },
   'pipelines:connect': {
     usage: 'pipelines:connect <pipeline> <owner/name>',
-    summary: 'take the pipeline\'s code from a GitHub repository (admin)',
+    summary: "take the pipeline's code from a GitHub repository (admin)",
     parse: (w) => {
       const [pipeline, repository] = words('pipelines:connect', w, ['pipeline', 'owner/name']);
       return { name: 'pipelines:connect', pipeline: pipeline!, repository: repository! };
@@ -100,7 +44,11 @@ export const SPECS: Record<CommandName, Spec> = {
     usage: 'pipelines:destroy <pipeline> --confirm <pipeline>',
     summary: 'destroy a pipeline and all its apps (manage)',
     options: { confirm: { type: 'string' } },
-    parse: (w, v) => ({ name: 'pipelines:destroy', pipeline: words('pipelines:destroy', w, ['pipeline'])[0]!, confirm: optional(v, 'confirm') }),
+    parse: (w, v) => ({
+      name: 'pipelines:destroy',
+      pipeline: words('pipelines:destroy', w, ['pipeline'])[0]!,
+      confirm: optional(v, 'confirm'),
+    }),
   },
   'apps:create': {
     usage: 'apps:create <app> --pipeline <pipeline> --stage <stage>',
@@ -148,7 +96,8 @@ export const SPECS: Record<CommandName, Spec> = {
         const [keyword, value] = [rest[i], rest[i + 1]];
         if (keyword !== 'from' && keyword !== 'to') throw usageError('promote', `expected "from" or "to", got "${keyword}"`);
         if (!value) throw usageError('promote', `missing a stage or app after "${keyword}"`);
-        if (keyword === 'from' ? command.fromStage !== undefined : command.toStage !== undefined || command.toApps !== undefined) throw usageError('promote', `"${keyword}" given twice`);
+        if (keyword === 'from' ? command.fromStage !== undefined : command.toStage !== undefined || command.toApps !== undefined)
+          throw usageError('promote', `"${keyword}" given twice`);
         if (keyword === 'from') [command.fromStage, command.fromApp] = splitSlash(value);
         else if (STAGE_WORDS.has(value)) command.toStage = value;
         else {
@@ -315,10 +264,16 @@ export const SPECS: Record<CommandName, Spec> = {
   'reviewapps:enable': {
     usage: 'reviewapps:enable <pipeline> [--autodeploy] [--autodestroy] [--stale-days 5] [--wait-for-ci]',
     summary: 'a review app per pull request: created on open, redeployed on push, destroyed on close (manage)',
-    options: { autodeploy: { type: 'boolean' }, autodestroy: { type: 'boolean' }, 'stale-days': { type: 'string' }, 'wait-for-ci': { type: 'boolean' } },
+    options: {
+      autodeploy: { type: 'boolean' },
+      autodestroy: { type: 'boolean' },
+      'stale-days': { type: 'string' },
+      'wait-for-ci': { type: 'boolean' },
+    },
     parse: (w, v) => {
       const days = optional(v, 'stale-days');
-      if (days !== undefined && !/^\d+$/.test(days)) throw usageError('reviewapps:enable', `--stale-days takes a number of days, got "${days}"`);
+      if (days !== undefined && !/^\d+$/.test(days))
+        throw usageError('reviewapps:enable', `--stale-days takes a number of days, got "${days}"`);
       return {
         name: 'reviewapps:enable',
         pipeline: words('reviewapps:enable', w, ['pipeline'])[0]!,
@@ -338,13 +293,21 @@ export const SPECS: Record<CommandName, Spec> = {
     usage: 'reviewapps:create <pipeline> --pr <N>',
     summary: "create or update a pull request's review app (deploy)",
     options: { pr: { type: 'string' } },
-    parse: (w, v) => ({ name: 'reviewapps:create', pipeline: words('reviewapps:create', w, ['pipeline'])[0]!, pr: runNumber('reviewapps:create', required('reviewapps:create', v, 'pr'), 'a pull request number') }),
+    parse: (w, v) => ({
+      name: 'reviewapps:create',
+      pipeline: words('reviewapps:create', w, ['pipeline'])[0]!,
+      pr: runNumber('reviewapps:create', required('reviewapps:create', v, 'pr'), 'a pull request number'),
+    }),
   },
   'reviewapps:destroy': {
     usage: 'reviewapps:destroy <pipeline> --pr <N>',
     summary: "destroy a pull request's review app (deploy)",
     options: { pr: { type: 'string' } },
-    parse: (w, v) => ({ name: 'reviewapps:destroy', pipeline: words('reviewapps:destroy', w, ['pipeline'])[0]!, pr: runNumber('reviewapps:destroy', required('reviewapps:destroy', v, 'pr'), 'a pull request number') }),
+    parse: (w, v) => ({
+      name: 'reviewapps:destroy',
+      pipeline: words('reviewapps:destroy', w, ['pipeline'])[0]!,
+      pr: runNumber('reviewapps:destroy', required('reviewapps:destroy', v, 'pr'), 'a pull request number'),
+    }),
   },
   subscribe: {
     usage: 'subscribe <pipeline> [deploy|promote|rollback|config|ci|pulls...] [--channel <channel>]',

@@ -24,7 +24,16 @@ export interface Database {
   close(): Promise<void>;
 }
 
-const migrations = [Initial1700000000000, Chat1700000000001, GitHub1700000000002, Ci1700000000003, ReviewApps1700000000004, ExternalRefs1700000000005, SeenRequests1700000000006, OutboxRetries1700000000008];
+const migrations = [
+  Initial1700000000000,
+  Chat1700000000001,
+  GitHub1700000000002,
+  Ci1700000000003,
+  ReviewApps1700000000004,
+  ExternalRefs1700000000005,
+  SeenRequests1700000000006,
+  OutboxRetries1700000000008,
+];
 
 /**
  * Opens the database and runs pending migrations. With a URL: that Postgres.

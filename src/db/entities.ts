@@ -1,7 +1,23 @@
 import { EntitySchema, type ValueTransformer } from 'typeorm';
 
 export * from './models.ts';
-import type { User, Subscription, StatusMessage, Token, Pipeline, ReviewApp, TestRun, Grant, App, Slug, Build, Release, Operation, FlowEvent, Runner } from './models.ts';
+import type {
+  User,
+  Subscription,
+  StatusMessage,
+  Token,
+  Pipeline,
+  ReviewApp,
+  TestRun,
+  Grant,
+  App,
+  Slug,
+  Build,
+  Release,
+  Operation,
+  FlowEvent,
+  Runner,
+} from './models.ts';
 
 const id = { type: Number, primary: true, generated: 'increment' } as const;
 const createdAt = { type: 'timestamptz', name: 'created_at', createDate: true } as const;
@@ -22,7 +38,8 @@ const outsideJson: ValueTransformer = {
   to: function clean(value: unknown): unknown {
     if (typeof value === 'string') return outsideText.to(value);
     if (Array.isArray(value)) return value.map(clean);
-    if (value && typeof value === 'object' && !(value instanceof Date)) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, clean(v)]));
+    if (value && typeof value === 'object' && !(value instanceof Date))
+      return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, clean(v)]));
     return value;
   },
   from: (value: unknown) => value,
@@ -245,7 +262,6 @@ export const RunnerEntity = new EntitySchema<Runner>({
     heartbeatAt: { type: 'timestamptz', name: 'heartbeat_at' },
   },
 });
-
 
 export const entities = [
   UserEntity,

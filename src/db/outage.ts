@@ -1,11 +1,22 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { log } from '../log.ts';
 
-const NETWORK_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ENETDOWN']);
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENETDOWN',
+]);
 /** Postgres' own "try again": shutting down, starting up, out of connection slots. Class 08 (connection exception) is matched whole. */
 const SERVER_CODES = new Set(['57P01', '57P02', '57P03', '53300']);
 /** What the pg driver says when its connection went away (it has no code for these). */
-const DRIVER_MESSAGES = /Connection terminated|connection timeout|timeout exceeded when trying to connect|not queryable|Connection refused|server closed the connection/i;
+const DRIVER_MESSAGES =
+  /Connection terminated|connection timeout|timeout exceeded when trying to connect|not queryable|Connection refused|server closed the connection/i;
 
 /**
  * Whether an error means the database could not be reached (a network
@@ -35,7 +46,10 @@ class DatabaseOutage {
   noticed(err: unknown, context: Record<string, unknown>): boolean {
     if (this.since !== null) return false;
     this.since = Date.now();
-    log.error({ ...context, err: err instanceof Error ? err.message : String(err) }, 'database unreachable; retrying with back-off until it is back');
+    log.error(
+      { ...context, err: err instanceof Error ? err.message : String(err) },
+      'database unreachable; retrying with back-off until it is back',
+    );
     return true;
   }
 

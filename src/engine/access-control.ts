@@ -6,9 +6,7 @@ import type { EngineContext } from './context.ts';
 
 /** Who may do what on a pipeline: every service asks here first. */
 export class Access {
-  constructor(
-    private readonly ctx: EngineContext,
-  ) {}
+  constructor(private readonly ctx: EngineContext) {}
 
   async permissionOf(actor: Actor, pipelineId: number): Promise<Permission | null> {
     if (actor.admin) return 'manage';
@@ -42,7 +40,9 @@ export class Access {
     if (held === null) return null;
     if (!permits(held, needed)) {
       log.warn({ pipeline: pipeline.name, actor: actor.name, needed, held }, 'operation denied');
-      throw new PermissionDenied(`\`${command}\` needs ${needed} on ${pipeline.name}; you have ${held}. Ask an admin: \`access:add ${pipeline.name} ${actor.name} ${needed}\``);
+      throw new PermissionDenied(
+        `\`${command}\` needs ${needed} on ${pipeline.name}; you have ${held}. Ask an admin: \`access:add ${pipeline.name} ${actor.name} ${needed}\``,
+      );
     }
     return pipeline;
   }

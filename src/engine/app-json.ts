@@ -9,7 +9,8 @@ export interface AppJson {
   environments?: { review?: { env?: AppJson['env'] } };
 }
 
-export const isObject = (value: unknown): value is Record<string, unknown> => typeof value === 'object' && value !== null && !Array.isArray(value);
+export const isObject = (value: unknown): value is Record<string, unknown> =>
+  typeof value === 'object' && value !== null && !Array.isArray(value);
 
 /**
  * A review app's config vars, as Heroku sets them: app.json `env` (a
@@ -24,7 +25,10 @@ export function reviewConfig(appJson: AppJson, review: { app: string; branch: st
     if (env === undefined) return;
     if (!isObject(env)) throw new InvalidInput(`app.json ${where} must be an object of config vars`);
     for (const [key, spec] of Object.entries(env)) {
-      if (!CONFIG_KEY.test(key)) throw new InvalidInput(`app.json ${where}: "${key.slice(0, 60)}" is not a valid config var name (letters, digits and "_", not starting with a digit)`);
+      if (!CONFIG_KEY.test(key))
+        throw new InvalidInput(
+          `app.json ${where}: "${key.slice(0, 60)}" is not a valid config var name (letters, digits and "_", not starting with a digit)`,
+        );
       let value: string;
       if (typeof spec === 'string' || typeof spec === 'number' || typeof spec === 'boolean') value = String(spec);
       else if (isObject(spec) && spec.generator === 'secret') value = randomBytes(32).toString('hex');
@@ -43,10 +47,17 @@ export function reviewConfig(appJson: AppJson, review: { app: string; branch: st
   const reviewEnvironment = isObject(appJson.environments) && isObject(appJson.environments.review) ? appJson.environments.review : {};
   apply(reviewEnvironment.env, 'environments.review.env');
   for (const prefix of ['HEROKU', 'FLOW']) {
-    Object.assign(config, { [`${prefix}_APP_NAME`]: review.app, [`${prefix}_BRANCH`]: review.branch, [`${prefix}_PR_NUMBER`]: String(review.pr) });
+    Object.assign(config, {
+      [`${prefix}_APP_NAME`]: review.app,
+      [`${prefix}_BRANCH`]: review.branch,
+      [`${prefix}_PR_NUMBER`]: String(review.pr),
+    });
   }
   const size = configSize(config);
-  if (size > MAX_CONFIG_BYTES) throw new InvalidInput(`app.json's config vars come to ${formatBytes(size)}; an app's config vars are limited to 32 KB (${formatBytes(MAX_CONFIG_BYTES)})`);
+  if (size > MAX_CONFIG_BYTES)
+    throw new InvalidInput(
+      `app.json's config vars come to ${formatBytes(size)}; an app's config vars are limited to 32 KB (${formatBytes(MAX_CONFIG_BYTES)})`,
+    );
   return config;
 }
 

@@ -31,7 +31,8 @@ export class AppLocks {
           .execute(),
       );
       if (taken.affected) break;
-      if (!(await untilDatabaseAnswers(context, () => this.db.getRepository(AppEntity).existsBy({ id: appId })))) throw new NotFound('the app was destroyed');
+      if (!(await untilDatabaseAnswers(context, () => this.db.getRepository(AppEntity).existsBy({ id: appId }))))
+        throw new NotFound('the app was destroyed');
       await new Promise<void>((resolve) => {
         const wake = () => {
           clearTimeout(timer);

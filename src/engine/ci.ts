@@ -40,19 +40,42 @@ export class Ci {
   ) {}
 
   async setCi(actor: Actor, pipelineName: string, enabled: boolean): Promise<{ pipeline: string; ci: boolean }> {
-    const pipeline = await this.authz.authorize(actor, pipelineName, REQUIRED.manageApps, `ci:${enabled ? 'enable' : 'disable'} ${pipelineName}`);
+    const pipeline = await this.authz.authorize(
+      actor,
+      pipelineName,
+      REQUIRED.manageApps,
+      `ci:${enabled ? 'enable' : 'disable'} ${pipelineName}`,
+    );
     await this.ctx.transaction(async (m) => {
       await m.update(PipelineEntity, { id: pipeline.id }, { ciEnabled: enabled });
-      await this.ctx.emit(m, { type: `ci.${enabled ? 'enabled' : 'disabled'}`, pipeline: pipeline.name, actor: actor.name, via: actor.via, message: `${actor.name} turned CI ${enabled ? 'on' : 'off'} for ${pipeline.name}` });
+      await this.ctx.emit(m, {
+        type: `ci.${enabled ? 'enabled' : 'disabled'}`,
+        pipeline: pipeline.name,
+        actor: actor.name,
+        via: actor.via,
+        message: `${actor.name} turned CI ${enabled ? 'on' : 'off'} for ${pipeline.name}`,
+      });
     });
     return { pipeline: pipeline.name, ci: enabled };
   }
 
-  async setAutodeploy(actor: Actor, pipelineName: string, setting: { branch: string; stage?: string; waitForCi?: boolean } | null): Promise<{ pipeline: string; autodeploy: Pipeline['autodeploy'] }> {
-    const pipeline = await this.authz.authorize(actor, pipelineName, REQUIRED.manageApps, `autodeploy:${setting ? 'enable' : 'disable'} ${pipelineName}`);
+  async setAutodeploy(
+    actor: Actor,
+    pipelineName: string,
+    setting: { branch: string; stage?: string; waitForCi?: boolean } | null,
+  ): Promise<{ pipeline: string; autodeploy: Pipeline['autodeploy'] }> {
+    const pipeline = await this.authz.authorize(
+      actor,
+      pipelineName,
+      REQUIRED.manageApps,
+      `autodeploy:${setting ? 'enable' : 'disable'} ${pipelineName}`,
+    );
     if (setting) assertRef(setting.branch);
-    const autodeploy = setting ? { branch: setting.branch, stage: parseStage(setting.stage ?? 'staging'), waitForCi: !!setting.waitForCi } : null;
-    if (autodeploy?.waitForCi && !pipeline.ciEnabled) throw new InvalidInput(`--wait-for-ci needs CI on ${pipeline.name}: run \`ci:enable ${pipeline.name}\` first`);
+    const autodeploy = setting
+      ? { branch: setting.branch, stage: parseStage(setting.stage ?? 'staging'), waitForCi: !!setting.waitForCi }
+      : null;
+    if (autodeploy?.waitForCi && !pipeline.ciEnabled)
+      throw new InvalidInput(`--wait-for-ci needs CI on ${pipeline.name}: run \`ci:enable ${pipeline.name}\` first`);
     await this.ctx.transaction(async (m) => {
       await m.update(PipelineEntity, { id: pipeline.id }, { autodeploy });
       await this.ctx.emit(m, {
@@ -60,7 +83,9 @@ export class Ci {
         pipeline: pipeline.name,
         actor: actor.name,
         via: actor.via,
-        message: autodeploy ? `${actor.name}: pushes to ${autodeploy.branch} deploy to ${autodeploy.stage}${autodeploy.waitForCi ? ' once CI passes' : ''}` : `${actor.name} turned auto-deploy off for ${pipeline.name}`,
+        message: autodeploy
+          ? `${actor.name}: pushes to ${autodeploy.branch} deploy to ${autodeploy.stage}${autodeploy.waitForCi ? ' once CI passes' : ''}`
+          : `${actor.name} turned auto-deploy off for ${pipeline.name}`,
         data: { autodeploy },
       });
     });
@@ -69,7 +94,9 @@ export class Ci {
 
   async testRuns(actor: Actor, pipelineName: string): Promise<TestRunView[]> {
     const pipeline = await this.authz.authorize(actor, pipelineName, REQUIRED.read, `ci ${pipelineName}`);
-    const runs = await this.ctx.db.getRepository(TestRunEntity).find({ where: { pipelineId: pipeline.id }, order: { number: 'DESC' }, take: 20 });
+    const runs = await this.ctx.db
+      .getRepository(TestRunEntity)
+      .find({ where: { pipelineId: pipeline.id }, order: { number: 'DESC' }, take: 20 });
     return runs.map(testRunView);
   }
 
@@ -84,8 +111,12 @@ export class Ci {
   async rerunTests(actor: Actor, pipelineName: string, number?: number): Promise<TestRunView> {
     const pipeline = await this.authz.authorize(actor, pipelineName, REQUIRED.deploy, `ci:rerun ${pipelineName}`);
     const runs = this.ctx.db.getRepository(TestRunEntity);
-    const previous = number === undefined ? await runs.findOne({ where: { pipelineId: pipeline.id }, order: { number: 'DESC' } }) : await runs.findOneBy({ pipelineId: pipeline.id, number });
-    if (!previous) throw new NotFound(number === undefined ? `${pipeline.name} has no test runs yet` : `${pipeline.name} has no test run #${number}`);
+    const previous =
+      number === undefined
+        ? await runs.findOne({ where: { pipelineId: pipeline.id }, order: { number: 'DESC' } })
+        : await runs.findOneBy({ pipelineId: pipeline.id, number });
+    if (!previous)
+      throw new NotFound(number === undefined ? `${pipeline.name} has no test runs yet` : `${pipeline.name} has no test run #${number}`);
     return testRunView(await this.startTestRun(pipeline, previous.commit, previous.branch, actor));
   }
 
@@ -93,7 +124,8 @@ export class Ci {
     const pipeline = await this.authz.authorize(actor, pipelineName, REQUIRED.manageApps, `ci:cancel ${pipelineName}`);
     const run = await this.ctx.db.getRepository(TestRunEntity).findOneBy({ pipelineId: pipeline.id, number });
     if (!run) throw new NotFound(`${pipeline.name} has no test run #${number}`);
-    if (!['pending', 'building', 'running'].includes(run.status)) throw new Conflict(`test run #${number} has already ended (${run.status})`);
+    if (!['pending', 'building', 'running'].includes(run.status))
+      throw new Conflict(`test run #${number} has already ended (${run.status})`);
     await this.setTestRunStatus(pipeline, run, 'cancelled', `${actor.name} cancelled it`);
     this.testAborts.get(run.id)?.abort();
     return testRunView({ ...run, status: 'cancelled' });
@@ -116,19 +148,39 @@ export class Ci {
   private async autodeploy(pipeline: Pipeline, sha: string, actor: Actor): Promise<void> {
     const setting = pipeline.autodeploy!;
     try {
-      await this.releases.deploy({ ...SYSTEM, name: actor.name, via: actor.via }, { pipeline: pipeline.name, ref: sha, stage: setting.stage });
+      await this.releases.deploy(
+        { ...SYSTEM, name: actor.name, via: actor.via },
+        { pipeline: pipeline.name, ref: sha, stage: setting.stage },
+      );
     } catch (err) {
       await this.ctx.transaction((m) =>
-        this.ctx.emit(m, { type: 'autodeploy.failed', pipeline: pipeline.name, via: 'system', message: `Auto-deploy of ${short(sha)} to ${setting.stage} did not start: ${err instanceof Error ? err.message : String(err)}` }),
+        this.ctx.emit(m, {
+          type: 'autodeploy.failed',
+          pipeline: pipeline.name,
+          via: 'system',
+          message: `Auto-deploy of ${short(sha)} to ${setting.stage} did not start: ${err instanceof Error ? err.message : String(err)}`,
+        }),
       );
     }
   }
 
   private async startTestRun(pipeline: Pipeline, sha: string, branch: string | null, actor: Actor): Promise<TestRun> {
     const run = await this.ctx.transaction(async (m) => {
-      const [{ last_test_run: number }] = (await m.query('UPDATE pipelines SET last_test_run = last_test_run + 1 WHERE id = $1 RETURNING last_test_run', [pipeline.id]))[0] as [{ last_test_run: number }];
-      const run = await m.save(TestRunEntity, m.create(TestRunEntity, { pipelineId: pipeline.id, number, commit: sha, branch, status: 'pending', runnerId: this.ctx.runnerId }));
-      await this.ctx.emit(m, { type: 'testrun.pending', pipeline: pipeline.name, actor: actor.name, via: actor.via, message: `Test run #${number} of ${short(sha)}${branch ? ` on ${branch}` : ''} is pending`, data: { number, sha, branch } });
+      const [{ last_test_run: number }] = (
+        await m.query('UPDATE pipelines SET last_test_run = last_test_run + 1 WHERE id = $1 RETURNING last_test_run', [pipeline.id])
+      )[0] as [{ last_test_run: number }];
+      const run = await m.save(
+        TestRunEntity,
+        m.create(TestRunEntity, { pipelineId: pipeline.id, number, commit: sha, branch, status: 'pending', runnerId: this.ctx.runnerId }),
+      );
+      await this.ctx.emit(m, {
+        type: 'testrun.pending',
+        pipeline: pipeline.name,
+        actor: actor.name,
+        via: actor.via,
+        message: `Test run #${number} of ${short(sha)}${branch ? ` on ${branch}` : ''} is pending`,
+        data: { number, sha, branch },
+      });
       return run;
     });
     const abort = new AbortController();
@@ -136,28 +188,33 @@ export class Ci {
     // The run's status changes wait out a database outage, so a run that finished is not reported errored for want of a connection.
     const setStatus = (status: TestRun['status'], why?: string, output?: string) =>
       untilDatabaseAnswers({ testRun: run.id, step: status }, () => this.setTestRunStatus(pipeline, run, status, why, output));
-    void this.ctx.jobs.add(async () => {
-      let output = '';
-      try {
-        const source = await this.ctx.source(pipeline);
-        await setStatus('building');
-        const slug = await this.execution.buildSlug(pipeline, source, sha, {
-          output: (chunk) => {
-            output += chunk;
-          },
-        });
-        if (!(await setStatus('running', undefined, output))) return;
-        const result = await this.ctx.platform.runTests(slug.id, (chunk) => (output += chunk), abort.signal);
-        const status = result.code === null ? 'errored' : result.code === 0 ? 'succeeded' : 'failed';
-        if (!(await setStatus(status, undefined, output))) return;
-        // What a green run starts (an auto-deploy, review apps) reports its own failures; the run stays green.
-        if (status === 'succeeded') await this.afterGreenRun(pipeline.id, run).catch((err: unknown) => log.error({ testRun: run.id, err }, 'auto-deploy after a green test run did not start'));
-      } catch (err) {
-        await setStatus('errored', err instanceof Error ? err.message : String(err), output);
-      } finally {
-        this.testAborts.delete(run.id);
-      }
-    }).catch((err: unknown) => log.error({ testRun: run.id, err }, 'test run outcome not recorded'));
+    void this.ctx.jobs
+      .add(async () => {
+        let output = '';
+        try {
+          const source = await this.ctx.source(pipeline);
+          await setStatus('building');
+          const slug = await this.execution.buildSlug(pipeline, source, sha, {
+            output: (chunk) => {
+              output += chunk;
+            },
+          });
+          if (!(await setStatus('running', undefined, output))) return;
+          const result = await this.ctx.platform.runTests(slug.id, (chunk) => (output += chunk), abort.signal);
+          const status = result.code === null ? 'errored' : result.code === 0 ? 'succeeded' : 'failed';
+          if (!(await setStatus(status, undefined, output))) return;
+          // What a green run starts (an auto-deploy, review apps) reports its own failures; the run stays green.
+          if (status === 'succeeded')
+            await this.afterGreenRun(pipeline.id, run).catch((err: unknown) =>
+              log.error({ testRun: run.id, err }, 'auto-deploy after a green test run did not start'),
+            );
+        } catch (err) {
+          await setStatus('errored', err instanceof Error ? err.message : String(err), output);
+        } finally {
+          this.testAborts.delete(run.id);
+        }
+      })
+      .catch((err: unknown) => log.error({ testRun: run.id, err }, 'test run outcome not recorded'));
     return run;
   }
 
@@ -166,7 +223,8 @@ export class Ci {
     const pipeline = await this.ctx.db.getRepository(PipelineEntity).findOneByOrFail({ id: pipelineId });
     if (pipeline.reviewApps?.autodeploy && pipeline.reviewApps.waitForCi) {
       const waiting = await this.ctx.db.getRepository(ReviewAppEntity).findBy({ pipelineId, headSha: run.commit, fork: false });
-      for (const row of waiting.filter((r) => r.status !== 'deleting' && r.status !== 'deleted')) await this.reviewApps.ensureReviewApp(pipeline, row, { ...SYSTEM, name: 'ci', via: 'github' });
+      for (const row of waiting.filter((r) => r.status !== 'deleting' && r.status !== 'deleted'))
+        await this.reviewApps.ensureReviewApp(pipeline, row, { ...SYSTEM, name: 'ci', via: 'github' });
     }
     const setting = pipeline.autodeploy;
     if (!setting?.waitForCi || setting.branch !== run.branch) return;
@@ -174,7 +232,13 @@ export class Ci {
     const others = hasCommitStatuses(source) ? await source.otherStatuses(run.commit, CI_CONTEXT) : 'success';
     if (others !== 'success') {
       await this.ctx.transaction((m) =>
-        this.ctx.emit(m, { type: 'autodeploy.skipped', pipeline: pipeline.name, via: 'system', message: `Not deploying ${short(run.commit)}: other checks on the commit are ${others}`, data: { sha: run.commit } }),
+        this.ctx.emit(m, {
+          type: 'autodeploy.skipped',
+          pipeline: pipeline.name,
+          via: 'system',
+          message: `Not deploying ${short(run.commit)}: other checks on the commit are ${others}`,
+          data: { sha: run.commit },
+        }),
       );
       return;
     }

@@ -43,7 +43,17 @@ const ROUTES = {
   operations: ['idle', 'operation', 'operationReport'],
   users: ['authenticate', 'ensureAdmin', 'createUser', 'access', 'addAccess', 'removeAccess', 'externalUser'],
   feeds: ['subscribe', 'unsubscribe', 'subscriptions', 'ensureStatusMessage', 'recordRefusal'],
-  pipelines: ['createPipeline', 'connectPipeline', 'listPipelines', 'pipelineInfo', 'destroyPipeline', 'createApp', 'moveApp', 'destroyApp', 'sourceOf'],
+  pipelines: [
+    'createPipeline',
+    'connectPipeline',
+    'listPipelines',
+    'pipelineInfo',
+    'destroyPipeline',
+    'createApp',
+    'moveApp',
+    'destroyApp',
+    'sourceOf',
+  ],
   releases: ['deploy', 'promote', 'rollback', 'config', 'setConfig', 'unsetConfig', 'releases', 'releaseOutput', 'diff'],
   authz: ['permissionOn'],
   ci: ['setCi', 'setAutodeploy', 'testRuns', 'testRunInfo', 'rerunTests', 'cancelTests', 'pushed'],
@@ -55,7 +65,8 @@ type Routed<S extends keyof typeof ROUTES, T> = Pick<T, (typeof ROUTES)[S][numbe
 // The facade's methods are its services' own, routed by ROUTES (below the class), so a signature lives in one place.
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging -- the interface declares what the prototype loop below defines
 export interface Engine
-  extends Routed<'recovery', Recovery>,
+  extends
+    Routed<'recovery', Recovery>,
     Routed<'operations', Operations>,
     Routed<'users', Users>,
     Routed<'feeds', Feeds>,
@@ -94,7 +105,6 @@ export class Engine {
   eventsWritten(): void {
     this.s.ctx.notify();
   }
-
 }
 
 for (const [service, methods] of Object.entries(ROUTES)) {

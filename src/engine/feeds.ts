@@ -22,7 +22,10 @@ export function feedKindOf(type: string): (typeof FEED_EVENTS)[number] | null {
 
 /** A feed is a Slack channel, named by its id (in Slack, a #channel mention becomes one). */
 function assertChannel(channel: string): void {
-  if (!CHANNEL.test(channel)) throw new InvalidInput(`"${channel.slice(0, 60)}" is not a Slack channel id (like C0123ABCD): give --channel the channel's id, or in Slack mention the #channel`);
+  if (!CHANNEL.test(channel))
+    throw new InvalidInput(
+      `"${channel.slice(0, 60)}" is not a Slack channel id (like C0123ABCD): give --channel the channel's id, or in Slack mention the #channel`,
+    );
 }
 /** A pipeline's feeds: the channels that follow it, and the messages that track an operation. */
 export class Feeds {
@@ -33,15 +36,30 @@ export class Feeds {
   ) {}
 
   /** Makes `channel` a feed of the pipeline for the given operation kinds (all when none). */
-  async subscribe(actor: Actor, pipelineName: string, channel: string, events: string[]): Promise<{ pipeline: string; channel: string; events: string[] }> {
+  async subscribe(
+    actor: Actor,
+    pipelineName: string,
+    channel: string,
+    events: string[],
+  ): Promise<{ pipeline: string; channel: string; events: string[] }> {
     const pipeline = await this.authz.authorize(actor, pipelineName, 'operate', `subscribe ${pipelineName}`);
     assertChannel(channel);
     const unknown = events.filter((e) => !(FEED_EVENTS as readonly string[]).includes(e));
-    if (unknown.length) throw new InvalidInput(`${unknown.join(', ')} ${unknown.length === 1 ? 'is' : 'are'} not a feed event: use ${FEED_EVENTS.join(', ')}, or none for all`);
+    if (unknown.length)
+      throw new InvalidInput(
+        `${unknown.join(', ')} ${unknown.length === 1 ? 'is' : 'are'} not a feed event: use ${FEED_EVENTS.join(', ')}, or none for all`,
+      );
     const chosen = events.length ? [...new Set(events)] : [...FEED_EVENTS];
     await this.ctx.transaction(async (m) => {
       await m.upsert(SubscriptionEntity, { pipelineId: pipeline.id, channel, events: chosen }, ['pipelineId', 'channel']);
-      await this.ctx.emit(m, { type: 'subscription.added', pipeline: pipeline.name, actor: actor.name, via: actor.via, message: `${actor.name} made ${channel} a feed of ${pipeline.name}`, data: { channel, events: chosen } });
+      await this.ctx.emit(m, {
+        type: 'subscription.added',
+        pipeline: pipeline.name,
+        actor: actor.name,
+        via: actor.via,
+        message: `${actor.name} made ${channel} a feed of ${pipeline.name}`,
+        data: { channel, events: chosen },
+      });
     });
     return { pipeline: pipeline.name, channel, events: chosen };
   }
@@ -52,7 +70,14 @@ export class Feeds {
     await this.ctx.transaction(async (m) => {
       const removed = await m.delete(SubscriptionEntity, { pipelineId: pipeline.id, channel });
       if (!removed.affected) throw new NotFound(`this channel is not a feed of ${pipeline.name}`);
-      await this.ctx.emit(m, { type: 'subscription.removed', pipeline: pipeline.name, actor: actor.name, via: actor.via, message: `${actor.name} stopped the ${pipeline.name} feed in ${channel}`, data: { channel } });
+      await this.ctx.emit(m, {
+        type: 'subscription.removed',
+        pipeline: pipeline.name,
+        actor: actor.name,
+        via: actor.via,
+        message: `${actor.name} stopped the ${pipeline.name} feed in ${channel}`,
+        data: { channel },
+      });
     });
     return { pipeline: pipeline.name, channel };
   }
@@ -82,7 +107,13 @@ export class Feeds {
    * (a commit status, a deployment) for good, as an event of the pipeline:
    * the audit trail keeps it and the pipeline's feeds show it.
    */
-  async recordRefusal(event: { type: 'github.status_refused' | 'github.deployment_refused'; pipeline: string; app: string | null; message: string; data: Record<string, unknown> }): Promise<void> {
+  async recordRefusal(event: {
+    type: 'github.status_refused' | 'github.deployment_refused';
+    pipeline: string;
+    app: string | null;
+    message: string;
+    data: Record<string, unknown>;
+  }): Promise<void> {
     await this.ctx.transaction((m) => this.ctx.emit(m, { ...event, via: 'system' }));
   }
 }

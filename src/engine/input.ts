@@ -49,12 +49,17 @@ function locate(text: string, pattern: RegExp): string {
  * than MAX_WORD characters. `what` names the word in the message.
  */
 export function checkWord(text: string, what = visible(text)): void {
-  if (LONE_SURROGATE.test(text)) throw new InvalidInput(`${what} is not valid Unicode (a lone surrogate, ${locate(text, LONE_SURROGATE)}); retype it`);
+  if (LONE_SURROGATE.test(text))
+    throw new InvalidInput(`${what} is not valid Unicode (a lone surrogate, ${locate(text, LONE_SURROGATE)}); retype it`);
   if (CONTROL.test(text)) {
-    throw new InvalidInput(`${what} contains a control character (${locate(text, CONTROL)}): names, refs, keys and options are plain text on one line; remove it`);
+    throw new InvalidInput(
+      `${what} contains a control character (${locate(text, CONTROL)}): names, refs, keys and options are plain text on one line; remove it`,
+    );
   }
   if (INVISIBLE.test(text)) {
-    throw new InvalidInput(`${what} contains an invisible formatting character (${locate(text, INVISIBLE)}) that makes it display as something else; remove it`);
+    throw new InvalidInput(
+      `${what} contains an invisible formatting character (${locate(text, INVISIBLE)}) that makes it display as something else; remove it`,
+    );
   }
   if (text.length > MAX_WORD) throw new InvalidInput(`${what} is too long (${text.length} characters; at most ${MAX_WORD})`);
 }
@@ -66,7 +71,8 @@ export function checkWord(text: string, what = visible(text)): void {
  * never the value.
  */
 export function checkConfigValue(key: string, value: string): void {
-  if (LONE_SURROGATE.test(value)) throw new InvalidInput(`the value of ${key} is not valid Unicode (a lone surrogate, ${locate(value, LONE_SURROGATE)}); set it again`);
+  if (LONE_SURROGATE.test(value))
+    throw new InvalidInput(`the value of ${key} is not valid Unicode (a lone surrogate, ${locate(value, LONE_SURROGATE)}); set it again`);
   if (CONTROL_BUT_LINE_BREAKS.test(value)) {
     throw new InvalidInput(
       `the value of ${key} contains a control character (${locate(value, CONTROL_BUT_LINE_BREAKS)}): config values may hold tabs and line breaks, but never NUL or other control characters`,

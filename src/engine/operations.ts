@@ -1,5 +1,16 @@
 import { In, type EntityManager } from 'typeorm';
-import { AppEntity, EventEntity, OperationEntity, PipelineEntity, ReleaseEntity, type App, type FlowEvent, type Operation, type OperationKind, type Pipeline } from '../db/entities.ts';
+import {
+  AppEntity,
+  EventEntity,
+  OperationEntity,
+  PipelineEntity,
+  ReleaseEntity,
+  type App,
+  type FlowEvent,
+  type Operation,
+  type OperationKind,
+  type Pipeline,
+} from '../db/entities.ts';
 import { untilDatabaseAnswers } from '../db/outage.ts';
 import { log } from '../log.ts';
 import { type OperationReport, type OperationView, type ReportTarget } from './views.ts';
@@ -53,8 +64,19 @@ export class Operations {
     const targets: ReportTarget[] = [];
     for (const t of op.targets) {
       const app = apps.find((a) => a.name === t.app);
-      const release = app && t.version ? await this.ctx.db.getRepository(ReleaseEntity).findOneBy({ appId: app.id, version: t.version }) : null;
-      targets.push({ app: t.app, stage: app?.stage ?? 'destroyed', version: t.version, commit: release?.commit ?? null, status: t.status, releasing: t.version !== null, error: t.error, output: release?.output ?? '', current: !!release && app?.currentReleaseId === release.id });
+      const release =
+        app && t.version ? await this.ctx.db.getRepository(ReleaseEntity).findOneBy({ appId: app.id, version: t.version }) : null;
+      targets.push({
+        app: t.app,
+        stage: app?.stage ?? 'destroyed',
+        version: t.version,
+        commit: release?.commit ?? null,
+        status: t.status,
+        releasing: t.version !== null,
+        error: t.error,
+        output: release?.output ?? '',
+        current: !!release && app?.currentReleaseId === release.id,
+      });
     }
     return { operation: this.operationView(op, pipeline), actor: started?.actor ?? null, via: started?.via ?? 'system', targets };
   }
@@ -81,7 +103,14 @@ export class Operations {
           runnerId: this.ctx.runnerId,
         }),
       );
-      await this.ctx.emit(m, { type: `${kind}.started`, pipeline: pipeline.name, operationId: op.id, actor: actor.name, via: actor.via, message: `${actor.name}: ${description}` });
+      await this.ctx.emit(m, {
+        type: `${kind}.started`,
+        pipeline: pipeline.name,
+        operationId: op.id,
+        actor: actor.name,
+        via: actor.via,
+        message: `${actor.name}: ${description}`,
+      });
       return op;
     });
   }
@@ -95,35 +124,48 @@ export class Operations {
   launch(op: Operation, work: (progress: Progress) => Promise<void>): void {
     const progress: Progress = async (message, app) => {
       await untilDatabaseAnswers({ operation: op.id, step: 'progress' }, () =>
-        this.ctx.transaction((m) => this.ctx.emit(m, { type: 'operation.progress', operationId: op.id, app: app ?? null, via: 'system', message })),
+        this.ctx.transaction((m) =>
+          this.ctx.emit(m, { type: 'operation.progress', operationId: op.id, app: app ?? null, via: 'system', message }),
+        ),
       );
     };
-    const job = this.ctx.jobs.add(async () => {
-      let error: string | null = null;
-      try {
-        await untilDatabaseAnswers({ operation: op.id, step: 'start' }, () => transition(this.ctx.db.manager, 'operation', op.id, 'running'));
-        await work(progress);
-      } catch (err) {
-        error = err instanceof Error ? err.message : String(err);
-        log.warn({ operation: op.id, err }, 'operation failed');
-      }
-      await untilDatabaseAnswers({ operation: op.id, step: 'outcome' }, () => this.ctx.transaction(async (m) => {
-        const fresh = await m.findOneByOrFail(OperationEntity, { id: op.id });
-        const targets = fresh.targets.map((t) => (t.status === 'pending' ? { ...t, status: 'failed' as const, error: error ?? 'not released' } : t));
-        const ok = !error && targets.every((t) => t.status === 'succeeded');
-        await transition(m, 'operation', op.id, ok ? 'succeeded' : 'failed', { targets, error });
-        const pipeline = op.pipelineId ? await m.findOneBy(PipelineEntity, { id: op.pipelineId }) : null;
-        await this.ctx.emit(m, {
-          type: `${op.kind}.${ok ? 'succeeded' : 'failed'}`,
-          pipeline: pipeline?.name ?? null,
-          operationId: op.id,
-          via: 'system',
-          message: `${op.description}: ${ok ? 'done' : 'failed'}${error ? ` (${error.split('\n')[0]})` : ''}`,
-          data: { targets },
-        });
-      }));
-    }).catch((err: unknown) => log.error({ operation: op.id, err }, 'operation outcome not recorded'));
-    this.finished.set(op.id, job.then(() => undefined));
+    const job = this.ctx.jobs
+      .add(async () => {
+        let error: string | null = null;
+        try {
+          await untilDatabaseAnswers({ operation: op.id, step: 'start' }, () =>
+            transition(this.ctx.db.manager, 'operation', op.id, 'running'),
+          );
+          await work(progress);
+        } catch (err) {
+          error = err instanceof Error ? err.message : String(err);
+          log.warn({ operation: op.id, err }, 'operation failed');
+        }
+        await untilDatabaseAnswers({ operation: op.id, step: 'outcome' }, () =>
+          this.ctx.transaction(async (m) => {
+            const fresh = await m.findOneByOrFail(OperationEntity, { id: op.id });
+            const targets = fresh.targets.map((t) =>
+              t.status === 'pending' ? { ...t, status: 'failed' as const, error: error ?? 'not released' } : t,
+            );
+            const ok = !error && targets.every((t) => t.status === 'succeeded');
+            await transition(m, 'operation', op.id, ok ? 'succeeded' : 'failed', { targets, error });
+            const pipeline = op.pipelineId ? await m.findOneBy(PipelineEntity, { id: op.pipelineId }) : null;
+            await this.ctx.emit(m, {
+              type: `${op.kind}.${ok ? 'succeeded' : 'failed'}`,
+              pipeline: pipeline?.name ?? null,
+              operationId: op.id,
+              via: 'system',
+              message: `${op.description}: ${ok ? 'done' : 'failed'}${error ? ` (${error.split('\n')[0]})` : ''}`,
+              data: { targets },
+            });
+          }),
+        );
+      })
+      .catch((err: unknown) => log.error({ operation: op.id, err }, 'operation outcome not recorded'));
+    this.finished.set(
+      op.id,
+      job.then(() => undefined),
+    );
     void job.finally(() => setTimeout(() => this.finished.delete(op.id), 60_000).unref());
   }
 
@@ -134,7 +176,16 @@ export class Operations {
   }
 
   operationView(op: Operation, pipeline: Pipeline | null): OperationView {
-    return { id: op.id, kind: op.kind, pipeline: pipeline?.name ?? null, status: op.status, description: op.description, targets: op.targets, error: op.error, createdAt: op.createdAt.toISOString() };
+    return {
+      id: op.id,
+      kind: op.kind,
+      pipeline: pipeline?.name ?? null,
+      status: op.status,
+      description: op.description,
+      targets: op.targets,
+      error: op.error,
+      createdAt: op.createdAt.toISOString(),
+    };
   }
 
   /** Waits for running jobs (tests, shutdown). */

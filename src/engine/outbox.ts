@@ -21,7 +21,10 @@ export class Outbox {
    * same consumer makes this return null.
    */
   async next(consumer: string, limit: number): Promise<FlowEvent[] | null> {
-    await this.db.query('INSERT INTO outbox_cursors (consumer, last_event_id) SELECT $1, coalesce(max(id), 0) FROM events ON CONFLICT DO NOTHING', [consumer]);
+    await this.db.query(
+      'INSERT INTO outbox_cursors (consumer, last_event_id) SELECT $1, coalesce(max(id), 0) FROM events ON CONFLICT DO NOTHING',
+      [consumer],
+    );
     const leased: { last_event_id: string }[] = (
       await this.db.query(
         `UPDATE outbox_cursors SET leased_by = $2, leased_until = now() + interval '${LEASE_SECONDS} seconds'
@@ -41,7 +44,11 @@ export class Outbox {
   }
 
   async advance(consumer: string, lastEventId: string): Promise<void> {
-    await this.db.query('UPDATE outbox_cursors SET last_event_id = $2 WHERE consumer = $1 AND leased_by = $3', [consumer, lastEventId, this.runnerId]);
+    await this.db.query('UPDATE outbox_cursors SET last_event_id = $2 WHERE consumer = $1 AND leased_by = $3', [
+      consumer,
+      lastEventId,
+      this.runnerId,
+    ]);
   }
 
   /**
@@ -49,7 +56,12 @@ export class Outbox {
    * `nextAttemptAt`; the cursor moves on past it. `key` names what it updates
    * (one commit status, one deployment): later events of the key wait behind it.
    */
-  async park(consumer: string, event: FlowEvent, key: string, retry: { attempts: number; nextAttemptAt: Date; error: string | null }): Promise<void> {
+  async park(
+    consumer: string,
+    event: FlowEvent,
+    key: string,
+    retry: { attempts: number; nextAttemptAt: Date; error: string | null },
+  ): Promise<void> {
     await this.db.query(
       `INSERT INTO outbox_retries (consumer, event_id, key, attempts, next_attempt_at, last_error) VALUES ($1, $2, $3, $4, $5, $6)
         ON CONFLICT (consumer, event_id) DO UPDATE SET attempts = EXCLUDED.attempts, next_attempt_at = EXCLUDED.next_attempt_at, last_error = EXCLUDED.last_error`,
@@ -96,7 +108,10 @@ export class Outbox {
   }
 
   async release(consumer: string): Promise<void> {
-    await this.db.query('UPDATE outbox_cursors SET leased_by = NULL, leased_until = NULL WHERE consumer = $1 AND leased_by = $2', [consumer, this.runnerId]);
+    await this.db.query('UPDATE outbox_cursors SET leased_by = NULL, leased_until = NULL WHERE consumer = $1 AND leased_by = $2', [
+      consumer,
+      this.runnerId,
+    ]);
   }
 
   /** The channels that are feeds of `pipeline` for operations of `kind`. */
@@ -119,17 +134,28 @@ export class Outbox {
 
   /** Messages behind their operation, oldest first. */
   behind(limit: number): Promise<StatusMessage[]> {
-    return this.db.getRepository(StatusMessageEntity).createQueryBuilder('m').where('m.wanted > m.shown').orderBy('m.id', 'ASC').limit(limit).getMany();
+    return this.db
+      .getRepository(StatusMessageEntity)
+      .createQueryBuilder('m')
+      .where('m.wanted > m.shown')
+      .orderBy('m.id', 'ASC')
+      .limit(limit)
+      .getMany();
   }
 
   /** Records that the message now shows the state as of `wanted` (a newer event keeps it behind). */
   async shown(message: StatusMessage, patch: { ts: string; threaded: string[] }): Promise<void> {
-    await this.db.getRepository(StatusMessageEntity).update({ id: message.id }, { shown: message.wanted, ts: patch.ts, threaded: patch.threaded });
+    await this.db
+      .getRepository(StatusMessageEntity)
+      .update({ id: message.id }, { shown: message.wanted, ts: patch.ts, threaded: patch.threaded });
   }
 
   /** Remembers an id a host gave for one of ours (kind "github-deployment", key "shop-staging@v3"). */
   async remember(kind: string, key: string, value: string): Promise<void> {
-    await this.db.query('INSERT INTO external_refs (kind, key, value) VALUES ($1, $2, $3) ON CONFLICT (kind, key) DO UPDATE SET value = EXCLUDED.value', [kind, key, value]);
+    await this.db.query(
+      'INSERT INTO external_refs (kind, key, value) VALUES ($1, $2, $3) ON CONFLICT (kind, key) DO UPDATE SET value = EXCLUDED.value',
+      [kind, key, value],
+    );
   }
 
   async recall(kind: string, key: string): Promise<string | null> {

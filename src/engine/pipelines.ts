@@ -21,12 +21,23 @@ export class Pipelines {
   ) {}
 
   async createPipeline(actor: Actor, input: { name: string; repo: string; branch?: string }): Promise<Pipeline> {
-    if (!actor.admin) throw new PermissionDenied('`pipelines:create` needs an admin: a pipeline runs code from a repository on this server; ask an admin to create it');
-    if (!NAME.test(input.name)) throw new InvalidInput(`"${input.name}" is not a valid pipeline name: 3 to 30 lowercase letters, digits or "-", starting with a letter`);
-    if (input.repo.startsWith('-')) throw new InvalidInput(`--repo cannot start with "-" (git would read it as an option): give a path like ./${input.repo.slice(0, 60)} or a git URL`);
+    if (!actor.admin)
+      throw new PermissionDenied(
+        '`pipelines:create` needs an admin: a pipeline runs code from a repository on this server; ask an admin to create it',
+      );
+    if (!NAME.test(input.name))
+      throw new InvalidInput(
+        `"${input.name}" is not a valid pipeline name: 3 to 30 lowercase letters, digits or "-", starting with a letter`,
+      );
+    if (input.repo.startsWith('-'))
+      throw new InvalidInput(
+        `--repo cannot start with "-" (git would read it as an option): give a path like ./${input.repo.slice(0, 60)} or a git URL`,
+      );
     // The repository is shown to everyone with view and kept in the audit trail: no password in it.
     if (/^[a-z][a-z0-9+.-]*:\/\/[^/@\s]*:[^/@\s]*@/i.test(input.repo)) {
-      throw new InvalidInput('--repo must not carry a password (user:password@): everyone who can view the pipeline sees its repository. Use an SSH URL with a deploy key, a git credential helper, or github:owner/name with GITHUB_TOKEN');
+      throw new InvalidInput(
+        '--repo must not carry a password (user:password@): everyone who can view the pipeline sees its repository. Use an SSH URL with a deploy key, a git credential helper, or github:owner/name with GITHUB_TOKEN',
+      );
     }
     const branch = input.branch ?? 'main';
     assertRef(branch);
@@ -35,12 +46,21 @@ export class Pipelines {
     // A path is stored resolved, so the pipeline finds it whatever directory the server starts in.
     const repo = ref.kind === 'path' ? path.resolve(ref.path) : formatSourceRef(ref);
     await source.resolve(branch).catch((err: unknown) => {
-      throw err instanceof NotFound ? new InvalidInput(`the repository has no branch "${branch}"; name its main branch with --branch`) : err;
+      throw err instanceof NotFound
+        ? new InvalidInput(`the repository has no branch "${branch}"; name its main branch with --branch`)
+        : err;
     });
     return this.ctx.transaction(async (m) => {
       if (await m.existsBy(PipelineEntity, { name: input.name })) throw new Conflict(`pipeline ${input.name} exists already`);
       const pipeline = await m.save(PipelineEntity, m.create(PipelineEntity, { name: input.name, repo, branch }));
-      await this.ctx.emit(m, { type: 'pipeline.created', pipeline: pipeline.name, actor: actor.name, via: actor.via, message: `${actor.name} created pipeline ${pipeline.name}`, data: { repo, branch } });
+      await this.ctx.emit(m, {
+        type: 'pipeline.created',
+        pipeline: pipeline.name,
+        actor: actor.name,
+        via: actor.via,
+        message: `${actor.name} created pipeline ${pipeline.name}`,
+        data: { repo, branch },
+      });
       return pipeline;
     });
   }
@@ -51,7 +71,9 @@ export class Pipelines {
     // Where the code comes from decides what runs on this server: as with pipelines:create, only an admin says so.
     if (!actor.admin) {
       log.warn({ pipeline: pipeline.name, actor: actor.name }, 'pipelines:connect denied');
-      throw new PermissionDenied(`\`pipelines:connect ${pipeline.name}\` needs an admin: the pipeline's repository is code that runs on this server; ask an admin to connect it`);
+      throw new PermissionDenied(
+        `\`pipelines:connect ${pipeline.name}\` needs an admin: the pipeline's repository is code that runs on this server; ask an admin to connect it`,
+      );
     }
     const ref = githubRef(repository);
     if (!ref) throw new InvalidInput(`"${repository}" is not a GitHub repository: write owner/name`);
@@ -62,7 +84,14 @@ export class Pipelines {
     });
     await this.ctx.transaction(async (m) => {
       await m.update(PipelineEntity, { id: pipeline.id }, { repo });
-      await this.ctx.emit(m, { type: 'pipeline.connected', pipeline: pipeline.name, actor: actor.name, via: actor.via, message: `${actor.name} connected ${pipeline.name} to ${repository}`, data: { from: pipeline.repo, repo } });
+      await this.ctx.emit(m, {
+        type: 'pipeline.connected',
+        pipeline: pipeline.name,
+        actor: actor.name,
+        via: actor.via,
+        message: `${actor.name} connected ${pipeline.name} to ${repository}`,
+        data: { from: pipeline.repo, repo },
+      });
     });
     this.ctx.forgetSource(pipeline.repo);
     return { name: pipeline.name, repo, branch: pipeline.branch };
@@ -79,7 +108,10 @@ export class Pipelines {
     return rows.map((r) => ({ ...r, apps: Number(r.apps) }));
   }
 
-  async pipelineInfo(actor: Actor, name: string): Promise<{ name: string; repo: string; branch: string; apps: AppView[]; sandbox: Platform['isolation'] }> {
+  async pipelineInfo(
+    actor: Actor,
+    name: string,
+  ): Promise<{ name: string; repo: string; branch: string; apps: AppView[]; sandbox: Platform['isolation'] }> {
     const pipeline = await this.authz.authorize(actor, name, REQUIRED.read, `pipelines:info ${name}`);
     const apps = await this.ctx.db.getRepository(AppEntity).findBy({ pipelineId: pipeline.id });
     const releases = await this.currentReleases(apps);
@@ -99,19 +131,34 @@ export class Pipelines {
     for (const app of apps) await this.removeApp(actor, app, pipeline);
     await this.ctx.transaction(async (m) => {
       await m.delete(PipelineEntity, { id: pipeline.id });
-      await this.ctx.emit(m, { type: 'pipeline.destroyed', pipeline: pipeline.name, actor: actor.name, via: actor.via, message: `${actor.name} destroyed pipeline ${pipeline.name}` });
+      await this.ctx.emit(m, {
+        type: 'pipeline.destroyed',
+        pipeline: pipeline.name,
+        actor: actor.name,
+        via: actor.via,
+        message: `${actor.name} destroyed pipeline ${pipeline.name}`,
+      });
     });
     return { name: pipeline.name, apps: apps.map((a) => a.name) };
   }
 
   async createApp(actor: Actor, input: { name: string; pipeline: string; stage: string }): Promise<AppView> {
     const pipeline = await this.authz.authorize(actor, input.pipeline, REQUIRED.manageApps, `apps:create ${input.name}`);
-    if (!NAME.test(input.name)) throw new InvalidInput(`"${input.name}" is not a valid app name: 3 to 30 lowercase letters, digits or "-", starting with a letter`);
+    if (!NAME.test(input.name))
+      throw new InvalidInput(`"${input.name}" is not a valid app name: 3 to 30 lowercase letters, digits or "-", starting with a letter`);
     const stage = parseStage(input.stage);
     const app = await this.ctx.transaction(async (m) => {
       if (await m.existsBy(AppEntity, { name: input.name })) throw new Conflict(`app ${input.name} exists already`);
       const app = await m.save(AppEntity, m.create(AppEntity, { name: input.name, pipelineId: pipeline.id, stage, config: {} }));
-      await this.ctx.emit(m, { type: 'app.created', pipeline: pipeline.name, app: app.name, actor: actor.name, via: actor.via, message: `${actor.name} created ${app.name} in ${stage}`, data: { stage } });
+      await this.ctx.emit(m, {
+        type: 'app.created',
+        pipeline: pipeline.name,
+        app: app.name,
+        actor: actor.name,
+        via: actor.via,
+        message: `${actor.name} created ${app.name} in ${stage}`,
+        data: { stage },
+      });
       return app;
     });
     return this.appView(app, pipeline, null);
@@ -122,7 +169,15 @@ export class Pipelines {
     const stage = parseStage(stageName);
     await this.ctx.transaction(async (m) => {
       await m.update(AppEntity, { id: app.id }, { stage });
-      await this.ctx.emit(m, { type: 'app.moved', pipeline: pipeline.name, app: app.name, actor: actor.name, via: actor.via, message: `${actor.name} moved ${app.name} from ${app.stage} to ${stage}`, data: { from: app.stage, to: stage } });
+      await this.ctx.emit(m, {
+        type: 'app.moved',
+        pipeline: pipeline.name,
+        app: app.name,
+        actor: actor.name,
+        via: actor.via,
+        message: `${actor.name} moved ${app.name} from ${app.stage} to ${stage}`,
+        data: { from: app.stage, to: stage },
+      });
     });
     const releases = await this.currentReleases([app]);
     return this.appView({ ...app, stage }, pipeline, releases.get(app.id) ?? null);
@@ -130,7 +185,8 @@ export class Pipelines {
 
   async destroyApp(actor: Actor, name: string, confirm: string | undefined): Promise<{ name: string }> {
     const { app, pipeline } = await this.authz.authorizeApp(actor, name, REQUIRED.manageApps, `apps:destroy ${name}`);
-    if (confirm !== app.name) throw new InvalidInput(`this stops ${app.name} and deletes its releases; run again with --confirm ${app.name}`);
+    if (confirm !== app.name)
+      throw new InvalidInput(`this stops ${app.name} and deletes its releases; run again with --confirm ${app.name}`);
     await this.removeApp(actor, app, pipeline);
     return { name: app.name };
   }
@@ -140,7 +196,14 @@ export class Pipelines {
     await this.ctx.platform.destroy(app.name);
     await this.ctx.transaction(async (m) => {
       await m.delete(AppEntity, { id: app.id });
-      await this.ctx.emit(m, { type: 'app.destroyed', pipeline: pipeline.name, app: app.name, actor: actor.name, via: actor.via, message: `${actor.name} destroyed ${app.name}` });
+      await this.ctx.emit(m, {
+        type: 'app.destroyed',
+        pipeline: pipeline.name,
+        app: app.name,
+        actor: actor.name,
+        via: actor.via,
+        message: `${actor.name} destroyed ${app.name}`,
+      });
     });
   }
 
@@ -158,7 +221,10 @@ export class Pipelines {
       return [app];
     }
     const apps = await this.ctx.db.getRepository(AppEntity).find({ where: { pipelineId: pipeline.id, stage }, order: { name: 'ASC' } });
-    if (!apps.length) throw new InvalidInput(`${pipeline.name} has no app in ${stage}; add one: \`apps:create ${pipeline.name}-${stage} --pipeline ${pipeline.name} --stage ${stage}\``);
+    if (!apps.length)
+      throw new InvalidInput(
+        `${pipeline.name} has no app in ${stage}; add one: \`apps:create ${pipeline.name}-${stage} --pipeline ${pipeline.name} --stage ${stage}\``,
+      );
     return apps;
   }
 
@@ -169,7 +235,13 @@ export class Pipelines {
   }
 
   private appView(app: App, pipeline: Pipeline, release: Release | null): AppView {
-    return { name: app.name, pipeline: pipeline.name, stage: app.stage, url: this.ctx.platform.url(app.name), release: release ? releaseView(release, app.currentReleaseId) : null };
+    return {
+      name: app.name,
+      pipeline: pipeline.name,
+      stage: app.stage,
+      url: this.ctx.platform.url(app.name),
+      release: release ? releaseView(release, app.currentReleaseId) : null,
+    };
   }
 
   /** The source of a pipeline by name, for fronts that report to its host (commit statuses). */

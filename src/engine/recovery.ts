@@ -1,6 +1,15 @@
 import os from 'node:os';
 import { In } from 'typeorm';
-import { AppEntity, OperationEntity, PipelineEntity, ReleaseEntity, RunnerEntity, SlugEntity, TestRunEntity, type Operation } from '../db/entities.ts';
+import {
+  AppEntity,
+  OperationEntity,
+  PipelineEntity,
+  ReleaseEntity,
+  RunnerEntity,
+  SlugEntity,
+  TestRunEntity,
+  type Operation,
+} from '../db/entities.ts';
 import { databaseOutage, isConnectionError } from '../db/outage.ts';
 import { processAlive } from '../exec.ts';
 import { log } from '../log.ts';
@@ -26,7 +35,9 @@ export class Recovery {
 
   /** Registers this runner, ends operations whose runner died, and brings every app back to its current release. */
   async start(): Promise<void> {
-    await this.ctx.db.getRepository(RunnerEntity).save({ id: this.ctx.runnerId, hostname: os.hostname(), pid: process.pid, heartbeatAt: new Date() });
+    await this.ctx.db
+      .getRepository(RunnerEntity)
+      .save({ id: this.ctx.runnerId, hostname: os.hostname(), pid: process.pid, heartbeatAt: new Date() });
     await this.interruptOrphans();
     await this.recoverApps();
     this.heartbeat = setInterval(() => {
@@ -36,7 +47,9 @@ export class Recovery {
         .then(() => databaseOutage.answered())
         .then(() => this.interruptOrphans())
         // A database outage is logged once, not on every beat; the next beat tries again.
-        .catch((err: unknown) => (isConnectionError(err) ? databaseOutage.noticed(err, { where: 'heartbeat' }) : log.warn({ err }, 'heartbeat failed')));
+        .catch((err: unknown) =>
+          isConnectionError(err) ? databaseOutage.noticed(err, { where: 'heartbeat' }) : log.warn({ err }, 'heartbeat failed'),
+        );
     }, HEARTBEAT_MS);
     this.heartbeat.unref();
     this.staleSweep = setInterval(() => {
@@ -71,9 +84,15 @@ export class Recovery {
     const orphanRuns = await this.ctx.db.getRepository(TestRunEntity).find({ where: { status: In(['pending', 'building', 'running']) } });
     for (const run of orphanRuns.filter((r) => !alive.includes(r.runnerId ?? ''))) {
       const pipeline = await this.ctx.db.getRepository(PipelineEntity).findOneBy({ id: run.pipelineId });
-      if (pipeline) await endedMeanwhile(this.ci.setTestRunStatus(pipeline, run, 'errored', 'interrupted: flowops stopped while this test run was under way', run.output));
+      if (pipeline)
+        await endedMeanwhile(
+          this.ci.setTestRunStatus(pipeline, run, 'errored', 'interrupted: flowops stopped while this test run was under way', run.output),
+        );
     }
-    await this.ctx.db.query('UPDATE outbox_cursors SET leased_by = NULL, leased_until = NULL WHERE leased_by IS NOT NULL AND NOT (leased_by = ANY($1))', [alive]);
+    await this.ctx.db.query(
+      'UPDATE outbox_cursors SET leased_by = NULL, leased_until = NULL WHERE leased_by IS NOT NULL AND NOT (leased_by = ANY($1))',
+      [alive],
+    );
     const gone = runners.filter((r) => !alive.includes(r.id)).map((r) => r.id);
     if (gone.length) await this.ctx.db.getRepository(RunnerEntity).delete({ id: In(gone) });
   }
@@ -83,7 +102,9 @@ export class Recovery {
     await this.ctx.transaction(async (m) => {
       const targets = op.targets.map((t) => (t.status === 'pending' ? { ...t, status: 'failed' as const, error: 'interrupted' } : t));
       await transition(m, 'operation', op.id, 'failed', { error: reason, targets });
-      await transitionAll(m, 'release', 'operation_id = :id', { id: op.id }, 'pending', 'failed', { output: () => `output || '\n${reason}\n'` });
+      await transitionAll(m, 'release', 'operation_id = :id', { id: op.id }, 'pending', 'failed', {
+        output: () => `output || '\n${reason}\n'`,
+      });
       await transitionAll(m, 'build', 'operation_id = :id', { id: op.id }, 'pending', 'failed');
       await m.update(AppEntity, { lockedBy: op.id }, { lockedBy: null });
       const pipeline = op.pipelineId ? await m.findOneBy(PipelineEntity, { id: op.pipelineId }) : null;
@@ -106,7 +127,14 @@ export class Recovery {
       const release = app.currentReleaseId ? await this.ctx.db.getRepository(ReleaseEntity).findOneBy({ id: app.currentReleaseId }) : null;
       const slug = release?.slugId ? await this.ctx.db.getRepository(SlugEntity).findOneBy({ id: release.slugId }) : null;
       if (release && slug) {
-        current.push({ app: app.name, releaseId: release.id, version: release.version, slugId: slug.id, procfile: slug.procfile, config: release.config });
+        current.push({
+          app: app.name,
+          releaseId: release.id,
+          version: release.version,
+          slugId: slug.id,
+          procfile: slug.procfile,
+          config: release.config,
+        });
       } else {
         idle.push(app.name);
       }

@@ -1,5 +1,17 @@
 import { type EntityManager } from 'typeorm';
-import { AppEntity, BuildEntity, OperationEntity, PipelineEntity, ReleaseEntity, SlugEntity, type App, type Operation, type OperationTarget, type Pipeline, type Release } from '../db/entities.ts';
+import {
+  AppEntity,
+  BuildEntity,
+  OperationEntity,
+  PipelineEntity,
+  ReleaseEntity,
+  SlugEntity,
+  type App,
+  type Operation,
+  type OperationTarget,
+  type Pipeline,
+  type Release,
+} from '../db/entities.ts';
 import { untilDatabaseAnswers } from '../db/outage.ts';
 import type { BuildProgress, BuiltSlug, ReleaseSpec } from '../platform/platform.ts';
 import { type Source } from '../source/source.ts';
@@ -20,9 +32,7 @@ export interface NewRelease {
 export class ReleaseExecution {
   private readonly locks: AppLocks;
 
-  constructor(
-    private readonly ctx: EngineContext,
-  ) {
+  constructor(private readonly ctx: EngineContext) {
     this.locks = new AppLocks(ctx.db);
   }
 
@@ -41,7 +51,9 @@ export class ReleaseExecution {
   async build(op: Operation, pipeline: Pipeline, source: Source, sha: string, progress: Progress): Promise<string> {
     const builds = this.ctx.db.getRepository(BuildEntity);
     const durably = <T>(step: string, work: () => Promise<T>) => untilDatabaseAnswers({ operation: op.id, step }, work);
-    const build = await durably('build', () => builds.save(builds.create({ pipelineId: pipeline.id, commit: sha, status: 'pending', operationId: op.id })));
+    const build = await durably('build', () =>
+      builds.save(builds.create({ pipelineId: pipeline.id, commit: sha, status: 'pending', operationId: op.id })),
+    );
     await progress(`Building ${short(sha)}...`);
     let output = '';
     let steps = Promise.resolve();
@@ -58,7 +70,14 @@ export class ReleaseExecution {
       await durably('build', () =>
         this.ctx.transaction(async (m) => {
           await transition(m, 'build', build.id, 'succeeded', { output, slugId: slug.id });
-          await this.ctx.emit(m, { type: 'build.succeeded', pipeline: pipeline.name, operationId: op.id, via: 'system', message: `Built ${short(sha)} into slug ${slug.id.slice(0, 12)}`, data: { slug: slug.id, size: slug.size } });
+          await this.ctx.emit(m, {
+            type: 'build.succeeded',
+            pipeline: pipeline.name,
+            operationId: op.id,
+            via: 'system',
+            message: `Built ${short(sha)} into slug ${slug.id.slice(0, 12)}`,
+            data: { slug: slug.id, size: slug.size },
+          });
         }),
       );
       return slug.id;
@@ -77,26 +96,53 @@ export class ReleaseExecution {
   async release(op: Operation, target: App, make: (current: Release | null) => NewRelease, progress: Progress): Promise<void> {
     const setTarget = async (m: EntityManager, patch: Partial<OperationTarget>) => {
       const fresh = await m.findOneByOrFail(OperationEntity, { id: op.id });
-      await m.update(OperationEntity, { id: op.id }, { targets: fresh.targets.map((t) => (t.app === target.name ? { ...t, ...patch } : t)) });
+      await m.update(
+        OperationEntity,
+        { id: op.id },
+        { targets: fresh.targets.map((t) => (t.app === target.name ? { ...t, ...patch } : t)) },
+      );
     };
     // Each step waits out a database outage: a release phase that ran must not end up `pending` for want of a connection.
     const durably = <T>(step: string, work: () => Promise<T>) => untilDatabaseAnswers({ operation: op.id, app: target.name, step }, work);
     await this.locks.withLock(target.id, op.id, async () => {
       const pipeline = await durably('release', () => this.ctx.db.getRepository(PipelineEntity).findOneByOrFail({ id: target.pipelineId }));
       const app = await durably('release', () => this.ctx.db.getRepository(AppEntity).findOneByOrFail({ id: target.id }));
-      const current = app.currentReleaseId ? await durably('release', () => this.ctx.db.getRepository(ReleaseEntity).findOneBy({ id: app.currentReleaseId! })) : null;
+      const current = app.currentReleaseId
+        ? await durably('release', () => this.ctx.db.getRepository(ReleaseEntity).findOneBy({ id: app.currentReleaseId! }))
+        : null;
       const spec = make(current);
-      const release = await durably('release', () => this.ctx.transaction(async (m) => {
-        const [{ last_version: version }] = (await m.query('UPDATE apps SET last_version = last_version + 1 WHERE id = $1 RETURNING last_version', [app.id]))[0] as [{ last_version: number }];
-        if (spec.config) await m.update(AppEntity, { id: app.id }, { config: spec.config });
-        const release = await m.save(
-          ReleaseEntity,
-          m.create(ReleaseEntity, { appId: app.id, version, slugId: spec.slugId, commit: spec.commit, config: spec.config ?? app.config, description: spec.description, status: 'pending', operationId: op.id }),
-        );
-        await setTarget(m, { version });
-        await this.ctx.emit(m, { type: 'release.created', pipeline: pipeline.name, app: app.name, operationId: op.id, via: 'system', message: `${app.name} v${version}: ${spec.description}`, data: { version, commit: spec.commit, stage: app.stage } });
-        return release;
-      }));
+      const release = await durably('release', () =>
+        this.ctx.transaction(async (m) => {
+          const [{ last_version: version }] = (
+            await m.query('UPDATE apps SET last_version = last_version + 1 WHERE id = $1 RETURNING last_version', [app.id])
+          )[0] as [{ last_version: number }];
+          if (spec.config) await m.update(AppEntity, { id: app.id }, { config: spec.config });
+          const release = await m.save(
+            ReleaseEntity,
+            m.create(ReleaseEntity, {
+              appId: app.id,
+              version,
+              slugId: spec.slugId,
+              commit: spec.commit,
+              config: spec.config ?? app.config,
+              description: spec.description,
+              status: 'pending',
+              operationId: op.id,
+            }),
+          );
+          await setTarget(m, { version });
+          await this.ctx.emit(m, {
+            type: 'release.created',
+            pipeline: pipeline.name,
+            app: app.name,
+            operationId: op.id,
+            via: 'system',
+            message: `${app.name} v${version}: ${spec.description}`,
+            data: { version, commit: spec.commit, stage: app.stage },
+          });
+          return release;
+        }),
+      );
 
       let output = '';
       const fail = async (why: string) => {
@@ -104,13 +150,30 @@ export class ReleaseExecution {
           this.ctx.transaction(async (m) => {
             await transition(m, 'release', release.id, 'failed', { output });
             await setTarget(m, { status: 'failed', error: why });
-            await this.ctx.emit(m, { type: 'release.failed', pipeline: pipeline.name, app: app.name, operationId: op.id, via: 'system', message: `${app.name} v${release.version} failed: ${why}`, data: { version: release.version, commit: release.commit, stage: app.stage } });
+            await this.ctx.emit(m, {
+              type: 'release.failed',
+              pipeline: pipeline.name,
+              app: app.name,
+              operationId: op.id,
+              via: 'system',
+              message: `${app.name} v${release.version} failed: ${why}`,
+              data: { version: release.version, commit: release.commit, stage: app.stage },
+            });
           }),
         );
       };
-      const slug = spec.slugId ? await durably('release', () => this.ctx.db.getRepository(SlugEntity).findOneByOrFail({ id: spec.slugId! })) : null;
+      const slug = spec.slugId
+        ? await durably('release', () => this.ctx.db.getRepository(SlugEntity).findOneByOrFail({ id: spec.slugId! }))
+        : null;
       if (slug) {
-        const releaseSpec: ReleaseSpec = { app: app.name, releaseId: release.id, version: release.version, slugId: slug.id, procfile: slug.procfile, config: release.config };
+        const releaseSpec: ReleaseSpec = {
+          app: app.name,
+          releaseId: release.id,
+          version: release.version,
+          slugId: slug.id,
+          procfile: slug.procfile,
+          config: release.config,
+        };
         if (slug.procfile.release) await progress(`Running release phase for ${app.name} v${release.version}...`, app.name);
         let phase: { code: number };
         try {
@@ -122,7 +185,8 @@ export class ReleaseExecution {
           output += `\n${err instanceof Error ? err.message : String(err)}\n`;
           return fail(`the release phase could not start; see \`releases:output ${app.name} v${release.version}\``);
         }
-        if (phase.code !== 0) return fail(`release phase exited with ${phase.code}; see \`releases:output ${app.name} v${release.version}\``);
+        if (phase.code !== 0)
+          return fail(`release phase exited with ${phase.code}; see \`releases:output ${app.name} v${release.version}\``);
         await progress(`Starting ${app.name} v${release.version}...`, app.name);
         try {
           await this.ctx.platform.start(releaseSpec, (chunk) => {
@@ -138,7 +202,15 @@ export class ReleaseExecution {
           await transition(m, 'release', release.id, 'succeeded', { output });
           await m.update(AppEntity, { id: app.id }, { currentReleaseId: release.id });
           await setTarget(m, { status: 'succeeded' });
-          await this.ctx.emit(m, { type: 'release.succeeded', pipeline: pipeline.name, app: app.name, operationId: op.id, via: 'system', message: `${app.name} v${release.version} is live`, data: { version: release.version, commit: release.commit, stage: app.stage, url: this.ctx.platform.url(app.name) } });
+          await this.ctx.emit(m, {
+            type: 'release.succeeded',
+            pipeline: pipeline.name,
+            app: app.name,
+            operationId: op.id,
+            via: 'system',
+            message: `${app.name} v${release.version} is live`,
+            data: { version: release.version, commit: release.commit, stage: app.stage, url: this.ctx.platform.url(app.name) },
+          });
         }),
       );
     });

@@ -35,10 +35,20 @@ export class Releases {
     const targets = await this.pipelines.stageApps(pipeline, stage, input.app);
     const source = await this.ctx.source(pipeline);
     const sha = await source.resolve(input.ref ?? pipeline.branch);
-    const op = await this.operations.createOperation(actor, pipeline, 'deploy', `Deploy ${short(sha)} to ${describeTargets(targets, stage)}`, targets);
+    const op = await this.operations.createOperation(
+      actor,
+      pipeline,
+      'deploy',
+      `Deploy ${short(sha)} to ${describeTargets(targets, stage)}`,
+      targets,
+    );
     this.operations.launch(op, async (progress) => {
       const slug = await this.execution.build(op, pipeline, source, sha, progress);
-      await Promise.all(targets.map((app) => this.execution.release(op, app, () => ({ slugId: slug, commit: sha, description: `Deploy ${short(sha)}` }), progress)));
+      await Promise.all(
+        targets.map((app) =>
+          this.execution.release(op, app, () => ({ slugId: slug, commit: sha, description: `Deploy ${short(sha)}` }), progress),
+        ),
+      );
     });
     return this.operations.operationView(op, pipeline);
   }
@@ -47,10 +57,15 @@ export class Releases {
    * Copies the slug the source app runs now, unchanged, to every app of the
    * downstream stage (or the named apps). The targets' config vars stay theirs.
    */
-  async promote(actor: Actor, input: { pipeline: string; fromStage?: string; fromApp?: string; toStage?: string; toApps?: string[]; ifVersion?: number }): Promise<OperationView> {
+  async promote(
+    actor: Actor,
+    input: { pipeline: string; fromStage?: string; fromApp?: string; toStage?: string; toApps?: string[]; ifVersion?: number },
+  ): Promise<OperationView> {
     const pipeline = await this.authz.authorize(actor, input.pipeline, REQUIRED.promote, `promote ${input.pipeline}`);
     const fromStage = parseStage(input.fromStage ?? 'staging');
-    const [source] = input.fromApp ? await this.pipelines.stageApps(pipeline, fromStage, input.fromApp) : await this.pipelines.stageApps(pipeline, fromStage);
+    const [source] = input.fromApp
+      ? await this.pipelines.stageApps(pipeline, fromStage, input.fromApp)
+      : await this.pipelines.stageApps(pipeline, fromStage);
     if (!source) throw new NotFound(`no app in ${fromStage} of ${pipeline.name}`);
     const downstream = DOWNSTREAM[source.stage];
     if (!downstream) {
@@ -66,15 +81,31 @@ export class Releases {
       const toStage = parseStage(input.toStage ?? downstream);
       targets = await this.pipelines.stageApps(pipeline, toStage);
     }
-    const release = source.currentReleaseId ? await this.ctx.db.getRepository(ReleaseEntity).findOneBy({ id: source.currentReleaseId }) : null;
-    if (!release?.slugId) throw new InvalidInput(`${source.name} has no release to promote yet; deploy first: \`deploy ${pipeline.name} to ${source.stage}\``);
+    const release = source.currentReleaseId
+      ? await this.ctx.db.getRepository(ReleaseEntity).findOneBy({ id: source.currentReleaseId })
+      : null;
+    if (!release?.slugId)
+      throw new InvalidInput(`${source.name} has no release to promote yet; deploy first: \`deploy ${pipeline.name} to ${source.stage}\``);
     if (input.ifVersion !== undefined && release.version !== input.ifVersion) {
-      throw new StaleRelease(`${source.name} has moved on since: it now runs v${release.version} (${short(release.commit)}), not v${input.ifVersion}.`, { app: source.name, version: release.version, commit: release.commit });
+      throw new StaleRelease(
+        `${source.name} has moved on since: it now runs v${release.version} (${short(release.commit)}), not v${input.ifVersion}.`,
+        { app: source.name, version: release.version, commit: release.commit },
+      );
     }
     const description = `Promote ${source.name} v${release.version} ${short(release.commit)}`;
-    const op = await this.operations.createOperation(actor, pipeline, 'promote', `${description} to ${describeTargets(targets, targets[0]!.stage)}`, targets);
+    const op = await this.operations.createOperation(
+      actor,
+      pipeline,
+      'promote',
+      `${description} to ${describeTargets(targets, targets[0]!.stage)}`,
+      targets,
+    );
     this.operations.launch(op, async (progress) => {
-      await Promise.all(targets.map((app) => this.execution.release(op, app, () => ({ slugId: release.slugId, commit: release.commit, description }), progress)));
+      await Promise.all(
+        targets.map((app) =>
+          this.execution.release(op, app, () => ({ slugId: release.slugId, commit: release.commit, description }), progress),
+        ),
+      );
     });
     return this.operations.operationView(op, pipeline);
   }
@@ -86,13 +117,21 @@ export class Releases {
     if (options.ifCurrent !== undefined) {
       const now = app.currentReleaseId ? await releases.findOneBy({ id: app.currentReleaseId }) : null;
       if (!now) throw new InvalidInput(`${app.name} has no release to roll back`);
-      if (now.version !== options.ifCurrent) throw new StaleRelease(`${app.name} has moved on since: it now runs v${now.version}, not v${options.ifCurrent}.`, { app: app.name, version: now.version, commit: now.commit });
+      if (now.version !== options.ifCurrent)
+        throw new StaleRelease(`${app.name} has moved on since: it now runs v${now.version}, not v${options.ifCurrent}.`, {
+          app: app.name,
+          version: now.version,
+          commit: now.commit,
+        });
     }
     let target: Release | null;
     if (version !== undefined) {
       target = await releases.findOneBy({ appId: app.id, version });
       if (!target) throw new NotFound(`${app.name} has no release v${version}; see \`releases ${app.name}\``);
-      if (target.status !== 'succeeded') throw new InvalidInput(`v${version} of ${app.name} ${target.status === 'failed' ? 'failed' : 'has not finished'}; roll back to a release that succeeded (see \`releases ${app.name}\`)`);
+      if (target.status !== 'succeeded')
+        throw new InvalidInput(
+          `v${version} of ${app.name} ${target.status === 'failed' ? 'failed' : 'has not finished'}; roll back to a release that succeeded (see \`releases ${app.name}\`)`,
+        );
     } else {
       const current = app.currentReleaseId ? await releases.findOneBy({ id: app.currentReleaseId }) : null;
       if (!current) throw new InvalidInput(`${app.name} has no release yet, so nothing to roll back`);
@@ -106,7 +145,17 @@ export class Releases {
     const rollbackTo = target;
     const op = await this.operations.createOperation(actor, pipeline, 'rollback', `Rollback ${app.name} to v${rollbackTo.version}`, [app]);
     this.operations.launch(op, async (progress) => {
-      await this.execution.release(op, app, () => ({ slugId: rollbackTo.slugId, commit: rollbackTo.commit, description: `Rollback to v${rollbackTo.version}`, config: rollbackTo.config }), progress);
+      await this.execution.release(
+        op,
+        app,
+        () => ({
+          slugId: rollbackTo.slugId,
+          commit: rollbackTo.commit,
+          description: `Rollback to v${rollbackTo.version}`,
+          config: rollbackTo.config,
+        }),
+        progress,
+      );
     });
     return this.operations.operationView(op, pipeline);
   }
@@ -136,7 +185,8 @@ export class Releases {
     const keys = Object.keys(vars);
     if (!keys.length) throw new InvalidInput('give at least one KEY=value: `config:set ' + app.name + ' KEY=value`');
     const bad = keys.find((k) => !CONFIG_KEY.test(k));
-    if (bad !== undefined) throw new InvalidInput(`"${bad.slice(0, 60)}" is not a valid config var name: letters, digits and "_", not starting with a digit`);
+    if (bad !== undefined)
+      throw new InvalidInput(`"${bad.slice(0, 60)}" is not a valid config var name: letters, digits and "_", not starting with a digit`);
     for (const key of keys) checkConfigValue(key, vars[key]!);
     return this.changeConfig(actor, app, pipeline, `Set ${keys.join(', ')} config vars`, async (m) => {
       // Measured on the row as locked in this transaction, so concurrent config:sets cannot add up past the limit.
@@ -147,7 +197,13 @@ export class Releases {
           `config vars are limited to 32 KB per app (${formatBytes(MAX_CONFIG_BYTES)}, keys and values together); ${app.name} uses ${formatBytes(configSize(row.config))} and this would make it ${formatBytes(size)}. Nothing was changed: unset vars you no longer need (\`config:unset ${app.name} KEY\`), or keep large files out of config`,
         );
       }
-      await m.createQueryBuilder().update(AppEntity).set({ config: () => 'config || :vars::jsonb' }).setParameter('vars', JSON.stringify(vars)).where('id = :id', { id: app.id }).execute();
+      await m
+        .createQueryBuilder()
+        .update(AppEntity)
+        .set({ config: () => 'config || :vars::jsonb' })
+        .setParameter('vars', JSON.stringify(vars))
+        .where('id = :id', { id: app.id })
+        .execute();
     });
   }
 
@@ -156,31 +212,61 @@ export class Releases {
     if (!keys.length) throw new InvalidInput('name at least one config var: `config:unset ' + app.name + ' KEY`');
     // Own keys only: `toString` or `__proto__` is "in" any object, but not set on the app.
     const missing = keys.filter((k) => !Object.hasOwn(app.config, k));
-    if (missing.length) throw new NotFound(`${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} not set on ${app.name}; see \`config ${app.name}\``);
+    if (missing.length)
+      throw new NotFound(`${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} not set on ${app.name}; see \`config ${app.name}\``);
     return this.changeConfig(actor, app, pipeline, `Remove ${keys.join(', ')} config vars`, (m) =>
-      m.createQueryBuilder().update(AppEntity).set({ config: () => 'config - :keys::text[]' }).setParameter('keys', keys).where('id = :id', { id: app.id }).execute(),
+      m
+        .createQueryBuilder()
+        .update(AppEntity)
+        .set({ config: () => 'config - :keys::text[]' })
+        .setParameter('keys', keys)
+        .where('id = :id', { id: app.id })
+        .execute(),
     );
   }
 
-  private async changeConfig(actor: Actor, app: App, pipeline: Pipeline, description: string, change: (m: EntityManager) => Promise<unknown>): Promise<OperationView> {
+  private async changeConfig(
+    actor: Actor,
+    app: App,
+    pipeline: Pipeline,
+    description: string,
+    change: (m: EntityManager) => Promise<unknown>,
+  ): Promise<OperationView> {
     const op = await this.operations.createOperation(actor, pipeline, 'config', `${description} on ${app.name}`, [app], change);
     this.operations.launch(op, async (progress) => {
-      await this.execution.release(op, app, (current) => ({ slugId: current?.slugId ?? null, commit: current?.commit ?? null, description }), progress);
+      await this.execution.release(
+        op,
+        app,
+        (current) => ({ slugId: current?.slugId ?? null, commit: current?.commit ?? null, description }),
+        progress,
+      );
     });
     return this.operations.operationView(op, pipeline);
   }
 
   async releases(actor: Actor, appName: string): Promise<ReleaseView[]> {
     const { app } = await this.authz.authorizeApp(actor, appName, REQUIRED.read, `releases ${appName}`);
-    const releases = await this.ctx.db.getRepository(ReleaseEntity).find({ where: { appId: app.id }, order: { version: 'DESC' }, take: 100 });
+    const releases = await this.ctx.db
+      .getRepository(ReleaseEntity)
+      .find({ where: { appId: app.id }, order: { version: 'DESC' }, take: 100 });
     return releases.map((r) => releaseView(r, app.currentReleaseId));
   }
 
-  async releaseOutput(actor: Actor, appName: string, version?: number): Promise<{ version: number; status: Release['status']; description: string; output: string }> {
+  async releaseOutput(
+    actor: Actor,
+    appName: string,
+    version?: number,
+  ): Promise<{ version: number; status: Release['status']; description: string; output: string }> {
     const { app } = await this.authz.authorizeApp(actor, appName, REQUIRED.read, `releases:output ${appName}`);
     const repo = this.ctx.db.getRepository(ReleaseEntity);
-    const release = version === undefined ? await repo.findOne({ where: { appId: app.id }, order: { version: 'DESC' } }) : await repo.findOneBy({ appId: app.id, version });
-    if (!release) throw new NotFound(version === undefined ? `${app.name} has no releases yet` : `${app.name} has no release v${version}; see \`releases ${app.name}\``);
+    const release =
+      version === undefined
+        ? await repo.findOne({ where: { appId: app.id }, order: { version: 'DESC' } })
+        : await repo.findOneBy({ appId: app.id, version });
+    if (!release)
+      throw new NotFound(
+        version === undefined ? `${app.name} has no releases yet` : `${app.name} has no release v${version}; see \`releases ${app.name}\``,
+      );
     return { version: release.version, status: release.status, description: release.description, output: release.output };
   }
 

@@ -1,4 +1,12 @@
-import { AppEntity, PipelineEntity, ReleaseEntity, ReviewAppEntity, type ReviewApp, type ReviewAppSettings, type Pipeline } from '../db/entities.ts';
+import {
+  AppEntity,
+  PipelineEntity,
+  ReleaseEntity,
+  ReviewAppEntity,
+  type ReviewApp,
+  type ReviewAppSettings,
+  type Pipeline,
+} from '../db/entities.ts';
 import { type ReviewAppView } from './views.ts';
 import { parseAppJson, reviewConfig, type AppJson } from './app-json.ts';
 import { REQUIRED, type Actor } from './access.ts';
@@ -35,16 +43,39 @@ export class ReviewApps {
     private readonly releases: Releases,
   ) {}
 
-  async setReviewApps(actor: Actor, pipelineName: string, settings: Partial<ReviewAppSettings> | null): Promise<{ pipeline: string; reviewApps: ReviewAppSettings | null }> {
-    const pipeline = await this.authz.authorize(actor, pipelineName, REQUIRED.manageApps, `reviewapps:${settings ? 'enable' : 'disable'} ${pipelineName}`);
+  async setReviewApps(
+    actor: Actor,
+    pipelineName: string,
+    settings: Partial<ReviewAppSettings> | null,
+  ): Promise<{ pipeline: string; reviewApps: ReviewAppSettings | null }> {
+    const pipeline = await this.authz.authorize(
+      actor,
+      pipelineName,
+      REQUIRED.manageApps,
+      `reviewapps:${settings ? 'enable' : 'disable'} ${pipelineName}`,
+    );
     const staleDays = settings?.staleDays ?? 5;
-    if (!Number.isInteger(staleDays) || staleDays < 1 || staleDays > 30) throw new InvalidInput('--stale-days must be a whole number of days from 1 to 30 (as on Heroku)');
-    if (settings && parseSourceRef(pipeline.repo).kind !== 'github') throw new InvalidInput(`review apps follow pull requests on GitHub: connect ${pipeline.name} to a repository with --repo github:owner/name`);
-    const reviewApps = settings ? { autodeploy: !!settings.autodeploy, autodestroy: !!settings.autodestroy, staleDays, waitForCi: !!settings.waitForCi } : null;
-    if (reviewApps?.waitForCi && !pipeline.ciEnabled) throw new InvalidInput(`--wait-for-ci needs CI on ${pipeline.name}: run \`ci:enable ${pipeline.name}\` first`);
+    if (!Number.isInteger(staleDays) || staleDays < 1 || staleDays > 30)
+      throw new InvalidInput('--stale-days must be a whole number of days from 1 to 30 (as on Heroku)');
+    if (settings && parseSourceRef(pipeline.repo).kind !== 'github')
+      throw new InvalidInput(
+        `review apps follow pull requests on GitHub: connect ${pipeline.name} to a repository with --repo github:owner/name`,
+      );
+    const reviewApps = settings
+      ? { autodeploy: !!settings.autodeploy, autodestroy: !!settings.autodestroy, staleDays, waitForCi: !!settings.waitForCi }
+      : null;
+    if (reviewApps?.waitForCi && !pipeline.ciEnabled)
+      throw new InvalidInput(`--wait-for-ci needs CI on ${pipeline.name}: run \`ci:enable ${pipeline.name}\` first`);
     await this.ctx.transaction(async (m) => {
       await m.update(PipelineEntity, { id: pipeline.id }, { reviewApps });
-      await this.ctx.emit(m, { type: 'reviewapps.changed', pipeline: pipeline.name, actor: actor.name, via: actor.via, message: `${actor.name} turned review apps ${reviewApps ? 'on' : 'off'} for ${pipeline.name}`, data: { reviewApps } });
+      await this.ctx.emit(m, {
+        type: 'reviewapps.changed',
+        pipeline: pipeline.name,
+        actor: actor.name,
+        via: actor.via,
+        message: `${actor.name} turned review apps ${reviewApps ? 'on' : 'off'} for ${pipeline.name}`,
+        data: { reviewApps },
+      });
     });
     return { pipeline: pipeline.name, reviewApps };
   }
@@ -52,14 +83,25 @@ export class ReviewApps {
   async reviewApps(actor: Actor, pipelineName: string): Promise<ReviewAppView[]> {
     const pipeline = await this.authz.authorize(actor, pipelineName, REQUIRED.read, `reviewapps ${pipelineName}`);
     const rows = await this.ctx.db.getRepository(ReviewAppEntity).find({ where: { pipelineId: pipeline.id }, order: { pr: 'DESC' } });
-    return rows.map((r) => ({ pr: r.pr, app: r.appName, branch: r.branch, commit: r.headSha, status: r.status, url: r.status === 'created' ? this.ctx.platform.url(r.appName) : null, error: r.error }));
+    return rows.map((r) => ({
+      pr: r.pr,
+      app: r.appName,
+      branch: r.branch,
+      commit: r.headSha,
+      status: r.status,
+      url: r.status === 'created' ? this.ctx.platform.url(r.appName) : null,
+      error: r.error,
+    }));
   }
 
   /** Creates (or updates) the review app of a pull request flowops has seen. */
   async createReviewApp(actor: Actor, pipelineName: string, pr: number): Promise<ReviewAppView> {
     const pipeline = await this.authz.authorize(actor, pipelineName, REQUIRED.deploy, `reviewapps:create ${pipelineName}`);
     const row = await this.ctx.db.getRepository(ReviewAppEntity).findOneBy({ pipelineId: pipeline.id, pr });
-    if (!row) throw new NotFound(`flowops has not seen pull request #${pr} of ${pipeline.name} yet (it learns of them from GitHub's pull_request webhooks)`);
+    if (!row)
+      throw new NotFound(
+        `flowops has not seen pull request #${pr} of ${pipeline.name} yet (it learns of them from GitHub's pull_request webhooks)`,
+      );
     await this.ensureReviewApp(pipeline, row, actor);
     return (await this.reviewApps(actor, pipelineName)).find((r) => r.pr === pr)!;
   }
@@ -104,7 +146,16 @@ export class ReviewApps {
       }
       const appName = `${pipeline.name}-pr-${change.pr}`.slice(0, 30);
       if (!row) {
-        await repo.insert({ pipelineId: pipeline.id, pr: change.pr, branch: change.branch, headSha: change.sha, fork: change.fork, status: 'pending', appName, lastPushAt: new Date() });
+        await repo.insert({
+          pipelineId: pipeline.id,
+          pr: change.pr,
+          branch: change.branch,
+          headSha: change.sha,
+          fork: change.fork,
+          status: 'pending',
+          appName,
+          lastPushAt: new Date(),
+        });
       } else {
         const push = { branch: change.branch, headSha: change.sha, lastPushAt: new Date() };
         // Reopened: the review app starts over.
@@ -113,7 +164,8 @@ export class ReviewApps {
       }
       row = await repo.findOneByOrFail({ pipelineId: pipeline.id, pr: change.pr });
       const settings = pipeline.reviewApps!;
-      const wanted = settings.autodeploy && !row.fork && (change.action === 'opened' || row.status === 'created' || row.status === 'errored');
+      const wanted =
+        settings.autodeploy && !row.fork && (change.action === 'opened' || row.status === 'created' || row.status === 'errored');
       if (wanted && !settings.waitForCi) await this.ensureReviewApp(pipeline, row, actor);
     }
   }
@@ -123,12 +175,21 @@ export class ReviewApps {
     const pipelines = (await this.ctx.db.getRepository(PipelineEntity).find()).filter((p) => p.reviewApps?.autodestroy);
     for (const pipeline of pipelines) {
       const cutoff = new Date(Date.now() - pipeline.reviewApps!.staleDays * 86_400_000);
-      const stale = await this.ctx.db.getRepository(ReviewAppEntity).createQueryBuilder('r').where('r.pipeline_id = :id AND r.status = :created AND r.last_push_at < :cutoff', { id: pipeline.id, created: 'created', cutoff }).getMany();
+      const stale = await this.ctx.db
+        .getRepository(ReviewAppEntity)
+        .createQueryBuilder('r')
+        .where('r.pipeline_id = :id AND r.status = :created AND r.last_push_at < :cutoff', { id: pipeline.id, created: 'created', cutoff })
+        .getMany();
       for (const row of stale) await this.removeReviewApp(pipeline, row, { ...SYSTEM, name: 'autodestroy' });
     }
   }
 
-  private async setReviewAppStatus(pipeline: Pipeline, row: ReviewApp, status: ReviewApp['status'], error: string | null = null): Promise<void> {
+  private async setReviewAppStatus(
+    pipeline: Pipeline,
+    row: ReviewApp,
+    status: ReviewApp['status'],
+    error: string | null = null,
+  ): Promise<void> {
     await this.ctx.transaction(async (m) => {
       await transition(m, 'reviewApp', row.id, status, { error });
       await this.ctx.emit(m, {
@@ -164,18 +225,36 @@ export class ReviewApps {
       await this.setReviewAppStatus(pipeline, row, 'creating');
       await this.ctx.transaction(async (m) => {
         await m.insert(AppEntity, { name: row.appName, pipelineId: pipeline.id, stage: 'review', config });
-        await this.ctx.emit(m, { type: 'app.created', pipeline: pipeline.name, app: row.appName, actor: actor.name, via: actor.via, message: `Review app ${row.appName} created for #${row.pr}`, data: { stage: 'review' } });
+        await this.ctx.emit(m, {
+          type: 'app.created',
+          pipeline: pipeline.name,
+          app: row.appName,
+          actor: actor.name,
+          via: actor.via,
+          message: `Review app ${row.appName} created for #${row.pr}`,
+          data: { stage: 'review' },
+        });
       });
     }
-    const op = await this.releases.deploy({ ...SYSTEM, name: actor.name, via: actor.via }, { pipeline: pipeline.name, ref: row.headSha, stage: 'review', app: row.appName });
+    const op = await this.releases.deploy(
+      { ...SYSTEM, name: actor.name, via: actor.via },
+      { pipeline: pipeline.name, ref: row.headSha, stage: 'review', app: row.appName },
+    );
     const done = await this.operations.outcome(op.id);
-    if (done.status !== 'succeeded') return this.setReviewAppStatus(pipeline, row, 'errored', done.error ?? done.targets[0]?.error ?? 'the deploy failed');
+    if (done.status !== 'succeeded')
+      return this.setReviewAppStatus(pipeline, row, 'errored', done.error ?? done.targets[0]?.error ?? 'the deploy failed');
     const postdeploy = typeof appJson.scripts?.postdeploy === 'string' ? appJson.scripts.postdeploy : appJson.scripts?.postdeploy?.command;
     if (first && typeof postdeploy === 'string' && postdeploy) {
       const app = await this.ctx.db.getRepository(AppEntity).findOneByOrFail({ name: row.appName });
       const release = await this.ctx.db.getRepository(ReleaseEntity).findOneByOrFail({ id: app.currentReleaseId! });
       const result = await this.ctx.platform.runCommand(release.slugId!, postdeploy, app.config, () => undefined);
-      if (result.code !== 0) return this.setReviewAppStatus(pipeline, row, 'errored', `postdeploy exited with ${result.code}: ${result.output.trim().split('\n').pop()}`);
+      if (result.code !== 0)
+        return this.setReviewAppStatus(
+          pipeline,
+          row,
+          'errored',
+          `postdeploy exited with ${result.code}: ${result.output.trim().split('\n').pop()}`,
+        );
     }
     await this.setReviewAppStatus(pipeline, row, 'created');
   }
@@ -191,9 +270,15 @@ export class ReviewApps {
     if (app) {
       const release = app.currentReleaseId ? await this.ctx.db.getRepository(ReleaseEntity).findOneBy({ id: app.currentReleaseId }) : null;
       const source = await this.ctx.source(pipeline);
-      const appJson = release?.commit ? await source.readFile(release.commit, 'app.json').then(parseAppJson).catch(() => ({}) as AppJson) : {};
+      const appJson = release?.commit
+        ? await source
+            .readFile(release.commit, 'app.json')
+            .then(parseAppJson)
+            .catch(() => ({}) as AppJson)
+        : {};
       const predestroy = appJson.scripts?.['pr-predestroy'];
-      if (typeof predestroy === 'string' && predestroy && release?.slugId) await this.ctx.platform.runCommand(release.slugId, predestroy, app.config, () => undefined);
+      if (typeof predestroy === 'string' && predestroy && release?.slugId)
+        await this.ctx.platform.runCommand(release.slugId, predestroy, app.config, () => undefined);
       await this.pipelines.removeApp({ ...SYSTEM, name: actor.name, via: actor.via }, app, pipeline);
     }
     await this.setReviewAppStatus(pipeline, row, 'deleted');

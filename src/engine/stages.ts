@@ -16,6 +16,7 @@ export const STAGE_WORDS: ReadonlySet<string> = new Set([...STAGES, ...Object.ke
 /** Accepts the stage names and the aliases `prod`, `stg`, `dev`. */
 export function parseStage(name: string): Stage {
   const stage = ALIASES[name] ?? name;
-  if (!(STAGES as readonly string[]).includes(stage)) throw new InvalidInput(`"${name}" is not a stage: use development, review, staging or production`);
+  if (!(STAGES as readonly string[]).includes(stage))
+    throw new InvalidInput(`"${name}" is not a stage: use development, review, staging or production`);
   return stage as Stage;
 }

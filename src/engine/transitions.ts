@@ -84,7 +84,11 @@ export class IllegalTransition extends Conflict {
     readonly to: string,
     id?: number,
   ) {
-    super(from === null ? `${kind} ${id ?? ''} does not exist, so it cannot become ${to}` : `a ${kind}${id === undefined ? '' : ` (${id})`} cannot go from ${from} to ${to}`);
+    super(
+      from === null
+        ? `${kind} ${id ?? ''} does not exist, so it cannot become ${to}`
+        : `a ${kind}${id === undefined ? '' : ` (${id})`} cannot go from ${from} to ${to}`,
+    );
   }
 }
 
@@ -111,7 +115,13 @@ type Patch = Record<string, unknown>;
  * and writes nothing, when the record's status has no declared move to `to`.
  * `patch` values may be SQL expressions (`() => "output || 'x'"`), as in TypeORM.
  */
-export async function transition<K extends TransitionKind>(m: EntityManager, kind: K, id: number, to: Statuses[K], patch: Patch = {}): Promise<void> {
+export async function transition<K extends TransitionKind>(
+  m: EntityManager,
+  kind: K,
+  id: number,
+  to: Statuses[K],
+  patch: Patch = {},
+): Promise<void> {
   const from = sourcesOf(kind, to);
   const result = from.length
     ? await m
@@ -131,7 +141,15 @@ export async function transition<K extends TransitionKind>(m: EntityManager, kin
  * `from` now to `to`: a sweep, such as failing an interrupted operation's pending
  * releases. The move itself must be declared. Returns how many records moved.
  */
-export async function transitionAll<K extends TransitionKind>(m: EntityManager, kind: K, where: string, parameters: Patch, from: Statuses[K], to: Statuses[K], patch: Patch = {}): Promise<number> {
+export async function transitionAll<K extends TransitionKind>(
+  m: EntityManager,
+  kind: K,
+  where: string,
+  parameters: Patch,
+  from: Statuses[K],
+  to: Statuses[K],
+  patch: Patch = {},
+): Promise<number> {
   assertTransition(kind, from, to);
   const result = await m
     .createQueryBuilder()

@@ -17,7 +17,8 @@ export class Users {
 
   /** The user a bearer token belongs to. */
   async authenticate(token: string | undefined, via: Actor['via']): Promise<Actor> {
-    if (!token) throw new Unauthenticated('no token: set FLOW_TOKEN to your flowops token (an admin creates one with `users:create <you>`)');
+    if (!token)
+      throw new Unauthenticated('no token: set FLOW_TOKEN to your flowops token (an admin creates one with `users:create <you>`)');
     const found = await this.ctx.db.getRepository(TokenEntity).findOneBy({ hash: hashToken(token) });
     const user = found ? await this.ctx.db.getRepository(UserEntity).findOneBy({ id: found.userId }) : null;
     if (!user) {
@@ -39,7 +40,8 @@ export class Users {
 
   async createUser(actor: Actor, name: string): Promise<{ name: string; token: string }> {
     if (!actor.admin) throw new PermissionDenied('`users:create` needs an admin; ask one to run it for you');
-    if (!USER_NAME.test(name)) throw new InvalidInput(`"${name}" is not a valid user name: use lowercase letters, digits, ".", "_" or "-", starting with a letter`);
+    if (!USER_NAME.test(name))
+      throw new InvalidInput(`"${name}" is not a valid user name: use lowercase letters, digits, ".", "_" or "-", starting with a letter`);
     const token = `flo_${randomBytes(24).toString('base64url')}`;
     await this.ctx.transaction(async (m) => {
       if (await m.existsBy(UserEntity, { name })) throw new Conflict(`user ${name} exists already`);
@@ -59,7 +61,12 @@ export class Users {
     return rows;
   }
 
-  async addAccess(actor: Actor, pipelineName: string, userName: string, permission: string): Promise<{ user: string; permission: Permission }> {
+  async addAccess(
+    actor: Actor,
+    pipelineName: string,
+    userName: string,
+    permission: string,
+  ): Promise<{ user: string; permission: Permission }> {
     const pipeline = await this.authz.authorize(actor, pipelineName, REQUIRED.manageAccess, `access:add ${pipelineName}`);
     if (!isPermission(permission)) throw new InvalidInput(`"${permission}" is not a permission: use view, deploy, operate or manage`);
     const user = await this.findUser(userName);
@@ -83,7 +90,14 @@ export class Users {
     await this.ctx.transaction(async (m) => {
       const removed = await m.delete(GrantEntity, { pipelineId: pipeline.id, userId: user.id });
       if (!removed.affected) throw new NotFound(`${user.name} has no access to ${pipeline.name}`);
-      await this.ctx.emit(m, { type: 'access.removed', pipeline: pipeline.name, actor: actor.name, via: actor.via, message: `${actor.name} removed ${user.name} from ${pipeline.name}`, data: { user: user.name } });
+      await this.ctx.emit(m, {
+        type: 'access.removed',
+        pipeline: pipeline.name,
+        actor: actor.name,
+        via: actor.via,
+        message: `${actor.name} removed ${user.name} from ${pipeline.name}`,
+        data: { user: user.name },
+      });
     });
     return { user: user.name };
   }
@@ -97,14 +111,31 @@ export class Users {
     const users = this.ctx.db.getRepository(UserEntity);
     let user = await users.findOneBy({ externalId: input.externalId });
     // First contact may come twice at once (a command and a click): insert-or-ignore, then read.
-    const base = input.name.toLowerCase().replace(/[^a-z0-9._-]+/g, '-').replace(/^[^a-z]+/, '').slice(0, 30) || 'user';
+    const base =
+      input.name
+        .toLowerCase()
+        .replace(/[^a-z0-9._-]+/g, '-')
+        .replace(/^[^a-z]+/, '')
+        .slice(0, 30) || 'user';
     const suffix = input.externalId.split(':').pop()!.toLowerCase();
     for (const name of [base, `${base}-${suffix}`.slice(0, 39)]) {
       if (user || !USER_NAME.test(name)) continue;
       await this.ctx.transaction(async (m) => {
-        const inserted = await m.createQueryBuilder().insert().into(UserEntity).values({ name, admin: input.admin, externalId: input.externalId }).orIgnore().returning('id').execute();
+        const inserted = await m
+          .createQueryBuilder()
+          .insert()
+          .into(UserEntity)
+          .values({ name, admin: input.admin, externalId: input.externalId })
+          .orIgnore()
+          .returning('id')
+          .execute();
         if ((inserted.raw as unknown[]).length) {
-          await this.ctx.emit(m, { type: 'user.created', actor: name, via: input.via, message: `${name} joined from ${input.externalId.split(':')[0]}` });
+          await this.ctx.emit(m, {
+            type: 'user.created',
+            actor: name,
+            via: input.via,
+            message: `${name} joined from ${input.externalId.split(':')[0]}`,
+          });
         }
       });
       user = await users.findOneBy({ externalId: input.externalId });

@@ -9,7 +9,14 @@ export type { AppView, DiffView, OperationView, ReleaseView, ReviewAppView, Test
  */
 
 export function testRunView(run: TestRun): TestRunView {
-  return { number: run.number, commit: run.commit, branch: run.branch, status: run.status, createdAt: run.createdAt.toISOString(), updatedAt: run.updatedAt.toISOString() };
+  return {
+    number: run.number,
+    commit: run.commit,
+    branch: run.branch,
+    status: run.status,
+    createdAt: run.createdAt.toISOString(),
+    updatedAt: run.updatedAt.toISOString(),
+  };
 }
 
 export interface ReportTarget {
@@ -34,7 +41,15 @@ export interface OperationReport {
 }
 
 export function releaseView(r: Release, currentReleaseId: number | null): ReleaseView {
-  return { version: r.version, status: r.status, description: r.description, slug: r.slugId, commit: r.commit, createdAt: r.createdAt.toISOString(), current: r.id === currentReleaseId };
+  return {
+    version: r.version,
+    status: r.status,
+    description: r.description,
+    slug: r.slugId,
+    commit: r.commit,
+    createdAt: r.createdAt.toISOString(),
+    current: r.id === currentReleaseId,
+  };
 }
 
 /** An event as the fronts see it: the audit trail and an operation's progress. */

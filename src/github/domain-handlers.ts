@@ -29,7 +29,14 @@ function sourceOf(repository: { full_name: string }): GitHubRef {
  * sees the HTTP request; events without a handler are only recorded.
  */
 export function domainHandlers(engine: Engine): GitHubEventHandlers {
-  const handlers = createEventHandler({ log: { debug: () => {}, info: () => {}, warn: (message: string) => log.warn({ problem: message }, 'GitHub event handler warning'), error: () => {} } });
+  const handlers = createEventHandler({
+    log: {
+      debug: () => {},
+      info: () => {},
+      warn: (message: string) => log.warn({ problem: message }, 'GitHub event handler warning'),
+      error: () => {},
+    },
+  });
 
   handlers.on('push', async (event) => {
     const push = branchPushOf(event);
@@ -39,7 +46,8 @@ export function domainHandlers(engine: Engine): GitHubEventHandlers {
   handlers.on(['pull_request.opened', 'pull_request.reopened', 'pull_request.synchronize', 'pull_request.closed'], async ({ payload }) => {
     const pr = payload.pull_request;
     const repo = sourceOf(payload.repository);
-    const action: PullRequestChange['action'] = payload.action === 'closed' ? (pr.merged === true ? 'merged' : 'closed') : payload.action === 'synchronize' ? 'updated' : 'opened';
+    const action: PullRequestChange['action'] =
+      payload.action === 'closed' ? (pr.merged === true ? 'merged' : 'closed') : payload.action === 'synchronize' ? 'updated' : 'opened';
     // The payload's nullable fields are read as parseDelivery allowed them, whatever the generated types say.
     const head = pr.head as { ref: string; sha: string; repo: { full_name: string } | null };
     const user = pr.user as { login: string } | null | undefined;

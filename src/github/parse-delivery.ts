@@ -15,7 +15,16 @@ const refName = z
   .string()
   .max(255)
   .regex(/^[^\0-\x20\x7f~^:?*[\\]+$/, 'must be a git ref name')
-  .refine((r) => !r.startsWith('-') && !r.startsWith('/') && !r.endsWith('/') && !r.endsWith('.') && !r.endsWith('.lock') && !/\.\.|\/\/|@\{|\/\./.test(r), 'must be a git ref name');
+  .refine(
+    (r) =>
+      !r.startsWith('-') &&
+      !r.startsWith('/') &&
+      !r.endsWith('/') &&
+      !r.endsWith('.') &&
+      !r.endsWith('.lock') &&
+      !/\.\.|\/\/|@\{|\/\./.test(r),
+    'must be a git ref name',
+  );
 const repository = z.object({ full_name: fullName });
 
 const pushPayload = z.object({
@@ -61,7 +70,8 @@ export function parseDelivery(id: string, event: string, body: string): EmitterW
   } catch {
     throw new InvalidInput('the body is not JSON');
   }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new InvalidInput(`a ${event} delivery's body must be a JSON object`);
+  if (typeof json !== 'object' || json === null || Array.isArray(json))
+    throw new InvalidInput(`a ${event} delivery's body must be a JSON object`);
   check(event, SCHEMAS.get(event) ?? otherPayload, json);
   // The payload as GitHub sent it (the schemas check what flowops reads and let the rest through).
   return { id, name: event, payload: json } as EmitterWebhookEvent;
@@ -78,7 +88,11 @@ export function branchPushOf(event: EmitterWebhookEvent<'push'>): { branch: stri
   const { ref, deleted, after, pusher } = event.payload;
   if (!ref.startsWith('refs/heads/') || deleted) return null;
   // The pusher may be absent (zod allowed it), whatever the generated type says.
-  return { branch: ref.slice('refs/heads/'.length), sha: after, pusher: (pusher as { name?: string } | null | undefined)?.name || 'someone' };
+  return {
+    branch: ref.slice('refs/heads/'.length),
+    sha: after,
+    pusher: (pusher as { name?: string } | null | undefined)?.name || 'someone',
+  };
 }
 
 function check<T>(event: string, schema: z.ZodType<T>, json: unknown): T {

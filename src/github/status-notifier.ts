@@ -8,7 +8,15 @@ import type { FlowEvent } from '../db/entities.ts';
 import { log } from '../log.ts';
 
 const CONSUMER = 'github';
-const STATE: Record<string, CommitState> = { pending: 'pending', building: 'pending', running: 'pending', succeeded: 'success', failed: 'failure', errored: 'error', cancelled: 'error' };
+const STATE: Record<string, CommitState> = {
+  pending: 'pending',
+  building: 'pending',
+  running: 'pending',
+  succeeded: 'success',
+  failed: 'failure',
+  errored: 'error',
+  cancelled: 'error',
+};
 /** Back-off between attempts of one status GitHub did not take: 1 s, 2 s, 4 s … up to 5 minutes. */
 const FIRST_RETRY_MS = 1000;
 const MAX_RETRY_MS = 5 * 60_000;
@@ -19,7 +27,8 @@ const GIVE_UP_MS = 24 * 3_600_000;
 function keyOf(event: FlowEvent): string | null {
   if (!event.pipeline) return null;
   if (/^testrun\.\w+$/.test(event.type)) return `status:${event.pipeline}:${(event.data as { sha?: string }).sha}:${CI_CONTEXT}`;
-  if (/^release\.(created|succeeded|failed)$/.test(event.type) && event.app) return `deployment:${event.app}@v${(event.data as { version?: number }).version}`;
+  if (/^release\.(created|succeeded|failed)$/.test(event.type) && event.app)
+    return `deployment:${event.app}@v${(event.data as { version?: number }).version}`;
   return null;
 }
 
@@ -94,7 +103,7 @@ export class GitHubStatusNotifier {
       }
     }
     // A delivered one lets the next of its key go, in the same round.
-    for (let delivered = true; delivered; ) {
+    for (let delivered = true; delivered;) {
       delivered = false;
       for (const { event, attempts } of await outbox.due(CONSUMER, 50)) {
         if (await this.attempt(event, keyOf(event)!, { parked: true, attempts })) delivered = true;
@@ -114,10 +123,14 @@ export class GitHubStatusNotifier {
       }
       return true;
     } catch (err) {
-      const failure = err instanceof HostWriteFailed ? err : new HostWriteFailed(err instanceof Error ? err.message : String(err), null, false, null);
+      const failure =
+        err instanceof HostWriteFailed ? err : new HostWriteFailed(err instanceof Error ? err.message : String(err), null, false, null);
       const expired = Date.now() - new Date(event.createdAt).getTime() > GIVE_UP_MS;
       if (failure.permanent || expired) {
-        log.warn({ event: event.id, pipeline: event.pipeline, status: failure.status, error: failure.message, attempts: state.attempts + 1 }, failure.permanent ? 'GitHub refused a status for good; skipped' : 'GitHub did not take a status for a day; given up');
+        log.warn(
+          { event: event.id, pipeline: event.pipeline, status: failure.status, error: failure.message, attempts: state.attempts + 1 },
+          failure.permanent ? 'GitHub refused a status for good; skipped' : 'GitHub did not take a status for a day; given up',
+        );
         await this.engine.recordRefusal({
           type: event.type.startsWith('testrun.') ? 'github.status_refused' : 'github.deployment_refused',
           pipeline: event.pipeline!,
@@ -132,7 +145,11 @@ export class GitHubStatusNotifier {
       }
       const attempts = state.attempts + 1;
       const wait = retryDelay(attempts, failure.retryAfterMs);
-      if (attempts === 1) log.warn({ event: event.id, pipeline: event.pipeline, status: failure.status, error: failure.message, retryInMs: wait }, 'GitHub did not take a status; retrying with back-off');
+      if (attempts === 1)
+        log.warn(
+          { event: event.id, pipeline: event.pipeline, status: failure.status, error: failure.message, retryInMs: wait },
+          'GitHub did not take a status; retrying with back-off',
+        );
       await outbox.park(CONSUMER, event, key, { attempts, nextAttemptAt: new Date(Date.now() + wait), error: failure.message });
       return false;
     }
@@ -155,7 +172,11 @@ export class GitHubStatusNotifier {
         // Retried after a failure: the deployment made the first time is reused, never made twice.
         let id = await this.outbox.recall('github-deployment', key);
         if (!id) {
-          id = await source.createDeployment(commit, event.app, { transient: stage === 'review', production: stage === 'production', description: event.message });
+          id = await source.createDeployment(commit, event.app, {
+            transient: stage === 'review',
+            production: stage === 'production',
+            description: event.message,
+          });
           await this.outbox.remember('github-deployment', key, id);
         }
         await source.setDeploymentStatus(id, 'in_progress', null);

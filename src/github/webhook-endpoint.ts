@@ -35,7 +35,9 @@ async function handleDelivery(front: GitHubFront, event: EmitterWebhookEvent): P
   // The work a delivery starts (a test run, an auto-deploy, a review app) runs after the answer: GitHub gives up after 10 s.
   if (first && isGitHubEventName(event.name)) {
     setImmediate(() => {
-      front.handlers.receive(event).catch((err: unknown) => log.error({ err, delivery: event.id, event: event.name }, 'GitHub delivery not handled'));
+      front.handlers
+        .receive(event)
+        .catch((err: unknown) => log.error({ err, delivery: event.id, event: event.name }, 'GitHub delivery not handled'));
     });
   }
   return first;
@@ -52,7 +54,8 @@ function checkHeaders(req: Request): { id: string; event: string; signature: str
   if (!id || !event || !signature) {
     throw new InvalidInput('a GitHub delivery needs X-GitHub-Delivery, X-GitHub-Event and X-Hub-Signature-256 headers and a JSON body');
   }
-  if (!DELIVERY_ID.test(id) || !EVENT_NAME.test(event)) throw new InvalidInput('X-GitHub-Delivery or X-GitHub-Event is not what GitHub sends');
+  if (!DELIVERY_ID.test(id) || !EVENT_NAME.test(event))
+    throw new InvalidInput('X-GitHub-Delivery or X-GitHub-Event is not what GitHub sends');
   if (!SIGNATURE.test(signature)) throw new Unauthenticated('X-Hub-Signature-256 must be sha256= and 64 hex digits');
   if (!req.is('application/json')) {
     throw new InvalidInput('the body must be application/json: set the webhook\'s content type to "application/json" on GitHub');
@@ -75,14 +78,22 @@ function signatureMatches(secret: string, parts: Buffer[], signature: string): b
  * payload's shape. A forged or malformed delivery is refused with nothing
  * recorded; a redelivery of a delivery id already seen changes nothing.
  */
-export function mountGitHubWebhooks(app: express.Express, options: { engine: Engine; db: DataSource; secret: string | undefined; budget: UnverifiedBodyBudget }): void {
+export function mountGitHubWebhooks(
+  app: express.Express,
+  options: { engine: Engine; db: DataSource; secret: string | undefined; budget: UnverifiedBodyBudget },
+): void {
   const { engine, secret, budget } = options;
   const front: GitHubFront = { engine, deliveries: new GitHubDeliveries(options.db), handlers: domainHandlers(engine) };
   app.post('/github/webhooks', async (req: Request, res: Response) => {
     if (!secret) {
-      log.error({ delivery: req.get('x-github-delivery') }, 'a GitHub webhook arrived but GITHUB_WEBHOOK_SECRET is not set; set it to the webhook secret configured on GitHub');
+      log.error(
+        { delivery: req.get('x-github-delivery') },
+        'a GitHub webhook arrived but GITHUB_WEBHOOK_SECRET is not set; set it to the webhook secret configured on GitHub',
+      );
       res.set('connection', 'close');
-      res.status(503).json({ error: { code: 'not_configured', message: 'GitHub webhooks are not configured on this flowops: set GITHUB_WEBHOOK_SECRET' } });
+      res.status(503).json({
+        error: { code: 'not_configured', message: 'GitHub webhooks are not configured on this flowops: set GITHUB_WEBHOOK_SECRET' },
+      });
       return;
     }
     let id: string | undefined;
@@ -98,7 +109,10 @@ export function mountGitHubWebhooks(app: express.Express, options: { engine: Eng
         release();
       }
       if (!verified) {
-        log.warn({ delivery: id, event }, 'GitHub webhook signature does not match: verify that the webhook secret on GitHub matches GITHUB_WEBHOOK_SECRET');
+        log.warn(
+          { delivery: id, event },
+          'GitHub webhook signature does not match: verify that the webhook secret on GitHub matches GITHUB_WEBHOOK_SECRET',
+        );
         throw new Unauthenticated('signature does not match');
       }
       const delivery = parseDelivery(id, event, Buffer.concat(parts).toString('utf8'));
@@ -106,8 +120,10 @@ export function mountGitHubWebhooks(app: express.Express, options: { engine: Eng
       res.status(first ? 202 : 200).json(first ? { accepted: true } : { duplicate: true });
     } catch (err) {
       if (err instanceof FlowError) {
-        if (err.code === 'invalid_input' && id) log.warn({ delivery: id, event, problem: err.message }, 'GitHub delivery refused as malformed; nothing recorded');
-        if (err.code === 'payload_too_large' || err.code === 'unavailable') log.warn({ delivery: id, event, code: err.code }, 'GitHub delivery refused before its signature was checked');
+        if (err.code === 'invalid_input' && id)
+          log.warn({ delivery: id, event, problem: err.message }, 'GitHub delivery refused as malformed; nothing recorded');
+        if (err.code === 'payload_too_large' || err.code === 'unavailable')
+          log.warn({ delivery: id, event, code: err.code }, 'GitHub delivery refused before its signature was checked');
         sendError(req, res, err);
         return;
       }

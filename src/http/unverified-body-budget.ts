@@ -94,7 +94,10 @@ export class UnverifiedBodyBudget {
       const onClose = () => {
         if (!req.complete) onAborted();
       };
-      const timer = setTimeout(() => fail(new RequestTimeout(`the request body did not arrive within ${this.deadlineMs / 1000} s`)), this.deadlineMs);
+      const timer = setTimeout(
+        () => fail(new RequestTimeout(`the request body did not arrive within ${this.deadlineMs / 1000} s`)),
+        this.deadlineMs,
+      );
       timer.unref();
       req.on('data', onData);
       req.on('end', onEnd);
@@ -111,7 +114,10 @@ export class UnverifiedBodyBudget {
 
   private busy(): Unavailable {
     const seconds = Math.ceil(this.deadlineMs / 1000);
-    return new Unavailable(`too many unverified request bodies are arriving at once (over ${megabytes(this.bytes)}); try again in ${seconds} s`, seconds);
+    return new Unavailable(
+      `too many unverified request bodies are arriving at once (over ${megabytes(this.bytes)}); try again in ${seconds} s`,
+      seconds,
+    );
   }
 }
 

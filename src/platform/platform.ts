@@ -58,7 +58,12 @@ export interface Platform {
    */
   runTests(slugId: string, onOutput: OutputSink, signal: AbortSignal): Promise<{ code: number | null; output: string }>;
   /** Runs a one-off command (app.json's postdeploy, pr-predestroy) in a slug with the app's config vars. */
-  runCommand(slugId: string, command: string, config: Record<string, string>, onOutput: OutputSink): Promise<{ code: number; output: string }>;
+  runCommand(
+    slugId: string,
+    command: string,
+    config: Record<string, string>,
+    onOutput: OutputSink,
+  ): Promise<{ code: number; output: string }>;
   /** Stops every process of the app and frees its port. */
   destroy(app: string): Promise<void>;
   /** After a restart: make each app run its current release (or nothing), and nothing else. */

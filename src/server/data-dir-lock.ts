@@ -33,7 +33,10 @@ export async function lockDataDir(dataDir: string): Promise<{ release(): Promise
     const pid = Number((await readFile(file, 'utf8').catch(() => '')).trim());
     const live = Number.isInteger(pid) && pid > 0 && (pid === process.pid ? held.has(dataDir) : processAlive(pid));
     if (live) {
-      throw new StartupError(`another flowops (pid ${pid}) is using the data dir ${dataDir}; stop it first, or set FLOW_DATA_DIR to another directory`, 75);
+      throw new StartupError(
+        `another flowops (pid ${pid}) is using the data dir ${dataDir}; stop it first, or set FLOW_DATA_DIR to another directory`,
+        75,
+      );
     }
     await unlink(file).catch(() => undefined);
   }

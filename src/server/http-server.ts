@@ -60,7 +60,10 @@ export function createHttpApp(engine: Engine, mountFronts: (app: express.Express
     '/api/commands',
     authed(async (req, res, actor) => {
       const body = commandBody.safeParse(req.body);
-      if (!body.success) throw new InvalidInput('the request body must be {"argv": ["command", "word", ...]} (Content-Type: application/json), at most 200 words of at most 64 KB');
+      if (!body.success)
+        throw new InvalidInput(
+          'the request body must be {"argv": ["command", "word", ...]} (Content-Type: application/json), at most 200 words of at most 64 KB',
+        );
       const command = parseCommand(body.data.argv);
       const result: Result = await execute(engine, actor, command);
       res.json(result);
@@ -76,10 +79,14 @@ export function createHttpApp(engine: Engine, mountFronts: (app: express.Express
       if (id < 1 || id > MAX_ID) throw new NotFound(`no operation ${raw}`);
       const after = req.query.after ?? '0';
       // Event ids are Postgres `bigint`s; 18 digits always fit.
-      if (typeof after !== 'string' || !/^\d{1,18}$/.test(after)) throw new InvalidInput('?after= takes the id of the last event seen, a whole number');
+      if (typeof after !== 'string' || !/^\d{1,18}$/.test(after))
+        throw new InvalidInput('?after= takes the id of the last event seen, a whole number');
       const { operation, events } = await engine.operation(actor, id, after);
       // The same JSON as the rows themselves (a Date serializes as its ISO string), typed as the CLI reads it.
-      const progress: OperationProgress = { operation, events: events.map((event) => ({ ...event, createdAt: event.createdAt.toISOString() })) };
+      const progress: OperationProgress = {
+        operation,
+        events: events.map((event) => ({ ...event, createdAt: event.createdAt.toISOString() })),
+      };
       res.json(progress);
     }),
   );
@@ -97,7 +104,9 @@ export function createHttpApp(engine: Engine, mountFronts: (app: express.Express
       return;
     }
     log.error({ err, path: req.path }, 'request failed');
-    res.status(500).json({ error: { code: 'internal', message: 'flowops hit an unexpected error; the server log has the details' } } satisfies ApiError);
+    res
+      .status(500)
+      .json({ error: { code: 'internal', message: 'flowops hit an unexpected error; the server log has the details' } } satisfies ApiError);
   });
   return app;
 }
@@ -112,8 +121,10 @@ function asRefusal(err: unknown): FlowError | null {
   if (typeof status !== 'number' || status < 400 || status > 499) return null;
   if (type === 'entity.too.large') return new PayloadTooLarge(`the request body is over the ${megabytes(API_BODY_LIMIT)} limit of /api`);
   if (type === 'entity.parse.failed') return new InvalidInput('the request body is not valid JSON');
-  if (type === 'encoding.unsupported' || type === 'charset.unsupported') return new InvalidInput('the request body must be JSON in UTF-8, uncompressed or gzip/deflate');
-  if (type === 'request.aborted' || type === 'request.size.invalid') return new InvalidInput('the request body ended before its Content-Length');
+  if (type === 'encoding.unsupported' || type === 'charset.unsupported')
+    return new InvalidInput('the request body must be JSON in UTF-8, uncompressed or gzip/deflate');
+  if (type === 'request.aborted' || type === 'request.size.invalid')
+    return new InvalidInput('the request body ended before its Content-Length');
   // The router's "Failed to decode param" and whatever else express refuses on its own.
   return new InvalidInput('the request is malformed (a %-escape in the URL, or the body)');
 }

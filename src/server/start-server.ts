@@ -53,7 +53,9 @@ function sandboxMode(setting: Settings['sandbox']): SandboxMode {
   if (setting === 'none') return 'none';
   if (bubblewrapWorks()) return 'bubblewrap';
   if (setting === 'bubblewrap') {
-    throw new SettingError('FLOW_SANDBOX=bubblewrap, but `bwrap` is not installed or cannot create a sandbox here; install it (Debian/Ubuntu: apt-get install bubblewrap) or set FLOW_SANDBOX=auto');
+    throw new SettingError(
+      'FLOW_SANDBOX=bubblewrap, but `bwrap` is not installed or cannot create a sandbox here; install it (Debian/Ubuntu: apt-get install bubblewrap) or set FLOW_SANDBOX=auto',
+    );
   }
   return 'none';
 }
@@ -71,7 +73,9 @@ export async function startServer(settings: Settings): Promise<RunningServer> {
   const sandbox = sandboxMode(settings.sandbox);
   const lock = await lockDataDir(settings.dataDir);
   let handler: http.RequestListener = (_req, res) => {
-    res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1' }).end('{"error":{"code":"starting","message":"flowops is starting"}}');
+    res
+      .writeHead(503, { 'content-type': 'application/json', 'retry-after': '1' })
+      .end('{"error":{"code":"starting","message":"flowops is starting"}}');
   };
   let listening: { server: http.Server; port: number };
   try {
@@ -79,9 +83,13 @@ export async function startServer(settings: Settings): Promise<RunningServer> {
   } catch (err) {
     await lock.release();
     if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
-      throw new StartupError(`port ${settings.port} is already in use (another flowops, or another server); stop it or set PORT to a free port`, 69);
+      throw new StartupError(
+        `port ${settings.port} is already in use (another flowops, or another server); stop it or set PORT to a free port`,
+        69,
+      );
     }
-    if ((err as NodeJS.ErrnoException).code === 'EACCES') throw new StartupError(`port ${settings.port} needs privileges this user does not have; set PORT to 1024 or above`, 69);
+    if ((err as NodeJS.ErrnoException).code === 'EACCES')
+      throw new StartupError(`port ${settings.port} needs privileges this user does not have; set PORT to 1024 or above`, 69);
     throw err;
   }
   const { server, port } = listening;

@@ -10,7 +10,12 @@ export async function boardPipeline(engine: Engine, actor: Actor, name: string):
     const diff = diffs.find((d) => d.upstream === app.name);
     return diff ? { ...app, ahead: { downstream: diff.downstream, count: diff.ahead, commits: diff.commits } } : app;
   });
-  return { name: info.name, apps, canDeploy: permits(await engine.permissionOn(actor, name), 'deploy'), unsandboxed: info.sandbox === 'none' };
+  return {
+    name: info.name,
+    apps,
+    canDeploy: permits(await engine.permissionOn(actor, name), 'deploy'),
+    unsandboxed: info.sandbox === 'none',
+  };
 }
 
 /** Every pipeline the actor can see, for the App Home board. */

@@ -34,7 +34,8 @@ function sameRequestKey(req: Request, body: Buffer, timestamp: string, signature
   if (req.is('application/json')) {
     try {
       const json = JSON.parse(body.toString('utf8')) as { type?: unknown; event_id?: unknown };
-      if (json?.type === 'event_callback' && typeof json.event_id === 'string') return { key: hash(`slack-event:${json.event_id}`), seconds: EVENT_ID_SECONDS };
+      if (json?.type === 'event_callback' && typeof json.event_id === 'string')
+        return { key: hash(`slack-event:${json.event_id}`), seconds: EVENT_ID_SECONDS };
     } catch {
       // Not JSON after all: Bolt answers it with 400; it is keyed as any request.
     }
@@ -64,7 +65,10 @@ export function guardSlackRequests(options: { signingSecret: string; budget: Unv
       }
       const skew = Math.floor(Date.now() / 1000) - Number(timestamp);
       if (Math.abs(skew) > WINDOW_SECONDS) {
-        log.warn({ skew }, 'Slack request timestamp is more than 5 minutes from this clock: a replay, or this server\'s clock is wrong (check NTP)');
+        log.warn(
+          { skew },
+          "Slack request timestamp is more than 5 minutes from this clock: a replay, or this server's clock is wrong (check NTP)",
+        );
         throw new Unauthenticated('the request timestamp is more than 5 minutes away from now');
       }
       const { parts, release } = await options.budget.read(req, SLACK_BODY_LIMIT);
@@ -75,7 +79,10 @@ export function guardSlackRequests(options: { signingSecret: string; budget: Unv
         release();
       }
       if (!verified) {
-        log.warn({}, 'Slack request signature does not match: verify that SLACK_SIGNING_SECRET is the Signing Secret from "Basic Information"');
+        log.warn(
+          {},
+          'Slack request signature does not match: verify that SLACK_SIGNING_SECRET is the Signing Secret from "Basic Information"',
+        );
         throw new Unauthenticated('signature does not match');
       }
       const body = Buffer.concat(parts);

@@ -103,7 +103,13 @@ export class SlackNotifier {
         for (const target of report.targets) {
           const key = `${target.app}@v${target.version}`;
           if (!target.version || target.status === 'pending' || !target.output.trim() || threaded.includes(key)) continue;
-          await this.api.call((web) => web.chat.postMessage({ channel: message.channel, thread_ts: ts!, ...releaseOutputMessage(target.app, target.version!, target.output) }));
+          await this.api.call((web) =>
+            web.chat.postMessage({
+              channel: message.channel,
+              thread_ts: ts!,
+              ...releaseOutputMessage(target.app, target.version!, target.output),
+            }),
+          );
           threaded.push(key);
         }
         await this.outbox.shown(message, { ts, threaded });
@@ -115,18 +121,31 @@ export class SlackNotifier {
 
   private async messageInput(report: OperationReport): Promise<OperationMessageInput> {
     const op = report.operation;
-    const input: OperationMessageInput = { operation: op, pipeline: op.pipeline ?? '(destroyed)', actor: report.actor, via: report.via, targets: report.targets };
+    const input: OperationMessageInput = {
+      operation: op,
+      pipeline: op.pipeline ?? '(destroyed)',
+      actor: report.actor,
+      via: report.via,
+      targets: report.targets,
+    };
     if (op.status === 'succeeded') {
       const upstream = report.targets.find((t) => (t.stage === 'staging' || t.stage === 'development') && t.current);
       if (upstream && op.pipeline) {
         const diff = (await this.engine.diff(SYSTEM, op.pipeline).catch(() => [])).find((d) => d.upstream === upstream.app);
-        input.promote = { app: upstream.app, version: upstream.version!, downstream: diff?.downstream ?? (upstream.stage === 'staging' ? 'production' : 'staging'), ahead: diff?.ahead ?? 0, commits: diff?.commits ?? [] };
+        input.promote = {
+          app: upstream.app,
+          version: upstream.version!,
+          downstream: diff?.downstream ?? (upstream.stage === 'staging' ? 'production' : 'staging'),
+          ahead: diff?.ahead ?? 0,
+          commits: diff?.commits ?? [],
+        };
       }
       const live = report.targets.find((t) => t.stage === 'production' && t.current);
       if (live) input.rollback = { app: live.app, version: live.version! };
     }
     const failed = report.targets.find((t) => t.status === 'failed' && t.version);
-    if (failed && failed.stage !== 'destroyed') input.failed = { app: failed.app, version: failed.version!, stage: failed.stage, commit: failed.commit };
+    if (failed && failed.stage !== 'destroyed')
+      input.failed = { app: failed.app, version: failed.version!, stage: failed.stage, commit: failed.commit };
     return input;
   }
 }

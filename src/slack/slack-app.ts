@@ -55,11 +55,21 @@ export interface SlackFront {
  * and lets a replayed request through once; Socket Mode connects out with the
  * app token instead.
  */
-export function createSlackFront(engine: Engine, outbox: Outbox, settings: SlackSettings, http: express.Express, unverifiedBodies: UnverifiedBodyBudget): SlackFront {
+export function createSlackFront(
+  engine: Engine,
+  outbox: Outbox,
+  settings: SlackSettings,
+  http: express.Express,
+  unverifiedBodies: UnverifiedBodyBudget,
+): SlackFront {
   const api = new SlackApi(settings.botToken, settings.apiUrl);
   const clientOptions = { slackApiUrl: settings.apiUrl };
   // Registered before Bolt's receiver mounts its router, so it runs first.
-  if (settings.mode === 'http') http.post('/slack/events', guardSlackRequests({ signingSecret: settings.signingSecret!, budget: unverifiedBodies, seen: engine.seenRequests }));
+  if (settings.mode === 'http')
+    http.post(
+      '/slack/events',
+      guardSlackRequests({ signingSecret: settings.signingSecret!, budget: unverifiedBodies, seen: engine.seenRequests }),
+    );
   const receiver =
     settings.mode === 'socket'
       ? new SocketModeReceiver({ appToken: settings.appToken!, logger: boltLogger, installerOptions: { clientOptions } })
@@ -67,7 +77,12 @@ export function createSlackFront(engine: Engine, outbox: Outbox, settings: Slack
   // Bolt would call auth.test before the first listener runs, so a slow Slack would hold up an ack.
   // Authorization answers from what is known instead; the bot's ids arrive when auth.test does.
   let identity: { botId?: string; botUserId?: string } = {};
-  const app = new App({ authorize: async () => ({ botToken: settings.botToken, ...identity }), receiver, logger: boltLogger, clientOptions });
+  const app = new App({
+    authorize: async () => ({ botToken: settings.botToken, ...identity }),
+    receiver,
+    logger: boltLogger,
+    clientOptions,
+  });
   const notifier = new SlackNotifier(engine, api, outbox);
   const deps: SlackDeps = { engine, api, notifier, settings, work: new PQueue({ concurrency: 4 }) };
   registerFlow(app, deps);
@@ -88,7 +103,9 @@ export function createSlackFront(engine: Engine, outbox: Outbox, settings: Slack
         .then((who) => {
           identity = { botId: who.bot_id, botUserId: who.user_id };
         })
-        .catch((err: unknown) => log.error({ err: String(err) }, 'Slack refused SLACK_BOT_TOKEN or cannot be reached; check the token in "OAuth & Permissions"'));
+        .catch((err: unknown) =>
+          log.error({ err: String(err) }, 'Slack refused SLACK_BOT_TOKEN or cannot be reached; check the token in "OAuth & Permissions"'),
+        );
       if (settings.mode === 'socket') await app.start();
       notifier.start();
     },

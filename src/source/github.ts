@@ -6,7 +6,16 @@ import { Octokit, RequestError } from 'octokit';
 import { ExternalServiceError, NotFound } from '../errors.ts';
 import { runOrThrow } from '../exec.ts';
 import type { GitHubRef } from './source-ref.ts';
-import { assertRef, HostWriteFailed, type Commit, type CommitState, type CommitStatuses, type DeploymentState, type Deployments, type Source } from './source.ts';
+import {
+  assertRef,
+  HostWriteFailed,
+  type Commit,
+  type CommitState,
+  type CommitStatuses,
+  type DeploymentState,
+  type Deployments,
+  type Source,
+} from './source.ts';
 
 /** Statuses and deployments are retried by their outbox, with back-off, not inside the call (where a retry would hold up every status behind it). */
 const WRITE = { request: { retries: 0 } };
@@ -32,7 +41,8 @@ export class GitHubSource implements Source, CommitStatuses, Deployments {
     private readonly repo: GitHubRef,
     settings: GitHubSettings,
   ) {
-    const shortWaitOnce = (retryAfter: number, _options: unknown, _octokit: unknown, retryCount: number) => retryCount === 0 && retryAfter <= MAX_IN_CALL_WAIT_S;
+    const shortWaitOnce = (retryAfter: number, _options: unknown, _octokit: unknown, retryCount: number) =>
+      retryCount === 0 && retryAfter <= MAX_IN_CALL_WAIT_S;
     const common = {
       baseUrl: settings.apiUrl.replace(/\/$/, ''),
       log: { debug: () => {}, info: () => {}, warn: () => {}, error: () => {} },
@@ -40,7 +50,11 @@ export class GitHubSource implements Source, CommitStatuses, Deployments {
     };
     this.octokit = settings.app
       ? // As the app's installation: octokit exchanges a JWT for an installation token, and renews it.
-        new Octokit({ ...common, authStrategy: createAppAuth, auth: { appId: settings.app.appId, privateKey: settings.app.privateKey, installationId: settings.app.installationId } })
+        new Octokit({
+          ...common,
+          authStrategy: createAppAuth,
+          auth: { appId: settings.app.appId, privateKey: settings.app.privateKey, installationId: settings.app.installationId },
+        })
       : new Octokit({ ...common, auth: settings.token });
   }
 
@@ -51,8 +65,12 @@ export class GitHubSource implements Source, CommitStatuses, Deployments {
   /** Turns GitHub's answers into messages that say what to fix. */
   private failure(err: unknown, what: string): Error {
     if (err instanceof RequestError) {
-      if (err.status === 401) return new ExternalServiceError(`GitHub refused the credentials while ${what}: check GITHUB_TOKEN (or GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY, GITHUB_APP_INSTALLATION_ID)`);
-      if (err.status === 404) return new NotFound(`GitHub has no ${what.replace(/^reading /, '')} (or GITHUB_TOKEN cannot see ${this.slug})`);
+      if (err.status === 401)
+        return new ExternalServiceError(
+          `GitHub refused the credentials while ${what}: check GITHUB_TOKEN (or GITHUB_APP_ID, GITHUB_APP_PRIVATE_KEY, GITHUB_APP_INSTALLATION_ID)`,
+        );
+      if (err.status === 404)
+        return new NotFound(`GitHub has no ${what.replace(/^reading /, '')} (or GITHUB_TOKEN cannot see ${this.slug})`);
       return new ExternalServiceError(`GitHub answered ${err.status} while ${what}`);
     }
     return new ExternalServiceError(`GitHub could not be reached while ${what}: ${err instanceof Error ? err.message : String(err)}`);
@@ -66,11 +84,19 @@ export class GitHubSource implements Source, CommitStatuses, Deployments {
    * retried too: they are fixed in flowops' settings, not in the status.
    */
   private writeFailure(err: unknown, what: string): HostWriteFailed {
-    if (!(err instanceof RequestError)) return new HostWriteFailed(`GitHub could not be reached while ${what}: ${err instanceof Error ? err.message : String(err)}`, null, false, null);
+    if (!(err instanceof RequestError))
+      return new HostWriteFailed(
+        `GitHub could not be reached while ${what}: ${err instanceof Error ? err.message : String(err)}`,
+        null,
+        false,
+        null,
+      );
     const headers = err.response?.headers ?? {};
     const retryAfter = Number(headers['retry-after']);
     const reset = Number(headers['x-ratelimit-reset']);
-    const rateLimited = err.status === 429 || (err.status === 403 && (headers['x-ratelimit-remaining'] === '0' || retryAfter > 0 || /rate limit/i.test(err.message)));
+    const rateLimited =
+      err.status === 429 ||
+      (err.status === 403 && (headers['x-ratelimit-remaining'] === '0' || retryAfter > 0 || /rate limit/i.test(err.message)));
     const retryAfterMs = retryAfter > 0 ? retryAfter * 1000 : rateLimited && reset > 0 ? Math.max(0, reset * 1000 - Date.now()) : null;
     const permanent = err.status >= 400 && err.status < 500 && !rateLimited && err.status !== 401 && err.status !== 408;
     const message =
@@ -86,7 +112,8 @@ export class GitHubSource implements Source, CommitStatuses, Deployments {
       const { data } = await this.octokit.rest.repos.getCommit({ owner: this.repo.owner, repo: this.repo.name, ref });
       return data.sha;
     } catch (err) {
-      if (err instanceof RequestError && (err.status === 404 || err.status === 422)) throw new NotFound(`no branch, tag or commit "${ref}" in ${this.slug}`);
+      if (err instanceof RequestError && (err.status === 404 || err.status === 422))
+        throw new NotFound(`no branch, tag or commit "${ref}" in ${this.slug}`);
       throw this.failure(err, `reading ${ref} of ${this.slug}`);
     }
   }
@@ -94,7 +121,9 @@ export class GitHubSource implements Source, CommitStatuses, Deployments {
   async extract(sha: string, dir: string): Promise<void> {
     let data: ArrayBuffer;
     try {
-      ({ data } = (await this.octokit.rest.repos.downloadTarballArchive({ owner: this.repo.owner, repo: this.repo.name, ref: sha })) as { data: ArrayBuffer });
+      ({ data } = (await this.octokit.rest.repos.downloadTarballArchive({ owner: this.repo.owner, repo: this.repo.name, ref: sha })) as {
+        data: ArrayBuffer;
+      });
     } catch (err) {
       throw this.failure(err, `reading the archive of ${sha.slice(0, 7)} of ${this.slug}`);
     }
@@ -128,10 +157,19 @@ export class GitHubSource implements Source, CommitStatuses, Deployments {
     });
     try {
       if (!base) {
-        const { data } = await this.octokit.rest.repos.listCommits({ owner: this.repo.owner, repo: this.repo.name, sha: head, per_page: limit });
+        const { data } = await this.octokit.rest.repos.listCommits({
+          owner: this.repo.owner,
+          repo: this.repo.name,
+          sha: head,
+          per_page: limit,
+        });
         return { ahead: data.length, commits: data.map(toCommit) };
       }
-      const { data } = await this.octokit.rest.repos.compareCommitsWithBasehead({ owner: this.repo.owner, repo: this.repo.name, basehead: `${base}...${head}` });
+      const { data } = await this.octokit.rest.repos.compareCommitsWithBasehead({
+        owner: this.repo.owner,
+        repo: this.repo.name,
+        basehead: `${base}...${head}`,
+      });
       // Compare lists oldest first; diff shows newest first.
       return { ahead: data.ahead_by, commits: data.commits.slice(-limit).reverse().map(toCommit) };
     } catch (err) {
@@ -139,7 +177,10 @@ export class GitHubSource implements Source, CommitStatuses, Deployments {
     }
   }
 
-  async setCommitStatus(sha: string, status: { state: CommitState; context: string; description: string; targetUrl?: string }): Promise<void> {
+  async setCommitStatus(
+    sha: string,
+    status: { state: CommitState; context: string; description: string; targetUrl?: string },
+  ): Promise<void> {
     try {
       await this.octokit.rest.repos.createCommitStatus({
         owner: this.repo.owner,
@@ -168,7 +209,11 @@ export class GitHubSource implements Source, CommitStatuses, Deployments {
     }
   }
 
-  async createDeployment(sha: string, environment: string, options: { transient: boolean; production: boolean; description: string }): Promise<string> {
+  async createDeployment(
+    sha: string,
+    environment: string,
+    options: { transient: boolean; production: boolean; description: string },
+  ): Promise<string> {
     try {
       const { data } = await this.octokit.rest.repos.createDeployment({
         owner: this.repo.owner,
@@ -183,7 +228,8 @@ export class GitHubSource implements Source, CommitStatuses, Deployments {
         ...WRITE,
       });
       // 202: GitHub would merge the default branch first; flowops asked it not to, so this does not pass on a second try either.
-      if (!('id' in data)) throw new HostWriteFailed(`GitHub did not create a deployment of ${sha.slice(0, 7)}: ${data.message ?? ''}`, 202, true, null);
+      if (!('id' in data))
+        throw new HostWriteFailed(`GitHub did not create a deployment of ${sha.slice(0, 7)}: ${data.message ?? ''}`, 202, true, null);
       return String(data.id);
     } catch (err) {
       throw err instanceof HostWriteFailed ? err : this.writeFailure(err, `creating a deployment of ${sha.slice(0, 7)} to ${environment}`);
@@ -192,7 +238,14 @@ export class GitHubSource implements Source, CommitStatuses, Deployments {
 
   async setDeploymentStatus(id: string, state: DeploymentState, environmentUrl: string | null): Promise<void> {
     try {
-      await this.octokit.rest.repos.createDeploymentStatus({ owner: this.repo.owner, repo: this.repo.name, deployment_id: Number(id), state, ...(environmentUrl ? { environment_url: environmentUrl } : {}), ...WRITE });
+      await this.octokit.rest.repos.createDeploymentStatus({
+        owner: this.repo.owner,
+        repo: this.repo.name,
+        deployment_id: Number(id),
+        state,
+        ...(environmentUrl ? { environment_url: environmentUrl } : {}),
+        ...WRITE,
+      });
     } catch (err) {
       throw this.writeFailure(err, `setting deployment ${id} to ${state}`);
     }

@@ -18,11 +18,17 @@ const SEP = '\x1f';
  * follows `--` (clone) or `--end-of-options` (commands that take revisions).
  */
 export class LocalGitSource implements Source {
-  private constructor(private readonly gitDir: string, private readonly url: string | null) {}
+  private constructor(
+    private readonly gitDir: string,
+    private readonly url: string | null,
+  ) {}
 
   static async open(ref: Extract<SourceRef, { kind: 'git' | 'path' }>, cacheDir: string): Promise<LocalGitSource> {
     const repo = ref.kind === 'git' ? ref.url : ref.path;
-    if (repo.startsWith('-')) throw new InvalidInput(`"${repo.slice(0, 60)}" cannot be a repository: git would read a leading "-" as an option; write ./${repo.slice(0, 60)} for a path`);
+    if (repo.startsWith('-'))
+      throw new InvalidInput(
+        `"${repo.slice(0, 60)}" cannot be a repository: git would read a leading "-" as an option; write ./${repo.slice(0, 60)} for a path`,
+      );
     if (ref.kind === 'path') {
       const dir = path.resolve(repo);
       const probe = await run('git', ['-C', dir, 'rev-parse', '--git-dir']);
@@ -58,7 +64,14 @@ export class LocalGitSource implements Source {
 
   async extract(sha: string, dir: string): Promise<void> {
     assertSha(sha);
-    const archive = await run('sh', ['-c', 'git -C "$1" archive --format=tar --end-of-options "$2" | tar -x -C "$3"', 'sh', this.gitDir, sha, dir]);
+    const archive = await run('sh', [
+      '-c',
+      'git -C "$1" archive --format=tar --end-of-options "$2" | tar -x -C "$3"',
+      'sh',
+      this.gitDir,
+      sha,
+      dir,
+    ]);
     if (archive.code !== 0) throw new Error(`git archive ${sha} failed: ${archive.output.trim()}`);
   }
 

@@ -15,7 +15,8 @@ export function sourceOpener(options: { cacheDir: string; github: GitHubSettings
   return async (repo) => {
     const ref = parseSourceRef(repo);
     if (ref.kind === 'github') {
-      if (!options.github) throw new InvalidInput('a github: repository needs GitHub settings: set GITHUB_TOKEN (and GITHUB_API_URL for GitHub Enterprise)');
+      if (!options.github)
+        throw new InvalidInput('a github: repository needs GitHub settings: set GITHUB_TOKEN (and GITHUB_API_URL for GitHub Enterprise)');
       return new GitHubSource(ref, options.github);
     }
     return LocalGitSource.open(ref, options.cacheDir);

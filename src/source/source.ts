@@ -5,9 +5,12 @@ import { ExternalServiceError, InvalidInput } from '../errors.ts';
  * "-") or that holds anything but the characters branch names use in practice.
  */
 export function assertRef(ref: string): void {
-  if (ref.startsWith('-')) throw new InvalidInput(`"${ref.slice(0, 60)}" is not a branch, tag or commit name: a name cannot start with "-"`);
+  if (ref.startsWith('-'))
+    throw new InvalidInput(`"${ref.slice(0, 60)}" is not a branch, tag or commit name: a name cannot start with "-"`);
   if (!/^[A-Za-z0-9_][A-Za-z0-9_./-]{0,254}$/.test(ref)) {
-    throw new InvalidInput(`"${ref.slice(0, 60)}" is not a branch, tag or commit name: use letters, digits, "_", ".", "/" and "-" (at most 255)`);
+    throw new InvalidInput(
+      `"${ref.slice(0, 60)}" is not a branch, tag or commit name: use letters, digits, "_", ".", "/" and "-" (at most 255)`,
+    );
   }
 }
 
@@ -73,7 +76,11 @@ export type DeploymentState = 'in_progress' | 'success' | 'failure';
 
 /** Deployments on the source host (GitHub): one per release, with its environment and URL. */
 export interface Deployments {
-  createDeployment(sha: string, environment: string, options: { transient: boolean; production: boolean; description: string }): Promise<string>;
+  createDeployment(
+    sha: string,
+    environment: string,
+    options: { transient: boolean; production: boolean; description: string },
+  ): Promise<string>;
   setDeploymentStatus(id: string, state: DeploymentState, environmentUrl: string | null): Promise<void>;
 }
 

@@ -25,7 +25,14 @@ export class FakeGitHub {
   /** Commit statuses posted, in order: { sha, state, context, description }. */
   readonly statuses: { sha: string; state: string; context: string; description: string }[] = [];
   /** Deployments created, with the statuses posted to each. */
-  readonly deployments: { id: number; ref: string; environment: string; transient: boolean; production: boolean; statuses: { state: string; environment_url?: string }[] }[] = [];
+  readonly deployments: {
+    id: number;
+    ref: string;
+    environment: string;
+    transient: boolean;
+    production: boolean;
+    statuses: { state: string; environment_url?: string }[];
+  }[] = [];
   /** Statuses other CI systems have set on commits, by sha. */
   readonly otherStatuses = new Map<string, { state: string; context: string }[]>();
   readonly unexpected: string[] = [];
@@ -82,7 +89,14 @@ export class FakeGitHub {
       const sha = p.split('/').pop()!;
       const archive = await new Promise<Buffer>((resolve) => {
         const chunks: Buffer[] = [];
-        const child = spawnProcess('git', ['-C', this.repo.dir, 'archive', '--format=tar.gz', `--prefix=${this.fullName.replace('/', '-')}-${sha.slice(0, 7)}/`, sha]);
+        const child = spawnProcess('git', [
+          '-C',
+          this.repo.dir,
+          'archive',
+          '--format=tar.gz',
+          `--prefix=${this.fullName.replace('/', '-')}-${sha.slice(0, 7)}/`,
+          sha,
+        ]);
         child.stdout!.on('data', (c: Buffer) => chunks.push(c));
         child.on('close', () => resolve(Buffer.concat(chunks)));
       });
@@ -91,7 +105,12 @@ export class FakeGitHub {
     }
     let match: RegExpExecArray | null;
     if (req.method === 'POST' && /^\/app\/installations\/\d+\/access_tokens$/.test(p)) {
-      return json(201, { token: 'ghs_installation_token', expires_at: new Date(Date.now() + 3_600_000).toISOString(), permissions: {}, repository_selection: 'all' });
+      return json(201, {
+        token: 'ghs_installation_token',
+        expires_at: new Date(Date.now() + 3_600_000).toISOString(),
+        permissions: {},
+        repository_selection: 'all',
+      });
     }
     if (req.method === 'POST' && (match = new RegExp(`^${prefix}/statuses/([0-9a-f]{40})$`).exec(p))) {
       let raw = '';
@@ -99,7 +118,11 @@ export class FakeGitHub {
       const body = JSON.parse(raw) as { state: string; context: string; description: string };
       const refused = this.refuse.get(match[1]!);
       this.statusAttempts.push({ sha: match[1]!, description: body.description, answered: refused ?? 201 });
-      if (refused) return json(refused, { message: refused === 422 ? 'Validation Failed' : 'Server Error', documentation_url: 'https://docs.github.com/rest' });
+      if (refused)
+        return json(refused, {
+          message: refused === 422 ? 'Validation Failed' : 'Server Error',
+          documentation_url: 'https://docs.github.com/rest',
+        });
       this.statuses.push({ sha: match[1]!, state: body.state, context: body.context, description: body.description });
       return json(201, { id: this.statuses.length, ...body });
     }
@@ -108,8 +131,19 @@ export class FakeGitHub {
       for await (const chunk of req) raw += chunk;
       const body = JSON.parse(raw) as { ref: string; environment: string; transient_environment: boolean; production_environment: boolean };
       const refused = this.refuse.get('deployments');
-      if (refused) return json(refused, { message: refused === 422 ? 'Validation Failed' : 'Server Error', documentation_url: 'https://docs.github.com/rest' });
-      const deployment = { id: this.deployments.length + 1, ref: body.ref, environment: body.environment, transient: body.transient_environment, production: body.production_environment, statuses: [] };
+      if (refused)
+        return json(refused, {
+          message: refused === 422 ? 'Validation Failed' : 'Server Error',
+          documentation_url: 'https://docs.github.com/rest',
+        });
+      const deployment = {
+        id: this.deployments.length + 1,
+        ref: body.ref,
+        environment: body.environment,
+        transient: body.transient_environment,
+        production: body.production_environment,
+        statuses: [],
+      };
       this.deployments.push(deployment);
       return json(201, { id: deployment.id, ref: body.ref, environment: body.environment });
     }
@@ -144,7 +178,13 @@ export class FakeGitHub {
     }
     if ((match = new RegExp(`^${prefix}/compare/([0-9a-f]+)\\.\\.\\.([0-9a-f]+)$`).exec(p))) {
       const commits = (await this.commits([`${match[1]}..${match[2]}`])).reverse();
-      return json(200, { status: commits.length ? 'ahead' : 'identical', ahead_by: commits.length, behind_by: 0, total_commits: commits.length, commits });
+      return json(200, {
+        status: commits.length ? 'ahead' : 'identical',
+        ahead_by: commits.length,
+        behind_by: 0,
+        total_commits: commits.length,
+        commits,
+      });
     }
     if (p === `${prefix}/commits`) {
       const perPage = Number(url.searchParams.get('per_page') ?? 30);
@@ -155,8 +195,6 @@ export class FakeGitHub {
   }
 }
 
-
-
 /** Signs a body as GitHub signs webhook deliveries: `sha256=` HMAC-SHA256 with the webhook secret. */
 export function githubSignature(secret: string, body: string): string {
   return `sha256=${createHmac('sha256', secret).update(body).digest('hex')}`;
@@ -166,12 +204,21 @@ export function githubSignature(secret: string, body: string): string {
 export function deliver(url: string, event: string, id: string, body: string, signature: string): Promise<Response> {
   return fetch(`${url}/github/webhooks`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', 'x-github-event': event, 'x-github-delivery': id, 'x-hub-signature-256': signature, 'user-agent': 'GitHub-Hookshot/test' },
+    headers: {
+      'content-type': 'application/json',
+      'x-github-event': event,
+      'x-github-delivery': id,
+      'x-hub-signature-256': signature,
+      'user-agent': 'GitHub-Hookshot/test',
+    },
     body,
   });
 }
 
-const examples = createRequire(import.meta.url)('@octokit/webhooks-examples/api.github.com/index.json') as { name: string; examples: Record<string, unknown>[] }[];
+const examples = createRequire(import.meta.url)('@octokit/webhooks-examples/api.github.com/index.json') as {
+  name: string;
+  examples: Record<string, unknown>[];
+}[];
 
 /** A fresh copy of one of GitHub's real payloads for `event` (from @octokit/webhooks-examples): the first that `pick` accepts. */
 export function webhookExample(event: string, pick: (payload: Record<string, unknown>) => boolean = () => true): Record<string, unknown> {

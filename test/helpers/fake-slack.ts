@@ -80,7 +80,8 @@ export class FakeSlack {
     for (;;) {
       const found = find();
       if (found) return found;
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; calls: ${JSON.stringify(this.calls.map((c) => c.method))}`);
+      if (Date.now() > deadline)
+        throw new Error(`timed out waiting for ${what}; calls: ${JSON.stringify(this.calls.map((c) => c.method))}`);
       await sleep(50);
     }
   }
@@ -110,7 +111,9 @@ export class FakeSlack {
     if (failure >= 0) {
       const { status, retryAfter } = this.failures.splice(failure, 1)[0]!;
       this.calls.push({ method: `${method} (failed ${status})`, args });
-      res.writeHead(status, { 'content-type': 'application/json', ...(retryAfter ? { 'retry-after': String(retryAfter) } : {}) }).end(JSON.stringify({ ok: false, error: status === 429 ? 'ratelimited' : 'internal_error' }));
+      res
+        .writeHead(status, { 'content-type': 'application/json', ...(retryAfter ? { 'retry-after': String(retryAfter) } : {}) })
+        .end(JSON.stringify({ ok: false, error: status === 429 ? 'ratelimited' : 'internal_error' }));
       return;
     }
     const call: SlackCall = { method, args };
@@ -173,7 +176,15 @@ export function slashCommand(fields: { text: string; user: string; userName: str
 }
 
 /** A block_actions payload, as Slack sends a button click. */
-export function buttonClick(fields: { actionId: string; value: string; user: string; userName: string; channel: string; responseUrl: string; messageTs?: string }): string {
+export function buttonClick(fields: {
+  actionId: string;
+  value: string;
+  user: string;
+  userName: string;
+  channel: string;
+  responseUrl: string;
+  messageTs?: string;
+}): string {
   const payload = {
     type: 'block_actions',
     user: { id: fields.user, username: fields.userName, name: fields.userName, team_id: 'T1' },
@@ -185,7 +196,16 @@ export function buttonClick(fields: { actionId: string; value: string; user: str
     channel: { id: fields.channel, name: 'deploys' },
     message: { type: 'message', ts: fields.messageTs ?? '1.1', text: 'release' },
     response_url: fields.responseUrl,
-    actions: [{ action_id: fields.actionId, block_id: 'operation_actions', value: fields.value, type: 'button', text: { type: 'plain_text', text: 'x' }, action_ts: '1.2' }],
+    actions: [
+      {
+        action_id: fields.actionId,
+        block_id: 'operation_actions',
+        value: fields.value,
+        type: 'button',
+        text: { type: 'plain_text', text: 'x' },
+        action_ts: '1.2',
+      },
+    ],
   };
   return new URLSearchParams({ payload: JSON.stringify(payload) }).toString();
 }

@@ -7,7 +7,13 @@ import type { Source } from '../../src/source/source.ts';
 /** A scripted step: returns its result, or a promise of it to hold the step open; throws to fail it. */
 type Script<A extends unknown[], R> = (...args: A) => R | Promise<R>;
 
-const SUCCEEDING: MemoryPlatform['script'] = { build: () => undefined, releasePhase: () => 0, start: () => undefined, tests: () => 0, command: () => 0 };
+const SUCCEEDING: MemoryPlatform['script'] = {
+  build: () => undefined,
+  releasePhase: () => 0,
+  start: () => undefined,
+  tests: () => 0,
+  command: () => 0,
+};
 
 /**
  * A platform in memory behind the `Platform` interface: nothing runs. A build
@@ -80,7 +86,12 @@ export class MemoryPlatform implements Platform {
     return { code, output };
   }
 
-  async runCommand(slugId: string, command: string, _config: Record<string, string>, onOutput: OutputSink): Promise<{ code: number; output: string }> {
+  async runCommand(
+    slugId: string,
+    command: string,
+    _config: Record<string, string>,
+    onOutput: OutputSink,
+  ): Promise<{ code: number; output: string }> {
     this.commands.push({ slugId, command });
     const code = await this.script.command(slugId, command);
     onOutput(`${command}: ${code}\n`);

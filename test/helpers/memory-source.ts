@@ -21,14 +21,17 @@ export class MemorySource implements Source {
   commit(files: Record<string, string>, message = 'Change', branch = 'main'): string {
     const parent = this.branches.get(branch) ?? null;
     const tree = { ...(parent ? this.commits.get(parent)!.files : {}), ...files };
-    const sha = createHash('sha1').update(JSON.stringify({ parent, tree, message, n: this.commits.size })).digest('hex');
+    const sha = createHash('sha1')
+      .update(JSON.stringify({ parent, tree, message, n: this.commits.size }))
+      .digest('hex');
     this.commits.set(sha, { sha, parent, files: tree, message, author: 'Dana Dev', date: new Date().toISOString() });
     this.branches.set(branch, sha);
     return sha;
   }
 
   async resolve(ref: string): Promise<string> {
-    const sha = this.branches.get(ref) ?? (this.commits.has(ref) ? ref : [...this.commits.keys()].find((s) => ref.length >= 7 && s.startsWith(ref)));
+    const sha =
+      this.branches.get(ref) ?? (this.commits.has(ref) ? ref : [...this.commits.keys()].find((s) => ref.length >= 7 && s.startsWith(ref)));
     if (!sha) throw new NotFound(`no branch, tag or commit "${ref}" in the repository`);
     return sha;
   }

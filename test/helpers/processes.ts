@@ -11,7 +11,12 @@ export function processesOf(dataDir: string, tag: string): number[] {
   const pids: number[] = [];
   for (const entry of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
     try {
-      if (readFileSync(`/proc/${entry}/environ`, 'latin1').split('\0').some((v) => v.startsWith(prefix))) pids.push(Number(entry));
+      if (
+        readFileSync(`/proc/${entry}/environ`, 'latin1')
+          .split('\0')
+          .some((v) => v.startsWith(prefix))
+      )
+        pids.push(Number(entry));
     } catch {
       /* gone, or not ours */
     }

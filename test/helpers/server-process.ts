@@ -43,6 +43,10 @@ export async function killHard(server: ServerProcess): Promise<void> {
 export async function cliAt(url: string, token: string, argv: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
-  const code = await runCli(argv, { out: (text) => (out += `${text}\n`), err: (text) => (err += `${text}\n`), env: { FLOW_URL: url, FLOW_TOKEN: token } });
+  const code = await runCli(argv, {
+    out: (text) => (out += `${text}\n`),
+    err: (text) => (err += `${text}\n`),
+    env: { FLOW_URL: url, FLOW_TOKEN: token },
+  });
   return { code, out, err };
 }

@@ -23,15 +23,26 @@ export interface TestServer {
  * A real flowops server on a free port, with its own data dir and database
  * (or, with `sharedDatabaseUrl`, another server's Postgres database).
  */
-export async function startTestServer(options: { sharedDatabaseUrl?: string; env?: Record<string, string>; restartOf?: TestServer } = {}): Promise<TestServer> {
+export async function startTestServer(
+  options: { sharedDatabaseUrl?: string; env?: Record<string, string>; restartOf?: TestServer } = {},
+): Promise<TestServer> {
   const previous = options.restartOf;
   const dir = previous?.dir ?? (await mkdtemp(path.join(os.tmpdir(), 'flowops-test-')));
   // As in a checkout of flowops, the data dir sits inside an ESM package; apps must not notice.
   await writeFile(path.join(dir, 'package.json'), '{ "type": "module" }\n');
   const sharedUrl = options.sharedDatabaseUrl ?? (previous ? (previous.databaseUrl ?? null) : undefined);
-  const database = sharedUrl !== undefined ? { url: sharedUrl ?? undefined, drop: async () => (previous ? previous.dropDatabase() : undefined) } : await freshDatabase();
+  const database =
+    sharedUrl !== undefined
+      ? { url: sharedUrl ?? undefined, drop: async () => (previous ? previous.dropDatabase() : undefined) }
+      : await freshDatabase();
   const server = await startServer(
-    readSettings({ PORT: '0', FLOW_DATA_DIR: path.join(dir, 'data'), FLOW_BOOT_TIMEOUT: '20', ...(database.url ? { DATABASE_URL: database.url } : {}), ...options.env }),
+    readSettings({
+      PORT: '0',
+      FLOW_DATA_DIR: path.join(dir, 'data'),
+      FLOW_BOOT_TIMEOUT: '20',
+      ...(database.url ? { DATABASE_URL: database.url } : {}),
+      ...options.env,
+    }),
   );
   const cli = (argv: string[], token = server.admin.token) => cliAt(server.url, token, argv);
   return {

@@ -28,7 +28,8 @@ export async function startWitness(): Promise<Witness> {
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
   return {
     reports,
-    report: (message) => `node -e 'fetch(process.argv[1], { method: "POST", body: process.argv[2] }).then((r) => r.text())' ${url} "${message}"`,
+    report: (message) =>
+      `node -e 'fetch(process.argv[1], { method: "POST", body: process.argv[2] }).then((r) => r.text())' ${url} "${message}"`,
     close: () => new Promise((resolve) => server.close(() => resolve())),
   };
 }

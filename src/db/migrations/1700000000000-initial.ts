@@ -113,8 +113,6 @@ export class Initial1700000000000 implements MigrationInterface {
   }
 
   async down(q: QueryRunner): Promise<void> {
-    await q.query(
-      'DROP TABLE runners, events, releases, builds, apps, operations, slugs, grants, pipelines, tokens, users CASCADE',
-    );
+    await q.query('DROP TABLE runners, events, releases, builds, apps, operations, slugs, grants, pipelines, tokens, users CASCADE');
   }
 }

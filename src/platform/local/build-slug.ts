@@ -59,7 +59,11 @@ interface BuildContext {
  */
 async function buildNode(dir: string, store: SlugStore, progress: BuildProgress, context: BuildContext): Promise<void> {
   const { step, detail, onOutput } = reporter(progress);
-  const pkg = (await readRepoJson(dir, 'package.json')) as { scripts?: Record<string, unknown>; dependencies?: object; devDependencies?: object };
+  const pkg = (await readRepoJson(dir, 'package.json')) as {
+    scripts?: Record<string, unknown>;
+    dependencies?: object;
+    devDependencies?: object;
+  };
   const lock = await readRepoFile(dir, 'package-lock.json', LOCKFILE_LIMIT);
   // Everything that decides what npm extracts, and whose builds these are: a cache entry is never shared
   // between repositories (another repository can copy a lockfile and vendor its own tarballs).
@@ -115,7 +119,13 @@ async function buildNode(dir: string, store: SlugStore, progress: BuildProgress,
  * for Node apps, archived deterministically (sorted, fixed mtimes) and stored by
  * the sha256 of the archive. An identical build yields the same slug.
  */
-export async function buildSlug(source: Source, sha: string, store: SlugStore, progress: BuildProgress, context: BuildContext): Promise<BuiltSlug> {
+export async function buildSlug(
+  source: Source,
+  sha: string,
+  store: SlugStore,
+  progress: BuildProgress,
+  context: BuildContext,
+): Promise<BuiltSlug> {
   const { step } = reporter(progress);
   await mkdir(store.tmpDir, { recursive: true });
   const work = await mkdtemp(path.join(store.tmpDir, 'build-'));
@@ -169,7 +179,11 @@ export async function buildSlug(source: Source, sha: string, store: SlugStore, p
 async function ensureSlugsDir(slugsDir: string): Promise<void> {
   await mkdir(slugsDir, { recursive: true });
   const boundary = path.join(slugsDir, 'package.json');
-  if (!existsSync(boundary)) await writeFile(boundary, '{ "private": true, "description": "flowops slugs: a package boundary so apps are not read as part of an enclosing project" }\n');
+  if (!existsSync(boundary))
+    await writeFile(
+      boundary,
+      '{ "private": true, "description": "flowops slugs: a package boundary so apps are not read as part of an enclosing project" }\n',
+    );
 }
 
 /** The slug's tree, unpacked from its archive if only the archive is left. */

@@ -11,7 +11,18 @@ import { AppProxy } from './proxy.ts';
 import { readRepoJson } from './repo-file.ts';
 import { buildSettings, Sandbox, type SandboxRequest } from './sandbox.ts';
 
-import { allProcesses, dynoEnv, emptyState, freePort, spawnDetached, stopDynos, stringValues, tail, type AppState, type DynoState } from './processes.ts';
+import {
+  allProcesses,
+  dynoEnv,
+  emptyState,
+  freePort,
+  spawnDetached,
+  stopDynos,
+  stringValues,
+  tail,
+  type AppState,
+  type DynoState,
+} from './processes.ts';
 
 /**
  * Runs apps as child processes on this machine. Each app's processes run from the
@@ -55,15 +66,24 @@ export class LocalPlatform implements Platform {
     const app = await slugTree(this.store.slugsDir, spec.slugId);
     onOutput(`-----> Running release command: ${command}\n`);
     let phase: Promise<void> = Promise.resolve();
-    const result = await this.run({ app, writable: false, env: dynoEnv(spec.config, { DYNO: 'release.1' }), command, tag: `${spec.app}/release` }, onOutput, (pid) => {
-      phase = this.updateState(spec.app, () => ({ releasePhase: { type: 'release', pid, port: null } }));
-    });
+    const result = await this.run(
+      { app, writable: false, env: dynoEnv(spec.config, { DYNO: 'release.1' }), command, tag: `${spec.app}/release` },
+      onOutput,
+      (pid) => {
+        phase = this.updateState(spec.app, () => ({ releasePhase: { type: 'release', pid, port: null } }));
+      },
+    );
     await phase;
     await this.updateState(spec.app, () => ({ releasePhase: null }));
     return result;
   }
 
-  async runCommand(slugId: string, command: string, config: Record<string, string>, onOutput: OutputSink): Promise<{ code: number; output: string }> {
+  async runCommand(
+    slugId: string,
+    command: string,
+    config: Record<string, string>,
+    onOutput: OutputSink,
+  ): Promise<{ code: number; output: string }> {
     const app = await slugTree(this.store.slugsDir, slugId);
     onOutput(`-----> Running ${command}\n`);
     return this.run({ app, writable: false, env: dynoEnv(config, { DYNO: 'run.1' }), command, tag: 'run' }, onOutput);
@@ -71,7 +91,9 @@ export class LocalPlatform implements Platform {
 
   async runTests(slugId: string, onOutput: OutputSink, signal: AbortSignal): Promise<{ code: number | null; output: string }> {
     const tree = await slugTree(this.store.slugsDir, slugId);
-    const appJson = (await readRepoJson(tree, 'app.json')) as { environments?: { test?: { scripts?: Record<string, string>; env?: Record<string, string> } } };
+    const appJson = (await readRepoJson(tree, 'app.json')) as {
+      environments?: { test?: { scripts?: Record<string, string>; env?: Record<string, string> } };
+    };
     const pkg = (await readRepoJson(tree, 'package.json')) as { scripts?: Record<string, string> };
     const test = appJson.environments?.test;
     const script = test?.scripts?.test ?? (pkg.scripts?.test ? 'npm test' : undefined);
@@ -86,7 +108,10 @@ export class LocalPlatform implements Platform {
     try {
       await runOrThrow('cp', ['-a', '--reflink=auto', `${tree}/.`, work]);
       const env = { ...buildSettings(), ...stringValues(test?.env), CI: 'true', DYNO: 'test.1' };
-      for (const [name, command] of [['test-setup', test?.scripts?.['test-setup']], ['test', script]] as const) {
+      for (const [name, command] of [
+        ['test-setup', test?.scripts?.['test-setup']],
+        ['test', script],
+      ] as const) {
         if (typeof command !== 'string' || !command) continue;
         // Cancelled before this step began (a cancel can come while the slug is unpacked): run nothing more.
         if (signal.aborted) return { code: 1, output };
@@ -107,7 +132,11 @@ export class LocalPlatform implements Platform {
   }
 
   /** Runs a command in the sandbox to completion; a command that cannot even start is exit code 127 with the reason, never a throw. */
-  private async run(request: SandboxRequest, onOutput: OutputSink, onSpawn?: (pid: number) => void): Promise<{ code: number; output: string }> {
+  private async run(
+    request: SandboxRequest,
+    onOutput: OutputSink,
+    onSpawn?: (pid: number) => void,
+  ): Promise<{ code: number; output: string }> {
     const { file, args, env, cwd, fd3 } = this.sandbox.command(request);
     try {
       return await run(file, args, { cwd, env, fd3, onOutput, detached: true, onSpawn });
@@ -131,7 +160,14 @@ export class LocalPlatform implements Platform {
         const port = type === 'web' ? await freePort() : null;
         const logFile = path.join(logDir, `v${spec.version}.${type}.log`);
         const env = dynoEnv(spec.config, { DYNO: `${type}.1`, ...(port ? { PORT: String(port) } : {}) });
-        const command = this.sandbox.command({ app, writable: false, env, command: spec.procfile[type]!, outlivesFlowops: true, tag: `${spec.app}/${type}.1` });
+        const command = this.sandbox.command({
+          app,
+          writable: false,
+          env,
+          command: spec.procfile[type]!,
+          outlivesFlowops: true,
+          tag: `${spec.app}/${type}.1`,
+        });
         const pid = await spawnDetached(command, logFile);
         started.push({ type, pid, port });
       }
@@ -159,11 +195,19 @@ export class LocalPlatform implements Platform {
       state.port = null;
     }
     const previous = [...state.dynos, ...(state.stopping ?? [])];
-    await this.updateState(spec.app, () => ({ port: state.port, releaseId: spec.releaseId, dynos: started, starting: [], stopping: previous }));
+    await this.updateState(spec.app, () => ({
+      port: state.port,
+      releaseId: spec.releaseId,
+      dynos: started,
+      starting: [],
+      stopping: previous,
+    }));
     if (previous.length) {
       onOutput(`-----> Stopping the previous release's processes\n`);
       void stopDynos(previous).then(() =>
-        this.updateState(spec.app, (now) => ({ stopping: (now.stopping ?? []).filter((d) => !previous.some((p) => p.pid === d.pid)) }), { ifExists: true }),
+        this.updateState(spec.app, (now) => ({ stopping: (now.stopping ?? []).filter((d) => !previous.some((p) => p.pid === d.pid)) }), {
+          ifExists: true,
+        }),
       );
     }
   }
@@ -217,7 +261,10 @@ export class LocalPlatform implements Platform {
     const strays = this.sandbox.findMarked().filter((p) => !kept.has(p.pid) && !kept.has(p.group));
     if (strays.length) {
       log.warn({ processes: strays.length }, 'stopping processes left over from before the restart');
-      await stopDynos(strays.map((p) => ({ type: p.tag, pid: p.pid, port: null })), 2000);
+      await stopDynos(
+        strays.map((p) => ({ type: p.tag, pid: p.pid, port: null })),
+        2000,
+      );
     }
     for (const spec of restart) {
       try {
@@ -320,5 +367,4 @@ export class LocalPlatform implements Platform {
     });
     return next;
   }
-
 }

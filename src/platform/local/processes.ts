@@ -40,7 +40,6 @@ export const allProcesses = (state: AppState): DynoState[] => [
 
 export const emptyState = (): AppState => ({ port: null, releaseId: null, dynos: [], starting: [], releasePhase: null });
 
-
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
@@ -110,7 +109,12 @@ export function dynoEnv(config: Record<string, string>, extra: Record<string, st
 export function spawnDetached(command: SandboxedCommand, logFile: string): Promise<number> {
   const fd = openSync(logFile, 'a');
   try {
-    const child = spawn(command.file, command.args, { cwd: command.cwd, env: command.env, detached: true, stdio: ['ignore', fd, fd, command.fd3 !== undefined ? 'pipe' : 'ignore'] });
+    const child = spawn(command.file, command.args, {
+      cwd: command.cwd,
+      env: command.env,
+      detached: true,
+      stdio: ['ignore', fd, fd, command.fd3 !== undefined ? 'pipe' : 'ignore'],
+    });
     if (command.fd3 !== undefined) (child.stdio[3] as NodeJS.WritableStream).end(command.fd3);
     return new Promise((resolve, reject) => {
       child.once('error', reject);
@@ -137,4 +141,3 @@ export function tail(file: string, lines = 20): string {
     return '';
   }
 }
-

@@ -73,7 +73,8 @@ const nodePrefix = path.dirname(nodeBin);
 export const SANDBOX_PATH = [nodeBin, '/usr/local/bin', '/usr/bin', '/bin'].filter((dir, i, all) => all.indexOf(dir) === i).join(':');
 
 /** npm's settings and the TLS trust a build needs to reach the registry; never anything that carries a credential. */
-const BUILD_SETTINGS = /^(npm_config_(registry|cafile|strict_ssl|proxy|https_proxy|noproxy|fetch_retries|fetch_timeout|loglevel|update_notifier|fund|audit)|NODE_EXTRA_CA_CERTS|SSL_CERT_FILE|SSL_CERT_DIR|HTTPS?_PROXY|https?_proxy|NO_PROXY|no_proxy)$/;
+const BUILD_SETTINGS =
+  /^(npm_config_(registry|cafile|strict_ssl|proxy|https_proxy|noproxy|fetch_retries|fetch_timeout|loglevel|update_notifier|fund|audit)|NODE_EXTRA_CA_CERTS|SSL_CERT_FILE|SSL_CERT_DIR|HTTPS?_PROXY|https?_proxy|NO_PROXY|no_proxy)$/;
 
 /** The registry and TLS settings of flowops' own environment that builds inherit (see BUILD_SETTINGS). */
 export function buildSettings(env: NodeJS.ProcessEnv = process.env): Record<string, string> {
@@ -91,7 +92,10 @@ function withoutCredentials(value: string): string {
 
 /** True when `bwrap` is on PATH and can make a sandbox here (a container may forbid namespaces). */
 export function bubblewrapWorks(): boolean {
-  const probe = spawnSync('bwrap', ['--ro-bind', '/', '/', '--unshare-pid', '--proc', '/proc', '--dev', '/dev', 'true'], { stdio: 'ignore', timeout: 10_000 });
+  const probe = spawnSync('bwrap', ['--ro-bind', '/', '/', '--unshare-pid', '--proc', '/proc', '--dev', '/dev', 'true'], {
+    stdio: 'ignore',
+    timeout: 10_000,
+  });
   return probe.status === 0;
 }
 
@@ -127,7 +131,9 @@ export class Sandbox {
     // then `--setenv` pairs), never as bwrap's own environment — bwrap runs outside the sandbox,
     // so LD_PRELOAD=./evil.so in a config var would load the repository's library into it — and
     // never on its command line, which every local user can read in /proc/<pid>/cmdline.
-    const fd3 = ['--clearenv', ...Object.entries(env).flatMap(([key, value]) => ['--setenv', key, value])].map((arg) => `${arg}\0`).join('');
+    const fd3 = ['--clearenv', ...Object.entries(env).flatMap(([key, value]) => ['--setenv', key, value])]
+      .map((arg) => `${arg}\0`)
+      .join('');
     const args = [
       '--args',
       '3',

@@ -27,7 +27,12 @@ export interface ButtonClick<Id extends ActionId> {
  * A FlowError is answered to that user in `/flow` words; anything else is
  * logged and answered with a generic line.
  */
-export function handleButton<Id extends ActionId>(app: App, deps: SlackDeps, id: Id, work: (click: ButtonClick<Id>) => Promise<void>): void {
+export function handleButton<Id extends ActionId>(
+  app: App,
+  deps: SlackDeps,
+  id: Id,
+  work: (click: ButtonClick<Id>) => Promise<void>,
+): void {
   app.action<BlockAction<ButtonAction>>(id, async ({ ack, body, action, respond }) => {
     await ack();
     void deps.work.add(() => click(body, action, respond));
@@ -47,7 +52,8 @@ export function handleButton<Id extends ActionId>(app: App, deps: SlackDeps, id:
       await work({ actor, payload: decodeAction(id, action.value), reply, follow });
     } catch (err) {
       if (!(err instanceof FlowError)) log.error({ err, action: id }, 'button failed');
-      const message = err instanceof FlowError ? asSlashCommands(err.message) : 'flowops hit an unexpected error; the server log has the details';
+      const message =
+        err instanceof FlowError ? asSlashCommands(err.message) : 'flowops hit an unexpected error; the server log has the details';
       await reply(errorMessage(message)).catch((e: unknown) => log.warn({ err: e }, 'could not answer a button'));
     }
   };

@@ -7,6 +7,8 @@ import { handleButton } from './handle-button.ts';
 export function register(app: App, deps: SlackDeps): void {
   handleButton(app, deps, 'output', async ({ actor, payload: { a, v }, reply }) => {
     const release = await deps.engine.releaseOutput(actor, a, v);
-    await reply(textMessage(`v${release.version} ${release.description} (${release.status})\n${release.output.trimEnd() || '(no output)'}`));
+    await reply(
+      textMessage(`v${release.version} ${release.description} (${release.status})\n${release.output.trimEnd() || '(no output)'}`),
+    );
   });
 }

@@ -22,7 +22,13 @@ export function register(app: App, deps: SlackDeps): void {
     } catch (err) {
       if (!(err instanceof StaleRelease)) throw err;
       const now = err.current;
-      await reply(staleMessage(mrkdwn`${err.message}`, { action: 'promote', label: `Promote v${now.version}`, value: encodeAction('promote', { p, a: now.app, v: now.version }) }));
+      await reply(
+        staleMessage(mrkdwn`${err.message}`, {
+          action: 'promote',
+          label: `Promote v${now.version}`,
+          value: encodeAction('promote', { p, a: now.app, v: now.version }),
+        }),
+      );
       return;
     }
     await follow(operation);

@@ -19,7 +19,13 @@ export function register(app: App, deps: SlackDeps): void {
     } catch (err) {
       if (!(err instanceof StaleRelease)) throw err;
       const now = err.current;
-      await reply(staleMessage(mrkdwn`${err.message}`, { action: 'rollback', label: `Roll back v${now.version}`, value: encodeAction('rollback', { a: now.app, v: now.version }) }));
+      await reply(
+        staleMessage(mrkdwn`${err.message}`, {
+          action: 'rollback',
+          label: `Roll back v${now.version}`,
+          value: encodeAction('rollback', { a: now.app, v: now.version }),
+        }),
+      );
       return;
     }
     await follow(operation);

@@ -46,9 +46,16 @@ export function register(app: App, deps: SlackDeps): void {
       await respond({ response_type: 'ephemeral', ...textMessage(renderText(result)) });
     } catch (err) {
       // The command's name only: its words can hold config values.
-      if (!(err instanceof FlowError)) log.error({ err, user: command.user_id, channel: command.channel_id, command: command.text.trim().split(/\s+/)[0]?.slice(0, 40) }, 'slash command failed');
-      const message = err instanceof FlowError ? asSlashCommands(err.message) : 'flowops hit an unexpected error; the server log has the details';
-      await respond({ response_type: 'ephemeral', ...errorMessage(message) }).catch((e: unknown) => log.warn({ err: e }, 'could not answer a slash command'));
+      if (!(err instanceof FlowError))
+        log.error(
+          { err, user: command.user_id, channel: command.channel_id, command: command.text.trim().split(/\s+/)[0]?.slice(0, 40) },
+          'slash command failed',
+        );
+      const message =
+        err instanceof FlowError ? asSlashCommands(err.message) : 'flowops hit an unexpected error; the server log has the details';
+      await respond({ response_type: 'ephemeral', ...errorMessage(message) }).catch((e: unknown) =>
+        log.warn({ err: e }, 'could not answer a slash command'),
+      );
     }
   }
 }
