@@ -28,7 +28,7 @@ export function run(command: string, args: string[], options: RunOptions = {}): 
       stdio: [options.input ? 'pipe' : 'ignore', 'pipe', 'pipe', ...(options.fd3 !== undefined ? (['pipe'] as const) : [])],
       detached: options.detached,
     });
-    if (options.fd3 !== undefined) (child.stdio[3] as NodeJS.WritableStream).end(options.fd3);
+    if (options.fd3 !== undefined) writeAndClose(child.stdio[3] as NodeJS.WritableStream, options.fd3);
     if (child.pid !== undefined) options.onSpawn?.(child.pid);
     let output = '';
     const collect = (chunk: Buffer) => {
@@ -71,4 +71,14 @@ export function processAlive(pid: number): boolean {
   } catch {
     return true;
   }
+}
+
+/**
+ * Writes `data` to a child's extra pipe and closes it. A child that dies first
+ * (a cancelled test run, a sandbox that could not start) resets the pipe: that
+ * is the child's outcome, reported by its exit, not an error of flowops'.
+ */
+export function writeAndClose(stream: NodeJS.WritableStream, data: string): void {
+  stream.on('error', () => undefined);
+  stream.end(data);
 }

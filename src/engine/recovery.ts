@@ -14,6 +14,7 @@ import { databaseOutage, isConnectionError } from '../db/outage.ts';
 import { processAlive } from '../exec.ts';
 import { log } from '../log.ts';
 import type { ReleaseSpec } from '../platform/platform.ts';
+import { releaseSpecOf } from './release-execution.ts';
 import type { EngineContext } from './context.ts';
 import type { Ci } from './ci.ts';
 import type { ReviewApps } from './review-apps.ts';
@@ -127,14 +128,7 @@ export class Recovery {
       const release = app.currentReleaseId ? await this.ctx.db.getRepository(ReleaseEntity).findOneBy({ id: app.currentReleaseId }) : null;
       const slug = release?.slugId ? await this.ctx.db.getRepository(SlugEntity).findOneBy({ id: release.slugId }) : null;
       if (release && slug) {
-        current.push({
-          app: app.name,
-          releaseId: release.id,
-          version: release.version,
-          slugId: slug.id,
-          procfile: slug.procfile,
-          config: release.config,
-        });
+        current.push(releaseSpecOf(app.name, release, slug));
       } else {
         idle.push(app.name);
       }

@@ -11,6 +11,7 @@ import {
   type OperationTarget,
   type Pipeline,
   type Release,
+  type Slug,
 } from '../db/entities.ts';
 import { untilDatabaseAnswers } from '../db/outage.ts';
 import type { BuildProgress, BuiltSlug, ReleaseSpec } from '../platform/platform.ts';
@@ -28,6 +29,11 @@ export interface NewRelease {
   /** Config of the release; default: the app's config vars. Rollback restores an old one. */
   config?: Record<string, string>;
 }
+/** What the platform needs to run a release of an app: its slug's processes and the release's config. */
+export function releaseSpecOf(app: string, release: Release, slug: Slug): ReleaseSpec {
+  return { app, releaseId: release.id, version: release.version, slugId: slug.id, procfile: slug.procfile, config: release.config };
+}
+
 /** Builds and releases, the work of an operation: one release at a time per app, under the app's lock. */
 export class ReleaseExecution {
   private readonly locks: AppLocks;
@@ -166,14 +172,7 @@ export class ReleaseExecution {
         ? await durably('release', () => this.ctx.db.getRepository(SlugEntity).findOneByOrFail({ id: spec.slugId! }))
         : null;
       if (slug) {
-        const releaseSpec: ReleaseSpec = {
-          app: app.name,
-          releaseId: release.id,
-          version: release.version,
-          slugId: slug.id,
-          procfile: slug.procfile,
-          config: release.config,
-        };
+        const releaseSpec = releaseSpecOf(app.name, release, slug);
         if (slug.procfile.release) await progress(`Running release phase for ${app.name} v${release.version}...`, app.name);
         let phase: { code: number };
         try {

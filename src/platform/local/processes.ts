@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { processAlive } from '../../exec.ts';
+import { processAlive, writeAndClose } from '../../exec.ts';
 import type { SandboxedCommand } from './sandbox.ts';
 
 /*
@@ -115,7 +115,7 @@ export function spawnDetached(command: SandboxedCommand, logFile: string): Promi
       detached: true,
       stdio: ['ignore', fd, fd, command.fd3 !== undefined ? 'pipe' : 'ignore'],
     });
-    if (command.fd3 !== undefined) (child.stdio[3] as NodeJS.WritableStream).end(command.fd3);
+    if (command.fd3 !== undefined) writeAndClose(child.stdio[3] as NodeJS.WritableStream, command.fd3);
     return new Promise((resolve, reject) => {
       child.once('error', reject);
       child.once('spawn', () => {
