@@ -1,4 +1,5 @@
 import type PQueue from 'p-queue';
+import { log } from '../log.ts';
 import type { SlackSettings } from '../config.ts';
 import type { Actor } from '../engine/access.ts';
 import type { Engine } from '../engine/engine.ts';
@@ -43,4 +44,21 @@ export async function slackWords(deps: SlackDeps, team: string | undefined, word
     else out.push(word);
   }
   return out;
+}
+
+/**
+ * Queues a listener's work after its ack, unless this delivery was taken before
+ * (a replayed request, or another process got it first): guardSlackRequests
+ * records the delivery while Bolt acks, and the work waits for that answer, so
+ * the ack never waits for the database.
+ */
+export function afterAck(deps: SlackDeps, context: Record<string, unknown>, work: () => Promise<void>): void {
+  void deps.work.add(async () => {
+    const first = context.firstDelivery as Promise<boolean> | undefined;
+    if (first && !(await first.catch(() => true))) {
+      log.info({}, 'Slack request already taken; this repeat does nothing');
+      return;
+    }
+    await work();
+  });
 }

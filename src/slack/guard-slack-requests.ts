@@ -89,10 +89,19 @@ export function guardSlackRequests(options: { signingSecret: string; budget: Unv
       // Bolt takes req.rawBody when it is there (as on Google Cloud) instead of reading the stream again.
       (req as Request & { rawBody?: Buffer }).rawBody = body;
       const same = sameRequestKey(req, body, timestamp, signature);
-      if (!(await options.seen.markSeen(same.key, same.seconds))) {
-        log.info({ retry: req.get('x-slack-retry-num') ?? null }, 'Slack request already taken; this repeat does nothing');
-        res.set('x-slack-no-retry', '1').status(200).end();
-        return;
+      if (req.get('x-slack-retry-num')) {
+        // Slack's retry of an event: rare, so it waits for the answer and is told not to retry again.
+        if (!(await options.seen.markSeen(same.key, same.seconds))) {
+          log.info({ retry: req.get('x-slack-retry-num') }, 'Slack request already taken; this repeat does nothing');
+          res.set('x-slack-no-retry', '1').status(200).end();
+          return;
+        }
+      } else {
+        // Every other request is acked at once (Bolt answers within Slack's 3 s without waiting for the
+        // database); its listener's work waits for this answer and does nothing for a repeat (afterAck).
+        const first = options.seen.markSeen(same.key, same.seconds);
+        first.catch(() => undefined);
+        (req as Request & { firstDelivery?: Promise<boolean> }).firstDelivery = first;
       }
       next();
     } catch (err) {

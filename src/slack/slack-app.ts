@@ -73,7 +73,16 @@ export function createSlackFront(
   const receiver =
     settings.mode === 'socket'
       ? new SocketModeReceiver({ appToken: settings.appToken!, logger: boltLogger, installerOptions: { clientOptions } })
-      : new ExpressReceiver({ signingSecret: settings.signingSecret!, endpoints: '/slack/events', app: http, logger: boltLogger });
+      : new ExpressReceiver({
+          signingSecret: settings.signingSecret!,
+          endpoints: '/slack/events',
+          app: http,
+          logger: boltLogger,
+          // Whether this delivery is the first (guardSlackRequests): listeners' work waits for it after the ack.
+          customPropertiesExtractor: (req) => ({
+            firstDelivery: (req as { firstDelivery?: Promise<boolean> }).firstDelivery ?? Promise.resolve(true),
+          }),
+        });
   // Bolt would call auth.test before the first listener runs, so a slow Slack would hold up an ack.
   // Authorization answers from what is known instead; the bot's ids arrive when auth.test does.
   let identity: { botId?: string; botUserId?: string } = {};

@@ -5,7 +5,7 @@ import { errorMessage } from '../../../blocks/result-message.ts';
 import type { Actor } from '../../../engine/access.ts';
 import { FlowError } from '../../../errors.ts';
 import { log } from '../../../log.ts';
-import { slackActor, type SlackDeps } from '../../context.ts';
+import { afterAck, slackActor, type SlackDeps } from '../../context.ts';
 import { asSlashCommands } from '../commands/flow.ts';
 
 /** An answer only the clicking user sees: ephemeral in the channel, or a direct message from App Home. */
@@ -33,9 +33,9 @@ export function handleButton<Id extends ActionId>(
   id: Id,
   work: (click: ButtonClick<Id>) => Promise<void>,
 ): void {
-  app.action<BlockAction<ButtonAction>>(id, async ({ ack, body, action, respond }) => {
+  app.action<BlockAction<ButtonAction>>(id, async ({ ack, body, action, respond, context }) => {
     await ack();
-    void deps.work.add(() => click(body, action, respond));
+    afterAck(deps, context, () => click(body, action, respond));
   });
 
   const click = async (body: BlockAction<ButtonAction>, action: ButtonAction, respond: RespondFn) => {

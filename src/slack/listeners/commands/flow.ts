@@ -7,7 +7,7 @@ import { renderText } from '../../../commands/render-text.ts';
 import { FlowError } from '../../../errors.ts';
 import { log } from '../../../log.ts';
 import { boardPipeline } from '../../board.ts';
-import { slackActor, slackWords, type SlackDeps } from '../../context.ts';
+import { afterAck, slackActor, slackWords, type SlackDeps } from '../../context.ts';
 
 /** Writes the commands a message suggests (`access:add shop bob deploy`) as Slack users type them (`/flow access:add ...`). */
 export function asSlashCommands(message: string): string {
@@ -24,9 +24,9 @@ export function asSlashCommands(message: string): string {
  * token once, to whoever typed it, never to the channel.
  */
 export function register(app: App, deps: SlackDeps): void {
-  app.command('/flow', async ({ command, ack, respond }) => {
+  app.command('/flow', async ({ command, ack, respond, context }) => {
     await ack();
-    void deps.work.add(() => run(command, respond));
+    afterAck(deps, context, () => run(command, respond));
   });
 
   async function run(command: SlashCommand, respond: RespondFn): Promise<void> {

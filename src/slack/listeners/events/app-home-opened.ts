@@ -2,13 +2,13 @@ import type { App } from '@slack/bolt';
 import { homeView } from '../../../blocks/pipeline-board.ts';
 import { log } from '../../../log.ts';
 import { board } from '../../board.ts';
-import { slackActor, type SlackDeps } from '../../context.ts';
+import { afterAck, slackActor, type SlackDeps } from '../../context.ts';
 
 /** The App Home tab: the board of the pipelines this user can see, with the buttons this user may use. */
 export function register(app: App, deps: SlackDeps): void {
-  app.event('app_home_opened', async ({ event, body }) => {
+  app.event('app_home_opened', async ({ event, body, context }) => {
     if (event.tab !== 'home') return;
-    void deps.work.add(async () => {
+    afterAck(deps, context, async () => {
       try {
         const actor = await slackActor(deps, body.team_id, event.user);
         const view = homeView(await board(deps.engine, actor));
