@@ -7,6 +7,7 @@ import type { Permission } from '../src/db/entities.ts';
 import { FakeGitHub } from './helpers/fake-github.ts';
 import { FakeSlack, postToSlackEndpoint, slashCommand } from './helpers/fake-slack.ts';
 import { GitRepo, webApp } from './helpers/git-repo.ts';
+import { frontsEnv } from './helpers/fronts.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 
 describe('permissions: view < deploy < operate < manage', () => {
@@ -58,15 +59,7 @@ describe('the permission matrix, through the CLI and Slack', () => {
     const repo = await GitRepo.create(path.join(repoDir, 'shop'), webApp('matrix v1'));
     github = await FakeGitHub.start('acme/shop', repo);
     slack = await FakeSlack.start();
-    t = await startTestServer({
-      env: {
-        GITHUB_API_URL: github.url,
-        GITHUB_TOKEN: 'ghp_test',
-        SLACK_BOT_TOKEN: 'xoxb-test',
-        SLACK_SIGNING_SECRET: SECRET,
-        SLACK_API_URL: slack.apiUrl,
-      },
-    });
+    t = await startTestServer({ env: frontsEnv({ github: { fake: github }, slack: { fake: slack, signingSecret: SECRET } }) });
     await t.cli(['pipelines:create', 'conn', '--repo', repo.dir]);
     await t.cli(['apps:create', 'conn-staging', '--pipeline', 'conn', '--stage', 'staging']);
     await t.cli(['config:set', 'conn-staging', 'GREETING=hello', 'API_KEY=sk_live_51abc']);

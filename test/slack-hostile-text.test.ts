@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FakeSlack, postToSlackEndpoint, slashCommand } from './helpers/fake-slack.ts';
 import { deliver, FakeGitHub, githubSignature, webhookExample } from './helpers/fake-github.ts';
 import { GitRepo, webApp } from './helpers/git-repo.ts';
+import { frontsEnv } from './helpers/fronts.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 
 const GH_SECRET = 'github-webhook-secret-for-tests';
@@ -56,15 +57,10 @@ describe('hostile text from GitHub, commits and release phases reaches Slack as 
     github = await FakeGitHub.start('acme/shop', repo);
     slack = await FakeSlack.start();
     t = await startTestServer({
-      env: {
-        GITHUB_API_URL: github.url,
-        GITHUB_TOKEN: 'ghp_test',
-        GITHUB_WEBHOOK_SECRET: GH_SECRET,
-        SLACK_BOT_TOKEN: 'xoxb-test',
-        SLACK_SIGNING_SECRET: SLACK_SECRET,
-        SLACK_API_URL: slack.apiUrl,
-        FLOW_SLACK_ADMINS: 'UADMIN',
-      },
+      env: frontsEnv({
+        github: { fake: github, webhookSecret: GH_SECRET },
+        slack: { fake: slack, signingSecret: SLACK_SECRET, admins: 'UADMIN' },
+      }),
     });
     await t.cli(['pipelines:create', 'shop', '--repo', 'github:acme/shop']);
     await t.cli(['apps:create', 'shop-staging', '--pipeline', 'shop', '--stage', 'staging']);
