@@ -9,6 +9,8 @@ export interface Settings {
   dataDir: string;
   adminToken: string | undefined;
   bootTimeoutMs: number;
+  /** FLOW_BUILD_TIMEOUT: how long a build may take before it is stopped. */
+  buildTimeoutMs: number;
   /** FLOW_SANDBOX: `auto` picks bubblewrap when `bwrap` is installed. */
   sandbox: 'auto' | 'bubblewrap' | 'none';
   /** Bytes of request bodies (GitHub, Slack) buffered before their signature is checked, across the process. */
@@ -66,6 +68,16 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
       `FLOW_BOOT_TIMEOUT must be a whole number of seconds, got "${env.FLOW_BOOT_TIMEOUT}"; set FLOW_BOOT_TIMEOUT=60 or unset it`,
     );
   }
+  const build = z.coerce
+    .number()
+    .int()
+    .min(1)
+    .safeParse(env.FLOW_BUILD_TIMEOUT ?? '900');
+  if (!build.success) {
+    throw new SettingError(
+      `FLOW_BUILD_TIMEOUT must be a whole number of seconds, got "${env.FLOW_BUILD_TIMEOUT}"; set FLOW_BUILD_TIMEOUT=900 or unset it`,
+    );
+  }
   const sandbox = env.FLOW_SANDBOX || 'auto';
   if (sandbox !== 'auto' && sandbox !== 'bubblewrap' && sandbox !== 'none') {
     throw new SettingError(
@@ -98,6 +110,7 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     dataDir: path.resolve(env.FLOW_DATA_DIR || '.flowops'),
     adminToken,
     bootTimeoutMs: boot.data * 1000,
+    buildTimeoutMs: build.data * 1000,
     sandbox,
     unverifiedBodyBytes: unverified.data * 2 ** 20,
   };

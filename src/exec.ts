@@ -4,6 +4,8 @@ import { readFileSync } from 'node:fs';
 export interface RunResult {
   code: number;
   output: string;
+  /** The command ran past `timeoutMs` and was killed (its whole process group, when detached). */
+  timedOut?: boolean;
 }
 
 export interface RunOptions {
@@ -17,6 +19,8 @@ export interface RunOptions {
   onSpawn?: (pid: number) => void;
   /** Written to the child's fd 3, then closed (bwrap's `--args 3`). */
   fd3?: string;
+  /** Kills the command (SIGKILL; its process group when detached) after this long. */
+  timeoutMs?: number;
 }
 
 /** Runs a command to completion, collecting stdout and stderr together. Never rejects on exit status. */
@@ -39,8 +43,27 @@ export function run(command: string, args: string[], options: RunOptions = {}): 
     child.stdout!.on('data', collect);
     child.stderr!.on('data', collect);
     if (options.input && child.stdin) options.input.pipe(child.stdin);
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code: code ?? 1, output }));
+    let timedOut = false;
+    const timer =
+      options.timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => {
+            timedOut = true;
+            try {
+              if (options.detached && child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+              else child.kill('SIGKILL');
+            } catch {
+              /* already gone */
+            }
+          }, options.timeoutMs);
+    child.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? 1, output, ...(timedOut ? { timedOut } : {}) });
+    });
   });
 }
 

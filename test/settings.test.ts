@@ -32,6 +32,10 @@ describe('settings', () => {
     [{ DATABASE_URL: 'mysql://x' }, 'DATABASE_URL must be a postgres:// URL'],
     [{ FLOW_ADMIN_TOKEN: 'short' }, 'FLOW_ADMIN_TOKEN must be at least 16 characters'],
     [{ FLOW_BOOT_TIMEOUT: '-1' }, 'FLOW_BOOT_TIMEOUT must be a whole number of seconds'],
+    [
+      { FLOW_BUILD_TIMEOUT: '15m' },
+      'FLOW_BUILD_TIMEOUT must be a whole number of seconds, got "15m"; set FLOW_BUILD_TIMEOUT=900 or unset it',
+    ],
     [{ GITHUB_API_URL: 'github.example.com' }, 'GITHUB_API_URL must be an http(s) URL like https://github.example.com/api/v3'],
     [{ SLACK_SIGNING_SECRET: 's' }, "SLACK_BOT_TOKEN is missing: set it to the app's Bot User OAuth Token (xoxb-...)"],
     [{ SLACK_BOT_TOKEN: 'xoxp-user' }, 'SLACK_BOT_TOKEN must be a bot token (xoxb-...)'],

@@ -2,6 +2,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ReleaseView } from '../src/engine/views.ts';
 import { GitRepo, webApp } from './helpers/git-repo.ts';
+import { processesOf } from './helpers/processes.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 
 /** A command longer than Linux takes for one argument (MAX_ARG_STRLEN, 128 KB): exec fails with E2BIG. */
@@ -64,5 +65,32 @@ describe('Procfile commands', () => {
     expect(deployed.code).toBe(0);
     const info = await t.json<{ apps: { url: string }[] }>(['pipelines:info', 'shell']);
     expect(await (await fetch(info.apps[0]!.url)).text()).toBe('after a preamble (set inline)\n');
+  });
+});
+
+describe('a build that never ends', () => {
+  let t: TestServer;
+
+  beforeAll(async () => {
+    t = await startTestServer({ env: { FLOW_BUILD_TIMEOUT: '3' } });
+  });
+  afterAll(() => t.close());
+
+  it('is stopped after FLOW_BUILD_TIMEOUT, with the reason, its processes gone, and the next build works', async () => {
+    const app = (build: string) => ({
+      'package.json': JSON.stringify({ name: 'slow', version: '1.0.0', scripts: { build, start: 'node index.js' } }),
+      'index.js': "require('node:http').createServer((q, s) => s.end('built')).listen(process.env.PORT);\n",
+    });
+    const repo = await GitRepo.create(path.join(t.dir, 'repo'), app('sleep 600'));
+    await t.cli(['pipelines:create', 'slow', '--repo', repo.dir]);
+    await t.cli(['apps:create', 'slow-staging', '--pipeline', 'slow', '--stage', 'staging']);
+
+    const stuck = await t.cli(['deploy', 'slow', 'to', 'staging']);
+
+    expect(stuck.code).not.toBe(0);
+    expect(stuck.out + stuck.err).toContain('the build took longer than 3 s and was stopped (FLOW_BUILD_TIMEOUT)');
+    expect(processesOf(path.join(t.dir, 'data'), 'build')).toEqual([]);
+    await repo.commit(app('echo built'), 'A build that ends');
+    expect((await t.cli(['deploy', 'slow', 'to', 'staging'])).code).toBe(0);
   });
 });

@@ -95,7 +95,7 @@ export async function startServer(settings: Settings): Promise<RunningServer> {
   const { server, port } = listening;
   try {
     const database = await openDatabase(settings.databaseUrl, settings.dataDir);
-    const platform = new LocalPlatform(settings.dataDir, settings.bootTimeoutMs, sandbox);
+    const platform = new LocalPlatform(settings.dataDir, settings.bootTimeoutMs, sandbox, settings.buildTimeoutMs);
     const openSource = sourceOpener({ cacheDir: path.join(settings.dataDir, 'repos'), github: settings.github });
     // This process's outbox: the engine writes events, the notifiers below deliver them.
     const outbox = new Outbox(database.dataSource, randomUUID());

@@ -47,6 +47,10 @@ interface BuildContext {
   sandbox: Sandbox;
   /** Whose builds these are (the pipeline's repository): npm's download cache is not shared across scopes. */
   scope: string;
+  /** How long the build's steps may take in all (FLOW_BUILD_TIMEOUT): a build script that never ends must not hold a build slot for ever. */
+  timeoutMs: number;
+  /** When this build started (Date.now()). */
+  startedAt: number;
 }
 
 /**
@@ -87,7 +91,17 @@ async function buildNode(dir: string, store: SlugStore, progress: BuildProgress,
   const env = { ...buildSettings(), npm_config_update_notifier: 'false' };
   const npm = async (args: string, failure: string) => {
     const result = context.sandbox.command({ app: dir, writable: true, cache: npmCache, env, command: `npm ${args}`, tag: 'build' });
-    const done = await run(result.file, result.args, { cwd: result.cwd, env: result.env, fd3: result.fd3, onOutput, detached: true });
+    const left = Math.max(1, context.startedAt + context.timeoutMs - Date.now());
+    const done = await run(result.file, result.args, {
+      cwd: result.cwd,
+      env: result.env,
+      fd3: result.fd3,
+      onOutput,
+      detached: true,
+      timeoutMs: left,
+    });
+    if (done.timedOut)
+      throw new Error(`the build took longer than ${Math.round(context.timeoutMs / 1000)} s and was stopped (FLOW_BUILD_TIMEOUT)`);
     if (done.code !== 0) throw new Error(`${failure} failed with exit code ${done.code}`);
   };
 

@@ -42,6 +42,7 @@ export class LocalPlatform implements Platform {
     dataDir: string,
     private readonly bootTimeoutMs: number,
     sandbox: Sandbox['mode'] = 'none',
+    private readonly buildTimeoutMs = 900_000,
   ) {
     this.store = {
       slugsDir: path.join(dataDir, 'slugs'),
@@ -57,7 +58,12 @@ export class LocalPlatform implements Platform {
   }
 
   build(source: Source, sha: string, progress: BuildProgress, scope: string): Promise<BuiltSlug> {
-    return buildSlug(source, sha, this.store, progress, { sandbox: this.sandbox, scope });
+    return buildSlug(source, sha, this.store, progress, {
+      sandbox: this.sandbox,
+      scope,
+      timeoutMs: this.buildTimeoutMs,
+      startedAt: Date.now(),
+    });
   }
 
   async releasePhase(spec: ReleaseSpec, onOutput: OutputSink): Promise<{ code: number; output: string }> {
