@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 export interface RunResult {
   code: number;
@@ -88,11 +88,30 @@ export function processAlive(pid: number): boolean {
   } catch {
     return false;
   }
+  const stat = processStat(pid);
+  return stat === null || stat.state !== 'Z';
+}
+
+/** A process's state letter (`R`, `S`, `Z`…) and process group, from /proc/<pid>/stat; null when it cannot be read. */
+export function processStat(pid: number): { state: string; group: number } | null {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    // The command name (field 2) may hold spaces and parentheses: the fields after it start past the last ')'.
+    const [state, , group] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { state: state!, group: Number(group) };
   } catch {
-    return true;
+    return null;
+  }
+}
+
+/** The pids of every process this machine's /proc shows. */
+export function listPids(): number[] {
+  try {
+    return readdirSync('/proc')
+      .filter((entry) => /^\d+$/.test(entry))
+      .map(Number);
+  } catch {
+    return [];
   }
 }
 

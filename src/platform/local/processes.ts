@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
-import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { processAlive, writeAndClose } from '../../exec.ts';
+import { listPids, processAlive, processStat, writeAndClose } from '../../exec.ts';
 import type { SandboxedCommand } from './sandbox.ts';
 
 /*
@@ -80,20 +80,9 @@ export async function stopDynos(dynos: DynoState[], graceMs = 10_000): Promise<v
  */
 function groupAlive(pid: number): boolean {
   if (processAlive(pid)) return true;
-  let entries: string[];
-  try {
-    entries = readdirSync('/proc').filter((e) => /^\d+$/.test(e));
-  } catch {
-    return false;
-  }
-  return entries.some((entry) => {
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'latin1');
-      const [state, , group] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      return Number(group) === pid && state !== 'Z';
-    } catch {
-      return false;
-    }
+  return listPids().some((member) => {
+    const stat = processStat(member);
+    return stat !== null && stat.group === pid && stat.state !== 'Z';
   });
 }
 

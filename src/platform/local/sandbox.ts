@@ -1,6 +1,7 @@
-import { existsSync, lstatSync, readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { listPids, processStat } from '../../exec.ts';
 
 /** How the local platform runs repository code: inside bubblewrap, or as plain child processes. */
 export type SandboxMode = 'bubblewrap' | 'none';
@@ -184,25 +185,18 @@ export class Sandbox {
   findMarked(): { pid: number; group: number; tag: string }[] {
     const found: { pid: number; group: number; tag: string }[] = [];
     const prefix = `${MARKER}=${this.dataDir}\n`;
-    let pids: string[];
-    try {
-      pids = readdirSync('/proc').filter((entry) => /^\d+$/.test(entry));
-    } catch {
-      return found;
-    }
-    for (const pid of pids) {
+    for (const pid of listPids()) {
+      let entry: string | undefined;
       try {
-        const entry = readFileSync(`/proc/${pid}/environ`, 'latin1')
+        entry = readFileSync(`/proc/${pid}/environ`, 'latin1')
           .split('\0')
           .find((e) => e.startsWith(prefix));
-        if (!entry) continue;
-        // The process group: a dyno's bwrap leads its group, and its own forks carry the marker too.
-        const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-        const group = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[2]);
-        found.push({ pid: Number(pid), group, tag: entry.slice(prefix.length) });
       } catch {
         continue;
       }
+      // The process group: a dyno's bwrap leads its group, and its own forks carry the marker too.
+      const stat = entry === undefined ? null : processStat(pid);
+      if (entry !== undefined && stat) found.push({ pid, group: stat.group, tag: entry.slice(prefix.length) });
     }
     return found;
   }
