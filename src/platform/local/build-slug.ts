@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
 import { lstat, mkdir, mkdtemp, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { run, runOrThrow } from '../../exec.ts';
+import { runOrThrow } from '../../exec.ts';
 import type { Source } from '../../source/source.ts';
 import type { BuildProgress, BuiltSlug } from '../platform.ts';
 import { parseProcfile } from './procfile.ts';
@@ -90,16 +90,11 @@ async function buildNode(dir: string, store: SlugStore, progress: BuildProgress,
   await mkdir(npmCache, { recursive: true });
   const env = { ...buildSettings(), npm_config_update_notifier: 'false' };
   const npm = async (args: string, failure: string) => {
-    const result = context.sandbox.command({ app: dir, writable: true, cache: npmCache, env, command: `npm ${args}`, tag: 'build' });
     const left = Math.max(1, context.startedAt + context.timeoutMs - Date.now());
-    const done = await run(result.file, result.args, {
-      cwd: result.cwd,
-      env: result.env,
-      fd3: result.fd3,
-      onOutput,
-      detached: true,
-      timeoutMs: left,
-    });
+    const done = await context.sandbox.run(
+      { app: dir, writable: true, cache: npmCache, env, command: `npm ${args}`, tag: 'build' },
+      { onOutput, timeoutMs: left },
+    );
     if (done.timedOut)
       throw new Error(`the build took longer than ${Math.round(context.timeoutMs / 1000)} s and was stopped (FLOW_BUILD_TIMEOUT)`);
     if (done.code !== 0) throw new Error(`${failure} failed with exit code ${done.code}`);

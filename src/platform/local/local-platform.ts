@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:f
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { log } from '../../log.ts';
-import { processAlive, run, runOrThrow } from '../../exec.ts';
+import { processAlive, runOrThrow } from '../../exec.ts';
 import type { Source } from '../../source/source.ts';
 import type { BuildProgress, BuiltSlug, OutputSink, Platform, ReleaseSpec } from '../platform.ts';
 import { buildSlug, slugTree, type SlugStore } from './build-slug.ts';
@@ -143,9 +143,8 @@ export class LocalPlatform implements Platform {
     onOutput: OutputSink,
     onSpawn?: (pid: number) => void,
   ): Promise<{ code: number; output: string }> {
-    const { file, args, env, cwd, fd3 } = this.sandbox.command(request);
     try {
-      return await run(file, args, { cwd, env, fd3, onOutput, detached: true, onSpawn });
+      return await this.sandbox.run(request, { onOutput, onSpawn });
     } catch (err) {
       const why = `could not start ${request.command.split(' ')[0]}: ${err instanceof Error ? err.message : String(err)}\n`;
       onOutput(why);

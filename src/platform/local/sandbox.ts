@@ -1,7 +1,7 @@
 import { existsSync, lstatSync, readFileSync, readlinkSync } from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { listPids, processStat } from '../../exec.ts';
+import { listPids, processStat, run, type RunResult } from '../../exec.ts';
 
 /** How the local platform runs repository code: inside bubblewrap, or as plain child processes. */
 export type SandboxMode = 'bubblewrap' | 'none';
@@ -175,6 +175,18 @@ export class Sandbox {
       request.command,
     ];
     return { file: 'bwrap', args, env: { PATH: SANDBOX_PATH, [MARKER]: this.mark(request.tag) }, cwd: request.app, fd3 };
+  }
+
+  /**
+   * Runs a request to completion in a process group of its own, the sandbox's
+   * environment handed over on fd 3; `timeoutMs` kills the group.
+   */
+  run(
+    request: SandboxRequest,
+    options: { onOutput: (chunk: string) => void; onSpawn?: (pid: number) => void; timeoutMs?: number },
+  ): Promise<RunResult> {
+    const { file, args, env, cwd, fd3 } = this.command(request);
+    return run(file, args, { cwd, env, fd3, detached: true, ...options });
   }
 
   /**
