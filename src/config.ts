@@ -58,26 +58,6 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
   if (adminToken !== undefined && adminToken.length < 16) {
     throw new SettingError('FLOW_ADMIN_TOKEN must be at least 16 characters; set a long random value or unset it to have one generated');
   }
-  const boot = z.coerce
-    .number()
-    .int()
-    .min(1)
-    .safeParse(env.FLOW_BOOT_TIMEOUT ?? '60');
-  if (!boot.success) {
-    throw new SettingError(
-      `FLOW_BOOT_TIMEOUT must be a whole number of seconds, got "${env.FLOW_BOOT_TIMEOUT}"; set FLOW_BOOT_TIMEOUT=60 or unset it`,
-    );
-  }
-  const build = z.coerce
-    .number()
-    .int()
-    .min(1)
-    .safeParse(env.FLOW_BUILD_TIMEOUT ?? '900');
-  if (!build.success) {
-    throw new SettingError(
-      `FLOW_BUILD_TIMEOUT must be a whole number of seconds, got "${env.FLOW_BUILD_TIMEOUT}"; set FLOW_BUILD_TIMEOUT=900 or unset it`,
-    );
-  }
   const sandbox = env.FLOW_SANDBOX || 'auto';
   if (sandbox !== 'auto' && sandbox !== 'bubblewrap' && sandbox !== 'none') {
     throw new SettingError(
@@ -109,11 +89,23 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     databaseUrl,
     dataDir: path.resolve(env.FLOW_DATA_DIR || '.flowops'),
     adminToken,
-    bootTimeoutMs: boot.data * 1000,
-    buildTimeoutMs: build.data * 1000,
+    bootTimeoutMs: seconds(env, 'FLOW_BOOT_TIMEOUT', 60) * 1000,
+    buildTimeoutMs: seconds(env, 'FLOW_BUILD_TIMEOUT', 900) * 1000,
     sandbox,
     unverifiedBodyBytes: unverified.data * 2 ** 20,
   };
+}
+
+/** A setting in whole seconds (1 or more), or its default; anything else stops start-up naming it. */
+function seconds(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const value = z.coerce
+    .number()
+    .int()
+    .min(1)
+    .safeParse(env[name] ?? String(fallback));
+  if (!value.success)
+    throw new SettingError(`${name} must be a whole number of seconds, got "${env[name]}"; set ${name}=${fallback} or unset it`);
+  return value.data;
 }
 
 function readSlackSettings(env: NodeJS.ProcessEnv): SlackSettings | null {
