@@ -1,4 +1,3 @@
-import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { EmitterWebhookEvent } from '@octokit/webhooks';
 import type express from 'express';
 import type { Request, Response } from 'express';
@@ -7,6 +6,7 @@ import type { Engine } from '../engine/engine.ts';
 import { FlowError, InvalidInput, Unauthenticated } from '../errors.ts';
 import { log } from '../log.ts';
 import { sendError } from '../http/send-error.ts';
+import { hmacMatches } from '../http/signature.ts';
 import type { UnverifiedBodyBudget } from '../http/unverified-body-budget.ts';
 import { GitHubDeliveries } from './deliveries.ts';
 import { domainHandlers, isGitHubEventName, type GitHubEventHandlers } from './domain-handlers.ts';
@@ -63,14 +63,6 @@ function checkHeaders(req: Request): { id: string; event: string; signature: str
   return { id, event, signature };
 }
 
-/** GitHub's signature: HMAC-SHA256 of the body's bytes, exactly as they arrived, with the webhook secret. */
-function signatureMatches(secret: string, parts: Buffer[], signature: string): boolean {
-  const hmac = createHmac('sha256', secret);
-  for (const part of parts) hmac.update(part);
-  const expected = hmac.digest();
-  return timingSafeEqual(expected, Buffer.from(signature.slice(7), 'hex'));
-}
-
 /**
  * `POST /github/webhooks`, the HTTP edge (as octokit/webhooks.js keeps it):
  * headers first, then the body (within GitHub's 25 MB and the process's budget
@@ -104,7 +96,8 @@ export function mountGitHubWebhooks(
       const { parts, release } = await budget.read(req, GITHUB_BODY_LIMIT);
       let verified: boolean;
       try {
-        verified = signatureMatches(secret, parts, headers.signature);
+        // GitHub's signature: HMAC-SHA256 of the body's bytes, exactly as they arrived, with the webhook secret.
+        verified = hmacMatches(secret, parts, headers.signature.slice('sha256='.length));
       } finally {
         release();
       }

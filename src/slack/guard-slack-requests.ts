@@ -1,9 +1,10 @@
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import { FlowError, Unauthenticated } from '../errors.ts';
 import type { SeenRequests } from '../engine/seen-requests.ts';
 import { log } from '../log.ts';
 import { sendError } from '../http/send-error.ts';
+import { hmacMatches } from '../http/signature.ts';
 import type { UnverifiedBodyBudget } from '../http/unverified-body-budget.ts';
 
 /** Slack's window: a request whose timestamp is further than this from now, either way, is refused. */
@@ -15,14 +16,6 @@ const EVENT_ID_SECONDS = 60 * 60;
 
 const TIMESTAMP = /^\d{1,12}$/;
 const SIGNATURE = /^v0=[0-9a-f]{64}$/;
-
-/** Slack's v0 signature: HMAC-SHA256 of `v0:<timestamp>:<body>` with the signing secret. */
-function signatureMatches(secret: string, timestamp: string, parts: Buffer[], signature: string): boolean {
-  const hmac = createHmac('sha256', secret).update(`v0:${timestamp}:`);
-  for (const part of parts) hmac.update(part);
-  const expected = hmac.digest();
-  return timingSafeEqual(expected, Buffer.from(signature.slice(3), 'hex'));
-}
 
 /**
  * What makes a request the same request again. An Events API event keeps its
@@ -74,7 +67,8 @@ export function guardSlackRequests(options: { signingSecret: string; budget: Unv
       const { parts, release } = await options.budget.read(req, SLACK_BODY_LIMIT);
       let verified: boolean;
       try {
-        verified = signatureMatches(options.signingSecret, timestamp, parts, signature);
+        // Slack's v0 signature: HMAC-SHA256 of `v0:<timestamp>:<body>` with the signing secret.
+        verified = hmacMatches(options.signingSecret, [`v0:${timestamp}:`, ...parts], signature.slice('v0='.length));
       } finally {
         release();
       }
