@@ -19,6 +19,8 @@ export interface Settings {
   github: {
     token: string | undefined;
     apiUrl: string;
+    /** GitHub's web pages for GITHUB_API_URL (messages link commits and pull requests there). */
+    webUrl: string;
     webhookSecret: string | undefined;
     app?: { appId: string; privateKey: string; installationId: string };
   };
@@ -36,6 +38,12 @@ export interface SlackSettings {
 }
 
 export class SettingError extends Error {}
+
+/** GitHub's web address for its API address: api.github.com is github.com; Enterprise's `https://host/api/v3` is `https://host`. */
+export function githubWebUrl(apiUrl: string): string {
+  if (/^https:\/\/api\.github\.com\/?$/.test(apiUrl)) return 'https://github.com';
+  return apiUrl.replace(/\/api\/v3\/?$/, '').replace(/\/+$/, '');
+}
 
 const portSchema = z.coerce.number().int().min(0).max(65535);
 
@@ -82,6 +90,7 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     github: {
       token: env.GITHUB_TOKEN || undefined,
       apiUrl,
+      webUrl: githubWebUrl(apiUrl),
       webhookSecret: env.GITHUB_WEBHOOK_SECRET || undefined,
       app: readGitHubApp(env),
     },

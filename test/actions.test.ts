@@ -10,6 +10,7 @@ const sha = '0f0a53b'.padEnd(40, 'c');
 const examples: { [Id in ActionId]: ActionPayload<Id> } = {
   promote: { p: 'shop', a: 'shop-staging', v: 6 },
   rollback: { a: 'shop', v: 12 },
+  rerelease: { a: 'shop', v: 12, c: 14 },
   retry: { p: 'shop', a: 'shop-staging', s: 'staging', c: sha },
   ci_rerun: { p: 'shop', n: 41 },
   output: { a: 'shop-staging', v: 7 },

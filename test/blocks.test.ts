@@ -3,7 +3,12 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { MAX_BLOCKS_HOME, MAX_BUTTON_VALUE, MAX_CONFIRM_TEXT, MAX_TEXT } from '../src/blocks/limits.ts';
-import { commitsSummary } from '../src/blocks/buttons.ts';
+import type { KnownBlock } from '@slack/types';
+import { promoteSummary } from '../src/blocks/buttons.ts';
+import { pullRequestCard, pushCard } from '../src/blocks/change-cards.ts';
+import { sourceLinks } from '../src/blocks/links.ts';
+import type { PromoteOffer } from '../src/engine/views.ts';
+import { operationReport, pullRequestReport, pushReport, SHA, target } from './helpers/reports.ts';
 import { operationMessage } from '../src/blocks/operation-message.ts';
 import { homeView, pipelineMessage, UNSANDBOXED_WARNING, type BoardPipeline } from '../src/blocks/pipeline-board.ts';
 import { asSlashCommands } from '../src/slack/listeners/commands/flow.ts';
@@ -38,84 +43,86 @@ function pipeline(name: string, apps = 2): BoardPipeline {
   };
 }
 
+const links = sourceLinks('github:acme/shop', 'https://github.com');
+const offer = (ahead: number, first = false): PromoteOffer => ({
+  downstream: 'production',
+  apps: ['shop'],
+  ahead,
+  commits: Array.from({ length: Math.min(ahead, 10) }, (_, i) => commit(i)),
+  first,
+  base: first ? null : 'b'.repeat(40),
+});
+type Actions = {
+  elements: { action_id: string; value: string; style?: string; text: { text: string }; confirm: { text: { text: string } } }[];
+};
+const actionsOf = (blocks: KnownBlock[]) => (blocks.find((b) => b.type === 'actions') as Actions | undefined)?.elements ?? [];
+
 describe('Block Kit builders keep within Slack limits', () => {
   it('lists what a promotion ships in the confirm dialog within 300 characters', () => {
-    const { text } = commitsSummary(
-      40,
-      Array.from({ length: 40 }, (_, i) => commit(i)),
-      'production',
-    );
+    const { text } = promoteSummary(offer(40));
 
     expect(text.length).toBeLessThanOrEqual(MAX_CONFIRM_TEXT);
     expect(text).toMatch(/^Ships 40 commits to production:\n• aaaaaaa Change number 0/);
     expect(text).toMatch(/…and \d+ more$/);
   });
 
-  it('says when a promotion ships nothing new', () => {
-    expect(commitsSummary(0, [], 'production').text).toBe('Nothing new: production already runs these commits.');
+  it('says a promotion into an empty stage is its first release, never "nothing new"', () => {
+    expect(promoteSummary(offer(3, true)).text).toMatch(/^First release to production: ships 3 commits:/);
   });
 
-  it('puts Promote (with its confirm) on a staging release and keeps button values under 255 characters', () => {
+  it('puts one primary Promote (with its confirm) on a live staging release, links the app and the commit, and names no internal id', () => {
     const longName = 'p'.repeat(30);
-    const message = operationMessage({
-      operation: {
-        id: 7,
-        kind: 'deploy',
-        pipeline: longName,
-        status: 'succeeded',
-        description: 'Deploy abc',
-        targets: [],
-        error: null,
-        createdAt: '',
-      },
-      pipeline: longName,
-      actor: 'ada',
-      via: 'slack',
-      targets: [{ app: `${longName}-staging`, stage: 'staging', version: 3, commit: 'c'.repeat(40), status: 'succeeded', releasing: true }],
-      promote: { app: `${longName}-staging`, version: 3, downstream: 'production', ahead: 2, commits: [commit(1), commit(2)] },
-    });
+    const message = operationMessage(
+      operationReport({}, [target({ app: `${longName}-staging`, promote: offer(2), output: 'migrated' })]),
+      links,
+    );
 
-    const actions = message.blocks.find((b) => b.type === 'actions') as {
-      elements: { action_id: string; value: string; confirm: { text: { text: string } } }[];
-    };
-    expect(actions.elements.map((e) => e.action_id)).toEqual(['promote']);
-    expect(actions.elements[0]!.value.length).toBeLessThanOrEqual(MAX_BUTTON_VALUE);
-    expect(actions.elements[0]!.confirm.text.text).toContain('Ships 2 commits to production');
+    const buttons = actionsOf(message.blocks);
+    expect(buttons.map((e) => [e.action_id, e.style])).toEqual([
+      ['promote', 'primary'],
+      ['output', undefined],
+    ]);
+    expect(buttons[0]!.text.text).toBe('Promote to production');
+    expect(buttons[0]!.value.length).toBeLessThanOrEqual(MAX_BUTTON_VALUE);
+    expect(buttons[0]!.confirm.text.text).toContain('Ships 2 commits to production');
+    expect(message.text).toBe(`✅ ${longName}-staging v4 is live`);
+    const text = JSON.stringify(message.blocks);
+    expect(text).toContain(`*<http://shop-staging.localhost:5000|${longName}-staging v4> is live*`);
+    expect(text).toContain(`<https://github.com/acme/shop/commit/${SHA}|\`ccccccc\`> Add search`);
+    expect(text).toContain('Started by <@UADA> · 42s');
+    expect(text).not.toContain('41');
   });
 
-  it('offers Retry and Output on a failed release phase', () => {
-    const message = operationMessage({
-      operation: {
-        id: 8,
-        kind: 'deploy',
-        pipeline: 'shop',
-        status: 'failed',
-        description: 'Deploy abc',
-        targets: [],
-        error: null,
-        createdAt: '',
-      },
-      pipeline: 'shop',
-      actor: 'ada',
-      via: 'cli',
-      targets: [
-        {
-          app: 'shop-staging',
-          stage: 'staging',
-          version: 4,
-          commit: 'c'.repeat(40),
-          status: 'failed',
-          releasing: true,
-          error: 'release phase exited with 1',
-        },
-      ],
-      failed: { app: 'shop-staging', version: 4, stage: 'staging', commit: 'c'.repeat(40) },
+  it('says what a failed release phase broke and what still serves, and asks its person in a broadcast reply', () => {
+    const failed = target({
+      status: 'failed',
+      current: false,
+      phase: 'release',
+      error: 'release phase exited with 1',
+      output: `${'noise\n'.repeat(5000)}migration 7: relation "users" already exists\n`,
+      serving: { app: 'shop-staging', version: 3, commit: 'b'.repeat(40) },
     });
+    const message = operationMessage(operationReport({ operation: { ...operationReport().operation, status: 'failed' } }, [failed]), links);
 
-    expect(JSON.stringify(message.blocks)).toContain(':x: *shop-staging* (staging) v4 `ccccccc` failed: release phase exited with 1');
-    expect(
-      (message.blocks.find((b) => b.type === 'actions') as { elements: { action_id: string }[] }).elements.map((e) => e.action_id),
-    ).toEqual(['retry', 'output']);
+    expect(message.text).toBe('❌ shop-staging v4 failed in the release phase — v3 still serving');
+    expect(JSON.stringify(message.blocks)).toContain(':x: *shop-staging v4 failed in the release phase* — v3 still serving');
+    expect(actionsOf(message.blocks).map((e) => e.action_id)).toEqual(['retry', 'output']);
+    expect(message.replies).toHaveLength(1);
+    const reply = message.replies[0]!;
+    expect(reply.broadcast).toBe(true);
+    expect(JSON.stringify(reply.blocks)).toContain('<@UADA> :x: *shop-staging v4 failed in the release phase — v3 still serving*');
+    expect(JSON.stringify(reply.blocks)).toContain('migration 7: relation \\"users\\" already exists');
+    for (const block of reply.blocks) expect(JSON.stringify(block).length).toBeLessThan(MAX_TEXT + 200);
+  });
+
+  it('keeps a pull request card with a huge title and a push card with a long subject within Block Kit limits', () => {
+    const pr = pullRequestCard(pullRequestReport({ title: 'x'.repeat(10_000), branch: 'b'.repeat(255) }), links);
+    const push = pushCard(pushReport({ subject: 'y'.repeat(10_000) }), links);
+
+    for (const card of [pr, push]) {
+      expect(card.text.length).toBeLessThanOrEqual(300);
+      for (const block of card.blocks) expect(JSON.stringify(block).length).toBeLessThan(MAX_TEXT + 200);
+    }
   });
 
   it('summarizes a board that would pass the Home tab’s 100 blocks', () => {

@@ -1,13 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import type { KnownBlock } from '@slack/types';
-import { commitsSummary, promoteButton } from '../src/blocks/buttons.ts';
+import { promoteButton, promoteSummary } from '../src/blocks/buttons.ts';
+import { pullRequestCard, pushCard } from '../src/blocks/change-cards.ts';
+import { sourceLinks } from '../src/blocks/links.ts';
 import { feedEventMessage } from '../src/blocks/feed-message.ts';
 import { MAX_CONFIRM_TEXT, MAX_TEXT } from '../src/blocks/limits.ts';
 import { codeBlock, escapeMrkdwn, link, mrkdwn, truncateMrkdwn } from '../src/blocks/mrkdwn.ts';
 import { operationMessage } from '../src/blocks/operation-message.ts';
 import { homeView, pipelineMessage } from '../src/blocks/pipeline-board.ts';
-import { errorMessage, releaseOutputMessage, staleMessage, textMessage } from '../src/blocks/result-message.ts';
+import { errorMessage, staleMessage, textMessage } from '../src/blocks/result-message.ts';
 import type { FlowEvent } from '../src/db/entities.ts';
+import { operationReport, pullRequestReport, pushReport, target } from './helpers/reports.ts';
+
+const NO_LINKS = sourceLinks(null, null);
 
 /** Text a pull request, a commit or a release phase can put in front of flowops. */
 const HOSTILE = [
@@ -85,17 +90,32 @@ describe('untrusted text in Block Kit mrkdwn', () => {
   });
 
   it.each(HOSTILE)('renders %s as text in every builder', (_, hostile) => {
-    const op = {
-      id: 9,
-      kind: 'deploy' as const,
-      pipeline: hostile,
-      status: 'failed' as const,
-      description: `Deploy ${hostile}`,
-      targets: [],
-      error: hostile,
-      createdAt: '',
-    };
     const commit = { sha: 'a'.repeat(40), date: '2026-11-01T00:00:00Z', author: hostile, message: hostile };
+    const offer = { downstream: 'production' as const, apps: [hostile], ahead: 1, commits: [commit], first: false, base: 'b'.repeat(40) };
+    const person = { name: hostile, slackUser: hostile, via: 'github' };
+    const failed = target({
+      app: hostile,
+      status: 'failed',
+      error: hostile,
+      output: `migrating...\n${hostile}\n`,
+      url: null,
+      serving: { app: hostile, version: 1, commit: null },
+    });
+    const live = target({
+      app: hostile,
+      url: null,
+      promote: offer,
+      fate: { kind: 'promoted', by: person, to: [{ app: hostile, version: 2, commit: null }] },
+    });
+    const report = operationReport(
+      {
+        operation: { ...operationReport().operation, pipeline: hostile, status: 'failed', description: hostile, error: hostile },
+        actor: person,
+        details: { commit: { sha: 'a'.repeat(40), subject: hostile, author: hostile } },
+      },
+      [failed, live],
+    );
+    const run = { number: 3, status: 'failed' as const, commit: 'a'.repeat(40), branch: hostile, output: hostile, latest: true };
     const app = {
       name: hostile,
       pipeline: hostile,
@@ -111,41 +131,40 @@ describe('untrusted text in Block Kit mrkdwn', () => {
         current: true,
       },
     };
+    const op = operationMessage(report, NO_LINKS);
+    const pr = pullRequestCard(
+      pullRequestReport({
+        title: hostile,
+        author: hostile,
+        branch: hostile,
+        tests: run,
+        reviewApp: { app: hostile, status: 'errored', url: null, error: hostile, deploying: false },
+      }),
+      NO_LINKS,
+    );
+    const push = pushCard(
+      pushReport({ subject: hostile, pusher: hostile, branch: hostile, tests: run, autodeployNote: hostile }),
+      NO_LINKS,
+    );
     const messages: { text?: string; blocks: KnownBlock[] }[] = [
-      operationMessage({
-        operation: op,
-        pipeline: hostile,
-        actor: hostile,
-        via: 'slack',
-        targets: [{ app: hostile, stage: 'staging', version: 2, commit: null, status: 'failed', releasing: true, error: hostile }],
-        promote: { app: hostile, version: 2, downstream: 'production', ahead: 1, commits: [commit] },
-      }),
-      feedEventMessage(event('pullrequest.opened', `Pull request #7 "${hostile}" (${hostile}) opened by ${hostile}`)),
-      feedEventMessage(event('reviewapp.created', `Review app for #7 (${hostile}) created`, { url: 'http://shop-pr-7.localhost:5000' })),
-      feedEventMessage(event('testrun.failed', `Test run #3 of aaaaaaa failed: ${hostile}`, { number: 3 })),
-      pipelineMessage({
-        name: hostile,
-        canDeploy: true,
-        apps: [{ ...app, ahead: { downstream: 'production', count: 1, commits: [commit] } }],
-      }),
+      op,
+      ...op.replies,
+      pr,
+      ...pr.replies,
+      push,
+      ...push.replies,
+      feedEventMessage(event('github.status_refused', `GitHub refused the status of aaaaaaa: ${hostile}`)),
+      pipelineMessage({ name: hostile, canDeploy: true, apps: [{ ...app, promote: offer }] }),
       homeView([{ name: hostile, canDeploy: true, apps: [app] }]),
       textMessage(`v2 ${hostile} (failed)\n${hostile}`),
       errorMessage(`"${hostile}" is not a flowops command`),
-      staleMessage(mrkdwn`${hostile} has moved on`, { action: 'promote', label: 'Promote v3', value: '{}' }),
-      { ...releaseOutputMessage(hostile, 2, `migrating...\n${hostile}\n`), blocks: [] },
+      staleMessage(mrkdwn`${hostile} has moved on`, { action: 'promote', label: 'Promote to production', value: '{}' }),
       {
         blocks: [
           {
             type: 'section',
             text: { type: 'mrkdwn', text: 'x' },
-            accessory: promoteButton({
-              pipeline: 'shop',
-              app: 'shop-staging',
-              version: 2,
-              downstream: 'production',
-              ahead: 1,
-              commits: [commit],
-            }),
+            accessory: promoteButton({ pipeline: 'shop', app: 'shop-staging', version: 2, offer }),
           },
         ],
       },
@@ -158,17 +177,19 @@ describe('untrusted text in Block Kit mrkdwn', () => {
     expect(texts.join('\n')).toContain(escapeMrkdwn(hostile));
   });
 
-  it('links the review app, and only it, in its feed line', () => {
-    const message = feedEventMessage(
-      event('reviewapp.created', 'Review app shop-pr-7 for #7 (<!channel>) created', { url: 'http://shop-pr-7.localhost:5000' }),
+  it('links the review app, and only it, on its pull request card', () => {
+    const card = pullRequestCard(
+      pullRequestReport({
+        title: '<!channel>',
+        reviewApp: { app: 'shop-pr-7', status: 'created', url: 'http://shop-pr-7.localhost:5000', error: null, deploying: false },
+      }),
+      NO_LINKS,
     );
 
-    expect(message.blocks[0]).toMatchObject({
-      text: {
-        text: ':eyes: *shop*: Review app shop-pr-7 for #7 (&lt;!channel&gt;) created <http://shop-pr-7.localhost:5000|Open the review app>',
-        verbatim: true,
-      },
-    });
+    const text = (card.blocks[0] as { text: { text: string } }).text.text;
+    expect(text).toContain('*#7 &lt;!channel&gt;*');
+    expect(text).toContain(':eyes: Review app <http://shop-pr-7.localhost:5000|shop-pr-7> is up');
+    expect(markupIn(text.replace('<http://shop-pr-7.localhost:5000|shop-pr-7>', ''))).toEqual([]);
   });
 
   it('counts the confirm dialog’s 300 characters after escaping', () => {
@@ -179,7 +200,7 @@ describe('untrusted text in Block Kit mrkdwn', () => {
       message: '<<<<>>>>&&&&',
     }));
 
-    const summary = commitsSummary(20, commits, 'production').text;
+    const summary = promoteSummary({ downstream: 'production', apps: ['shop'], ahead: 20, commits, first: false, base: null }).text;
 
     expect(summary.length).toBeLessThanOrEqual(MAX_CONFIRM_TEXT);
     expect(markupIn(summary)).toEqual([]);

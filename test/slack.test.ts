@@ -44,19 +44,36 @@ describe('the Slack app over HTTP, signed as Slack signs', () => {
       () => slack.responses.find((r) => r.id === id) as { text: string; blocks: Blocks; response_type?: string } | undefined,
       `the answer ${id}`,
     );
-  /** The message as it stands once it reads `ending`: the last update, or the first post if the operation finished before it. */
-  const messageEnding = (channel: string, ending: string, also = '') =>
-    slack.waitFor(
-      () =>
-        slack.calls.find(
-          (c) =>
-            (c.method === 'chat.update' || (c.method === 'chat.postMessage' && !c.args.thread_ts)) &&
-            c.args.channel === channel &&
-            String(c.args.text).includes(also) &&
-            String(c.args.text).endsWith(ending),
-        ),
-      `a message in ${channel} ending "${ending}"`,
+  /** Top-level messages and their updates in `channel`, in order. */
+  const drawn = (channel: string) =>
+    slack.calls.filter(
+      (c) => (c.method === 'chat.update' || (c.method === 'chat.postMessage' && !c.args.thread_ts)) && c.args.channel === channel,
     );
+  /** The message in `channel` as it stands once its fallback text matches `text` (the last drawing that does). */
+  const messageReading = async (channel: string, text: RegExp) => {
+    await slack.waitFor(() => drawn(channel).some((c) => text.test(String(c.args.text))), `a message in ${channel} reading ${text}`);
+    await t.server.slack!.idle();
+    return [...drawn(channel)].reverse().find((c) => text.test(String(c.args.text)))!;
+  };
+  /** The latest drawing of the message `ts` in `channel`. */
+  const latest = (channel: string, ts: string) =>
+    [...slack.calls]
+      .reverse()
+      .find(
+        (c) =>
+          c.args.channel === channel &&
+          ((c.method === 'chat.update' && c.args.ts === ts) || (c.method === 'chat.postMessage' && c.result?.ts === ts)),
+      )!;
+  const tsOf = (call: { method: string; args: Record<string, unknown>; result?: Record<string, unknown> }) =>
+    String(call.method === 'chat.update' ? call.args.ts : call.result!.ts);
+  const buttonsOf = (call: { args: Record<string, unknown> }) =>
+    ((call.args.blocks as Blocks).find((b) => b.type === 'actions')?.elements ?? []) as {
+      action_id: string;
+      value: string;
+      style?: string;
+      text: { text: string };
+      confirm?: { text: { text: string }; style?: string; title: { text: string } };
+    }[];
   const operations = async () => Number((await t.server.database.dataSource.query('SELECT count(*)::int AS n FROM operations'))[0].n);
 
   beforeAll(async () => {
@@ -116,27 +133,34 @@ describe('the Slack app over HTTP, signed as Slack signs', () => {
 
     expect(res.status).toBe(200);
     slack.release();
-    const done = await messageEnding('CDEPLOY', '— done');
+    const done = await messageReading('CDEPLOY', /^✅ shop-staging v1 is live$/);
     expect(await operations()).toBe(1);
     const posts = slack.callsOf('chat.postMessage').filter((c) => c.args.channel === 'CDEPLOY' && !c.args.thread_ts);
     expect(posts).toHaveLength(1);
     const ts = (await t.server.database.dataSource.query('SELECT ts FROM status_messages'))[0].ts;
     expect(slack.callsOf('chat.update').every((c) => c.args.ts === ts && c.args.channel === 'CDEPLOY')).toBe(true);
-    const blocks = done.args.blocks as Blocks;
-    expect(blocks[1]!.text!.text).toMatch(/:white_check_mark: \*shop-staging\* \(staging\) v1 `[0-9a-f]{7}` live/);
-    expect(blocks.find((b) => b.type === 'actions')!.elements!.map((e) => e.action_id)).toEqual(['promote']);
-    const thread = await slack.waitFor(
-      () => slack.callsOf('chat.postMessage').find((c) => c.args.thread_ts === ts),
-      'the release phase output in the thread',
-    );
-    expect(thread.args.text).toContain('migrated 3 tables');
+    // While it ran, the message said what it was doing, never a placeholder.
+    expect(slack.callsOf('chat.update').some((c) => /^🚀 Deploying [0-9a-f]{7} to shop-staging: /.test(String(c.args.text)))).toBe(true);
+    const text = JSON.stringify(done.args.blocks);
+    // Outcome first, linked to the app; the commit with its subject; who started it, as a mention; how long it took.
+    expect(text).toMatch(/:white_check_mark: \*<http:\/\/127\.0\.0\.1:\d+\|shop-staging v1> is live\*/);
+    expect(text).toMatch(/`[0-9a-f]{7}` First version/);
+    expect(text).toMatch(/Started by <@UADMIN> · \d+s/);
+    expect(text).not.toMatch(/operation \d/i);
+    const [promote] = buttonsOf(done);
+    expect(promote).toMatchObject({ action_id: 'promote', style: 'primary', text: { text: 'Promote to production' } });
+    expect(promote!.confirm!.text.text).toMatch(/^First release to production: ships 1 commit:\n• [0-9a-f]{7} First version/);
+    // Success pings nobody: no reply in the thread.
+    expect(slack.callsOf('chat.postMessage').filter((c) => c.args.thread_ts === ts)).toEqual([]);
   });
 
-  it('grants access from Slack with a mention', async () => {
+  it('grants access from Slack with a mention, and answers with a mention, not a code block', async () => {
     const { id } = await flow('access:add shop <@UDEE|dee> deploy');
-    expect((await answer(id)).text).toContain('Gave dee deploy');
+    const granted = await answer(id);
+    expect(granted.blocks[0]!.text!.text).toBe(':white_check_mark: <@UDEE> now has *deploy*');
+    expect(JSON.stringify(granted.blocks)).not.toContain('```');
     const { id: id2 } = await flow('access:add shop <@UVIC|vic> view');
-    expect((await answer(id2)).text).toContain('Gave vic view');
+    expect((await answer(id2)).blocks[0]!.text!.text).toContain('<@UVIC> now has *view*');
 
     expect(await t.json(['access', 'shop'])).toEqual([
       { user: 'dee', permission: 'deploy' },
@@ -174,20 +198,27 @@ describe('the Slack app over HTTP, signed as Slack signs', () => {
     expect(await t.json(['releases', 'shop'])).toEqual([]);
   });
 
-  it('promotes with the Promote button for a user with deploy, re-checking the release', async () => {
+  it('promotes with the Promote button; the first production release offers no Rollback, and the staging message loses its Promote', async () => {
     const staging = (await t.json<ReleaseView[]>(['releases', 'shop-staging']))[0]!;
+    const stagingMessage = drawn('CDEPLOY')[0]!;
 
     await click('promote', JSON.stringify({ p: 'shop', a: 'shop-staging', v: staging.version }), 'UDEE', 'dee');
 
-    const update = await messageEnding('CDEPLOY', '— done', 'Promote shop-staging');
+    const live = await messageReading('CDEPLOY', /^✅ shop v1 is live$/);
     const prod = await t.json<ReleaseView[]>(['releases', 'shop']);
     expect(prod[0]).toMatchObject({
       slug: staging.slug,
       status: 'succeeded',
       description: `Promote shop-staging v${staging.version} ${staging.commit!.slice(0, 7)}`,
     });
-    expect((update.args.blocks as Blocks).find((b) => b.type === 'actions')!.elements!.map((e) => e.action_id)).toEqual(['rollback']);
-    expect(JSON.stringify(update.args.blocks)).toContain('started by dee via slack');
+    expect(buttonsOf(live)).toEqual([]);
+    const text = JSON.stringify(live.args.blocks);
+    expect(text).toMatch(/From shop-staging v1 `[0-9a-f]{7}` · 1 commit \(first release\)/);
+    expect(text).toContain('Started by <@UDEE>');
+    const retired = latest('CDEPLOY', tsOf(stagingMessage));
+    expect(buttonsOf(retired)).toEqual([]);
+    expect(JSON.stringify(retired.args.blocks)).toContain(':arrow_right: Promoted to production by <@UDEE> — shop v1');
+    expect(retired.args.text).toBe('✅ shop-staging v1 is live');
   });
 
   it('answers a stale button by offering the current release instead of acting', async () => {
@@ -200,6 +231,7 @@ describe('the Slack app over HTTP, signed as Slack signs', () => {
     expect(reply.text).toContain(`shop-staging has moved on since: it now runs v${current.version}`);
     expect(reply.blocks[1]!.elements![0]).toMatchObject({
       action_id: 'promote',
+      text: { text: 'Promote to production' },
       value: JSON.stringify({ p: 'shop', a: 'shop-staging', v: current.version }),
     });
     expect(await t.json(['releases', 'shop'])).toEqual(before);
@@ -207,19 +239,20 @@ describe('the Slack app over HTTP, signed as Slack signs', () => {
 
   it('makes a channel a feed that receives a deploy started from the CLI, through a rate limit', async () => {
     const { id } = await flow('subscribe shop', 'UADMIN', 'ada', 'CFEED');
-    expect((await answer(id)).text).toContain('CFEED is now a feed of shop (deploy, promote, rollback, config, ci, pulls)');
+    expect((await answer(id)).blocks[0]!.text!.text).toBe(
+      ':white_check_mark: <#CFEED> now follows *shop*: deploy, promote, rollback, config, ci, pulls',
+    );
+    await repo.commit(webApp('slack v2', 'console.log("migrated 4 tables")'), 'Add a fourth table');
     slack.failNext('chat.postMessage', 429, 1);
 
     await t.cli(['deploy', 'shop', 'to', 'staging']);
 
-    const feed = await slack.waitFor(
-      () => slack.callsOf('chat.postMessage').find((c) => c.args.channel === 'CFEED' && !c.args.thread_ts),
-      'the feed message',
-    );
-    expect(String(feed.args.text)).toMatch(/^shop: Deploy [0-9a-f]{7} to shop-staging \(staging\)/);
+    const feed = await messageReading('CFEED', /^✅ shop-staging v2 is live$/);
     expect(slack.calls.some((c) => c.method === 'chat.postMessage (failed 429)')).toBe(true);
-    await messageEnding('CFEED', '— done');
-    expect(JSON.stringify(feed.args.blocks)).toContain('started by admin via cli');
+    expect(JSON.stringify(feed.args.blocks)).toMatch(/Started by admin \(CLI\) · \d+s/);
+    const [promote] = buttonsOf(feed);
+    expect(promote!.text.text).toBe('Promote to production');
+    expect(promote!.confirm!.text.text).toMatch(/^Ships 1 commit to production:\n• [0-9a-f]{7} Add a fourth table/);
   });
 
   it('answers ephemerally with what to do next for a mistyped or refused command', async () => {
@@ -256,17 +289,18 @@ describe('the Slack app over HTTP, signed as Slack signs', () => {
     const view = (c: typeof dee) => c.args.view as { type: string; blocks: Blocks };
     expect(view(dee).type).toBe('home');
     expect(JSON.stringify(view(dee).blocks)).toContain('*STAGING*');
+    // Production runs its first release: nothing to roll back to, so no Rollback.
     expect(
       view(dee)
         .blocks.filter((b) => b.accessory)
         .map((b) => b.accessory!.action_id),
-    ).toEqual(['promote', 'rollback']);
-    expect(JSON.stringify(view(dee).blocks)).toContain('"confirm":{"title":{"type":"plain_text","text":"Promote shop-staging v');
+    ).toEqual(['promote']);
+    expect(JSON.stringify(view(dee).blocks)).toContain('"confirm":{"title":{"type":"plain_text","text":"Promote shop-staging v2?"}');
     expect(view(vic).blocks.filter((b) => b.accessory)).toEqual([]);
     expect(slack.unexpected).toEqual([]);
   });
 
-  it('renders `/flow pipelines:info` as stages with app cards and "ahead by N commits"', async () => {
+  it('renders `/flow pipelines:info` as stages with app cards and what a promotion would ship', async () => {
     const { id } = await flow('pipelines:info shop', 'UDEE', 'dee');
 
     const reply = await answer(id);
@@ -274,18 +308,54 @@ describe('the Slack app over HTTP, signed as Slack signs', () => {
     expect(reply.response_type).toBe('ephemeral');
     expect(text).toContain('*STAGING*');
     expect(text).toContain('*PRODUCTION*');
-    expect(text).toMatch(/shop-staging>\* {2}v\d+ · `[0-9a-f]{7}` · \d+ seconds? ago · succeeded\\n:arrow_up: ahead of shop by 0 commits/);
+    expect(text).toMatch(/shop-staging>\* {2}v2 · `[0-9a-f]{7}` · \d+ seconds? ago · succeeded\\n:arrow_up: 1 commit ahead of production/);
+    expect(text).not.toContain('ahead of production by 0');
   });
 
-  it('offers Retry and Output on a failed release phase, and Output shows why', async () => {
-    await repo.commit(webApp('slack v2', 'console.error("boom: migration 7 failed"); process.exit(2)'), 'Break the migration');
+  it('offers a dangerous Rollback naming both versions on a later production release, then Re-release after the rollback', async () => {
+    const staging = (await t.json<ReleaseView[]>(['releases', 'shop-staging']))[0]!;
+    await click('promote', JSON.stringify({ p: 'shop', a: 'shop-staging', v: staging.version }), 'UDEE', 'dee', 'CFEED');
+    const promoted = await messageReading('CFEED', /^✅ shop v2 is live$/);
+    const [rollback] = buttonsOf(promoted);
+    expect(rollback).toMatchObject({ action_id: 'rollback', style: 'danger', text: { text: 'Roll back to v1' } });
+    expect(rollback!.confirm!.style).toBe('danger');
+    expect(rollback!.confirm!.text.text).toMatch(
+      /^shop goes from v2 \([0-9a-f]{7}\) back to v1 \([0-9a-f]{7}\), with v1's slug and config vars\. It takes away 1 commit:\n• [0-9a-f]{7} Add a fourth table/,
+    );
+
+    await click('rollback', rollback!.value, 'UDEE', 'dee', 'CFEED');
+
+    const rolledBack = await messageReading('CFEED', /^✅ shop v3 is live$/);
+    expect(JSON.stringify(rolledBack.args.blocks)).toMatch(/Back from v2 `[0-9a-f]{7}` to v1 `[0-9a-f]{7}`/);
+    expect(buttonsOf(rolledBack).map((b) => [b.action_id, b.text.text])).toEqual([
+      ['rerelease', 'Re-release v2'],
+      ['output', 'Output'],
+    ]);
+    const retired = latest('CFEED', tsOf(promoted));
+    expect(buttonsOf(retired)).toEqual([]);
+    expect(JSON.stringify(retired.args.blocks)).toContain('Rolled back to v1 by <@UDEE> (now v3)');
+  });
+
+  it('says a failed release failed, and reaches the person who started it in a broadcast thread reply with its output', async () => {
+    await repo.commit(webApp('slack v3', 'console.error("boom: migration 7 failed"); process.exit(2)'), 'Break the migration');
     const { res } = await flow('deploy shop to staging');
     expect(res.status).toBe(200);
-    const failed = await messageEnding('CDEPLOY', '— failed');
-    const buttons = (failed.args.blocks as Blocks).find((b) => b.type === 'actions')!.elements!;
-    expect(buttons.map((b) => b.action_id)).toEqual(['retry', 'output']);
 
-    const { id } = await click('output', buttons[1]!.value!, 'UVIC', 'vic');
+    const failed = await messageReading('CDEPLOY', /^❌ shop-staging v3 failed in the release phase — v2 still serving$/);
+
+    const buttons = buttonsOf(failed);
+    expect(buttons.map((b) => b.action_id)).toEqual(['retry', 'output']);
+    const reply = await slack.waitFor(
+      () => slack.callsOf('chat.postMessage').find((c) => c.args.thread_ts === tsOf(failed)),
+      'the failure reply in the thread',
+    );
+    expect(String(reply.args.reply_broadcast)).toBe('true');
+    expect(String(reply.args.text)).toBe('❌ shop-staging v3 failed in the release phase — v2 still serving');
+    const replyBlocks = JSON.stringify(reply.args.blocks);
+    expect(replyBlocks).toContain('<@UADMIN> :x: *shop-staging v3 failed in the release phase — v2 still serving*');
+    expect(replyBlocks).toContain('boom: migration 7 failed');
+
+    const { id } = await click('output', buttons[1]!.value, 'UVIC', 'vic');
 
     expect((await answer(id)).text).toContain('boom: migration 7 failed');
   });
@@ -306,6 +376,27 @@ describe('the Slack app over HTTP, signed as Slack signs', () => {
       .callsOf('chat.postMessage')
       .filter((c) => c.args.channel === 'CROLLBACKS' && !c.args.thread_ts)
       .map((c) => String(c.args.text));
-    expect(fed.slice(before)).toEqual([expect.stringMatching(/^shop: Rollback shop to v\d+/)]);
+    expect(fed.slice(before)).toEqual([expect.stringMatching(/^(🚀 Rolling back shop from v4 to v\d+|✅ shop v5 is live)/)]);
+  });
+
+  it('answers `/flow help` in short sections by topic, with no long code block', async () => {
+    const { id } = await flow('help', 'UVIC', 'vic');
+
+    const help = await answer(id);
+    const texts = help.blocks.map((b) => b.text?.text ?? '');
+    expect(texts.join('\n')).toContain('*Ship*');
+    expect(texts.join('\n')).toContain('`/flow promote');
+    for (const text of texts) {
+      expect(text.length).toBeLessThan(3000);
+      for (const block of text.match(/```[\s\S]*?```/g) ?? []) expect(block.length).toBeLessThanOrEqual(1000);
+    }
+  });
+
+  it('shows no internal operation id in any message', async () => {
+    await t.server.slack!.idle();
+    const ids: { id: number }[] = await t.server.database.dataSource.query('SELECT id FROM operations');
+    expect(ids.length).toBeGreaterThan(5);
+    const shown = JSON.stringify([...slack.calls.map((c) => [c.args.text, c.args.blocks]), ...slack.responses]);
+    expect(shown).not.toMatch(/operation #?\d/i);
   });
 });

@@ -19,6 +19,8 @@ export const ACTIONS = {
   promote: z.object({ p: name, a: name, v: number }),
   /** Roll app `a`, running release `v`, back to the release before. */
   rollback: z.object({ a: name, v: number }),
+  /** Release `v` of app `a` again (after a rollback), if it still runs `c`. */
+  rerelease: z.object({ a: name, v: number, c: number }),
   /** Deploy commit `c` of pipeline `p` to app `a` in stage `s` again. */
   retry: z.object({ p: name, a: name, s: name, c: name }),
   /** Re-run test run `n` of pipeline `p`. */

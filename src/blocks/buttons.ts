@@ -1,63 +1,108 @@
 import type { Button } from '@slack/types';
+import type { PromoteOffer, ReleaseRef, RollbackOffer } from '../engine/views.ts';
+import { short } from '../format.ts';
 import type { Commit } from '../source/source.ts';
 import { actionButton } from './actions.ts';
 import { MAX_CONFIRM_TEXT, truncate } from './limits.ts';
 import { mrkdwn, mrkdwnText, truncateMrkdwn, type Mrkdwn } from './mrkdwn.ts';
 
-/** What a promotion would ship, for the confirm dialog (Block Kit allows 300 characters, counted after escaping). */
-export function commitsSummary(ahead: number, commits: Commit[], downstream: string): Mrkdwn {
-  if (ahead === 0) return mrkdwn`Nothing new: ${downstream} already runs these commits.`;
-  let text = mrkdwn`Ships ${ahead} commit${ahead === 1 ? '' : 's'} to ${downstream}:`;
+const plain = (text: string, max = 75) => ({ type: 'plain_text' as const, text: truncate(text, max) });
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+/** `intro` then one line per commit, within a confirm dialog's 300 characters (counted after escaping). */
+export function commitList(intro: Mrkdwn, ahead: number, commits: Commit[], max = MAX_CONFIRM_TEXT): Mrkdwn {
+  let text = intro;
   for (const [i, commit] of commits.entries()) {
-    const line = mrkdwn`• ${commit.sha.slice(0, 7)} ${commit.message} (${commit.author})`;
+    const line = mrkdwn`• ${short(commit.sha)} ${commit.message} (${commit.author})`;
     const rest = ahead - i - 1;
     const more = rest > 0 ? mrkdwn`\n…and ${rest} more` : mrkdwn``;
-    if (mrkdwn`${text}\n${line}${more}`.text.length > MAX_CONFIRM_TEXT)
-      return truncateMrkdwn(mrkdwn`${text}\n…and ${ahead - i} more`, MAX_CONFIRM_TEXT);
+    if (mrkdwn`${text}\n${line}${more}`.text.length > max) return truncateMrkdwn(mrkdwn`${text}\n…and ${ahead - i} more`, max);
     text = mrkdwn`${text}\n${line}`;
   }
-  return text;
+  return truncateMrkdwn(text, max);
 }
 
-/** **Promote to <downstream>**, confirmed with the commits it ships. The value names the release it was shown for. */
-export function promoteButton(p: {
-  pipeline: string;
-  app: string;
-  version: number;
-  downstream: string;
-  ahead: number;
-  commits: Commit[];
-}): Button {
+/** What a promotion would ship, for its confirm dialog. */
+export function promoteSummary(offer: PromoteOffer): Mrkdwn {
+  const intro = offer.first
+    ? mrkdwn`First release to ${offer.downstream}: ships ${plural(offer.ahead, 'commit')}:`
+    : mrkdwn`Ships ${plural(offer.ahead, 'commit')} to ${offer.downstream}:`;
+  return commitList(intro, offer.ahead, offer.commits);
+}
+
+/** **Promote to <stage>**, confirmed with the commits it ships. The value names the release it was shown for. */
+export function promoteButton(p: { pipeline: string; app: string; version: number; offer: PromoteOffer; primary?: boolean }): Button {
   return actionButton(
     'promote',
     { p: p.pipeline, a: p.app, v: p.version },
     {
-      style: 'primary',
-      text: { type: 'plain_text', text: truncate(`Promote to ${p.downstream}`, 75) },
+      ...(p.primary === false ? {} : { style: 'primary' as const }),
+      text: plain(`Promote to ${p.offer.downstream}`),
       confirm: {
-        title: { type: 'plain_text', text: truncate(`Promote ${p.app} v${p.version}?`, 100) },
-        text: mrkdwnText(commitsSummary(p.ahead, p.commits, p.downstream), MAX_CONFIRM_TEXT),
-        confirm: { type: 'plain_text', text: 'Promote' },
-        deny: { type: 'plain_text', text: 'Cancel' },
+        title: plain(`Promote ${p.app} v${p.version}?`, 100),
+        text: mrkdwnText(promoteSummary(p.offer), MAX_CONFIRM_TEXT),
+        confirm: plain(p.offer.first ? 'Promote (first release)' : 'Promote', 30),
+        deny: plain('Cancel', 30),
       },
     },
   );
 }
 
-/** **Rollback**, confirmed. The value names the release it was shown for. */
-export function rollbackButton(r: { app: string; version: number }): Button {
+/** **Roll back to vN**, dangerous, confirmed with both versions and the commits it takes away. */
+export function rollbackButton(offer: RollbackOffer): Button {
+  const { from, to } = offer;
+  const intro = mrkdwn`${from.app} goes from v${from.version} (${short(from.commit)}) back to v${to.version} (${short(to.commit)}), with v${to.version}'s slug and config vars.`;
+  const text = offer.ahead
+    ? commitList(mrkdwn`${intro} It takes away ${plural(offer.ahead, 'commit')}:`, offer.ahead, offer.commits)
+    : intro;
   return actionButton(
     'rollback',
-    { a: r.app, v: r.version },
+    { a: from.app, v: from.version },
     {
       style: 'danger',
-      text: { type: 'plain_text', text: 'Rollback' },
+      text: plain(`Roll back to v${to.version}`),
       confirm: {
-        title: { type: 'plain_text', text: truncate(`Roll back ${r.app}?`, 100) },
-        text: mrkdwnText(mrkdwn`This releases the release before v${r.version} again, with its slug and config vars.`),
-        confirm: { type: 'plain_text', text: 'Roll back' },
-        deny: { type: 'plain_text', text: 'Cancel' },
+        title: plain(`Roll back ${from.app}?`, 100),
+        text: mrkdwnText(text, MAX_CONFIRM_TEXT),
+        confirm: plain(`Roll back to v${to.version}`, 30),
+        deny: plain('Cancel', 30),
+        style: 'danger',
       },
     },
+  );
+}
+
+/** **Re-release vN** after a rollback: the release it went back from, again (its slug and config). */
+export function rereleaseButton(release: ReleaseRef, current: number): Button {
+  return actionButton(
+    'rerelease',
+    { a: release.app, v: release.version, c: current },
+    {
+      text: plain(`Re-release v${release.version}`),
+      confirm: {
+        title: plain(`Release ${release.app} v${release.version} again?`, 100),
+        text: mrkdwnText(
+          mrkdwn`A new release of ${release.app} with v${release.version}'s slug (${short(release.commit)}) and config vars, in place of v${current}.`,
+        ),
+        confirm: plain('Re-release', 30),
+        deny: plain('Cancel', 30),
+      },
+    },
+  );
+}
+
+export function retryButton(p: { pipeline: string; app: string; stage: string; commit: string }): Button {
+  return actionButton('retry', { p: p.pipeline, a: p.app, s: p.stage, c: p.commit }, { style: 'primary', text: plain('Retry') });
+}
+
+export function outputButton(app: string, version: number): Button {
+  return actionButton('output', { a: app, v: version }, { text: plain('Output') });
+}
+
+export function rerunButton(pipeline: string, number: number, primary = true): Button {
+  return actionButton(
+    'ci_rerun',
+    { p: pipeline, n: number },
+    { ...(primary ? { style: 'primary' as const } : {}), text: plain('Re-run tests') },
   );
 }

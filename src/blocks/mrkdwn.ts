@@ -67,6 +67,21 @@ export function link(url: string, label: MrkdwnValue): Mrkdwn {
   return mint(`<${escapeMrkdwn(url.replace(/\|/g, '%7C'))}|${shown.text}>`);
 }
 
+/**
+ * A person as a message names them: a mention (`<@U123>`, which Slack shows as
+ * their name and which notifies them) when they came through Slack, else their
+ * name as text. Only a well-formed Slack user id becomes a mention.
+ */
+export function mention(person: { name: string; slackUser: string | null }): Mrkdwn {
+  if (person.slackUser && /^[UW][A-Z0-9]{1,20}$/.test(person.slackUser)) return mint(`<@${person.slackUser}>`);
+  return asMrkdwn(person.name);
+}
+
+/** A channel as Slack shows it (`#deploys`, a link), for a well-formed channel id; the id as text otherwise. */
+export function channelMention(channel: string): Mrkdwn {
+  return /^[CG][A-Z0-9]{2,20}$/.test(channel) ? mint(`<#${channel}>`) : asMrkdwn(channel);
+}
+
 export function joinMrkdwn(parts: MrkdwnValue[], separator = '\n'): Mrkdwn {
   return mint(parts.map(piece).join(escapeMrkdwn(separator)));
 }
@@ -122,8 +137,18 @@ export function section(m: Mrkdwn, accessory?: SectionBlock['accessory']): Secti
   return { type: 'section', text: mrkdwnText(m), ...(accessory ? { accessory } : {}) };
 }
 
+/** A `code span`: escaped, with backticks (which would end it) shown as a look-alike. */
+export function code(text: string): Mrkdwn {
+  return mint('`' + escapeMrkdwn(text.replace(/`/g, 'ˋ').replace(/\n/g, ' ') || ' ') + '`');
+}
+
 export function contextBlock(m: Mrkdwn): ContextBlock {
   return { type: 'context', elements: [mrkdwnText(m)] };
+}
+
+/** Plain text as a message's fallback `text`: escaped (Slack reads it as mrkdwn) and cut to `max`. */
+export function fallbackText(text: string, max = 300): string {
+  return truncateMrkdwn(asMrkdwn(text), max).text;
 }
 
 /**

@@ -1,15 +1,15 @@
 import type { KnownBlock, SectionBlock } from '@slack/types';
-import { DOWNSTREAM } from '../engine/stages.ts';
-import type { AppView } from '../engine/views.ts';
-import { age } from '../format.ts';
-import type { Commit } from '../source/source.ts';
+import type { AppView, PromoteOffer, RollbackOffer } from '../engine/views.ts';
+import { age, short } from '../format.ts';
 import { promoteButton, rollbackButton } from './buttons.ts';
 import { MAX_BLOCKS_HOME, MAX_BLOCKS_MESSAGE, truncate } from './limits.ts';
-import { contextBlock, link, mrkdwn, section, slackMessage } from './mrkdwn.ts';
+import { code, contextBlock, link, mrkdwn, section, slackMessage } from './mrkdwn.ts';
 
 export interface BoardApp extends AppView {
-  /** The commits this app runs that its downstream app does not (`count` of them; the newest in `commits`). */
-  ahead?: { downstream: string; count: number; commits: Commit[] };
+  /** What promoting this app's release would ship; absent when there is nothing to promote. */
+  promote?: PromoteOffer | null;
+  /** What rolling this app back would do; absent when there is no earlier good release. */
+  rollback?: RollbackOffer | null;
 }
 
 export interface BoardPipeline {
@@ -26,33 +26,23 @@ export const UNSANDBOXED_WARNING = mrkdwn`:warning: This flowops runs repository
 
 function appCard(pipeline: BoardPipeline, app: BoardApp, now: number): KnownBlock {
   const r = app.release;
-  const facts = r
-    ? mrkdwn`v${r.version} · \`${r.commit?.slice(0, 7) ?? '-'}\` · ${age(r.createdAt, now)} · ${r.status}`
-    : mrkdwn`_no release yet_`;
-  const ahead = app.ahead
-    ? mrkdwn`\n:arrow_up: ahead of ${app.ahead.downstream} by ${app.ahead.count} commit${app.ahead.count === 1 ? '' : 's'}`
-    : mrkdwn``;
+  const facts = r ? mrkdwn`v${r.version} · ${code(short(r.commit))} · ${age(r.createdAt, now)} · ${r.status}` : mrkdwn`_no release yet_`;
+  const p = app.promote;
+  const ahead = !p
+    ? mrkdwn``
+    : p.first
+      ? mrkdwn`\n:arrow_up: not in ${p.downstream} yet: first release (${p.ahead} commit${p.ahead === 1 ? '' : 's'})`
+      : mrkdwn`\n:arrow_up: ${p.ahead} commit${p.ahead === 1 ? '' : 's'} ahead of ${p.downstream}`;
   const name = app.url ? link(app.url, app.name) : app.name;
   let accessory: SectionBlock['accessory'];
   if (pipeline.canDeploy && r) {
-    const downstream = app.ahead?.downstream ?? DOWNSTREAM[app.stage];
-    if (downstream) {
-      accessory = promoteButton({
-        pipeline: pipeline.name,
-        app: app.name,
-        version: r.version,
-        downstream,
-        ahead: app.ahead?.count ?? 0,
-        commits: app.ahead?.commits ?? [],
-      });
-    } else if (app.stage === 'production') {
-      accessory = rollbackButton({ app: app.name, version: r.version });
-    }
+    if (p) accessory = promoteButton({ pipeline: pipeline.name, app: app.name, version: r.version, offer: p });
+    else if (app.rollback) accessory = rollbackButton(app.rollback);
   }
   return section(mrkdwn`*${name}*  ${facts}${ahead}`, accessory);
 }
 
-/** A pipeline as stages with app cards: version, commit, age, status, "ahead by N commits", and the buttons the viewer may use. */
+/** A pipeline as stages with app cards: version, commit, age, status, what a promotion would ship, and the buttons the viewer may use. */
 export function pipelineBlocks(pipeline: BoardPipeline, now = Date.now()): KnownBlock[] {
   const blocks: KnownBlock[] = [{ type: 'header', text: { type: 'plain_text', text: truncate(pipeline.name, 150) } }];
   if (pipeline.unsandboxed) blocks.push(contextBlock(UNSANDBOXED_WARNING));

@@ -20,18 +20,21 @@ export function noticeMessage(message: Mrkdwn): { text: string; blocks: KnownBlo
 /** An answer that offers the current release instead of a stale one, with the button for it. */
 export function staleMessage(
   message: Mrkdwn,
-  button: { action: Extract<ActionId, 'promote' | 'rollback'>; label: string; value: string },
+  button: { action: Extract<ActionId, 'promote'>; label: string; value: string },
 ): { text: string; blocks: KnownBlock[] } {
   return slackMessage(message, [
     section(mrkdwn`:warning: ${message}`),
     {
       type: 'actions',
-      elements: [{ type: 'button', action_id: button.action, text: { type: 'plain_text', text: button.label }, value: button.value }],
+      elements: [
+        {
+          type: 'button',
+          style: 'primary',
+          action_id: button.action,
+          text: { type: 'plain_text', text: button.label },
+          value: button.value,
+        },
+      ],
     },
   ]);
-}
-
-/** Release phase output, posted in the thread of the release's message: its end, where errors are. */
-export function releaseOutputMessage(app: string, version: number, output: string): { text: string } {
-  return { text: mrkdwn`Release phase output of ${app} v${version}:\n${codeBlock(output, 2900, 'end')}`.text };
 }

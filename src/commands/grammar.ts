@@ -68,6 +68,55 @@ export function tokenize(text: string): string[] {
 }
 
 /** The help text: every command with its usage, or one command in full. */
+/** The commands by topic, for a short help (Slack's `/flow help`); every command is in one topic. */
+const HELP_TOPICS: { title: string; commands: CommandName[] }[] = [
+  { title: 'Ship', commands: ['deploy', 'promote', 'rollback', 'diff', 'releases', 'releases:output'] },
+  {
+    title: 'Apps and config',
+    commands: ['pipelines', 'pipelines:info', 'apps:create', 'apps:move', 'apps:destroy', 'config', 'config:set', 'config:unset'],
+  },
+  { title: 'Feeds in Slack', commands: ['subscribe', 'unsubscribe', 'subscriptions'] },
+  {
+    title: 'CI and review apps',
+    commands: [
+      'ci',
+      'ci:info',
+      'ci:rerun',
+      'ci:cancel',
+      'ci:enable',
+      'ci:disable',
+      'autodeploy:enable',
+      'autodeploy:disable',
+      'reviewapps',
+      'reviewapps:enable',
+      'reviewapps:disable',
+      'reviewapps:create',
+      'reviewapps:destroy',
+    ],
+  },
+  {
+    title: 'People and pipelines (admins, managers)',
+    commands: [
+      'access',
+      'access:add',
+      'access:remove',
+      'users:create',
+      'pipelines:create',
+      'pipelines:connect',
+      'pipelines:destroy',
+      'help',
+    ],
+  },
+];
+
+/** The commands by topic with their usage and summary: help as short sections. */
+export function helpTopics(): { title: string; commands: { usage: string; summary: string }[] }[] {
+  return HELP_TOPICS.map((t) => ({
+    title: t.title,
+    commands: t.commands.map((n) => ({ usage: SPECS[n].usage, summary: SPECS[n].summary })),
+  }));
+}
+
 export function helpText(command?: string): string {
   if (command) {
     if (!isCommandName(command)) {

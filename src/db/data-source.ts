@@ -15,6 +15,7 @@ import { ReviewApps1700000000004 } from './migrations/1700000000004-review-apps.
 import { ExternalRefs1700000000005 } from './migrations/1700000000005-external-refs.ts';
 import { SeenRequests1700000000006 } from './migrations/1700000000006-seen-requests.ts';
 import { OutboxRetries1700000000008 } from './migrations/1700000000008-outbox-retries.ts';
+import { MessageCards1700000000009 } from './migrations/1700000000009-message-cards.ts';
 import { databaseOutage } from './outage.ts';
 
 export interface Database {
@@ -33,6 +34,7 @@ const migrations = [
   ExternalRefs1700000000005,
   SeenRequests1700000000006,
   OutboxRetries1700000000008,
+  MessageCards1700000000009,
 ];
 
 /**

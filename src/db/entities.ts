@@ -8,6 +8,7 @@ import type {
   Token,
   Pipeline,
   ReviewApp,
+  PullRequest,
   TestRun,
   Grant,
   App,
@@ -73,12 +74,15 @@ export const StatusMessageEntity = new EntitySchema<StatusMessage>({
   tableName: 'status_messages',
   columns: {
     id,
-    operationId: { type: Number, name: 'operation_id' },
+    subject: { type: 'text' },
+    pipeline: { type: 'text', nullable: true },
     channel: { type: 'text' },
     ts: { type: 'text', nullable: true },
     wanted: { type: 'bigint', default: 1 },
     shown: { type: 'bigint', default: 0 },
     threaded: { type: 'text', array: true, default: () => "'{}'" },
+    live: { type: 'boolean', default: false },
+    shownHash: { type: 'text', name: 'shown_hash', nullable: true },
     createdAt,
   },
 });
@@ -124,6 +128,22 @@ export const ReviewAppEntity = new EntitySchema<ReviewApp>({
     error: { type: 'text', nullable: true, transformer: outsideText },
     lastPushAt: { type: 'timestamptz', name: 'last_push_at' },
     createdAt,
+    updatedAt: { type: 'timestamptz', name: 'updated_at', updateDate: true },
+  },
+});
+
+export const PullRequestEntity = new EntitySchema<PullRequest>({
+  name: 'PullRequest',
+  tableName: 'pull_requests',
+  columns: {
+    pipelineId: { type: Number, name: 'pipeline_id', primary: true },
+    number: { type: Number, primary: true },
+    title: { type: 'text', default: '', transformer: outsideText },
+    author: { type: 'text', nullable: true, transformer: outsideText },
+    branch: { type: 'text', transformer: outsideText },
+    headSha: { type: 'text', name: 'head_sha' },
+    state: { type: 'text' },
+    pushes: { type: Number, default: 0 },
     updatedAt: { type: 'timestamptz', name: 'updated_at', updateDate: true },
   },
 });
@@ -223,6 +243,7 @@ export const OperationEntity = new EntitySchema<Operation>({
   columns: {
     id,
     kind: { type: 'text' },
+    cause: { type: 'text', nullable: true },
     pipelineId: { type: Number, name: 'pipeline_id', nullable: true },
     status: { type: 'text' },
     actorId: { type: Number, name: 'actor_id' },
@@ -269,6 +290,7 @@ export const entities = [
   TestRunEntity,
   SubscriptionEntity,
   StatusMessageEntity,
+  PullRequestEntity,
   TokenEntity,
   PipelineEntity,
   GrantEntity,

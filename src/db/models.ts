@@ -30,18 +30,25 @@ export interface Subscription {
   createdAt: Date;
 }
 
-/** A chat message that shows one operation and is updated in place until it ends. */
+/** A chat message that follows one subject (an operation, a pull request, a push) and is updated in place. */
 export interface StatusMessage {
   id: number;
-  operationId: number;
+  /** `op:<id>`, `pr:<pipeline id>:<number>` or `push:<pipeline id>:<sha>` (src/engine/subjects.ts). */
+  subject: string;
+  /** The pipeline the subject belongs to (null once destroyed). */
+  pipeline: string | null;
   channel: string;
   /** The message's id in the channel (Slack's `ts`); null until posted. */
   ts: string | null;
   /** Bumped by every event of the operation; the message is behind while `wanted > shown`. */
   wanted: string;
   shown: string;
-  /** Releases (`app@version`) whose release phase output is already in the thread. */
+  /** Thread replies already posted (a failure's, by key), so none is posted twice. */
   threaded: string[];
+  /** The message shows buttons: it is redrawn when something newer happens in its pipeline. */
+  live: boolean;
+  /** A hash of what the message shows, so a redraw that changes nothing is not sent. */
+  shownHash: string | null;
   createdAt: Date;
 }
 
@@ -91,6 +98,20 @@ export interface ReviewApp {
 }
 
 export type TestRunStatus = 'pending' | 'building' | 'running' | 'succeeded' | 'failed' | 'errored' | 'cancelled';
+
+/** A pull request as GitHub last described it, for the one message that follows it. */
+export interface PullRequest {
+  pipelineId: number;
+  number: number;
+  title: string;
+  author: string | null;
+  branch: string;
+  headSha: string;
+  state: 'open' | 'merged' | 'closed';
+  /** Pushes to its branch since it was opened. */
+  pushes: number;
+  updatedAt: Date;
+}
 
 /** A CI run: app.json's test-setup and test scripts on a commit's build. */
 export interface TestRun {
@@ -161,17 +182,23 @@ export interface Release {
   updatedAt: Date;
 }
 
+/** Where a release failed: its build, its release phase, or starting its processes. */
+export type FailedPhase = 'build' | 'release' | 'start';
+
 /** One target of an operation: an app, the release it got, and how it went. */
 export interface OperationTarget {
   app: string;
   version: number | null;
   status: ReleaseStatus;
   error?: string;
+  phase?: FailedPhase;
 }
 
 export interface Operation {
   id: number;
   kind: OperationKind;
+  /** What started it when no person did directly: a push (`push:<pipeline id>:<sha>`) or a pull request (`pr:<pipeline id>:<n>`). */
+  cause: string | null;
   pipelineId: number | null;
   status: OperationStatus;
   actorId: number;

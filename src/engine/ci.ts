@@ -14,6 +14,7 @@ import type { Access } from './access-control.ts';
 import type { ReleaseExecution } from './release-execution.ts';
 import type { Releases } from './releases.ts';
 import type { ReviewApps } from './review-apps.ts';
+import { subjectKey } from './subjects.ts';
 import { transition } from './transitions.ts';
 
 /** A push to a branch, as the source host reports it. */
@@ -23,6 +24,8 @@ export interface Push {
   sha: string;
   /** Who pushed, as the source host names them. */
   pusher: string;
+  /** The first line of the head commit's message, when the host sent it. */
+  subject?: string | null;
 }
 
 /** The commit status context flowops' test runs report under. */
@@ -150,7 +153,7 @@ export class Ci {
     try {
       await this.releases.deploy(
         { ...SYSTEM, name: actor.name, via: actor.via },
-        { pipeline: pipeline.name, ref: sha, stage: setting.stage },
+        { pipeline: pipeline.name, ref: sha, stage: setting.stage, cause: subjectKey({ kind: 'push', pipelineId: pipeline.id, sha }) },
       );
     } catch (err) {
       await this.ctx.transaction((m) =>
@@ -159,6 +162,7 @@ export class Ci {
           pipeline: pipeline.name,
           via: 'system',
           message: `Auto-deploy of ${short(sha)} to ${setting.stage} did not start: ${err instanceof Error ? err.message : String(err)}`,
+          data: { sha },
         }),
       );
     }

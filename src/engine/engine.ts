@@ -2,6 +2,7 @@ import type { DataSource } from 'typeorm';
 import type { Platform } from '../platform/platform.ts';
 import type { OpenSource } from '../source/open-source.ts';
 import { Access } from './access-control.ts';
+import { Cards } from './cards.ts';
 import { Ci } from './ci.ts';
 import { EngineContext } from './context.ts';
 import { Feeds } from './feeds.ts';
@@ -34,14 +35,16 @@ function wire(ctx: EngineContext) {
   const users = new Users(ctx, authz);
   const feeds = new Feeds(ctx, authz, pipelines);
   const recovery = new Recovery(ctx, ci, reviewApps);
-  return { ctx, authz, users, pipelines, feeds, operations, releases, reviewApps, ci, recovery };
+  const cards = new Cards(ctx, authz, pipelines, operations);
+  return { ctx, authz, users, pipelines, feeds, operations, releases, reviewApps, ci, recovery, cards };
 }
 
 /** Which service answers each of the facade's methods. */
 const ROUTES = {
   recovery: ['start', 'stop'],
-  operations: ['idle', 'operation', 'operationReport'],
-  users: ['authenticate', 'ensureAdmin', 'createUser', 'access', 'addAccess', 'removeAccess', 'externalUser'],
+  operations: ['idle', 'operation'],
+  cards: ['subjectsOf', 'report', 'operationReport', 'pullRequestReport', 'pushReport', 'offers'],
+  users: ['authenticate', 'ensureAdmin', 'createUser', 'access', 'addAccess', 'removeAccess', 'externalUser', 'externalIds'],
   feeds: ['subscribe', 'unsubscribe', 'subscriptions', 'ensureStatusMessage', 'recordRefusal'],
   pipelines: [
     'createPipeline',
@@ -68,6 +71,7 @@ export interface Engine
   extends
     Routed<'recovery', Recovery>,
     Routed<'operations', Operations>,
+    Routed<'cards', Cards>,
     Routed<'users', Users>,
     Routed<'feeds', Feeds>,
     Routed<'pipelines', Pipelines>,

@@ -4,6 +4,8 @@ import { InvalidInput, NotFound } from '../errors.ts';
 import type { EngineContext } from './context.ts';
 import type { Access } from './access-control.ts';
 import type { Pipelines } from './pipelines.ts';
+import { subjectKey } from './subjects.ts';
+import type { OperationView } from './views.ts';
 
 /** A Slack channel id (public, private, direct): what a feed is kept by. */
 const CHANNEL = /^[CGD][A-Z0-9]{2,20}$/;
@@ -11,10 +13,11 @@ const CHANNEL = /^[CGD][A-Z0-9]{2,20}$/;
 /** What a feed can follow; a subscription without a list follows all of them. */
 export const FEED_EVENTS = ['deploy', 'promote', 'rollback', 'config', 'ci', 'pulls'] as const;
 
-/** Which feed event kind an event belongs to, for events that are not operations. */
+/**
+ * Which feed a one-off line of an event goes to. Only for events no message
+ * follows: test runs, pull requests and pushes have their own (src/engine/cards.ts).
+ */
 export function feedKindOf(type: string): (typeof FEED_EVENTS)[number] | null {
-  if (/^testrun\.(succeeded|failed|errored)$/.test(type) || /^autodeploy\.(skipped|failed)$/.test(type)) return 'ci';
-  if (/^pullrequest\.(opened|merged|closed)$/.test(type) || /^reviewapp\.(created|errored)$/.test(type)) return 'pulls';
   if (type === 'github.status_refused') return 'ci';
   if (type === 'github.deployment_refused') return 'deploy';
   return null;
@@ -97,8 +100,8 @@ export class Feeds {
    * Records that `channel` shows operation `operationId` in one message, kept up to
    * date by the front's notifier. Idempotent.
    */
-  async ensureStatusMessage(operationId: number, channel: string): Promise<void> {
-    await this.ctx.outbox.addStatusMessage(operationId, channel);
+  async ensureStatusMessage(operation: OperationView, channel: string): Promise<void> {
+    await this.ctx.outbox.addStatusMessage(subjectKey({ kind: 'op', operation: operation.id }), operation.pipeline, channel);
     this.ctx.notify();
   }
 

@@ -1,11 +1,10 @@
-import { In, type EntityManager } from 'typeorm';
+import { type EntityManager } from 'typeorm';
 import {
-  AppEntity,
   EventEntity,
   OperationEntity,
   PipelineEntity,
-  ReleaseEntity,
   type App,
+  type FailedPhase,
   type FlowEvent,
   type Operation,
   type OperationKind,
@@ -13,13 +12,23 @@ import {
 } from '../db/entities.ts';
 import { untilDatabaseAnswers } from '../db/outage.ts';
 import { log } from '../log.ts';
-import { type OperationReport, type OperationView, type ReportTarget } from './views.ts';
+import { type OperationDetails, type OperationView } from './views.ts';
 import { permits, type Actor } from './access.ts';
 import { InvalidInput, NotFound } from '../errors.ts';
 import { isCount } from './input.ts';
 import type { EngineContext } from './context.ts';
 import type { Access } from './access-control.ts';
 import { transition } from './transitions.ts';
+
+/** An operation's work failed in a known phase (its build): the targets it never reached record that phase. */
+export class PhaseFailed extends Error {
+  constructor(
+    message: string,
+    readonly phase: FailedPhase,
+  ) {
+    super(message);
+  }
+}
 
 /** A progress line for an operation; the CLI and Slack show these as they arrive. */
 export type Progress = (message: string, app?: string) => Promise<void>;
@@ -52,49 +61,26 @@ export class Operations {
   }
 
   /**
-   * Everything a status message shows of an operation: who started it, and per
-   * target its stage, version, commit and status. For the fronts' notifiers.
+   * Records a new operation and its `<kind>.started` event, which carries its
+   * details (the commit, what a promotion ships, what a rollback goes back to)
+   * for the audit trail and the fronts' messages. `cause` names the push or pull
+   * request that started it, when a person did not.
    */
-  async operationReport(id: number): Promise<OperationReport | null> {
-    const op = await this.ctx.db.getRepository(OperationEntity).findOneBy({ id });
-    if (!op) return null;
-    const pipeline = op.pipelineId ? await this.ctx.db.getRepository(PipelineEntity).findOneBy({ id: op.pipelineId }) : null;
-    const started = await this.ctx.db.getRepository(EventEntity).findOne({ where: { operationId: id, type: `${op.kind}.started` } });
-    const apps = await this.ctx.db.getRepository(AppEntity).findBy({ name: In(op.targets.map((t) => t.app)) });
-    const targets: ReportTarget[] = [];
-    for (const t of op.targets) {
-      const app = apps.find((a) => a.name === t.app);
-      const release =
-        app && t.version ? await this.ctx.db.getRepository(ReleaseEntity).findOneBy({ appId: app.id, version: t.version }) : null;
-      targets.push({
-        app: t.app,
-        stage: app?.stage ?? 'destroyed',
-        version: t.version,
-        commit: release?.commit ?? null,
-        status: t.status,
-        releasing: t.version !== null,
-        error: t.error,
-        output: release?.output ?? '',
-        current: !!release && app?.currentReleaseId === release.id,
-      });
-    }
-    return { operation: this.operationView(op, pipeline), actor: started?.actor ?? null, via: started?.via ?? 'system', targets };
-  }
-
   async createOperation(
     actor: Actor,
     pipeline: Pipeline,
     kind: OperationKind,
     description: string,
     targets: App[],
-    alsoInTransaction?: (m: EntityManager) => Promise<unknown>,
+    options: { details?: OperationDetails; cause?: string | null; alsoInTransaction?: (m: EntityManager) => Promise<unknown> } = {},
   ): Promise<Operation> {
     return this.ctx.transaction(async (m) => {
-      await alsoInTransaction?.(m);
+      await options.alsoInTransaction?.(m);
       const op = await m.save(
         OperationEntity,
         m.create(OperationEntity, {
           kind,
+          cause: options.cause ?? null,
           pipelineId: pipeline.id,
           status: 'pending',
           actorId: actor.id,
@@ -110,6 +96,7 @@ export class Operations {
         actor: actor.name,
         via: actor.via,
         message: `${actor.name}: ${description}`,
+        data: { ...options.details },
       });
       return op;
     });
@@ -132,6 +119,7 @@ export class Operations {
     const job = this.ctx.jobs
       .add(async () => {
         let error: string | null = null;
+        let phase: FailedPhase | undefined;
         try {
           await untilDatabaseAnswers({ operation: op.id, step: 'start' }, () =>
             transition(this.ctx.db.manager, 'operation', op.id, 'running'),
@@ -139,13 +127,14 @@ export class Operations {
           await work(progress);
         } catch (err) {
           error = err instanceof Error ? err.message : String(err);
+          if (err instanceof PhaseFailed) phase = err.phase;
           log.warn({ operation: op.id, err }, 'operation failed');
         }
         await untilDatabaseAnswers({ operation: op.id, step: 'outcome' }, () =>
           this.ctx.transaction(async (m) => {
             const fresh = await m.findOneByOrFail(OperationEntity, { id: op.id });
             const targets = fresh.targets.map((t) =>
-              t.status === 'pending' ? { ...t, status: 'failed' as const, error: error ?? 'not released' } : t,
+              t.status === 'pending' ? { ...t, status: 'failed' as const, error: error ?? 'not released', ...(phase ? { phase } : {}) } : t,
             );
             const ok = !error && targets.every((t) => t.status === 'succeeded');
             await transition(m, 'operation', op.id, ok ? 'succeeded' : 'failed', { targets, error });

@@ -123,16 +123,22 @@ export class Outbox {
     return rows.map((r) => r.channel);
   }
 
-  async addStatusMessage(operationId: number, channel: string): Promise<void> {
-    await this.db.createQueryBuilder().insert().into(StatusMessageEntity).values({ operationId, channel }).orIgnore().execute();
+  /** A message of `subject` in `channel` (idempotent): posted by the front's next sweep, then kept up to date. */
+  async addStatusMessage(subject: string, pipeline: string | null, channel: string): Promise<void> {
+    await this.db.createQueryBuilder().insert().into(StatusMessageEntity).values({ subject, pipeline, channel }).orIgnore().execute();
   }
 
-  /** Marks the operation's messages as behind its state. */
-  async touch(operationId: number): Promise<void> {
-    await this.db.query('UPDATE status_messages SET wanted = wanted + 1 WHERE operation_id = $1', [operationId]);
+  /** Marks the messages of these subjects as behind. */
+  async touch(subjects: string[]): Promise<void> {
+    if (subjects.length) await this.db.query('UPDATE status_messages SET wanted = wanted + 1 WHERE subject = ANY($1)', [subjects]);
   }
 
-  /** Messages behind their operation, oldest first. */
+  /** Marks the pipeline's messages that show buttons as behind, so they are redrawn (and retired when stale). */
+  async touchLive(pipeline: string): Promise<void> {
+    await this.db.query('UPDATE status_messages SET wanted = wanted + 1 WHERE pipeline = $1 AND live', [pipeline]);
+  }
+
+  /** Messages behind their subject, oldest first. */
   behind(limit: number): Promise<StatusMessage[]> {
     return this.db
       .getRepository(StatusMessageEntity)
@@ -143,11 +149,17 @@ export class Outbox {
       .getMany();
   }
 
-  /** Records that the message now shows the state as of `wanted` (a newer event keeps it behind). */
-  async shown(message: StatusMessage, patch: { ts: string; threaded: string[] }): Promise<void> {
-    await this.db
-      .getRepository(StatusMessageEntity)
-      .update({ id: message.id }, { shown: message.wanted, ts: patch.ts, threaded: patch.threaded });
+  /** Records what the message shows as of `wanted` (a newer event keeps it behind). */
+  async shown(
+    message: StatusMessage,
+    patch: { ts: string | null; threaded: string[]; live: boolean; shownHash: string | null },
+  ): Promise<void> {
+    await this.db.getRepository(StatusMessageEntity).update({ id: message.id }, { shown: message.wanted, ...patch });
+  }
+
+  /** Records what was posted so far (the message's id, its thread replies), so a sweep cut short never posts them twice. */
+  async posted(message: StatusMessage, patch: { ts: string; threaded: string[] }): Promise<void> {
+    await this.db.getRepository(StatusMessageEntity).update({ id: message.id }, patch);
   }
 
   /** Remembers an id a host gave for one of ours (kind "github-deployment", key "shop-staging@v3"). */

@@ -7,6 +7,7 @@ import {
   ReleaseEntity,
   SlugEntity,
   type App,
+  type FailedPhase,
   type Operation,
   type OperationTarget,
   type Pipeline,
@@ -19,7 +20,7 @@ import { type Source } from '../source/source.ts';
 import { short } from '../format.ts';
 import { AppLocks } from './app-lock.ts';
 import type { EngineContext } from './context.ts';
-import type { Progress } from './operations.ts';
+import { PhaseFailed, type Progress } from './operations.ts';
 import { transition } from './transitions.ts';
 
 export interface NewRelease {
@@ -90,7 +91,7 @@ export class ReleaseExecution {
     } catch (err) {
       const why = err instanceof Error ? err.message : String(err);
       await durably('build', () => transition(this.ctx.db.manager, 'build', build.id, 'failed', { output: `${output}\n${why}` }));
-      throw new Error(`build of ${short(sha)} failed: ${why}`);
+      throw new PhaseFailed(`build of ${short(sha)} failed: ${why}`, 'build');
     }
   }
 
@@ -151,11 +152,11 @@ export class ReleaseExecution {
       );
 
       let output = '';
-      const fail = async (why: string) => {
+      const fail = async (why: string, phase: FailedPhase) => {
         await durably('release outcome', () =>
           this.ctx.transaction(async (m) => {
             await transition(m, 'release', release.id, 'failed', { output });
-            await setTarget(m, { status: 'failed', error: why });
+            await setTarget(m, { status: 'failed', error: why, phase });
             await this.ctx.emit(m, {
               type: 'release.failed',
               pipeline: pipeline.name,
@@ -182,10 +183,10 @@ export class ReleaseExecution {
         } catch (err) {
           // The release phase could not even start (no slug tree, no sandbox): the release fails, it is never left pending.
           output += `\n${err instanceof Error ? err.message : String(err)}\n`;
-          return fail(`the release phase could not start; see \`releases:output ${app.name} v${release.version}\``);
+          return fail(`the release phase could not start; see \`releases:output ${app.name} v${release.version}\``, 'release');
         }
         if (phase.code !== 0)
-          return fail(`release phase exited with ${phase.code}; see \`releases:output ${app.name} v${release.version}\``);
+          return fail(`release phase exited with ${phase.code}; see \`releases:output ${app.name} v${release.version}\``, 'release');
         await progress(`Starting ${app.name} v${release.version}...`, app.name);
         try {
           await this.ctx.platform.start(releaseSpec, (chunk) => {
@@ -193,7 +194,7 @@ export class ReleaseExecution {
           });
         } catch (err) {
           output += `\n${err instanceof Error ? err.message : String(err)}\n`;
-          return fail(`processes did not start; see \`releases:output ${app.name} v${release.version}\``);
+          return fail(`processes did not start; see \`releases:output ${app.name} v${release.version}\``, 'start');
         }
       }
       await durably('release outcome', () =>

@@ -29,18 +29,27 @@ export class Releases {
   ) {}
 
   /** Builds `ref` (default: the pipeline's branch) and releases it to every app of `stage`, or to one app of it. */
-  async deploy(actor: Actor, input: { pipeline: string; ref?: string; stage: string; app?: string }): Promise<OperationView> {
+  async deploy(
+    actor: Actor,
+    input: { pipeline: string; ref?: string; stage: string; app?: string; cause?: string },
+  ): Promise<OperationView> {
     const pipeline = await this.authz.authorize(actor, input.pipeline, REQUIRED.deploy, `deploy ${input.pipeline}`);
     const stage = parseStage(input.stage);
     const targets = await this.pipelines.stageApps(pipeline, stage, input.app);
     const source = await this.ctx.source(pipeline);
     const sha = await source.resolve(input.ref ?? pipeline.branch);
+    // The commit's subject is for the messages: a source that cannot say does not stop the deploy.
+    const head = await source
+      .log(null, sha, 1)
+      .then((l) => l.commits[0])
+      .catch(() => undefined);
     const op = await this.operations.createOperation(
       actor,
       pipeline,
       'deploy',
       `Deploy ${short(sha)} to ${describeTargets(targets, stage)}`,
       targets,
+      { details: { commit: { sha, subject: head?.message ?? null, author: head?.author ?? null } }, cause: input.cause },
     );
     this.operations.launch(op, async (progress) => {
       const slug = await this.execution.build(op, pipeline, source, sha, progress);
@@ -93,12 +102,24 @@ export class Releases {
       );
     }
     const description = `Promote ${source.name} v${release.version} ${short(release.commit)}`;
+    const base = (await this.pipelines.currentReleases(targets)).get(targets[0]!.id)?.commit ?? null;
+    const ships = release.commit
+      ? await this.ctx
+          .source(pipeline)
+          .then((s) => s.log(base, release.commit!, 10))
+          .catch(() => ({ ahead: 0, commits: [] }))
+      : { ahead: 0, commits: [] };
     const op = await this.operations.createOperation(
       actor,
       pipeline,
       'promote',
       `${description} to ${describeTargets(targets, targets[0]!.stage)}`,
       targets,
+      {
+        details: {
+          promotion: { from: { app: source.name, version: release.version, commit: release.commit }, base, ...ships },
+        },
+      },
     );
     this.operations.launch(op, async (progress) => {
       await Promise.all(
@@ -143,7 +164,15 @@ export class Releases {
       if (!target) throw new InvalidInput(`${app.name} has no earlier release that succeeded to roll back to`);
     }
     const rollbackTo = target;
-    const op = await this.operations.createOperation(actor, pipeline, 'rollback', `Rollback ${app.name} to v${rollbackTo.version}`, [app]);
+    const from = app.currentReleaseId ? await releases.findOneBy({ id: app.currentReleaseId }) : null;
+    const op = await this.operations.createOperation(actor, pipeline, 'rollback', `Rollback ${app.name} to v${rollbackTo.version}`, [app], {
+      details: {
+        rollback: {
+          from: { app: app.name, version: from?.version ?? 0, commit: from?.commit ?? null },
+          to: { app: app.name, version: rollbackTo.version, commit: rollbackTo.commit },
+        },
+      },
+    });
     this.operations.launch(op, async (progress) => {
       await this.execution.release(
         op,
@@ -232,7 +261,9 @@ export class Releases {
     description: string,
     change: (m: EntityManager) => Promise<unknown>,
   ): Promise<OperationView> {
-    const op = await this.operations.createOperation(actor, pipeline, 'config', `${description} on ${app.name}`, [app], change);
+    const op = await this.operations.createOperation(actor, pipeline, 'config', `${description} on ${app.name}`, [app], {
+      alsoInTransaction: change,
+    });
     this.operations.launch(op, async (progress) => {
       await this.execution.release(
         op,

@@ -31,6 +31,8 @@ export interface PullRequestChange {
   title?: string;
   author?: string;
 }
+import { short } from '../format.ts';
+import { subjectKey } from './subjects.ts';
 import { transition } from './transitions.ts';
 
 /** Review apps: one per open pull request, Heroku's way. */
@@ -122,21 +124,39 @@ export class ReviewApps {
   async pullRequestChanged(change: PullRequestChange): Promise<void> {
     const pipelines = await this.ctx.db.getRepository(PipelineEntity).findBy({ repo: formatSourceRef(change.repo) });
     const actor: Actor = { ...SYSTEM, name: 'github', via: 'github' };
-    const what = change.action === 'updated' ? null : change.action;
-    if (what) {
-      await this.ctx.transaction(async (m) => {
-        for (const pipeline of pipelines) {
-          await this.ctx.emit(m, {
-            type: `pullrequest.${what}`,
-            pipeline: pipeline.name,
-            actor: change.author ?? null,
-            via: 'github',
-            message: `Pull request #${change.pr}${change.title ? ` "${change.title}"` : ''} (${change.branch}) ${what}${change.author ? ` by ${change.author}` : ''}`,
-            data: { pr: change.pr, branch: change.branch, sha: change.sha },
-          });
-        }
-      });
-    }
+    const state = change.action === 'merged' ? 'merged' : change.action === 'closed' ? 'closed' : 'open';
+    await this.ctx.transaction(async (m) => {
+      for (const pipeline of pipelines) {
+        // The pull request as GitHub last described it (the GitHub edge refused NUL in its title and author).
+        await m.query(
+          `INSERT INTO pull_requests (pipeline_id, number, title, author, branch, head_sha, state, pushes)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 0)
+           ON CONFLICT (pipeline_id, number) DO UPDATE SET
+             title = CASE WHEN $3 = '' THEN pull_requests.title ELSE EXCLUDED.title END,
+             author = coalesce(EXCLUDED.author, pull_requests.author),
+             branch = EXCLUDED.branch, head_sha = EXCLUDED.head_sha, state = EXCLUDED.state,
+             pushes = pull_requests.pushes + $8, updated_at = now()`,
+          [
+            pipeline.id,
+            change.pr,
+            change.title ?? '',
+            change.author ?? null,
+            change.branch,
+            change.sha,
+            state,
+            change.action === 'updated' ? 1 : 0,
+          ],
+        );
+        await this.ctx.emit(m, {
+          type: `pullrequest.${change.action}`,
+          pipeline: pipeline.name,
+          actor: change.author ?? null,
+          via: 'github',
+          message: `Pull request #${change.pr}${change.title ? ` "${change.title}"` : ''} (${change.branch}) ${change.action === 'updated' ? `updated to ${short(change.sha)}` : change.action}${change.author ? ` by ${change.author}` : ''}`,
+          data: { pr: change.pr, branch: change.branch, sha: change.sha },
+        });
+      }
+    });
     for (const pipeline of pipelines.filter((p) => p.reviewApps)) {
       const repo = this.ctx.db.getRepository(ReviewAppEntity);
       let row = await repo.findOneBy({ pipelineId: pipeline.id, pr: change.pr });
@@ -238,7 +258,13 @@ export class ReviewApps {
     }
     const op = await this.releases.deploy(
       { ...SYSTEM, name: actor.name, via: actor.via },
-      { pipeline: pipeline.name, ref: row.headSha, stage: 'review', app: row.appName },
+      {
+        pipeline: pipeline.name,
+        ref: row.headSha,
+        stage: 'review',
+        app: row.appName,
+        cause: subjectKey({ kind: 'pr', pipelineId: pipeline.id, pr: row.pr }),
+      },
     );
     const done = await this.operations.outcome(op.id);
     if (done.status !== 'succeeded')

@@ -1,3 +1,4 @@
+import { In } from 'typeorm';
 import { createHash, randomBytes } from 'node:crypto';
 import { GrantEntity, TokenEntity, UserEntity, type Permission, type User } from '../db/entities.ts';
 import { log } from '../log.ts';
@@ -146,6 +147,13 @@ export class Users {
       user.admin = input.admin;
     }
     return { id: user.id, name: user.name, admin: user.admin, via: input.via };
+  }
+
+  /** The chat accounts (`slack:<team>:<user>`) of the named users that have one, so a front can mention them. */
+  async externalIds(names: string[]): Promise<Record<string, string>> {
+    if (!names.length) return {};
+    const rows = await this.ctx.db.getRepository(UserEntity).findBy({ name: In(names.slice(0, 200)) });
+    return Object.fromEntries(rows.flatMap((u) => (u.externalId ? [[u.name, u.externalId]] : [])));
   }
 
   private async findUser(name: string): Promise<User> {

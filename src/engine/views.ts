@@ -1,4 +1,5 @@
-import type { Release, Stage, TestRun } from '../db/entities.ts';
+import type { FailedPhase, Release, ReviewAppStatus, Stage, TestRun } from '../db/entities.ts';
+import type { Commit } from '../source/source.ts';
 import type { AppView, DiffView, OperationView, ReleaseView, ReviewAppView, TestRunView } from '../api/types.ts';
 
 export type { AppView, DiffView, OperationView, ReleaseView, ReviewAppView, TestRunView };
@@ -19,6 +20,48 @@ export function testRunView(run: TestRun): TestRunView {
   };
 }
 
+/** Who started something, as a message names them: a Slack user by their Slack id (for a mention), anyone else by name. */
+export interface Person {
+  name: string;
+  /** The Slack user id (`U…`) when the person came through Slack; null otherwise. */
+  slackUser: string | null;
+  via: string;
+}
+
+/** One release of one app. */
+export interface ReleaseRef {
+  app: string;
+  version: number;
+  commit: string | null;
+}
+
+/** What became of a release a message showed: its buttons no longer apply, and the message says why. */
+export type ReleaseFate =
+  | { kind: 'promoted'; by: Person; to: ReleaseRef[] }
+  | { kind: 'superseded'; by: Person | null; now: ReleaseRef }
+  | { kind: 'rolled_back'; by: Person | null; now: ReleaseRef; to: number | null };
+
+/** What promoting a live release would ship to the stage downstream. */
+export interface PromoteOffer {
+  downstream: Stage;
+  /** The downstream apps. */
+  apps: string[];
+  /** Commits the release runs that the downstream apps do not (0 with `first` false: nothing to promote). */
+  ahead: number;
+  commits: Commit[];
+  /** The downstream stage runs nothing yet: this would be its first release. */
+  first: boolean;
+  base: string | null;
+}
+
+/** What rolling back a live release would do: go back to `to`, taking away `ahead` commits. */
+export interface RollbackOffer {
+  from: ReleaseRef;
+  to: ReleaseRef;
+  ahead: number;
+  commits: Commit[];
+}
+
 export interface ReportTarget {
   app: string;
   stage: Stage | 'destroyed';
@@ -27,17 +70,90 @@ export interface ReportTarget {
   status: Release['status'];
   releasing: boolean;
   error?: string;
+  phase?: FailedPhase;
   /** The release's release phase output (and boot errors). */
   output: string;
   /** Whether this release is still the app's current one. */
   current: boolean;
+  url: string | null;
+  /** What the app serves now when it is not this release (a failure leaves the previous one serving). */
+  serving: ReleaseRef | null;
+  /** Why this release's buttons no longer apply (promoted on, superseded, rolled back). */
+  fate: ReleaseFate | null;
+  /** Offered on a live release upstream of another stage with something to ship. */
+  promote: PromoteOffer | null;
+  /** Offered on a live production release that has an earlier good release. */
+  rollback: RollbackOffer | null;
+  /** Offered on a live release a rollback made: the release it went back from, to release again. */
+  rerelease: ReleaseRef | null;
+}
+
+/** Recorded on an operation's `<kind>.started` event: what it ships, for the audit trail and the messages. */
+export interface OperationDetails {
+  /** The commit a deploy builds. */
+  commit?: { sha: string; subject: string | null; author: string | null };
+  /** The release a promotion copies, and what it adds over the stage it goes to (`base` is what runs there). */
+  promotion?: { from: ReleaseRef; base: string | null; ahead: number; commits: Commit[] };
+  /** The release a rollback goes back from and the one it goes back to. */
+  rollback?: { from: ReleaseRef; to: ReleaseRef };
 }
 
 export interface OperationReport {
   operation: OperationView;
-  actor: string | null;
-  via: string;
+  /** The pipeline's repository (`github:owner/name`, a path), for links. */
+  repo: string | null;
+  actor: Person;
+  details: OperationDetails;
+  /** What it is doing now (its last progress line) while it runs. */
+  step: string | null;
+  startedAt: string;
+  endedAt: string | null;
+  /** The output of a build that failed (its end). */
+  buildOutput: string | null;
   targets: ReportTarget[];
+}
+
+/** A test run as a message shows it. */
+export interface TestRunBrief {
+  number: number;
+  status: TestRun['status'];
+  commit: string;
+  branch: string | null;
+  /** The end of its output (where a failure says why). */
+  output: string;
+  /** No newer run exists on its branch: Re-run still applies. */
+  latest: boolean;
+}
+
+/** Everything the one message about a pull request shows. */
+export interface PullRequestReport {
+  pipeline: string;
+  repo: string;
+  number: number;
+  title: string;
+  author: string | null;
+  branch: string;
+  headSha: string;
+  state: 'open' | 'merged' | 'closed';
+  pushes: number;
+  tests: TestRunBrief | null;
+  reviewApp: { app: string; status: ReviewAppStatus; url: string | null; error: string | null; deploying: boolean } | null;
+}
+
+/** Everything the one message about a push to the deploy branch shows: its test run and the deploy it caused. */
+export interface PushReport {
+  pipeline: string;
+  repo: string;
+  sha: string;
+  branch: string;
+  subject: string | null;
+  pusher: string;
+  tests: TestRunBrief | null;
+  /** The pipeline auto-deploys this branch (and whether it waits for CI). */
+  autodeploy: { stage: Stage; waitForCi: boolean } | null;
+  /** Why the auto-deploy did not happen, when it did not. */
+  autodeployNote: string | null;
+  operation: OperationReport | null;
 }
 
 export function releaseView(r: Release, currentReleaseId: number | null): ReleaseView {

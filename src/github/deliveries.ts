@@ -46,7 +46,7 @@ export class GitHubDeliveries {
         repository,
         push?.pusher ?? null,
         push ? `${push.pusher} pushed ${short(push.sha)} to ${push.branch}` : '',
-        JSON.stringify(push ? { branch: push.branch, sha: push.sha, delivery: event.id } : {}),
+        JSON.stringify(push ? { branch: push.branch, sha: push.sha, subject: push.subject, delivery: event.id } : {}),
         !!push && !!repo,
         repo ? formatSourceRef(repo) : null,
       ],

@@ -32,6 +32,7 @@ const pushPayload = z.object({
   after: sha,
   deleted: z.boolean().optional(),
   pusher: z.object({ name: text(255) }).nullish(),
+  head_commit: z.object({ message: text(65_536) }).nullish(),
   repository,
 });
 
@@ -84,14 +85,18 @@ export function repositoryOf(event: EmitterWebhookEvent): string | null {
 }
 
 /** A push to a branch: what it acts on. Tags and deleted branches are not pushes flowops acts on. */
-export function branchPushOf(event: EmitterWebhookEvent<'push'>): { branch: string; sha: string; pusher: string } | null {
-  const { ref, deleted, after, pusher } = event.payload;
+export function branchPushOf(
+  event: EmitterWebhookEvent<'push'>,
+): { branch: string; sha: string; pusher: string; subject: string | null } | null {
+  const { ref, deleted, after, pusher, head_commit } = event.payload;
   if (!ref.startsWith('refs/heads/') || deleted) return null;
-  // The pusher may be absent (zod allowed it), whatever the generated type says.
+  // The pusher and head commit may be absent (zod allowed it), whatever the generated types say.
+  const message = (head_commit as { message?: string } | null | undefined)?.message;
   return {
     branch: ref.slice('refs/heads/'.length),
     sha: after,
     pusher: (pusher as { name?: string } | null | undefined)?.name || 'someone',
+    subject: message ? message.split('\n')[0]!.slice(0, 200) : null,
   };
 }
 

@@ -106,7 +106,7 @@ export async function startServer(settings: Settings): Promise<RunningServer> {
     let slack: SlackFront | null = null;
     const unverifiedBodies = new UnverifiedBodyBudget(settings.unverifiedBodyBytes);
     const app = createHttpApp(engine, (routes) => {
-      if (settings.slack) slack = createSlackFront(engine, outbox, settings.slack, routes, unverifiedBodies);
+      if (settings.slack) slack = createSlackFront(engine, outbox, settings.slack, routes, unverifiedBodies, settings.github.webUrl);
       mountGitHubWebhooks(routes, { engine, db: database.dataSource, secret: settings.github.webhookSecret, budget: unverifiedBodies });
     });
     handler = app;

@@ -29,6 +29,16 @@ export function slackActor(deps: SlackDeps, team: string | undefined, user: stri
   });
 }
 
+/** Slack user ids of the named flowops users who came from this workspace, for mentions. */
+export async function slackPeople(deps: SlackDeps, team: string | undefined, names: string[]): Promise<Record<string, string>> {
+  const people: Record<string, string> = {};
+  for (const [name, externalId] of Object.entries(await deps.engine.externalIds(names))) {
+    const match = /^slack:([^:]*):([UW][A-Z0-9]+)$/.exec(externalId);
+    if (match && match[1] === (team ?? '-')) people[name] = match[2]!;
+  }
+  return people;
+}
+
 /**
  * Turns Slack's forms into the CLI's words: a user mention `<@U123|alice>` becomes
  * that person's flowops user name (the user is created if new), a channel

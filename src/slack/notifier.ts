@@ -1,23 +1,40 @@
-import { operationMessage, type OperationMessageInput } from '../blocks/operation-message.ts';
-import { releaseOutputMessage } from '../blocks/result-message.ts';
+import { createHash } from 'node:crypto';
+import { pullRequestCard, pushCard } from '../blocks/change-cards.ts';
 import { feedEventMessage } from '../blocks/feed-message.ts';
-import { SYSTEM } from '../engine/access.ts';
+import { sourceLinks } from '../blocks/links.ts';
+import { operationMessage, type Card } from '../blocks/operation-message.ts';
+import type { SubjectReport } from '../engine/cards.ts';
 import type { Engine } from '../engine/engine.ts';
-import type { Outbox } from '../engine/outbox.ts';
 import { feedKindOf } from '../engine/feeds.ts';
-import type { OperationReport } from '../engine/views.ts';
+import type { Outbox } from '../engine/outbox.ts';
 import { OutboxConsumer } from '../engine/outbox-consumer.ts';
 import { log } from '../log.ts';
 import type { SlackApi } from './slack-api.ts';
 
 const CONSUMER = 'slack';
 
+const hashOf = (message: { text: string; blocks: unknown }) =>
+  createHash('sha256')
+    .update(JSON.stringify([message.text, message.blocks]))
+    .digest('hex')
+    .slice(0, 32);
+
+/** A thread reply already posted: `key ts hash` in the status message's `threaded`. */
+function parseThreaded(entry: string): { key: string; ts: string; hash: string } | null {
+  const [key, ts, hash] = entry.split(' ');
+  return key && ts && hash ? { key, ts, hash } : null;
+}
+
 /**
- * Delivers the engine's events to Slack: every operation gets one message per
- * channel (where it was started, and each feed of its pipeline), posted once and
- * updated in place (`chat.update`) as the operation moves. Channel and `ts` live
- * in the database, so updates go on after a restart; a message Slack refused is
- * retried by the next sweep, so a slow or failing Slack loses nothing.
+ * Delivers the engine's events to Slack as messages that follow a subject: an
+ * operation (where it was started, and each feed of its pipeline), a pull
+ * request, a push to the deploy branch. Each is posted once per channel and
+ * updated in place (`chat.update`, which notifies nobody) as its subject moves;
+ * a failure gets a thread reply that mentions its person and is broadcast.
+ * When something ends in a pipeline, its messages that still show buttons are
+ * redrawn, so buttons that no longer apply go. Channel, `ts` and the replies
+ * posted live in the database, so updates go on after a restart; a message
+ * Slack refused is retried by the next sweep, so a slow Slack loses nothing.
  */
 export class SlackNotifier {
   private readonly loop: OutboxConsumer;
@@ -26,6 +43,8 @@ export class SlackNotifier {
     private readonly engine: Engine,
     private readonly api: SlackApi,
     private readonly outbox: Outbox,
+    /** GitHub's web address, for commit and pull request links. */
+    private readonly githubWebUrl: string | null,
   ) {
     this.loop = new OutboxConsumer(engine, outbox, CONSUMER, async () => {
       await this.drain();
@@ -50,7 +69,7 @@ export class SlackNotifier {
     }
   }
 
-  /** Reads new events: operations started get a message in each feed; every event of an operation marks its messages behind. */
+  /** Reads new events: which messages each concerns (posting new ones in the feeds), and one-off feed lines. */
   private async drain(): Promise<void> {
     for (;;) {
       const events = await this.outbox.next(CONSUMER, 200);
@@ -69,83 +88,84 @@ export class SlackNotifier {
             throw err;
           }
         }
-        if (event.operationId === null) continue;
-        const kind = /^(deploy|promote|rollback|config)\.started$/.exec(event.type)?.[1];
-        if (kind && event.pipeline) {
-          for (const channel of await this.outbox.feedChannels(event.pipeline, kind)) {
-            await this.outbox.addStatusMessage(event.operationId, channel);
-          }
+        const { touch, post, retire } = await this.engine.subjectsOf(event);
+        for (const { subject, feed } of post) {
+          for (const channel of await this.outbox.feedChannels(event.pipeline!, feed))
+            await this.outbox.addStatusMessage(subject, event.pipeline, channel);
         }
-        await this.outbox.touch(event.operationId);
+        await this.outbox.touch(touch);
+        if (retire && event.pipeline) await this.outbox.touchLive(event.pipeline);
       }
       await this.outbox.advance(CONSUMER, events[events.length - 1]!.id);
     }
   }
 
-  /** Brings every message that is behind up to date: post once, then update in place; release phase output into the thread. */
-  private async flush(): Promise<void> {
-    const messages = await this.outbox.behind(100);
-    const reports = new Map<number, OperationReport | null>();
-    for (const message of messages) {
-      if (!reports.has(message.operationId)) reports.set(message.operationId, await this.engine.operationReport(message.operationId));
-      const report = reports.get(message.operationId);
-      if (!report) continue;
-      try {
-        const { text, blocks } = operationMessage(await this.messageInput(report));
-        let ts = message.ts;
-        if (ts) {
-          await this.api.call((web) => web.chat.update({ channel: message.channel, ts: ts!, text, blocks }));
-        } else {
-          const posted = await this.api.call((web) => web.chat.postMessage({ channel: message.channel, text, blocks }));
-          ts = posted.ts!;
-        }
-        const threaded = [...message.threaded];
-        for (const target of report.targets) {
-          const key = `${target.app}@v${target.version}`;
-          if (!target.version || target.status === 'pending' || !target.output.trim() || threaded.includes(key)) continue;
-          await this.api.call((web) =>
-            web.chat.postMessage({
-              channel: message.channel,
-              thread_ts: ts!,
-              ...releaseOutputMessage(target.app, target.version!, target.output),
-            }),
-          );
-          threaded.push(key);
-        }
-        await this.outbox.shown(message, { ts, threaded });
-      } catch (err) {
-        log.warn({ operation: message.operationId, channel: message.channel, err }, 'slack message not delivered; will retry');
-      }
+  private card(subject: SubjectReport): Card {
+    const links = sourceLinks(subject.report.repo, this.githubWebUrl);
+    switch (subject.kind) {
+      case 'op':
+        return operationMessage(subject.report, links);
+      case 'pr':
+        return pullRequestCard(subject.report, links);
+      case 'push':
+        return pushCard(subject.report, links);
     }
   }
 
-  private async messageInput(report: OperationReport): Promise<OperationMessageInput> {
-    const op = report.operation;
-    const input: OperationMessageInput = {
-      operation: op,
-      pipeline: op.pipeline ?? '(destroyed)',
-      actor: report.actor,
-      via: report.via,
-      targets: report.targets,
-    };
-    if (op.status === 'succeeded') {
-      const upstream = report.targets.find((t) => (t.stage === 'staging' || t.stage === 'development') && t.current);
-      if (upstream && op.pipeline) {
-        const diff = (await this.engine.diff(SYSTEM, op.pipeline).catch(() => [])).find((d) => d.upstream === upstream.app);
-        input.promote = {
-          app: upstream.app,
-          version: upstream.version!,
-          downstream: diff?.downstream ?? (upstream.stage === 'staging' ? 'production' : 'staging'),
-          ahead: diff?.ahead ?? 0,
-          commits: diff?.commits ?? [],
-        };
+  /** Brings every message that is behind up to date: post once, then update in place when it changed; its thread replies likewise. */
+  private async flush(): Promise<void> {
+    const messages = await this.outbox.behind(100);
+    const cards = new Map<string, Card | null>();
+    for (const message of messages) {
+      try {
+        if (!cards.has(message.subject)) {
+          const report = await this.engine.report(message.subject);
+          cards.set(message.subject, report && this.card(report));
+        }
+        const card = cards.get(message.subject);
+        if (!card) {
+          // Its subject is gone (a destroyed pipeline): nothing more to show.
+          await this.outbox.shown(message, { ts: message.ts, threaded: message.threaded, live: false, shownHash: message.shownHash });
+          continue;
+        }
+        const { text, blocks } = card;
+        const hash = hashOf(card);
+        let ts = message.ts;
+        if (!ts) {
+          ts = (await this.api.call((web) => web.chat.postMessage({ channel: message.channel, text, blocks }))).ts!;
+          await this.outbox.posted(message, { ts, threaded: message.threaded });
+        } else if (hash !== message.shownHash) {
+          await this.api.call((web) => web.chat.update({ channel: message.channel, ts: ts!, text, blocks }));
+        }
+        const threaded = [...message.threaded];
+        for (const reply of card.replies) {
+          const replyHash = hashOf(reply);
+          const at = threaded.findIndex((e) => parseThreaded(e)?.key === reply.key);
+          const posted = at >= 0 ? parseThreaded(threaded[at]!)! : null;
+          if (posted?.hash === replyHash) continue;
+          if (posted) {
+            await this.api.call((web) =>
+              web.chat.update({ channel: message.channel, ts: posted.ts, text: reply.text, blocks: reply.blocks }),
+            );
+            threaded[at] = `${reply.key} ${posted.ts} ${replyHash}`;
+          } else {
+            const sent = await this.api.call((web) =>
+              web.chat.postMessage({
+                channel: message.channel,
+                thread_ts: ts!,
+                text: reply.text,
+                blocks: reply.blocks,
+                reply_broadcast: reply.broadcast,
+              }),
+            );
+            threaded.push(`${reply.key} ${sent.ts!} ${replyHash}`);
+          }
+          await this.outbox.posted(message, { ts, threaded });
+        }
+        await this.outbox.shown(message, { ts, threaded, live: card.live, shownHash: hash });
+      } catch (err) {
+        log.warn({ subject: message.subject, channel: message.channel, err }, 'slack message not delivered; will retry');
       }
-      const live = report.targets.find((t) => t.stage === 'production' && t.current);
-      if (live) input.rollback = { app: live.app, version: live.version! };
     }
-    const failed = report.targets.find((t) => t.status === 'failed' && t.version);
-    if (failed && failed.stage !== 'destroyed')
-      input.failed = { app: failed.app, version: failed.version!, stage: failed.stage, commit: failed.commit };
-    return input;
   }
 }

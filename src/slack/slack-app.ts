@@ -12,6 +12,7 @@ import { guardSlackRequests } from './guard-slack-requests.ts';
 import { register as registerCiRerun } from './listeners/actions/ci-rerun.ts';
 import { register as registerOutput } from './listeners/actions/output.ts';
 import { register as registerPromote } from './listeners/actions/promote.ts';
+import { register as registerRerelease } from './listeners/actions/rerelease.ts';
 import { register as registerRetry } from './listeners/actions/retry.ts';
 import { register as registerRollback } from './listeners/actions/rollback.ts';
 import { register as registerFlow } from './listeners/commands/flow.ts';
@@ -33,6 +34,7 @@ const boltLogger: Logger = {
 const buttonListeners: Record<ActionId, (app: App, deps: SlackDeps) => void> = {
   promote: registerPromote,
   rollback: registerRollback,
+  rerelease: registerRerelease,
   retry: registerRetry,
   ci_rerun: registerCiRerun,
   output: registerOutput,
@@ -61,6 +63,8 @@ export function createSlackFront(
   settings: SlackSettings,
   http: express.Express,
   unverifiedBodies: UnverifiedBodyBudget,
+  /** GitHub's web address, for links in messages. */
+  githubWebUrl: string | null,
 ): SlackFront {
   const api = new SlackApi(settings.botToken, settings.apiUrl);
   const clientOptions = { slackApiUrl: settings.apiUrl };
@@ -92,7 +96,7 @@ export function createSlackFront(
     logger: boltLogger,
     clientOptions,
   });
-  const notifier = new SlackNotifier(engine, api, outbox);
+  const notifier = new SlackNotifier(engine, api, outbox, githubWebUrl);
   const deps: SlackDeps = { engine, api, notifier, settings, work: new PQueue({ concurrency: 4 }) };
   registerFlow(app, deps);
   for (const register of Object.values(buttonListeners)) register(app, deps);

@@ -86,7 +86,20 @@ export class FakeSlack {
     }
   }
 
+  /** With SLACK_DUMP=<file> set, writes every call as `{method, body}` lines, for ../shared/tools/blockkit-preview. */
+  async dump(name: string): Promise<void> {
+    const file = process.env.SLACK_DUMP;
+    if (!file) return;
+    const { appendFile } = await import('node:fs/promises');
+    const lines = [
+      ...this.calls.map((c) => ({ method: `${name}: ${c.method}${c.args.thread_ts ? ' (thread)' : ''}`, body: c.args })),
+      ...this.responses.map((r) => ({ method: `${name}: response`, body: r })),
+    ];
+    await appendFile(file, lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
+  }
+
   async close(): Promise<void> {
+    await this.dump('slack');
     for (const socket of this.sockets) socket.terminate();
     this.wss?.close();
     this.server.closeAllConnections();

@@ -3,6 +3,7 @@ import type { KnownBlock } from '@slack/types';
 import { decodeAction, type ActionId, type ActionPayload } from '../../../blocks/actions.ts';
 import { errorMessage } from '../../../blocks/result-message.ts';
 import type { Actor } from '../../../engine/access.ts';
+import type { OperationView } from '../../../engine/views.ts';
 import { FlowError } from '../../../errors.ts';
 import { log } from '../../../log.ts';
 import { afterAck, slackActor, type SlackDeps } from '../../context.ts';
@@ -18,7 +19,7 @@ export interface ButtonClick<Id extends ActionId> {
   payload: ActionPayload<Id>;
   reply: Reply;
   /** Shows an operation the click started: in the clicked message's channel, or only in the feeds when clicked in App Home. */
-  follow(operation: { id: number }): Promise<void>;
+  follow(operation: OperationView): Promise<void>;
 }
 
 /**
@@ -44,8 +45,8 @@ export function handleButton<Id extends ActionId>(
       else await deps.api.call((web) => web.chat.postMessage({ channel: body.user.id, text: message.text, blocks: message.blocks }));
     };
     const channel = body.channel?.id;
-    const follow = async (operation: { id: number }) => {
-      if (channel) await deps.engine.ensureStatusMessage(operation.id, channel);
+    const follow = async (operation: OperationView) => {
+      if (channel) await deps.engine.ensureStatusMessage(operation, channel);
     };
     try {
       const actor = await slackActor(deps, body.team?.id ?? body.user.team_id, body.user.id, body.user.username ?? body.user.name);

@@ -2,6 +2,7 @@ import type { App } from '@slack/bolt';
 import { encodeAction } from '../../../blocks/actions.ts';
 import { mrkdwn } from '../../../blocks/mrkdwn.ts';
 import { staleMessage } from '../../../blocks/result-message.ts';
+import { DOWNSTREAM } from '../../../engine/stages.ts';
 import { InvalidInput, StaleRelease } from '../../../errors.ts';
 import type { SlackDeps } from '../../context.ts';
 import { handleButton } from './handle-button.ts';
@@ -23,9 +24,9 @@ export function register(app: App, deps: SlackDeps): void {
       if (!(err instanceof StaleRelease)) throw err;
       const now = err.current;
       await reply(
-        staleMessage(mrkdwn`${err.message}`, {
+        staleMessage(mrkdwn`${err.message} Nothing was promoted. Promote v${now.version} instead?`, {
           action: 'promote',
-          label: `Promote v${now.version}`,
+          label: `Promote to ${DOWNSTREAM[source.stage] ?? 'the next stage'}`,
           value: encodeAction('promote', { p, a: now.app, v: now.version }),
         }),
       );

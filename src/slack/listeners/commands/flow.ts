@@ -2,18 +2,34 @@ import type { App, RespondFn, SlashCommand } from '@slack/bolt';
 import { errorMessage, textMessage } from '../../../blocks/result-message.ts';
 import { pipelineMessage } from '../../../blocks/pipeline-board.ts';
 import { execute } from '../../../commands/execute.ts';
-import { COMMAND_NAMES, parseCommand, tokenize } from '../../../commands/grammar.ts';
+import { COMMAND_NAMES, helpTopics, parseCommand, tokenize } from '../../../commands/grammar.ts';
+import { commandAnswer, helpAnswer } from '../../../blocks/command-answer.ts';
+import type { Result } from '../../../api/types.ts';
 import { renderText } from '../../../commands/render-text.ts';
 import { FlowError } from '../../../errors.ts';
 import { log } from '../../../log.ts';
 import { boardPipeline } from '../../board.ts';
-import { afterAck, slackActor, slackWords, type SlackDeps } from '../../context.ts';
+import { afterAck, slackActor, slackPeople, slackWords, type SlackDeps } from '../../context.ts';
 
 /** Writes the commands a message suggests (`access:add shop bob deploy`) as Slack users type them (`/flow access:add ...`). */
 export function asSlashCommands(message: string): string {
   return message.replace(/`([a-z]+(?::[a-z]+)?)((?: [^`]*)?)`/g, (whole, name: string, rest: string) =>
     (COMMAND_NAMES as string[]).includes(name) ? `\`/flow ${name}${rest}\`` : whole,
   );
+}
+
+/** The flowops users an answer names, to show as mentions. */
+function namesIn(result: Result): string[] {
+  if (result.kind !== 'data') return [];
+  switch (result.command) {
+    case 'access':
+      return result.data.map((g) => g.user);
+    case 'access:add':
+    case 'access:remove':
+      return [result.data.user];
+    default:
+      return [];
+  }
 }
 
 /**
@@ -38,12 +54,17 @@ export function register(app: App, deps: SlackDeps): void {
         await respond({ response_type: 'ephemeral', ...pipelineMessage(await boardPipeline(deps.engine, actor, parsed.pipeline)) });
         return;
       }
-      const result = await execute(deps.engine, actor, parsed, { channel: command.channel_id });
-      if (result.kind === 'operation') {
-        await deps.engine.ensureStatusMessage(result.operation.id, command.channel_id);
+      if (parsed.name === 'help' && !parsed.command) {
+        await respond({ response_type: 'ephemeral', ...helpAnswer(helpTopics()) });
         return;
       }
-      await respond({ response_type: 'ephemeral', ...textMessage(renderText(result)) });
+      const result = await execute(deps.engine, actor, parsed, { channel: command.channel_id });
+      if (result.kind === 'operation') {
+        await deps.engine.ensureStatusMessage(result.operation, command.channel_id);
+        return;
+      }
+      const answer = commandAnswer(result, await slackPeople(deps, command.team_id, namesIn(result)));
+      await respond({ response_type: 'ephemeral', ...(answer ?? textMessage(asSlashCommands(renderText(result)))) });
     } catch (err) {
       // The command's name only: its words can hold config values.
       if (!(err instanceof FlowError))

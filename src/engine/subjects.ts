@@ -1,0 +1,27 @@
+/**
+ * What a chat message follows: an operation, a pull request, or a push to a
+ * pipeline's deploy branch. Each has one message per channel, updated in place;
+ * its key is how the fronts' status messages and an operation's cause name it.
+ */
+export type Subject =
+  { kind: 'op'; operation: number } | { kind: 'pr'; pipelineId: number; pr: number } | { kind: 'push'; pipelineId: number; sha: string };
+
+export function subjectKey(subject: Subject): string {
+  switch (subject.kind) {
+    case 'op':
+      return `op:${subject.operation}`;
+    case 'pr':
+      return `pr:${subject.pipelineId}:${subject.pr}`;
+    case 'push':
+      return `push:${subject.pipelineId}:${subject.sha}`;
+  }
+}
+
+/** The subject a key names, or null for a key this version does not know. */
+export function parseSubject(key: string): Subject | null {
+  let m: RegExpExecArray | null;
+  if ((m = /^op:(\d{1,10})$/.exec(key))) return { kind: 'op', operation: Number(m[1]) };
+  if ((m = /^pr:(\d{1,10}):(\d{1,10})$/.exec(key))) return { kind: 'pr', pipelineId: Number(m[1]), pr: Number(m[2]) };
+  if ((m = /^push:(\d{1,10}):([0-9a-f]{40}(?:[0-9a-f]{24})?)$/.exec(key))) return { kind: 'push', pipelineId: Number(m[1]), sha: m[2]! };
+  return null;
+}
