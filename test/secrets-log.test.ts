@@ -159,13 +159,13 @@ describe('secrets never reach the server log, an event or Slack', () => {
     const run = await flowops(['config:set', 'shop-staging', `API_KEY=${SET_SECRET}`]);
     expect(run.code, run.err).toBe(0);
     const feed = await slack.waitFor(
-      () => slack.callsOf('chat.postMessage').find((c) => c.args.channel === 'CFEED' && String(c.args.text).includes('API_KEY')),
+      () => slack.callsOf('chat.postMessage').find((c) => c.args.channel === 'CFEED' && JSON.stringify(c.args.blocks).includes('API_KEY')),
       'the feed message',
     );
 
     const shown = await flow('config shop-staging');
 
-    expect(String(feed.args.text)).toContain('Set API_KEY config vars');
+    expect(JSON.stringify(feed.args.blocks)).toContain('Set API_KEY config vars on shop-staging');
     expect(shown.text).toContain('API_KEY:  ********');
     expect(await events()).not.toContain(SET_SECRET);
     expect(JSON.stringify(slack.calls) + JSON.stringify(slack.responses)).not.toContain(SET_SECRET);

@@ -369,7 +369,7 @@ describe('Slack over HTTP: a request from the future is refused, a replay runs o
     const res = await postToSlackEndpoint(t.server.url, body, { secret: SLACK_SECRET, contentType: form, timestamp: now() + 60 });
 
     expect(res.status).toBe(200);
-    expect((await slack.waitFor(() => answersTo(id)[0], 'the answer')).text).toContain('Commands:');
+    expect((await slack.waitFor(() => answersTo(id)[0], 'the answer')).text).toContain('flowops commands');
   });
 
   it('runs the same signed slash command once when it arrives twice, even at the same moment', async () => {

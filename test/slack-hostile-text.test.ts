@@ -26,6 +26,14 @@ describe('hostile text from GitHub, commits and release phases reaches Slack as 
   /** Everything flowops sent to Slack: Web API calls and response_url answers. */
   const sentToSlack = () => JSON.stringify([slack.calls, slack.responses]);
   const feedPosts = () => slack.callsOf('chat.postMessage').filter((c) => c.args.channel === 'CFEED');
+  const drawings = (channel: string) =>
+    slack.calls.filter(
+      (c) => c.args.channel === channel && (c.method === 'chat.update' || (c.method === 'chat.postMessage' && !c.args.thread_ts)),
+    );
+  const feedDrawings = () => drawings('CFEED');
+  /** The deploy channel's message once its fallback text reads `text`. */
+  const message = (text: RegExp) =>
+    slack.waitFor(() => drawings('CDEPLOY').find((c) => text.test(String(c.args.text))), `a message reading ${text}`);
 
   /** Types `/flow <text>` in a channel, signed as Slack signs it; returns the response_url id. */
   async function type(text: string, channel = 'CDEPLOY') {
@@ -94,43 +102,40 @@ describe('hostile text from GitHub, commits and release phases reaches Slack as 
 
     expect((await deliver(t.server.url, 'pull_request', 'hostile-1', body, githubSignature(GH_SECRET, body))).status).toBe(202);
 
-    const opened = await slack.waitFor(
-      () => feedPosts().find((c) => String(c.args.text).includes('Pull request #9')),
-      'the pull request in the feed',
+    const card = await slack.waitFor(
+      () => feedDrawings().find((c) => JSON.stringify(c.args.blocks).includes(':eyes: Review app <http://')),
+      'the pull request card with its review app',
     );
-    const reviewApp = await slack.waitFor(
-      () => feedPosts().find((c) => String(c.args.text).includes('Review app shop-pr-9') && String(c.args.text).includes('created')),
-      'the review app in the feed',
-    );
-    const openedBlocks = JSON.stringify(opened.args.blocks);
-    expect(opened.args.text).toBe(`shop: Pull request #9 "${ESCAPED}" (fix/&lt;!here&gt;) opened by &lt;!everyone&gt;`);
-    expect(openedBlocks).toContain(ESCAPED);
-    expect(JSON.stringify(reviewApp.args.blocks)).toMatch(/\(fix\/&lt;!here&gt;\) created <http:\/\/[^|]+\|Open the review app>/);
+    const blocks = JSON.stringify(card.args.blocks);
+    expect(String(card.args.text)).toBe(`PR #9 ${ESCAPED} · review app up`);
+    expect(blocks).toContain(`*<${github.url}/acme/shop/pull/9|#9 ${ESCAPED}>*`);
+    expect(blocks).toContain('`fix/&lt;!here&gt;` by &lt;!everyone&gt;');
+    expect(blocks).toMatch(/:eyes: Review app <http:\/\/[^|]+\|shop-pr-9> is up/);
+    expect(feedPosts().filter((c) => !c.args.thread_ts)).toHaveLength(1);
     for (const ping of PINGS) expect(sentToSlack()).not.toContain(ping);
   });
 
-  it('shows a hostile commit message in the Promote confirm, and a release phase’s <!here> in the thread, as text', async () => {
+  it('shows a hostile commit message in the message and the Promote confirm, and a failed release phase’s <!here> in the thread, as text', async () => {
     await type('deploy shop to staging');
 
-    const update = await slack.waitFor(
-      () =>
-        slack.calls.find(
-          (c) =>
-            (c.method === 'chat.update' || (c.method === 'chat.postMessage' && !c.args.thread_ts)) &&
-            c.args.channel === 'CDEPLOY' &&
-            String(c.args.text).endsWith('— done'),
-        ),
-      'the deploy message, done',
+    const live = await message(/^✅ shop-staging v1 is live$/);
+    const blocks = JSON.stringify(live.args.blocks);
+    expect(blocks).toContain(`> ${ESCAPED} &amp; friends`);
+    expect(blocks).toContain(`${ESCAPED} &amp; friends (Dana Dev)`);
+
+    await repo.commit(
+      webApp('hostile v2', 'console.log("<!here> migrated <https://evil|the database> & <@U0ADMIN>"); process.exit(1)'),
+      `${HOSTILE} broke it`,
     );
-    const thread = await slack.waitFor(
-      () => slack.callsOf('chat.postMessage').find((c) => c.args.channel === 'CDEPLOY' && c.args.thread_ts),
-      'the release phase output',
+    await type('deploy shop to staging');
+    const failed = await message(/^❌ shop-staging v2 failed in the release phase — v1 still serving$/);
+    const reply = await slack.waitFor(
+      () => slack.callsOf('chat.postMessage').find((c) => c.args.thread_ts === failed.result?.ts || c.args.thread_ts === failed.args.ts),
+      'the failure reply',
     );
     const output = await flow('releases:output shop-staging');
 
-    const confirm = JSON.stringify(update.args.blocks);
-    expect(confirm).toContain(`${ESCAPED} &amp; friends (Dana Dev)`);
-    expect(thread.args.text).toContain('&lt;!here&gt; migrated &lt;https://evil|the database&gt; &amp; &lt;@U0ADMIN&gt;');
+    expect(JSON.stringify(reply.args.blocks)).toContain('&lt;!here&gt; migrated &lt;https://evil|the database&gt; &amp; &lt;@U0ADMIN&gt;');
     expect(output.response_type).toBe('ephemeral');
     expect(JSON.stringify(output.blocks)).toContain('&lt;!here&gt; migrated');
     for (const ping of PINGS) expect(sentToSlack()).not.toContain(ping);

@@ -77,7 +77,7 @@ describe('release messages across a flowops crash and restart', () => {
     server = await spawnServer(env());
 
     const final = await slack.waitFor(
-      () => slack.callsOf('chat.update').find((c) => String(c.args.text).endsWith('— failed')),
+      () => slack.callsOf('chat.update').find((c) => String(c.args.text).startsWith('❌ shop-staging')),
       'the update after the restart',
     );
     expect(final.args.channel).toBe('CDEPLOY');

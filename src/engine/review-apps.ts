@@ -267,6 +267,9 @@ export class ReviewApps {
       },
     );
     const done = await this.operations.outcome(op.id);
+    // Closed meanwhile (a push's redeploy raced the merge): the removal tells the story, not this deploy.
+    const now = await this.ctx.db.getRepository(ReviewAppEntity).findOneBy({ id: row.id });
+    if (now?.status === 'deleting' || now?.status === 'deleted') return;
     if (done.status !== 'succeeded')
       return this.setReviewAppStatus(pipeline, row, 'errored', done.error ?? done.targets[0]?.error ?? 'the deploy failed');
     const postdeploy = typeof appJson.scripts?.postdeploy === 'string' ? appJson.scripts.postdeploy : appJson.scripts?.postdeploy?.command;

@@ -92,7 +92,11 @@ export class FakeSlack {
     if (!file) return;
     const { appendFile } = await import('node:fs/promises');
     const lines = [
-      ...this.calls.map((c) => ({ method: `${name}: ${c.method}${c.args.thread_ts ? ' (thread)' : ''}`, body: c.args })),
+      ...this.calls.map((c) => ({
+        method: `${name}: ${c.method}${c.args.thread_ts ? ' (thread)' : ''}`,
+        body: c.args,
+        at: (c as { at?: number }).at,
+      })),
       ...this.responses.map((r) => ({ method: `${name}: response`, body: r })),
     ];
     await appendFile(file, lines.map((l) => JSON.stringify(l)).join('\n') + '\n');
@@ -129,7 +133,7 @@ export class FakeSlack {
         .end(JSON.stringify({ ok: false, error: status === 429 ? 'ratelimited' : 'internal_error' }));
       return;
     }
-    const call: SlackCall = { method, args };
+    const call: SlackCall = { method, args, at: Date.now() } as SlackCall;
     this.calls.push(call);
     if (!KNOWN.has(method)) {
       this.unexpected.push(method);
