@@ -299,8 +299,10 @@ export class Cards {
     const op = await db
       .getRepository(OperationEntity)
       .findOne({ where: { cause: subjectKey({ kind: 'push', pipelineId, sha }) }, order: { id: 'DESC' } });
-    const data = (pushed?.data ?? {}) as { branch?: string; subject?: string | null };
+    const data = (pushed?.data ?? {}) as { branch?: string; subject?: string | null; autodeploy?: Pipeline['autodeploy'] };
     const branch = data.branch ?? run?.branch ?? deployBranch(pipeline);
+    // What auto-deploy was when the push came: enabling it later does not make an old push "not deployed".
+    const setting = data.autodeploy !== undefined ? data.autodeploy : pipeline.autodeploy;
     const operation = op ? await this.operationReport(op.id) : null;
     return {
       pipeline: pipeline.name,
@@ -310,8 +312,7 @@ export class Cards {
       subject: data.subject ?? operation?.details.commit?.subject ?? null,
       pusher: pushed?.actor ?? operation?.actor.name ?? 'someone',
       tests: run ? await this.testRunBrief(run) : null,
-      autodeploy:
-        pipeline.autodeploy?.branch === branch ? { stage: pipeline.autodeploy.stage, waitForCi: pipeline.autodeploy.waitForCi } : null,
+      autodeploy: setting?.branch === branch ? { stage: setting.stage, waitForCi: setting.waitForCi } : null,
       autodeployNote: note?.message ?? null,
       operation,
     };

@@ -16,7 +16,8 @@ export class GitHubDeliveries {
   /**
    * Records a verified, validated delivery: `first` is false when its id was
    * seen before (a redelivery), and then nothing changes. A branch push is also
-   * written as a `github.push` event of each pipeline on the repository.
+   * written as a `github.push` event of each pipeline on the repository, with the
+   * pipeline's auto-deploy setting at that moment (its message says what it led to).
    *
    * Those events are domain events written here rather than by the engine, on
    * purpose: in the delivery's own statement they are atomic with its record,
@@ -34,7 +35,7 @@ export class GitHubDeliveries {
          INSERT INTO github_deliveries (id, event, repository) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING id
        ), pushed AS (
          INSERT INTO events (type, pipeline, actor, via, message, data)
-         SELECT 'github.push', p.name, $4, 'github', $5, $6::jsonb
+         SELECT 'github.push', p.name, $4, 'github', $5, $6::jsonb || jsonb_build_object('autodeploy', p.autodeploy)
            FROM pipelines p
           WHERE $7 AND p.repo = $8::text AND EXISTS (SELECT 1 FROM delivery)
          RETURNING id

@@ -138,7 +138,13 @@ export class GitHubStatusNotifier {
           message: failure.permanent
             ? `GitHub refused ${describe(event)} with ${failure.status}; flowops skipped it`
             : `GitHub did not take ${describe(event)} for a day; flowops gave up on it`,
-          data: { event: event.id, status: failure.status, error: failure.message },
+          // Only a refusal of a final state is worth a line in the feed: GitHub refusing `pending` and then `failed` is one problem.
+          data: {
+            event: event.id,
+            status: failure.status,
+            error: failure.message,
+            final: !/\.(pending|building|running|created)$/.test(event.type),
+          },
         });
         if (state.parked) await outbox.unpark(CONSUMER, event.id);
         return true;

@@ -75,7 +75,8 @@ export class SlackNotifier {
       const events = await this.outbox.next(CONSUMER, 200);
       if (!events?.length) return;
       for (const [i, event] of events.entries()) {
-        const feedKind = event.operationId === null && event.pipeline ? feedKindOf(event.type) : null;
+        const worthALine = (event.data as { final?: boolean }).final !== false;
+        const feedKind = event.operationId === null && event.pipeline && worthALine ? feedKindOf(event.type) : null;
         if (feedKind) {
           try {
             const message = feedEventMessage(event);
