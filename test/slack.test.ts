@@ -390,6 +390,8 @@ describe('the Slack app over HTTP, signed as Slack signs', () => {
       expect(text.length).toBeLessThan(3000);
       for (const block of text.match(/```[\s\S]*?```/g) ?? []) expect(block.length).toBeLessThanOrEqual(1000);
     }
+    const one = await answer((await flow('help promote', 'UVIC', 'vic')).id);
+    expect(one.blocks[0]!.text!.text).toMatch(/^`\/flow promote &lt;pipeline&gt;[^`]*` copy the slug/);
   });
 
   it('shows no internal operation id in any message', async () => {

@@ -47,8 +47,12 @@ export function commandAnswer(result: Result, people: Record<string, string>): A
   if (result.kind === 'operation' || TABLE_ANSWERS.has(result.command)) return null;
   const person = (name: string) => mention({ name, slackUser: people[name] ?? null });
   switch (result.command) {
-    case 'help':
-      return null;
+    case 'help': {
+      // `help <command>`: its usage and what it does (the whole list is helpAnswer).
+      const [usage = '', ...summary] = result.data.split('\n');
+      if (summary.length > 2) return null;
+      return answer(mrkdwn`${code(`/flow ${usage}`)} ${summary.join(' ').trim()}`);
+    }
     case 'pipelines:create':
     case 'pipelines:connect': {
       const p = result.data;
