@@ -39,11 +39,18 @@ export class MessageCards1700000000009 implements MigrationInterface {
         PRIMARY KEY (pipeline_id, number)
       );
       CREATE INDEX pull_requests_head ON pull_requests(pipeline_id, head_sha);
+      -- What a message looks up on every redraw: whether a release was promoted on, and a push's events.
+      CREATE INDEX events_promoted_from ON events ((data->'promotion'->'from'->>'app'), (data->'promotion'->'from'->>'version'))
+        WHERE type = 'promote.started';
+      CREATE INDEX events_by_sha ON events (pipeline, (data->>'sha'))
+        WHERE type IN ('github.push', 'autodeploy.skipped', 'autodeploy.failed');
+      CREATE INDEX operations_cause ON operations (cause) WHERE cause IS NOT NULL;
     `);
   }
 
   async down(q: QueryRunner): Promise<void> {
     await q.query(`
+      DROP INDEX events_promoted_from, events_by_sha, operations_cause;
       DROP TABLE pull_requests;
       ALTER TABLE operations DROP COLUMN cause;
       DELETE FROM status_messages WHERE subject NOT LIKE 'op:%';
