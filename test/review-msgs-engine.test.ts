@@ -226,6 +226,36 @@ describe('review: one Slack refusal must not stall every other message', () => {
   }, 60_000);
 });
 
+describe('review: a feed line Slack refuses for good', () => {
+  it('neither repeats the line in the other feeds nor stops every later message', async () => {
+    await pipeline('refused', 'CFEEDOK');
+    await t.engine.subscribe(t.admin, 'refused', 'CFEEDDEAD', []);
+    slack.dead.add('CFEEDDEAD');
+    await t.engine.recordRefusal({
+      type: 'github.status_refused',
+      pipeline: 'refused',
+      app: null,
+      message: 'GitHub refused the commit status of 1a2b3c4: 422',
+      data: {},
+    });
+    await notifier.idle();
+    await new Promise((r) => setTimeout(r, 6000)); // one sweep (SWEEP_MS) later
+    t.repo('/repos/refused').commit({ 'a.js': '1' }, 'Second');
+    await t.settled(await t.engine.deploy(t.admin, { pipeline: 'refused', stage: 'staging' }));
+    await notifier.idle();
+
+    const lines = slack.calls.filter((c) => c.args.channel === 'CFEEDOK' && /refused the commit status/.test(String(c.args.text)));
+    const deploy = slack.calls.filter((c) => c.args.channel === 'CFEEDOK' && /refused-staging/.test(String(c.args.text)));
+    slack.dead.delete('CFEEDDEAD');
+    await t.engine.unsubscribe(t.admin, 'refused', 'CFEEDDEAD');
+    await notifier.idle();
+    // drain() keeps its cursor before the refused line and throws, so flush() never runs again: each sweep
+    // posts the line to CFEEDOK once more, and no message of any pipeline is posted or updated.
+    expect.soft(lines).toHaveLength(1);
+    expect(deploy.length).toBeGreaterThan(0);
+  }, 60_000);
+});
+
 describe('review: two flowops processes (runners) share one database', () => {
   it('posts each message once, though both processes run the Slack notifier', async () => {
     // A Slack that takes 200 ms per call, as a real one may.
