@@ -86,7 +86,7 @@ describe('GitHub events in a Slack feed', () => {
       'the failed run in the feed',
     );
     expect(failed.blocks).toContain('"action_id":"ci_rerun"');
-    expect(failed.blocks).toContain(`pushed <${github.url}/acme/shop/commit/${sha}|\`${sha.slice(0, 7)}\`> to \`main\`* First version`);
+    expect(failed.blocks).toContain(`pushed <${github.url}/acme/shop/commit/${sha}|\`${sha.slice(0, 7)}\`> to \`main\` First version`);
     const reply = await slack.waitFor(
       () => slack.callsOf('chat.postMessage').find((c) => c.args.channel === 'CFEED' && c.args.thread_ts),
       'the failure reply',

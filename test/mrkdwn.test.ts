@@ -187,7 +187,7 @@ describe('untrusted text in Block Kit mrkdwn', () => {
     );
 
     const text = (card.blocks[0] as { text: { text: string } }).text.text;
-    expect(text).toContain('*#7 &lt;!channel&gt;*');
+    expect(text).toContain(':arrow_heading_up: #7 &lt;!channel&gt;\n');
     expect(text).toContain(':eyes: Review app <http://shop-pr-7.localhost:5000|shop-pr-7> is up');
     expect(markupIn(text.replace('<http://shop-pr-7.localhost:5000|shop-pr-7>', ''))).toEqual([]);
   });

@@ -108,7 +108,7 @@ describe('hostile text from GitHub, commits and release phases reaches Slack as 
     );
     const blocks = JSON.stringify(card.args.blocks);
     expect(String(card.args.text)).toBe(`PR #9 ${ESCAPED} · review app up`);
-    expect(blocks).toContain(`*<${github.url}/acme/shop/pull/9|#9 ${ESCAPED}>*`);
+    expect(blocks).toContain(`:arrow_heading_up: <${github.url}/acme/shop/pull/9|#9 ${ESCAPED}>`);
     expect(blocks).toContain('`fix/&lt;!here&gt;` by &lt;!everyone&gt;');
     expect(blocks).toMatch(/:eyes: Review app <http:\/\/[^|]+\|shop-pr-9> is up/);
     expect(feedPosts().filter((c) => !c.args.thread_ts)).toHaveLength(1);

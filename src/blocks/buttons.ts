@@ -24,6 +24,10 @@ export function commitList(intro: Mrkdwn, ahead: number, commits: Commit[], max 
 
 /** What a promotion would ship, for its confirm dialog. */
 export function promoteSummary(offer: PromoteOffer): Mrkdwn {
+  if (offer.unlisted)
+    return offer.first
+      ? mrkdwn`First release to ${offer.downstream}. (flowops could not list its commits just now.)`
+      : mrkdwn`Ships the commits ${offer.downstream} does not run yet. (flowops could not list them just now.)`;
   const intro = offer.first
     ? mrkdwn`First release to ${offer.downstream}: ships ${plural(offer.ahead, 'commit')}:`
     : mrkdwn`Ships ${plural(offer.ahead, 'commit')} to ${offer.downstream}:`;
@@ -31,13 +35,21 @@ export function promoteSummary(offer: PromoteOffer): Mrkdwn {
 }
 
 /** **Promote to <stage>**, confirmed with the commits it ships. The value names the release it was shown for. */
-export function promoteButton(p: { pipeline: string; app: string; version: number; offer: PromoteOffer; primary?: boolean }): Button {
+export function promoteButton(p: {
+  pipeline: string;
+  app: string;
+  version: number;
+  offer: PromoteOffer;
+  primary?: boolean;
+  /** Name the app on the button (an operation with several apps has one button per app). */
+  named?: boolean;
+}): Button {
   return actionButton(
     'promote',
     { p: p.pipeline, a: p.app, v: p.version },
     {
       ...(p.primary === false ? {} : { style: 'primary' as const }),
-      text: plain(`Promote to ${p.offer.downstream}`),
+      text: plain(p.named ? `Promote ${p.app} to ${p.offer.downstream}` : `Promote to ${p.offer.downstream}`),
       confirm: {
         title: plain(`Promote ${p.app} v${p.version}?`, 100),
         text: mrkdwnText(promoteSummary(p.offer), MAX_CONFIRM_TEXT),
@@ -49,7 +61,7 @@ export function promoteButton(p: { pipeline: string; app: string; version: numbe
 }
 
 /** **Roll back to vN**, dangerous, confirmed with both versions and the commits it takes away. */
-export function rollbackButton(offer: RollbackOffer): Button {
+export function rollbackButton(offer: RollbackOffer, named = false): Button {
   const { from, to } = offer;
   const intro = mrkdwn`${from.app} goes from v${from.version} (${short(from.commit)}) back to v${to.version} (${short(to.commit)}), with v${to.version}'s slug and config vars.`;
   const text = offer.ahead
@@ -60,7 +72,7 @@ export function rollbackButton(offer: RollbackOffer): Button {
     { a: from.app, v: from.version },
     {
       style: 'danger',
-      text: plain(`Roll back to v${to.version}`),
+      text: plain(named ? `Roll back ${from.app} to v${to.version}` : `Roll back to v${to.version}`),
       confirm: {
         title: plain(`Roll back ${from.app}?`, 100),
         text: mrkdwnText(text, MAX_CONFIRM_TEXT),
@@ -73,12 +85,12 @@ export function rollbackButton(offer: RollbackOffer): Button {
 }
 
 /** **Re-release vN** after a rollback: the release it went back from, again (its slug and config). */
-export function rereleaseButton(release: ReleaseRef, current: number): Button {
+export function rereleaseButton(release: ReleaseRef, current: number, named = false): Button {
   return actionButton(
     'rerelease',
     { a: release.app, v: release.version, c: current },
     {
-      text: plain(`Re-release v${release.version}`),
+      text: plain(named ? `Re-release ${release.app} v${release.version}` : `Re-release v${release.version}`),
       confirm: {
         title: plain(`Release ${release.app} v${release.version} again?`, 100),
         text: mrkdwnText(
@@ -91,12 +103,16 @@ export function rereleaseButton(release: ReleaseRef, current: number): Button {
   );
 }
 
-export function retryButton(p: { pipeline: string; app: string; stage: string; commit: string }): Button {
-  return actionButton('retry', { p: p.pipeline, a: p.app, s: p.stage, c: p.commit }, { style: 'primary', text: plain('Retry') });
+export function retryButton(p: { pipeline: string; app: string; stage: string; commit: string; named?: boolean }): Button {
+  return actionButton(
+    'retry',
+    { p: p.pipeline, a: p.app, s: p.stage, c: p.commit },
+    { style: 'primary', text: plain(p.named ? `Retry ${p.app}` : 'Retry') },
+  );
 }
 
-export function outputButton(app: string, version: number): Button {
-  return actionButton('output', { a: app, v: version }, { text: plain('Output') });
+export function outputButton(app: string, version: number, named = false): Button {
+  return actionButton('output', { a: app, v: version }, { text: plain(named ? `Output of ${app} v${version}` : 'Output') });
 }
 
 export function rerunButton(pipeline: string, number: number, primary = true): Button {

@@ -4,7 +4,7 @@ import { short } from '../format.ts';
 import { rerunButton } from './buttons.ts';
 import type { SourceLinks } from './links.ts';
 import { MAX_TEXT } from './limits.ts';
-import { codeBlock, contextBlock, fallbackText, joinMrkdwn, link, mrkdwn, section, type Mrkdwn } from './mrkdwn.ts';
+import { code, codeBlock, contextBlock, fallbackText, joinMrkdwn, link, mrkdwn, section, type Mrkdwn } from './mrkdwn.ts';
 import { commitLink, lastLines, operationParts, type Card, type ThreadReply } from './operation-message.ts';
 
 /*
@@ -37,14 +37,13 @@ function rerunOf(pipeline: string, run: TestRunBrief | null, primary: boolean): 
   return run && ENDED.has(run.status) && run.status !== 'succeeded' && run.latest ? rerunButton(pipeline, run.number, primary) : null;
 }
 
-function testFailureReply(run: TestRunBrief | null, where: Mrkdwn, whereText: string, pipeline: string, broadcast: boolean): ThreadReply[] {
+/** A failed run's output, in the thread. Re-run stays on the message itself, where it is retired when it no longer applies. */
+function testFailureReply(run: TestRunBrief | null, where: Mrkdwn, whereText: string, broadcast: boolean): ThreadReply[] {
   if (!run || (run.status !== 'failed' && run.status !== 'errored')) return [];
   const blocks: KnownBlock[] = [
     section(mrkdwn`:x: *Tests ${run.status === 'failed' ? 'failed' : 'could not run'}* on ${where} (run #${run.number})`),
   ];
   if (run.output.trim()) blocks.push(section(codeBlock(lastLines(run.output), MAX_TEXT, 'end')));
-  const rerun = rerunOf(pipeline, run, true);
-  if (rerun) blocks.push({ type: 'actions', elements: [rerun] });
   return [
     { key: `tests#${run.number}`, text: fallbackText(`❌ Tests ${run.status} on ${whereText} (run #${run.number})`), blocks, broadcast },
   ];
@@ -56,7 +55,8 @@ export function pullRequestCard(pr: PullRequestReport, links: SourceLinks): Card
   const title = url ? link(url, `#${pr.number} ${pr.title}`) : mrkdwn`#${pr.number} ${pr.title}`;
   const icon = pr.state === 'merged' ? ':twisted_rightwards_arrows:' : pr.state === 'closed' ? ':no_entry_sign:' : ':arrow_heading_up:';
   const state = pr.state === 'open' ? mrkdwn`` : mrkdwn` ${pr.state}`;
-  const lines: Mrkdwn[] = [mrkdwn`${icon} *${title}*${state}\n\`${pr.branch}\`${pr.author ? mrkdwn` by ${pr.author}` : mrkdwn``}`];
+  // The title is not bold: a `*` in it would end the bold early, and Slack has no escape for it.
+  const lines: Mrkdwn[] = [mrkdwn`${icon} ${title}${state}\n${code(pr.branch)}${pr.author ? mrkdwn` by ${pr.author}` : mrkdwn``}`];
   const texts = [`PR #${pr.number} ${pr.title}${pr.state === 'open' ? '' : ` ${pr.state}`}`];
   const tests = testsLine(pr.tests);
   if (tests) {
@@ -81,7 +81,7 @@ export function pullRequestCard(pr: PullRequestReport, links: SourceLinks): Card
   if (rerun) blocks.push({ type: 'actions', block_id: 'pull_request_actions', elements: [rerun] });
   const pushes = pr.pushes ? mrkdwn`${pr.pushes} push${pr.pushes === 1 ? '' : 'es'} since opened · ` : mrkdwn``;
   blocks.push(contextBlock(mrkdwn`${pr.pipeline} · ${pushes}head ${commitLink(links, pr.headSha)}`));
-  const replies = testFailureReply(pr.tests, mrkdwn`#${pr.number}`, `#${pr.number}`, pr.pipeline, false);
+  const replies = testFailureReply(pr.tests, mrkdwn`#${pr.number}`, `#${pr.number}`, false);
   if (ra?.status === 'errored')
     replies.push({
       key: `reviewapp@${pr.headSha}`,
@@ -99,21 +99,21 @@ export function pullRequestCard(pr: PullRequestReport, links: SourceLinks): Card
 /** The one message of a push to the deploy branch: the commit, its tests, and the auto-deploy it led to. */
 export function pushCard(push: PushReport, links: SourceLinks): Card {
   const subject = push.subject ? mrkdwn` ${push.subject}` : mrkdwn``;
-  const lines: Mrkdwn[] = [mrkdwn`:arrow_up: *${push.pusher} pushed ${commitLink(links, push.sha)} to \`${push.branch}\`*${subject}`];
+  const lines: Mrkdwn[] = [mrkdwn`:arrow_up: ${push.pusher} pushed ${commitLink(links, push.sha)} to ${code(push.branch)}${subject}`];
   const texts = [`${push.branch} ${short(push.sha)}`];
   const tests = testsLine(push.tests);
   if (tests) {
     lines.push(tests.line);
     texts.push(tests.text);
   }
-  const buttons: Button[] = [];
+  const groups: Button[][] = [];
   const replies: ThreadReply[] = [];
   const fates: Mrkdwn[] = [];
   if (push.operation) {
     const parts = operationParts(push.operation, links);
     lines.push(parts.outcome, ...parts.more);
     texts.push(parts.text.replace(/^\S+ /, ''));
-    buttons.push(...parts.buttons);
+    groups.push(...parts.buttons);
     replies.push(...parts.replies);
     fates.push(...parts.fates);
   } else if (push.autodeployNote) {
@@ -124,12 +124,12 @@ export function pushCard(push: PushReport, links: SourceLinks): Card {
   } else if (push.autodeploy?.waitForCi && push.tests && push.tests.status !== 'succeeded') {
     lines.push(mrkdwn`:double_vertical_bar: Not deployed to ${push.autodeploy.stage}: the tests did not pass`);
   }
-  const rerun = rerunOf(push.pipeline, push.tests, !buttons.some((b) => b.style === 'primary'));
-  if (rerun) buttons.push(rerun);
+  const rerun = rerunOf(push.pipeline, push.tests, !groups.flat().some((b) => b.style === 'primary'));
+  if (rerun) groups.push([rerun]);
   const blocks: KnownBlock[] = [section(joinMrkdwn(lines))];
-  if (buttons.length) blocks.push({ type: 'actions', block_id: 'push_actions', elements: buttons.slice(0, 25) });
+  for (const [i, group] of groups.entries()) blocks.push({ type: 'actions', block_id: `push_actions_${i}`, elements: group });
   blocks.push(contextBlock(joinMrkdwn([mrkdwn`${push.pipeline}`, ...fates], '\n')));
-  replies.unshift(...testFailureReply(push.tests, mrkdwn`\`${push.branch}\``, push.branch, push.pipeline, true));
+  replies.unshift(...testFailureReply(push.tests, code(push.branch), push.branch, true));
   const failed = push.tests?.status === 'failed' || push.operation?.operation.status === 'failed';
-  return { text: fallbackText(`${failed ? '❌' : '⬆️'} ${texts.join(' · ')}`), blocks, live: buttons.length > 0, replies };
+  return { text: fallbackText(`${failed ? '❌' : '⬆️'} ${texts.join(' · ')}`), blocks, live: groups.length > 0, replies };
 }

@@ -83,6 +83,7 @@ function doing(report: OperationReport, tense: 'now' | 'done' = 'now'): string {
     }
     case 'rollback': {
       const r = d.rollback;
+      if (r?.again) return `${verb('Re-releasing', 'Re-released')} ${r.to.app} v${r.to.version}`;
       return r
         ? `${verb('Rolling back', 'Rolled back')} ${r.from.app} from v${r.from.version} to v${r.to.version}`
         : `${verb('Rolling back', 'Rolled back')} ${apps}`;
@@ -122,8 +123,25 @@ export function outcome(report: OperationReport): { blocks: Mrkdwn; text: string
     return { blocks: mrkdwn`:x: *${what}* — ${servingPhrase(only)}`, text: `❌ ${what} — ${servingPhrase(only)}` };
   }
   const failed = report.targets.filter((t) => t.status === 'failed');
-  const what = `${doing(report)} failed for ${failed.map((t) => t.app).join(', ') || 'every app'}`;
+  const some = failed.length && failed.length < report.targets.length ? ` for ${failed.map((t) => t.app).join(', ')}` : '';
+  const what = `${failedWhat(report)} failed${some}`;
   return { blocks: mrkdwn`:x: *${what}*`, text: `❌ ${what}` };
+}
+
+/** The operation as a noun, for "… failed": "Deploy of 1a2b3c4 to shop-us, shop-eu". */
+function failedWhat(report: OperationReport): string {
+  const d = report.details;
+  const apps = report.targets.map((t) => t.app).join(', ');
+  switch (report.operation.kind) {
+    case 'deploy':
+      return `Deploy of ${short(d.commit?.sha)} to ${apps}`;
+    case 'promote':
+      return `Promotion${d.promotion ? ` of ${d.promotion.from.app} v${d.promotion.from.version}` : ''} to ${apps}`;
+    case 'rollback':
+      return d.rollback?.again ? `Re-release of ${apps} v${d.rollback.to.version}` : `Rollback of ${apps}`;
+    case 'config':
+      return report.operation.description;
+  }
 }
 
 /** What the operation ships: the commit and its subject, the commits a promotion adds, what a rollback goes back to. */
@@ -144,6 +162,8 @@ export function whatChanged(report: OperationReport, links: SourceLinks): Mrkdwn
     case 'rollback': {
       const r = d.rollback;
       if (!r) return null;
+      if (r.again)
+        return mrkdwn`v${r.to.version} ${commitLink(links, r.to.commit)} again, in place of v${r.from.version} ${commitLink(links, r.from.commit)}`;
       return mrkdwn`Back from v${r.from.version} ${commitLink(links, r.from.commit)} to v${r.to.version} ${commitLink(links, r.to.commit)}`;
     }
     case 'config':
@@ -174,68 +194,93 @@ function credit(report: OperationReport): Mrkdwn {
   return mrkdwn`Started by ${byline(report.actor)}${took}`;
 }
 
-/** The buttons that still apply to the operation's releases: at most one primary. */
-export function operationButtons(report: OperationReport): Button[] {
+/**
+ * The buttons that still apply, one group per app (an actions block each:
+ * Slack wants an action id once per block), at most one primary in all. With
+ * several apps, each button names its app.
+ */
+export function operationButtons(report: OperationReport): Button[][] {
   const op = report.operation;
   const pipeline = op.pipeline;
-  const buttons: Button[] = [];
-  if (!pipeline) return buttons;
+  if (!pipeline) return [];
+  const named = report.targets.length > 1;
+  const groups: Button[][] = [];
   let primary = true;
   for (const t of report.targets) {
+    const buttons: Button[] = [];
     if (t.fate) continue;
     if (t.status === 'succeeded' && t.version) {
       if (t.promote) {
-        buttons.push(promoteButton({ pipeline, app: t.app, version: t.version, offer: t.promote, primary }));
+        buttons.push(promoteButton({ pipeline, app: t.app, version: t.version, offer: t.promote, primary, named }));
         primary = false;
       }
-      if (t.rollback) buttons.push(rollbackButton(t.rollback));
-      if (t.rerelease) buttons.push(rereleaseButton(t.rerelease, t.version));
-      if (t.output.trim() && (t.promote || t.rollback || t.rerelease)) buttons.push(outputButton(t.app, t.version));
+      if (t.rollback) buttons.push(rollbackButton(t.rollback, named));
+      if (t.rerelease) buttons.push(rereleaseButton(t.rerelease, t.version, named));
+      if (t.output.trim() && buttons.length) buttons.push(outputButton(t.app, t.version, named));
     } else if (t.status === 'failed' && op.status === 'failed') {
-      const failed = failureButtons(report, t, primary);
+      const failed = failureButtons(report, t, primary, named);
       if (failed.some((b) => b.style === 'primary')) primary = false;
       buttons.push(...failed);
     }
+    if (buttons.length) groups.push(buttons);
   }
-  return buttons.slice(0, 25);
+  // A message has at most 50 blocks; an operation on more apps than that leaves the rest to the CLI.
+  return groups.slice(0, 20);
 }
 
 /** **Retry** (a deploy, while nothing newer was released) and **Output** (a release that ran) on a failed target. */
-function failureButtons(report: OperationReport, t: ReportTarget, primary: boolean): Button[] {
+function failureButtons(report: OperationReport, t: ReportTarget, primary: boolean, named: boolean): Button[] {
   const pipeline = report.operation.pipeline;
   if (t.fate || t.stage === 'destroyed' || !pipeline) return [];
   const buttons: Button[] = [];
   const commit = report.details.commit?.sha;
   if (report.operation.kind === 'deploy' && commit) {
-    const retry = retryButton({ pipeline, app: t.app, stage: t.stage, commit });
+    const retry = retryButton({ pipeline, app: t.app, stage: t.stage, commit, named });
     buttons.push(primary ? retry : { ...retry, style: undefined });
   }
-  if (t.version) buttons.push(outputButton(t.app, t.version));
+  if (t.version) buttons.push(outputButton(t.app, t.version, named));
   return buttons;
 }
 
-/** The thread reply of a failure: its person mentioned, broadcast, with the end of the output and what to do. */
+/**
+ * The thread replies of a failure: its person mentioned, broadcast, with the
+ * end of the output and what to do. One build that failed is one reply, however
+ * many apps it was for.
+ */
 function failureReplies(report: OperationReport): ThreadReply[] {
   if (report.operation.status !== 'failed') return [];
   const replies: ThreadReply[] = [];
   const who = report.actor.via === 'slack' ? mrkdwn`${mention(report.actor)} ` : mrkdwn``;
-  for (const t of report.targets.filter((x) => x.status === 'failed')) {
-    const output = t.phase === 'build' ? (report.buildOutput ?? '') : t.output;
+  const failed = report.targets.filter((x) => x.status === 'failed');
+  const unbuilt = failed.filter((t) => t.phase === 'build');
+  const named = report.targets.length > 1;
+  if (unbuilt.length) {
+    const what =
+      unbuilt.length === 1
+        ? `${releaseName(unbuilt[0]!)} failed to build — ${servingPhrase(unbuilt[0]!)}`
+        : `${failedWhat(report)} failed to build`;
+    const blocks: KnownBlock[] = [section(mrkdwn`${who}:x: *${what}*`)];
+    if (report.buildOutput?.trim()) blocks.push(section(codeBlock(lastLines(report.buildOutput), MAX_TEXT, 'end')));
+    const retry = unbuilt.flatMap((t) => failureButtons(report, t, true, named).filter((b) => b.action_id === 'retry')).slice(0, 1);
+    if (retry.length) blocks.push({ type: 'actions', elements: retry });
+    replies.push({ key: 'fail:build', text: fallbackText(`❌ ${what}`), blocks, broadcast: true });
+  }
+  for (const t of failed.filter((x) => x.phase !== 'build')) {
     const what = `${releaseName(t)} ${failurePhrase(t)} — ${servingPhrase(t)}`;
     const blocks: KnownBlock[] = [section(mrkdwn`${who}:x: *${what}*`)];
-    if (output.trim()) blocks.push(section(codeBlock(lastLines(output), MAX_TEXT, 'end')));
-    const buttons = failureButtons(report, t, true);
+    if (t.output.trim()) blocks.push(section(codeBlock(lastLines(t.output), MAX_TEXT, 'end')));
+    const buttons = failureButtons(report, t, true, named);
     if (buttons.length) blocks.push({ type: 'actions', elements: buttons });
     replies.push({ key: `fail:${t.app}@${t.version ?? 'build'}`, text: fallbackText(`❌ ${what}`), blocks, broadcast: true });
   }
-  return replies;
+  return replies.slice(0, 10);
 }
 
 /** The parts of an operation a message shows, for the operation's own message and for a push's. */
 export function operationParts(
   report: OperationReport,
   links: SourceLinks,
-): { outcome: Mrkdwn; changed: Mrkdwn | null; more: Mrkdwn[]; text: string; buttons: Button[]; fates: Mrkdwn[]; replies: ThreadReply[] } {
+): { outcome: Mrkdwn; changed: Mrkdwn | null; more: Mrkdwn[]; text: string; buttons: Button[][]; fates: Mrkdwn[]; replies: ThreadReply[] } {
   const out = outcome(report);
   const more: Mrkdwn[] = [];
   if (report.targets.length > 1) more.push(joinMrkdwn(report.targets.map(targetLine)));
@@ -257,7 +302,7 @@ export function operationParts(
 export function operationMessage(report: OperationReport, links: SourceLinks): Card {
   const parts = operationParts(report, links);
   const blocks: KnownBlock[] = [section(joinMrkdwn([parts.outcome, ...(parts.changed ? [parts.changed] : []), ...parts.more]))];
-  if (parts.buttons.length) blocks.push({ type: 'actions', block_id: 'operation_actions', elements: parts.buttons });
+  for (const [i, group] of parts.buttons.entries()) blocks.push({ type: 'actions', block_id: `operation_actions_${i}`, elements: group });
   blocks.push(contextBlock(joinMrkdwn([credit(report), ...parts.fates], '\n')));
   return { text: fallbackText(parts.text), blocks, live: parts.buttons.length > 0, replies: parts.replies };
 }

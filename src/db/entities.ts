@@ -83,6 +83,8 @@ export const StatusMessageEntity = new EntitySchema<StatusMessage>({
     threaded: { type: 'text', array: true, default: () => "'{}'" },
     live: { type: 'boolean', default: false },
     shownHash: { type: 'text', name: 'shown_hash', nullable: true },
+    attempts: { type: Number, default: 0 },
+    retryAt: { type: 'timestamptz', name: 'retry_at', nullable: true },
     createdAt,
   },
 });

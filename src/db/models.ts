@@ -49,6 +49,9 @@ export interface StatusMessage {
   live: boolean;
   /** A hash of what the message shows, so a redraw that changes nothing is not sent. */
   shownHash: string | null;
+  /** Failed deliveries in a row, and when to try again (null: at once). */
+  attempts: number;
+  retryAt: Date | null;
   createdAt: Date;
 }
 

@@ -12,6 +12,7 @@ import {
   UserEntity,
   type App,
   type FlowEvent,
+  type Operation,
   type Pipeline,
   type Release,
   type TestRun,
@@ -20,7 +21,7 @@ import type { Commit } from '../source/source.ts';
 import { REQUIRED, type Actor } from './access.ts';
 import type { Access } from './access-control.ts';
 import type { EngineContext } from './context.ts';
-import type { FEED_EVENTS } from './feeds.ts';
+import { feedKindOf, type FEED_EVENTS } from './feeds.ts';
 import type { Operations } from './operations.ts';
 import type { Pipelines } from './pipelines.ts';
 import { DOWNSTREAM } from './stages.ts';
@@ -55,9 +56,14 @@ export interface EventSubjects {
 }
 
 export type SubjectReport =
-  { kind: 'op'; report: OperationReport } | { kind: 'pr'; report: PullRequestReport } | { kind: 'push'; report: PushReport };
+  | { kind: 'op'; report: OperationReport }
+  | { kind: 'pr'; report: PullRequestReport }
+  | { kind: 'push'; report: PushReport }
+  | { kind: 'event'; report: { event: FlowEvent; repo: null } };
 
 const NOTHING: EventSubjects = { touch: [], post: [], retire: false };
+/** Events that change what a pipeline's buttons can do without an operation: an app gone or moved, the pipeline gone. */
+const RETIRING = new Set(['app.destroyed', 'app.moved', 'pipeline.destroyed']);
 const tail = (text: string) => (text.length > OUTPUT_TAIL ? text.slice(-OUTPUT_TAIL) : text);
 const ref = (app: string, r: Release): ReleaseRef => ({ app, version: r.version, commit: r.commit });
 
@@ -116,6 +122,13 @@ export class Cards {
       return { touch: [subject], post, retire: event.type === `${op.kind}.succeeded` || event.type === `${op.kind}.failed` };
     }
     if (!event.pipeline) return NOTHING;
+    const line = feedKindOf(event.type);
+    // A refusal of an intermediate state (pending, then failed) is the same problem as the final one: one line.
+    if (line && (event.data as { final?: boolean }).final !== false) {
+      const subject = subjectKey({ kind: 'event', event: event.id });
+      return { touch: [subject], post: [{ subject, feed: line }], retire: false };
+    }
+    if (RETIRING.has(event.type)) return { touch: [], post: [], retire: true };
     const pipeline = await this.ctx.db.getRepository(PipelineEntity).findOneBy({ name: event.pipeline });
     if (!pipeline) return NOTHING;
     const data = event.data as { pr?: number; sha?: string; branch?: string | null };
@@ -170,6 +183,10 @@ export class Cards {
         const report = await this.pushReport(subject.pipelineId, subject.sha);
         return report && { kind: 'push', report };
       }
+      case 'event': {
+        const event = await this.ctx.db.getRepository(EventEntity).findOneBy({ id: subject.event });
+        return event && { kind: 'event', report: { event, repo: null } };
+      }
     }
   }
 
@@ -209,7 +226,7 @@ export class Cards {
         output: tail(release?.output ?? ''),
         current,
         url: app ? this.ctx.platform.url(app.name) : null,
-        serving: app && now && !current ? ref(app.name, now) : null,
+        serving: !app || current ? null : t.status === 'failed' ? await this.servedWhenFailed(app, release, op) : now && ref(app.name, now),
         fate: null,
         promote: null,
         rollback: null,
@@ -223,7 +240,8 @@ export class Cards {
         target.fate = await this.fateOf(pipeline, app, release, now);
         if (current) {
           target.promote = await this.promoteOffer(pipeline, app, release);
-          if (op.kind === 'rollback' && details.rollback) target.rerelease = await this.rereleaseOffer(app, details.rollback.from.version);
+          if (op.kind === 'rollback' && details.rollback && !details.rollback.again)
+            target.rerelease = await this.rereleaseOffer(app, details.rollback.from.version);
           else target.rollback = await this.rollbackOffer(pipeline, app, release);
         }
       }
@@ -357,6 +375,18 @@ export class Cards {
     return this.personOf(op.actorId, started);
   }
 
+  /** The release that kept serving when `release` (or, before one existed, the operation) failed: the last good one before it. */
+  private async servedWhenFailed(app: App, release: Release | null, op: Operation): Promise<ReleaseRef | null> {
+    const before = this.ctx.db
+      .getRepository(ReleaseEntity)
+      .createQueryBuilder('r')
+      .where('r.app_id = :app AND r.status = :ok', { app: app.id, ok: 'succeeded' });
+    if (release) before.andWhere('r.version < :v', { v: release.version });
+    else before.andWhere('r.created_at <= :at', { at: op.updatedAt });
+    const served = await before.orderBy('r.version', 'DESC').getOne();
+    return served ? ref(app.name, served) : null;
+  }
+
   /** Why a live release's buttons no longer apply: promoted on, or no longer what the app runs. */
   private async fateOf(pipeline: Pipeline, app: App, release: Release, now: Release | null): Promise<ReleaseFate | null> {
     const promoted: { operation_id: number }[] = await this.ctx.db.query(
@@ -381,7 +411,12 @@ export class Cards {
     return { kind: 'rolled_back', by, now: ref(app.name, now), to };
   }
 
-  /** What promoting a live release would ship downstream; null when there is no downstream app or nothing new for it. */
+  /**
+   * What promoting a live release would ship downstream; null when there is no
+   * downstream app or nothing new for it. A source that cannot list commits
+   * just now still gets an offer (`unlisted`), so a rate limit does not take
+   * Promote away for good.
+   */
   private async promoteOffer(pipeline: Pipeline, app: App, release: Release): Promise<PromoteOffer | null> {
     const downstream = DOWNSTREAM[app.stage];
     if (!downstream || !release.commit) return null;
@@ -391,16 +426,15 @@ export class Cards {
     if (!apps.length) return null;
     const running = await this.pipelines.currentReleases(apps);
     const bases = apps.map((a) => running.get(a.id)?.commit ?? null);
-    if (bases.every((b) => b === null)) {
-      const log = await this.log(pipeline, null, release.commit);
-      return { downstream, apps: apps.map((a) => a.name), ...log, first: true, base: null };
-    }
+    const names = apps.map((a) => a.name);
+    const first = bases.every((b) => b === null);
     // The downstream app furthest behind decides what a promotion ships.
     let offer: PromoteOffer | null = null;
     for (const base of new Set(bases)) {
       if (base === release.commit) continue;
       const log = await this.log(pipeline, base, release.commit);
-      if (!offer || log.ahead > offer.ahead) offer = { downstream, apps: apps.map((a) => a.name), ...log, first: false, base };
+      if (!log) return { downstream, apps: names, ahead: 0, commits: [], first, base, unlisted: true };
+      if (!offer || log.ahead > offer.ahead) offer = { downstream, apps: names, ...log, first, base };
     }
     return offer && (offer.ahead > 0 || offer.base === null) ? offer : null;
   }
@@ -415,11 +449,8 @@ export class Cards {
       .orderBy('r.version', 'DESC')
       .getOne();
     if (!to) return null;
-    const log =
-      to.commit && release.commit && to.commit !== release.commit
-        ? await this.log(pipeline, to.commit, release.commit)
-        : { ahead: 0, commits: [] };
-    return { from: ref(app.name, release), to: ref(app.name, to), ...log };
+    const log = to.commit && release.commit && to.commit !== release.commit ? await this.log(pipeline, to.commit, release.commit) : null;
+    return { from: ref(app.name, release), to: ref(app.name, to), ahead: log?.ahead ?? 0, commits: log?.commits ?? [] };
   }
 
   private async rereleaseOffer(app: App, version: number): Promise<ReleaseRef | null> {
@@ -427,12 +458,12 @@ export class Cards {
     return release?.status === 'succeeded' ? ref(app.name, release) : null;
   }
 
-  /** Commits in head and not in base, from the pipeline's source; a source that cannot answer shows none. */
-  private async log(pipeline: Pipeline, base: string | null, head: string): Promise<{ ahead: number; commits: Commit[] }> {
+  /** Commits in head and not in base, from the pipeline's source; null when the source cannot answer just now. */
+  private async log(pipeline: Pipeline, base: string | null, head: string): Promise<{ ahead: number; commits: Commit[] } | null> {
     try {
       return await (await this.ctx.source(pipeline)).log(base, head, 10);
     } catch {
-      return { ahead: 0, commits: [] };
+      return null;
     }
   }
 }

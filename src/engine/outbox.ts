@@ -138,12 +138,12 @@ export class Outbox {
     await this.db.query('UPDATE status_messages SET wanted = wanted + 1 WHERE pipeline = $1 AND live', [pipeline]);
   }
 
-  /** Messages behind their subject, oldest first. */
+  /** Messages behind their subject and due, oldest first (one Slack keeps refusing waits its turn, backing off). */
   behind(limit: number): Promise<StatusMessage[]> {
     return this.db
       .getRepository(StatusMessageEntity)
       .createQueryBuilder('m')
-      .where('m.wanted > m.shown')
+      .where('m.wanted > m.shown AND (m.retry_at IS NULL OR m.retry_at <= now())')
       .orderBy('m.id', 'ASC')
       .limit(limit)
       .getMany();
@@ -154,7 +154,26 @@ export class Outbox {
     message: StatusMessage,
     patch: { ts: string | null; threaded: string[]; live: boolean; shownHash: string | null },
   ): Promise<void> {
-    await this.db.getRepository(StatusMessageEntity).update({ id: message.id }, { shown: message.wanted, ...patch });
+    await this.db
+      .getRepository(StatusMessageEntity)
+      .update({ id: message.id }, { shown: message.wanted, attempts: 0, retryAt: null, ...patch });
+  }
+
+  /**
+   * The front could not deliver the message. `permanent` (the channel is gone
+   * or archived, the bot was removed): this state is given up, and only a later
+   * change tries again. Otherwise it is tried again after a back-off that grows
+   * to ten minutes.
+   */
+  async undelivered(message: StatusMessage, permanent: boolean): Promise<void> {
+    const attempts = message.attempts + 1;
+    const waitMs = Math.min(5_000 * 2 ** (attempts - 1), 600_000);
+    await this.db
+      .getRepository(StatusMessageEntity)
+      .update(
+        { id: message.id },
+        permanent ? { shown: message.wanted, live: false, attempts, retryAt: null } : { attempts, retryAt: new Date(Date.now() + waitMs) },
+      );
   }
 
   /** Records what was posted so far (the message's id, its thread replies), so a sweep cut short never posts them twice. */

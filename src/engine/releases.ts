@@ -132,7 +132,12 @@ export class Releases {
   }
 
   /** A new release with an earlier release's slug and config (default: the last succeeded one before the current). */
-  async rollback(actor: Actor, appName: string, version?: number, options: { ifCurrent?: number } = {}): Promise<OperationView> {
+  async rollback(
+    actor: Actor,
+    appName: string,
+    version?: number,
+    options: { ifCurrent?: number; again?: boolean } = {},
+  ): Promise<OperationView> {
     const { app, pipeline } = await this.authz.authorizeApp(actor, appName, REQUIRED.rollback, `rollback ${appName}`);
     const releases = this.ctx.db.getRepository(ReleaseEntity);
     if (options.ifCurrent !== undefined) {
@@ -165,11 +170,15 @@ export class Releases {
     }
     const rollbackTo = target;
     const from = app.currentReleaseId ? await releases.findOneBy({ id: app.currentReleaseId }) : null;
-    const op = await this.operations.createOperation(actor, pipeline, 'rollback', `Rollback ${app.name} to v${rollbackTo.version}`, [app], {
+    // Releasing a later version again (Re-release, after a rollback) is a rollback to it, as on Heroku; its messages say "again".
+    const again = !!options.again;
+    const description = again ? `Re-release ${app.name} v${rollbackTo.version}` : `Rollback ${app.name} to v${rollbackTo.version}`;
+    const op = await this.operations.createOperation(actor, pipeline, 'rollback', description, [app], {
       details: {
         rollback: {
           from: { app: app.name, version: from?.version ?? 0, commit: from?.commit ?? null },
           to: { app: app.name, version: rollbackTo.version, commit: rollbackTo.commit },
+          ...(again ? { again } : {}),
         },
       },
     });
@@ -180,7 +189,7 @@ export class Releases {
         () => ({
           slugId: rollbackTo.slugId,
           commit: rollbackTo.commit,
-          description: `Rollback to v${rollbackTo.version}`,
+          description: again ? `Re-release of v${rollbackTo.version}` : `Rollback to v${rollbackTo.version}`,
           config: rollbackTo.config,
         }),
         progress,

@@ -1,10 +1,14 @@
 /**
- * What a chat message follows: an operation, a pull request, or a push to a
- * pipeline's deploy branch. Each has one message per channel, updated in place;
+ * What a chat message follows: an operation, a pull request, a push to a
+ * pipeline's deploy branch, or one event worth a line of its own (GitHub
+ * refused a status for good). Each has one message per channel, updated in place;
  * its key is how the fronts' status messages and an operation's cause name it.
  */
 export type Subject =
-  { kind: 'op'; operation: number } | { kind: 'pr'; pipelineId: number; pr: number } | { kind: 'push'; pipelineId: number; sha: string };
+  | { kind: 'op'; operation: number }
+  | { kind: 'pr'; pipelineId: number; pr: number }
+  | { kind: 'push'; pipelineId: number; sha: string }
+  | { kind: 'event'; event: string };
 
 export function subjectKey(subject: Subject): string {
   switch (subject.kind) {
@@ -14,6 +18,8 @@ export function subjectKey(subject: Subject): string {
       return `pr:${subject.pipelineId}:${subject.pr}`;
     case 'push':
       return `push:${subject.pipelineId}:${subject.sha}`;
+    case 'event':
+      return `event:${subject.event}`;
   }
 }
 
@@ -23,5 +29,6 @@ export function parseSubject(key: string): Subject | null {
   if ((m = /^op:(\d{1,10})$/.exec(key))) return { kind: 'op', operation: Number(m[1]) };
   if ((m = /^pr:(\d{1,10}):(\d{1,10})$/.exec(key))) return { kind: 'pr', pipelineId: Number(m[1]), pr: Number(m[2]) };
   if ((m = /^push:(\d{1,10}):([0-9a-f]{40}(?:[0-9a-f]{24})?)$/.exec(key))) return { kind: 'push', pipelineId: Number(m[1]), sha: m[2]! };
+  if ((m = /^event:(\d{1,18})$/.exec(key))) return { kind: 'event', event: m[1]! };
   return null;
 }

@@ -52,6 +52,8 @@ export interface PromoteOffer {
   /** The downstream stage runs nothing yet: this would be its first release. */
   first: boolean;
   base: string | null;
+  /** The source could not list the commits just now: `ahead` and `commits` are unknown. */
+  unlisted?: boolean;
 }
 
 /** What rolling back a live release would do: go back to `to`, taking away `ahead` commits. */
@@ -94,8 +96,8 @@ export interface OperationDetails {
   commit?: { sha: string; subject: string | null; author: string | null };
   /** The release a promotion copies, and what it adds over the stage it goes to (`base` is what runs there). */
   promotion?: { from: ReleaseRef; base: string | null; ahead: number; commits: Commit[] };
-  /** The release a rollback goes back from and the one it goes back to. */
-  rollback?: { from: ReleaseRef; to: ReleaseRef };
+  /** The release a rollback goes back from and the one it goes back to; `again` when it releases a later one again (Re-release). */
+  rollback?: { from: ReleaseRef; to: ReleaseRef; again?: boolean };
 }
 
 export interface OperationReport {

@@ -5,7 +5,6 @@ import { sourceLinks } from '../blocks/links.ts';
 import { operationMessage, type Card } from '../blocks/operation-message.ts';
 import type { SubjectReport } from '../engine/cards.ts';
 import type { Engine } from '../engine/engine.ts';
-import { feedKindOf } from '../engine/feeds.ts';
 import type { Outbox } from '../engine/outbox.ts';
 import { OutboxConsumer } from '../engine/outbox-consumer.ts';
 import { log } from '../log.ts';
@@ -18,6 +17,28 @@ const hashOf = (message: { text: string; blocks: unknown }) =>
     .update(JSON.stringify([message.text, message.blocks]))
     .digest('hex')
     .slice(0, 32);
+
+/** Slack's answers that trying again cannot change: the channel or message is gone, the bot may not post there, the message is malformed. */
+const PERMANENT = new Set([
+  'channel_not_found',
+  'is_archived',
+  'not_in_channel',
+  'message_not_found',
+  'cant_update_message',
+  'edit_window_closed',
+  'invalid_blocks',
+  'invalid_blocks_format',
+  'msg_too_long',
+  'restricted_action',
+  'restricted_action_read_only_channel',
+  'restricted_action_thread_only_channel',
+  'team_access_not_granted',
+]);
+
+function refusedForGood(err: unknown): boolean {
+  const code = (err as { data?: { error?: unknown } } | null)?.data?.error;
+  return typeof code === 'string' && PERMANENT.has(code);
+}
 
 /** A thread reply already posted: `key ts hash` in the status message's `threaded`. */
 function parseThreaded(entry: string): { key: string; ts: string; hash: string } | null {
@@ -47,8 +68,7 @@ export class SlackNotifier {
     private readonly githubWebUrl: string | null,
   ) {
     this.loop = new OutboxConsumer(engine, outbox, CONSUMER, async () => {
-      await this.drain();
-      await this.flush();
+      if (await this.drain()) await this.flush();
     });
   }
 
@@ -69,26 +89,17 @@ export class SlackNotifier {
     }
   }
 
-  /** Reads new events: which messages each concerns (posting new ones in the feeds), and one-off feed lines. */
-  private async drain(): Promise<void> {
+  /**
+   * Reads new events: which messages each concerns (posting new ones in the
+   * feeds). False when another process holds the consumer's lease: it does the
+   * posting, so no message goes out twice.
+   */
+  private async drain(): Promise<boolean> {
     for (;;) {
       const events = await this.outbox.next(CONSUMER, 200);
-      if (!events?.length) return;
-      for (const [i, event] of events.entries()) {
-        const worthALine = (event.data as { final?: boolean }).final !== false;
-        const feedKind = event.operationId === null && event.pipeline && worthALine ? feedKindOf(event.type) : null;
-        if (feedKind) {
-          try {
-            const message = feedEventMessage(event);
-            for (const channel of await this.outbox.feedChannels(event.pipeline!, feedKind)) {
-              await this.api.call((web) => web.chat.postMessage({ channel, ...message }));
-            }
-          } catch (err) {
-            // Slack did not take it: keep the cursor before this event, so the next sweep posts it.
-            if (i > 0) await this.outbox.advance(CONSUMER, events[i - 1]!.id);
-            throw err;
-          }
-        }
+      if (!events) return false;
+      if (!events.length) return true;
+      for (const event of events) {
         const { touch, post, retire } = await this.engine.subjectsOf(event);
         for (const { subject, feed } of post) {
           for (const channel of await this.outbox.feedChannels(event.pipeline!, feed))
@@ -110,6 +121,8 @@ export class SlackNotifier {
         return pullRequestCard(subject.report, links);
       case 'push':
         return pushCard(subject.report, links);
+      case 'event':
+        return { ...feedEventMessage(subject.report.event), live: false, replies: [] };
     }
   }
 
@@ -165,7 +178,14 @@ export class SlackNotifier {
         }
         await this.outbox.shown(message, { ts, threaded, live: card.live, shownHash: hash });
       } catch (err) {
-        log.warn({ subject: message.subject, channel: message.channel, err }, 'slack message not delivered; will retry');
+        const permanent = refusedForGood(err);
+        log.warn(
+          { subject: message.subject, channel: message.channel, err: String(err), attempts: message.attempts + 1 },
+          permanent
+            ? 'Slack refused a message for good (channel gone, archived, or the bot not in it); skipped'
+            : 'slack message not delivered; will retry',
+        );
+        await this.outbox.undelivered(message, permanent).catch(() => undefined);
       }
     }
   }

@@ -9,6 +9,8 @@ export interface SlackCall {
   args: Record<string, unknown>;
   /** What the fake answered. */
   result?: Record<string, unknown>;
+  /** When it arrived (ms since the epoch). */
+  at?: number;
 }
 
 const JSON_FIELDS = new Set(['blocks', 'view', 'attachments']);
@@ -24,6 +26,10 @@ export class FakeSlack {
   readonly calls: SlackCall[] = [];
   readonly responses: Record<string, unknown>[] = [];
   readonly unexpected: string[] = [];
+  /** Channels Slack answers `is_archived` for. */
+  readonly archived = new Set<string>();
+  /** How long each Web API call takes to answer (a slow Slack). */
+  delayMs = 0;
   readonly sockets: WebSocket[] = [];
   private readonly failures: { method: string; status: number; retryAfter?: number }[] = [];
   private ts = 1_700_000_000;
@@ -133,7 +139,14 @@ export class FakeSlack {
         .end(JSON.stringify({ ok: false, error: status === 429 ? 'ratelimited' : 'internal_error' }));
       return;
     }
-    const call: SlackCall = { method, args, at: Date.now() } as SlackCall;
+    if (this.delayMs) await sleep(this.delayMs);
+    if (typeof args.channel === 'string' && this.archived.has(args.channel)) {
+      // Slack answers an archived channel with HTTP 200 and ok: false, for ever.
+      this.calls.push({ method: `${method} (is_archived)`, args });
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ ok: false, error: 'is_archived' }));
+      return;
+    }
+    const call: SlackCall = { method, args, at: Date.now() };
     this.calls.push(call);
     if (!KNOWN.has(method)) {
       this.unexpected.push(method);

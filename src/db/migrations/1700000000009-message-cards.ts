@@ -6,7 +6,9 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
  * deploy branch (`push:<pipeline id>:<sha>`), each one message per channel,
  * updated in place. `live` marks a message that shows buttons, so it is redrawn
  * (and its buttons retired) when something newer happens in its pipeline;
- * `shown_hash` lets a redraw that changes nothing skip the call to Slack.
+ * `shown_hash` lets a redraw that changes nothing skip the call to Slack;
+ * `attempts` and `retry_at` back off a message Slack keeps refusing, so it
+ * cannot crowd out the others.
  * Operations remember what caused them (a push, a pull request), and pull
  * requests are kept as GitHub last described them.
  */
@@ -19,6 +21,8 @@ export class MessageCards1700000000009 implements MigrationInterface {
       ALTER TABLE status_messages ADD COLUMN pipeline text;
       ALTER TABLE status_messages ADD COLUMN live boolean NOT NULL DEFAULT false;
       ALTER TABLE status_messages ADD COLUMN shown_hash text;
+      ALTER TABLE status_messages ADD COLUMN attempts integer NOT NULL DEFAULT 0;
+      ALTER TABLE status_messages ADD COLUMN retry_at timestamptz;
       UPDATE status_messages m SET subject = 'op:' || m.operation_id,
         pipeline = (SELECT p.name FROM operations o JOIN pipelines p ON p.id = o.pipeline_id WHERE o.id = m.operation_id);
       ALTER TABLE status_messages ALTER COLUMN subject SET NOT NULL;
@@ -56,7 +60,7 @@ export class MessageCards1700000000009 implements MigrationInterface {
       DELETE FROM status_messages WHERE subject NOT LIKE 'op:%';
       ALTER TABLE status_messages ADD COLUMN operation_id integer;
       UPDATE status_messages SET operation_id = substr(subject, 4)::integer;
-      ALTER TABLE status_messages DROP COLUMN subject, DROP COLUMN pipeline, DROP COLUMN live, DROP COLUMN shown_hash;
+      ALTER TABLE status_messages DROP COLUMN subject, DROP COLUMN pipeline, DROP COLUMN live, DROP COLUMN shown_hash, DROP COLUMN attempts, DROP COLUMN retry_at;
       ALTER TABLE status_messages ALTER COLUMN operation_id SET NOT NULL;
       ALTER TABLE status_messages ADD CONSTRAINT status_messages_operation_id_channel_key UNIQUE (operation_id, channel);
     `);

@@ -14,7 +14,7 @@ export function register(app: App, deps: SlackDeps): void {
   handleButton(app, deps, 'rerelease', async ({ actor, payload: { a, v, c }, reply, follow }) => {
     let operation;
     try {
-      operation = await deps.engine.rollback(actor, a, v, { ifCurrent: c });
+      operation = await deps.engine.rollback(actor, a, v, { ifCurrent: c, again: true });
     } catch (err) {
       if (!(err instanceof StaleRelease)) throw err;
       await reply(noticeMessage(mrkdwn`:warning: ${err.message} Nothing was released; see \`/flow releases ${a}\`.`));

@@ -6,12 +6,11 @@ import { operationMessage } from '../src/blocks/operation-message.ts';
 import type { PromoteOffer, RollbackOffer, TestRunBrief } from '../src/engine/views.ts';
 import { operationReport, pullRequestReport, pushReport, SHA, target } from './helpers/reports.ts';
 
-/* Review findings on the message builders, with the fixtures of test/helpers/reports.ts. */
+/* Messages of operations on several apps, and GitHub text in odd places: the builders, with the fixtures of test/helpers/reports.ts. */
 
 const links = sourceLinks('github:acme/shop', 'https://github.com');
 type Button = { action_id: string; text: { text: string }; value: string };
-const actionBlocks = (blocks: KnownBlock[]) =>
-  blocks.filter((b) => b.type === 'actions') as unknown as { elements: Button[] }[];
+const actionBlocks = (blocks: KnownBlock[]) => blocks.filter((b) => b.type === 'actions') as unknown as { elements: Button[] }[];
 const failedOp = (targets: ReturnType<typeof target>[], overrides = {}) =>
   operationReport({ operation: { ...operationReport().operation, status: 'failed' }, ...overrides }, targets);
 const offer: PromoteOffer = { downstream: 'production', apps: ['shop'], ahead: 2, commits: [], first: false, base: 'b'.repeat(40) };
@@ -23,7 +22,7 @@ const rollback = (app: string): RollbackOffer => ({
 });
 const failedRun: TestRunBrief = { number: 5, status: 'failed', commit: SHA, branch: 'feature/search', output: 'FAIL', latest: true };
 
-describe('review: buttons of an operation with several apps', () => {
+describe('buttons of an operation with several apps', () => {
   // Slack refuses a message (invalid_blocks) whose actions block has two elements with the same action_id;
   // the notifier then retries it on every sweep, so the message never appears at all.
   const cases = {
@@ -33,7 +32,10 @@ describe('review: buttons of an operation with several apps', () => {
     ]),
     'a promotion to two production apps, both offering Rollback': operationReport(
       { operation: { ...operationReport().operation, kind: 'promote' } },
-      [target({ app: 'shop-us', stage: 'production', rollback: rollback('shop-us') }), target({ app: 'shop-eu', stage: 'production', rollback: rollback('shop-eu') })],
+      [
+        target({ app: 'shop-us', stage: 'production', rollback: rollback('shop-us') }),
+        target({ app: 'shop-eu', stage: 'production', rollback: rollback('shop-eu') }),
+      ],
     ),
     'a deploy to two apps that failed to build': failedOp([
       target({ app: 'shop-us-staging', version: null, status: 'failed', phase: 'build', current: false }),
@@ -52,12 +54,12 @@ describe('review: buttons of an operation with several apps', () => {
   it('labels buttons so a reader can tell which app each acts on', () => {
     const message = operationMessage(cases['a deploy to two apps that failed to build'], links);
     const labels = actionBlocks(message.blocks).flatMap((b) => b.elements.map((e) => e.text.text));
-    // Today: ["Retry", "Retry"], one per app, indistinguishable.
+    // Each button names its app: two "Retry" buttons would be indistinguishable.
     expect(new Set(labels).size).toBe(labels.length);
   });
 });
 
-describe('review: a build failure of a multi-app deploy', () => {
+describe('a build failure of a multi-app deploy', () => {
   const report = failedOp(
     ['shop-us-staging', 'shop-eu-staging', 'shop-ap-staging'].map((app) =>
       target({ app, version: null, status: 'failed', phase: 'build', current: false, serving: { app, version: 3, commit: SHA } }),
@@ -76,7 +78,7 @@ describe('review: a build failure of a multi-app deploy', () => {
   });
 });
 
-describe('review: a pull request that is no longer open', () => {
+describe('a pull request that is no longer open', () => {
   for (const state of ['merged', 'closed'] as const) {
     it(`offers Re-run tests nowhere once ${state}, thread reply included`, () => {
       const card = pullRequestCard(pullRequestReport({ state, tests: failedRun }), links);
@@ -87,7 +89,7 @@ describe('review: a pull request that is no longer open', () => {
   }
 });
 
-describe('review: GitHub text in code spans', () => {
+describe('GitHub text in code spans', () => {
   // Git allows a backtick in a branch name; `code()` in mrkdwn.ts swaps it for a look-alike, these spans do not.
   const branch = 'fix`*all*`';
 
