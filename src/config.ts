@@ -11,6 +11,8 @@ export interface Settings {
   bootTimeoutMs: number;
   /** FLOW_BUILD_TIMEOUT: how long a build may take before it is stopped. */
   buildTimeoutMs: number;
+  /** Deploy locks: how long one lasts without `--for`, and at most (FLOW_LOCK_DEFAULT, FLOW_LOCK_MAX). */
+  locks: { defaultMs: number; maxMs: number };
   /** FLOW_SANDBOX: `auto` picks bubblewrap when `bwrap` is installed. */
   sandbox: 'auto' | 'bubblewrap' | 'none';
   /** Bytes of request bodies (GitHub, Slack) buffered before their signature is checked, across the process. */
@@ -100,9 +102,21 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     adminToken,
     bootTimeoutMs: seconds(env, 'FLOW_BOOT_TIMEOUT', 60) * 1000,
     buildTimeoutMs: seconds(env, 'FLOW_BUILD_TIMEOUT', 900) * 1000,
+    locks: lockSettings(env),
     sandbox,
     unverifiedBodyBytes: unverified.data * 2 ** 20,
   };
+}
+
+/** How long a deploy lock lasts without `--for` (FLOW_LOCK_DEFAULT), and at most (FLOW_LOCK_MAX). */
+function lockSettings(env: NodeJS.ProcessEnv): { defaultMs: number; maxMs: number } {
+  const defaultMs = seconds(env, 'FLOW_LOCK_DEFAULT', 7200) * 1000;
+  const maxMs = seconds(env, 'FLOW_LOCK_MAX', 86400) * 1000;
+  if (defaultMs > maxMs)
+    throw new SettingError(
+      `FLOW_LOCK_DEFAULT (${defaultMs / 1000} s) is longer than FLOW_LOCK_MAX (${maxMs / 1000} s); lower FLOW_LOCK_DEFAULT or raise FLOW_LOCK_MAX`,
+    );
+  return { defaultMs, maxMs };
 }
 
 /** A setting in whole seconds (1 or more), or its default; anything else stops start-up naming it. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { helpText, parseCommand, suggest, tokenize } from '../src/commands/grammar.ts';
+import { COMMAND_NAMES, helpText, helpTopics, parseCommand, suggest, tokenize } from '../src/commands/grammar.ts';
 
 describe('the command grammar shared by /flow and the CLI', () => {
   it.each([
@@ -38,6 +38,18 @@ describe('the command grammar shared by /flow and the CLI', () => {
     ['access:remove shop alice', { name: 'access:remove', pipeline: 'shop', user: 'alice' }],
     ['users:create alice', { name: 'users:create', user: 'alice' }],
     ['help promote', { name: 'help', command: 'promote' }],
+    [
+      'lock shop:staging --reason "migrating orders" --for 2h',
+      { name: 'lock', target: 'shop:staging', reason: 'migrating orders', for: '2h' },
+    ],
+    ['lock shop-staging --reason “typed on a phone”', { name: 'lock', target: 'shop-staging', reason: 'typed on a phone', for: undefined }],
+    ['unlock shop-staging', { name: 'unlock', target: 'shop-staging' }],
+    ['locks', { name: 'locks', pipeline: undefined }],
+    [
+      'deploy shop to staging --force --reason "checkout is down"',
+      { name: 'deploy', pipeline: 'shop', ref: undefined, stage: 'staging', app: undefined, force: true, reason: 'checkout is down' },
+    ],
+    ['rollback shop --force --reason hotfix', { name: 'rollback', app: 'shop', force: true, reason: 'hotfix' }],
   ])('parses `%s`', (text, expected) => {
     expect(parseCommand(tokenize(text))).toEqual(expected);
   });
@@ -56,6 +68,8 @@ describe('the command grammar shared by /flow and the CLI', () => {
     ['promote shop to', 'missing a stage or app after "to"'],
     ['promote shop to prod to staging', '"to" given twice'],
     ['xyzzy', '"xyzzy" is not a flowops command. `help` lists the commands'],
+    ['deploy shop to staging --reason why', '--reason goes with --force'],
+    ['lock', 'missing <target>'],
   ])('refuses `%s` with a message that says what is wrong', (text, message) => {
     expect(() => parseCommand(tokenize(text))).toThrow(message);
   });
@@ -75,10 +89,12 @@ describe('the command grammar shared by /flow and the CLI', () => {
     ]);
   });
 
-  it('lists every command in help, and explains one', () => {
+  it("lists every command in help, and explains one; Slack's short help has every command in a topic", () => {
+    const inTopics = helpTopics().flatMap((t) => t.commands.map((c) => c.usage.split(' ')[0]));
+    expect(new Set(inTopics)).toEqual(new Set(COMMAND_NAMES));
     expect(helpText()).toContain('promote <pipeline> [from <stage>[/<app>]]');
     expect(helpText('rollback')).toBe(
-      "rollback <app> [vN]\n  release an earlier release's slug and config again (default: the previous one)",
+      'rollback <app> [vN] [--force --reason "…"]\n  release an earlier release\'s slug and config again (default: the previous one)',
     );
   });
 });

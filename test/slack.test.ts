@@ -380,6 +380,48 @@ describe('the Slack app over HTTP, signed as Slack signs', () => {
     expect(fed.slice(before)).toEqual([expect.stringMatching(/^(🚀 Rolling back shop from v4 to v\d+|✅ shop v5 is live)/)]);
   });
 
+  it('locks a stage from Slack: others are refused naming the holder, the feed hears of it, and Unlock ends it', async () => {
+    const { id } = await flow('lock shop:staging --reason “migrating orders” --for 1h');
+    expect((await answer(id)).blocks[0]!.text!.text).toMatch(
+      /^:lock: Locked \*shop:staging\* until \d\d:\d\d UTC: migrating orders\. Only <@UADMIN> can ship there; `\/flow unlock shop:staging` ends it\.$/,
+    );
+    const before = await operations();
+
+    const denied = await flow('deploy shop to staging', 'UDEE', 'dee');
+
+    expect((await answer(denied.id)).text).toMatch(
+      /shop:staging is locked by ada since \d\d:\d\d UTC, until \d\d:\d\d UTC \("migrating orders"\)\. Only ada can ship there/,
+    );
+    expect(await operations()).toBe(before);
+    const line = await slack.waitFor(
+      () =>
+        slack
+          .callsOf('chat.postMessage')
+          .find((c) => c.args.channel === 'CFEED' && /^🔒 shop: ada locked shop:staging/.test(String(c.args.text))),
+      'the lock in the feed',
+    );
+    expect(JSON.stringify(line.args.blocks)).toContain('migrating orders');
+    const board = async (user: string, name: string) =>
+      JSON.stringify((await answer((await flow('pipelines:info shop', user, name)).id)).blocks);
+    expect(await board('UADMIN', 'ada')).toMatch(
+      /:lock: shop:staging is locked by ada until \d\d:\d\d UTC: migrating orders.*"action_id":"unlock"/,
+    );
+    expect(await board('UDEE', 'dee')).not.toContain('"action_id":"unlock"');
+    expect((await t.cli(['locks', 'shop'])).out).toMatch(/shop:staging +ada +\d\d:\d\d UTC +migrating orders/);
+
+    const refused = await click('unlock', JSON.stringify({ t: 'shop:staging' }), 'UDEE', 'dee');
+    expect((await answer(refused.id)).text).toContain('needs operate on shop; you have deploy');
+    const unlocked = await click('unlock', JSON.stringify({ t: 'shop:staging' }), 'UADMIN', 'ada');
+    expect((await answer(unlocked.id)).text).toBe('🔓 Unlocked shop:staging.'.replace('🔓', ':unlock:'));
+    await slack.waitFor(
+      () =>
+        slack
+          .callsOf('chat.postMessage')
+          .find((c) => c.args.channel === 'CFEED' && /^🔓 shop: ada unlocked shop:staging$/.test(String(c.args.text))),
+      'the unlock in the feed',
+    );
+  });
+
   it('answers `/flow help` in short sections by topic, with no long code block', async () => {
     const { id } = await flow('help', 'UVIC', 'vic');
 

@@ -31,6 +31,21 @@ export interface AppView {
   stage: Stage;
   url: string | null;
   release: ReleaseView | null;
+  /** The deploy lock on the app (its own, or its stage's), when there is one. */
+  lock?: LockView | null;
+}
+
+/** A deploy lock: an app or a pipeline's stage that only its holder may ship to until it ends. */
+export interface LockView {
+  /** What it locks, as typed: an app (`shop-staging`) or a stage (`shop:staging`). */
+  target: string;
+  pipeline: string;
+  app: string | null;
+  stage: Stage | null;
+  holder: string;
+  reason: string | null;
+  since: string;
+  until: string;
 }
 
 /** One target of an operation: an app, the release it got, and how it went. */
@@ -193,6 +208,9 @@ export interface CommandResults {
   'reviewapps:disable': { pipeline: string; reviewApps: ReviewAppSettings | null };
   'reviewapps:create': ReviewAppView;
   'reviewapps:destroy': ReviewAppView;
+  lock: LockView;
+  unlock: LockView;
+  locks: LockView[];
   subscribe: Subscription;
   unsubscribe: Omit<Subscription, 'events'>;
   subscriptions: Omit<Subscription, 'channel'>[];

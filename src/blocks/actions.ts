@@ -25,6 +25,8 @@ export const ACTIONS = {
   retry: z.object({ p: name, a: name, s: name, c: name }),
   /** Re-run test run `n` of pipeline `p`. */
   ci_rerun: z.object({ p: name, n: number }),
+  /** End the deploy lock on `t` (an app, or `pipeline:stage`). */
+  unlock: z.object({ t: name }),
   /** Show the release phase output of release `v` of app `a`. */
   output: z.object({ a: name, v: number }),
 } satisfies Record<string, z.ZodType<Record<string, string | number>>>;

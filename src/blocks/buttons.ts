@@ -1,5 +1,5 @@
 import type { Button } from '@slack/types';
-import type { PromoteOffer, ReleaseRef, RollbackOffer } from '../engine/views.ts';
+import type { LockView, PromoteOffer, ReleaseRef, RollbackOffer } from '../engine/views.ts';
 import { short } from '../format.ts';
 import type { Commit } from '../source/source.ts';
 import { actionButton } from './actions.ts';
@@ -113,6 +113,30 @@ export function retryButton(p: { pipeline: string; app: string; stage: string; c
 
 export function outputButton(app: string, version: number, named = false): Button {
   return actionButton('output', { a: app, v: version }, { text: plain(named ? `Output of ${app} v${version}` : 'Output') });
+}
+
+/** **Unlock** beside a deploy lock, confirmed (it lets everyone ship there again). */
+export function unlockButton(lock: LockView): Button {
+  return actionButton(
+    'unlock',
+    { t: lock.target },
+    {
+      text: plain(`Unlock ${lock.target}`),
+      confirm: {
+        title: plain(`Unlock ${lock.target}?`, 100),
+        text: mrkdwnText(
+          mrkdwn`${lock.holder} locked it${lock.reason ? ` ("${lock.reason}")` : ''}. Unlocked, anyone with deploy can ship there again.`,
+        ),
+        confirm: plain('Unlock', 30),
+        deny: plain('Cancel', 30),
+      },
+    },
+  );
+}
+
+/** "🔒 shop-staging is locked by ada until 14:05 UTC: migrating the database". */
+export function lockLine(lock: LockView): Mrkdwn {
+  return mrkdwn`:lock: ${lock.target} is locked by ${lock.holder} until ${lock.until.slice(11, 16)} UTC${lock.reason ? `: ${lock.reason}` : ''}`;
 }
 
 export function rerunButton(pipeline: string, number: number, primary = true): Button {

@@ -152,6 +152,24 @@ export function commandAnswer(result: Result, people: Record<string, string>): A
         mrkdwn`Review app ${r.url ? link(r.url, r.app) : r.app} for #${r.pr}: ${r.status}${r.error ? ` (${r.error.split('\n')[0]!})` : ''}`,
       );
     }
+    case 'lock': {
+      const l = result.data;
+      return answer(
+        mrkdwn`:lock: Locked *${l.target}* until ${l.until.slice(11, 16)} UTC${l.reason ? `: ${l.reason}` : ''}. Only ${person(l.holder)} can ship there; \`/flow unlock ${l.target}\` ends it.`,
+      );
+    }
+    case 'unlock':
+      return answer(mrkdwn`:unlock: Unlocked *${result.data.target}*`);
+    case 'locks': {
+      const rows = result.data;
+      if (!rows.length) return answer(mrkdwn`No deploy locks. \`/flow lock <app>\` takes one.`);
+      return list(
+        mrkdwn`*Deploy locks*`,
+        rows.map(
+          (l) => mrkdwn`:lock: *${l.target}* by ${person(l.holder)} until ${l.until.slice(11, 16)} UTC${l.reason ? `: ${l.reason}` : ''}`,
+        ),
+      );
+    }
     case 'subscribe': {
       const sub = result.data;
       return answer(mrkdwn`:white_check_mark: ${channelMention(sub.channel)} now follows *${sub.pipeline}*: ${sub.events.join(', ')}`);

@@ -2,7 +2,7 @@ import type { Button, KnownBlock } from '@slack/types';
 import { DOWNSTREAM } from '../engine/stages.ts';
 import type { OperationReport, Person, ReleaseFate, ReportTarget } from '../engine/views.ts';
 import { duration, short } from '../format.ts';
-import { outputButton, promoteButton, rereleaseButton, retryButton, rollbackButton } from './buttons.ts';
+import { lockLine, outputButton, promoteButton, rereleaseButton, retryButton, rollbackButton, unlockButton } from './buttons.ts';
 import type { SourceLinks } from './links.ts';
 import { MAX_TEXT } from './limits.ts';
 import { code, codeBlock, contextBlock, fallbackText, joinMrkdwn, link, mention, mrkdwn, section, type Mrkdwn } from './mrkdwn.ts';
@@ -224,6 +224,9 @@ export function operationButtons(report: OperationReport): Button[][] {
     }
     if (buttons.length) groups.push(buttons);
   }
+  // Each lock on the operation's apps once (a stage's lock covers several), in a row of its own.
+  for (const lock of new Map(report.targets.flatMap((t) => (t.lock ? [[t.lock.target, t.lock] as const] : []))).values())
+    groups.push([unlockButton(lock)]);
   // A message has at most 50 blocks; an operation on more apps than that leaves the rest to the CLI.
   return groups.slice(0, 20);
 }
@@ -293,7 +296,10 @@ export function operationParts(
     more,
     text: out.text,
     buttons: operationButtons(report),
-    fates: report.targets.flatMap((t) => (t.fate ? [fateLine(t.fate, t.stage)] : [])),
+    fates: [
+      ...report.targets.flatMap((t) => (t.fate ? [fateLine(t.fate, t.stage)] : [])),
+      ...[...new Map(report.targets.flatMap((t) => (t.lock ? [[t.lock.target, t.lock] as const] : []))).values()].map(lockLine),
+    ],
     replies: failureReplies(report),
   };
 }

@@ -1,7 +1,7 @@
 import type { KnownBlock, SectionBlock } from '@slack/types';
 import type { AppView, PromoteOffer, RollbackOffer } from '../engine/views.ts';
 import { age, short } from '../format.ts';
-import { promoteButton, rollbackButton } from './buttons.ts';
+import { lockLine, promoteButton, rollbackButton, unlockButton } from './buttons.ts';
 import { MAX_BLOCKS_HOME, MAX_BLOCKS_MESSAGE, truncate } from './limits.ts';
 import { code, contextBlock, link, mrkdwn, section, slackMessage } from './mrkdwn.ts';
 
@@ -17,6 +17,8 @@ export interface BoardPipeline {
   apps: BoardApp[];
   /** Whether the viewer may deploy (and so sees Promote and Rollback). */
   canDeploy: boolean;
+  /** Whether the viewer may operate (and so sees Unlock). */
+  canOperate?: boolean;
   /** True when this server runs repository code without a sandbox (bubblewrap missing, or FLOW_SANDBOX=none). */
   unsandboxed?: boolean;
 }
@@ -24,7 +26,7 @@ export interface BoardPipeline {
 /** What the board says on a server without a sandbox. */
 export const UNSANDBOXED_WARNING = mrkdwn`:warning: This flowops runs repository code *unsandboxed*: builds, tests and apps can read its settings and data. An admin should install bubblewrap.`;
 
-function appCard(pipeline: BoardPipeline, app: BoardApp, now: number): KnownBlock {
+function appCard(pipeline: BoardPipeline, app: BoardApp, now: number): KnownBlock[] {
   const r = app.release;
   const facts = r ? mrkdwn`v${r.version} · ${code(short(r.commit))} · ${age(r.createdAt, now)} · ${r.status}` : mrkdwn`_no release yet_`;
   const p = app.promote;
@@ -39,7 +41,10 @@ function appCard(pipeline: BoardPipeline, app: BoardApp, now: number): KnownBloc
     if (p) accessory = promoteButton({ pipeline: pipeline.name, app: app.name, version: r.version, offer: p });
     else if (app.rollback) accessory = rollbackButton(app.rollback);
   }
-  return section(mrkdwn`*${name}*  ${facts}${ahead}`, accessory);
+  const card = section(mrkdwn`*${name}*  ${facts}${ahead}`, accessory);
+  if (!app.lock) return [card];
+  // A stage's lock shows on each of its apps (the button names what it unlocks).
+  return [card, section(lockLine(app.lock), pipeline.canOperate ? unlockButton(app.lock) : undefined)];
 }
 
 /** A pipeline as stages with app cards: version, commit, age, status, what a promotion would ship, and the buttons the viewer may use. */
@@ -50,7 +55,7 @@ export function pipelineBlocks(pipeline: BoardPipeline, now = Date.now()): Known
   if (!stages.length) blocks.push(section(mrkdwn`No apps yet: \`/flow apps:create <app> --pipeline ${pipeline.name} --stage staging\``));
   for (const stage of stages) {
     blocks.push(contextBlock(mrkdwn`*${stage.toUpperCase()}*`));
-    for (const app of pipeline.apps.filter((a) => a.stage === stage)) blocks.push(appCard(pipeline, app, now));
+    for (const app of pipeline.apps.filter((a) => a.stage === stage)) blocks.push(...appCard(pipeline, app, now));
   }
   return blocks;
 }

@@ -8,11 +8,23 @@ export type Command =
   | { name: 'apps:create'; app: string; pipeline: string; stage: string }
   | { name: 'apps:move'; app: string; stage: string }
   | { name: 'apps:destroy'; app: string; confirm?: string }
-  | { name: 'deploy'; pipeline: string; ref?: string; stage: string; app?: string }
-  | { name: 'promote'; pipeline: string; fromStage?: string; fromApp?: string; toStage?: string; toApps?: string[] }
+  | { name: 'deploy'; pipeline: string; ref?: string; stage: string; app?: string; force?: boolean; reason?: string }
+  | {
+      name: 'promote';
+      pipeline: string;
+      fromStage?: string;
+      fromApp?: string;
+      toStage?: string;
+      toApps?: string[];
+      force?: boolean;
+      reason?: string;
+    }
   | { name: 'releases'; app: string }
   | { name: 'releases:output'; app: string; version?: number }
-  | { name: 'rollback'; app: string; version?: number }
+  | { name: 'rollback'; app: string; version?: number; force?: boolean; reason?: string }
+  | { name: 'lock'; target: string; reason?: string; for?: string }
+  | { name: 'unlock'; target: string }
+  | { name: 'locks'; pipeline?: string }
   | { name: 'config'; app: string }
   | { name: 'config:set'; app: string; vars: Record<string, string> }
   | { name: 'config:unset'; app: string; keys: string[] }

@@ -54,7 +54,11 @@ const HANDLERS: { [N in CommandName]: Handler<N> } = {
   promote: (engine, actor, command) => operation(command, engine.promote(actor, command)),
   releases: (engine, actor, command) => data(command, engine.releases(actor, command.app)),
   'releases:output': (engine, actor, command) => data(command, engine.releaseOutput(actor, command.app, command.version)),
-  rollback: (engine, actor, command) => operation(command, engine.rollback(actor, command.app, command.version)),
+  rollback: (engine, actor, command) =>
+    operation(command, engine.rollback(actor, command.app, command.version, { force: command.force, reason: command.reason })),
+  lock: (engine, actor, command) => data(command, engine.lock(actor, command.target, { reason: command.reason, for: command.for })),
+  unlock: (engine, actor, command) => data(command, engine.unlock(actor, command.target)),
+  locks: (engine, actor, command) => data(command, engine.locks(actor, command.pipeline)),
   config: async (engine, actor, command) => {
     const { vars, hidden } = await engine.config(actor, command.app);
     return hidden ? { kind: 'data', command: command.name, data: vars, note: hidden } : { kind: 'data', command: command.name, data: vars };

@@ -63,14 +63,16 @@ function checkWords(command: string, rest: string[]): void {
 export function tokenize(text: string): string[] {
   const tokens: string[] = [];
   const pattern = /([^\s"']*(?:"[^"]*"|'[^']*')[^\s"']*)+|[^\s]+/g;
-  for (const match of text.trim().matchAll(pattern)) tokens.push(match[0].replace(/"([^"]*)"|'([^']*)'/g, '$1$2'));
+  // Phones and some keyboards type “smart” quotes: they quote as straight ones do.
+  const straight = text.replace(/[“”]/g, '"').replace(/[‘’]/g, "'");
+  for (const match of straight.trim().matchAll(pattern)) tokens.push(match[0].replace(/"([^"]*)"|'([^']*)'/g, '$1$2'));
   return tokens;
 }
 
-/** The help text: every command with its usage, or one command in full. */
 /** The commands by topic, for a short help (Slack's `/flow help`); every command is in one topic. */
 const HELP_TOPICS: { title: string; commands: CommandName[] }[] = [
   { title: 'Ship', commands: ['deploy', 'promote', 'rollback', 'diff', 'releases', 'releases:output'] },
+  { title: 'Deploy locks', commands: ['lock', 'unlock', 'locks'] },
   {
     title: 'Apps and config',
     commands: ['pipelines', 'pipelines:info', 'apps:create', 'apps:move', 'apps:destroy', 'config', 'config:set', 'config:unset'],
@@ -117,6 +119,7 @@ export function helpTopics(): { title: string; commands: { usage: string; summar
   }));
 }
 
+/** The help text: every command with its usage, or one command in full. */
 export function helpText(command?: string): string {
   if (command) {
     if (!isCommandName(command)) {

@@ -10,9 +10,15 @@ function releaseLine(r: ReleaseView): string[] {
   return [`v${r.version}`, r.description, r.status + (r.current ? ' (current)' : ''), short(r.commit), age(r.createdAt)];
 }
 
+/** "14:05 UTC": when a lock ends (locks last hours, not days). */
+const clock = (iso: string) => `${iso.slice(11, 16)} UTC`;
+
 function appCard(app: AppView): string {
   const release = app.release ? `v${app.release.version} ${short(app.release.commit)} ${age(app.release.createdAt)}` : 'no release yet';
-  return `  ${app.name.padEnd(24)} ${release}${app.url ? `  ${app.url}` : ''}`;
+  const lock = app.lock
+    ? `\n    locked by ${app.lock.holder} until ${clock(app.lock.until)}${app.lock.reason ? `: ${app.lock.reason}` : ''}`
+    : '';
+  return `  ${app.name.padEnd(24)} ${release}${app.url ? `  ${app.url}` : ''}${lock}`;
 }
 
 /** The start of a long operation's progress line: "Promoting demo-staging v6 0f0a53b to demo (production)". */
@@ -165,6 +171,17 @@ export function renderText(result: Result): string {
     case 'reviewapps:destroy': {
       const r = result.data;
       return `Review app ${r.app} for #${r.pr}: ${r.status}${r.url ? ` at ${r.url}` : ''}${r.error ? ` (${r.error})` : ''}`;
+    }
+    case 'lock': {
+      const l = result.data;
+      return `Locked ${l.target} until ${clock(l.until)}${l.reason ? `: ${l.reason}` : ''}. Only ${l.holder} can ship there; \`unlock ${l.target}\` ends it`;
+    }
+    case 'unlock':
+      return `Unlocked ${result.data.target}`;
+    case 'locks': {
+      const rows = result.data;
+      if (!rows.length) return 'No deploy locks.';
+      return table([['Locked', 'By', 'Until', 'Reason'], ...rows.map((l) => [l.target, l.holder, clock(l.until), l.reason ?? ''])]);
     }
     case 'subscribe': {
       const sub = result.data;

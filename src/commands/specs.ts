@@ -7,6 +7,17 @@ import { optional, required, runNumber, splitSlash, usageError, version, words, 
  * the one grammar of the CLI and Slack. parseCommand (grammar.ts) applies it.
  */
 
+/** `--force --reason "…"`: ship through someone else's deploy lock (manage). */
+const FORCE = { force: { type: 'boolean' }, reason: { type: 'string' } } as const;
+
+function forceOf(name: CommandName, v: Record<string, string | boolean | undefined>): { force?: boolean; reason?: string } {
+  if (v.force !== true) {
+    if (v.reason !== undefined) throw usageError(name, "--reason goes with --force (a lock's reason: `lock … --reason`)");
+    return {};
+  }
+  return { force: true, reason: optional(v, 'reason') };
+}
+
 export const SPECS: Record<CommandName, Spec> = {
   pipelines: {
     usage: 'pipelines',
@@ -74,24 +85,26 @@ export const SPECS: Record<CommandName, Spec> = {
     parse: (w, v) => ({ name: 'apps:destroy', app: words('apps:destroy', w, ['app'])[0]!, confirm: optional(v, 'confirm') }),
   },
   deploy: {
-    usage: 'deploy <pipeline>[/<ref>] to <stage>[/<app>]',
+    usage: 'deploy <pipeline>[/<ref>] to <stage>[/<app>] [--force --reason "…"]',
     summary: 'build a commit (default: the pipeline branch) and release it to a stage or one app',
-    parse: (w) => {
+    options: FORCE,
+    parse: (w, v) => {
       if (w.length === 2 && w[1] !== 'to') throw usageError('deploy', `missing "to" before ${w[1]}`);
       const [target, to, where] = words('deploy', w, ['pipeline', 'to', 'stage']);
       if (to !== 'to') throw usageError('deploy', `expected "to" after ${target}, got "${to}"`);
       const [pipeline, ref] = splitSlash(target!);
       const [stage, app] = splitSlash(where!);
-      return { name: 'deploy', pipeline, ref, stage, app };
+      return { name: 'deploy', pipeline, ref, stage, app, ...forceOf('deploy', v) };
     },
   },
   promote: {
-    usage: 'promote <pipeline> [from <stage>[/<app>]] [to <stage> | to <app>[,<app>...]]',
+    usage: 'promote <pipeline> [from <stage>[/<app>]] [to <stage> | to <app>[,<app>...]] [--force --reason "…"]',
     summary: 'copy the slug the source app runs, unchanged, to the downstream stage or named apps',
-    parse: (w) => {
+    options: FORCE,
+    parse: (w, v) => {
       const [pipeline, ...rest] = w;
       if (!pipeline) throw usageError('promote', 'missing <pipeline>');
-      const command: Extract<Command, { name: 'promote' }> = { name: 'promote', pipeline };
+      const command: Extract<Command, { name: 'promote' }> = { name: 'promote', pipeline, ...forceOf('promote', v) };
       for (let i = 0; i < rest.length; i += 2) {
         const [keyword, value] = [rest[i], rest[i + 1]];
         if (keyword !== 'from' && keyword !== 'to') throw usageError('promote', `expected "from" or "to", got "${keyword}"`);
@@ -124,11 +137,31 @@ export const SPECS: Record<CommandName, Spec> = {
     },
   },
   rollback: {
-    usage: 'rollback <app> [vN]',
+    usage: 'rollback <app> [vN] [--force --reason "…"]',
     summary: "release an earlier release's slug and config again (default: the previous one)",
+    options: FORCE,
+    parse: (w, v) => {
+      if (w.length === 2) return { name: 'rollback', app: w[0]!, version: version('rollback', w[1]), ...forceOf('rollback', v) };
+      return { name: 'rollback', app: words('rollback', w, ['app'])[0]!, ...forceOf('rollback', v) };
+    },
+  },
+  lock: {
+    usage: 'lock <app> | lock <pipeline>:<stage> [--reason "…"] [--for 2h]',
+    summary: 'only you may ship there until you unlock or it expires (operate)',
+    options: { reason: { type: 'string' }, for: { type: 'string' } },
+    parse: (w, v) => ({ name: 'lock', target: words('lock', w, ['target'])[0]!, reason: optional(v, 'reason'), for: optional(v, 'for') }),
+  },
+  unlock: {
+    usage: 'unlock <app> | unlock <pipeline>:<stage>',
+    summary: "end a deploy lock, yours or anyone's (operate)",
+    parse: (w) => ({ name: 'unlock', target: words('unlock', w, ['target'])[0]! }),
+  },
+  locks: {
+    usage: 'locks [<pipeline>]',
+    summary: 'the deploy locks of a pipeline, or of every pipeline you can see',
     parse: (w) => {
-      if (w.length === 2) return { name: 'rollback', app: w[0]!, version: version('rollback', w[1]) };
-      return { name: 'rollback', app: words('rollback', w, ['app'])[0]! };
+      if (w.length > 1) throw usageError('locks', `unexpected "${w.slice(1).join(' ')}"`);
+      return { name: 'locks', pipeline: w[0] };
     },
   },
   config: {

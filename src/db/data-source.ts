@@ -16,6 +16,7 @@ import { ExternalRefs1700000000005 } from './migrations/1700000000005-external-r
 import { SeenRequests1700000000006 } from './migrations/1700000000006-seen-requests.ts';
 import { OutboxRetries1700000000008 } from './migrations/1700000000008-outbox-retries.ts';
 import { MessageCards1700000000009 } from './migrations/1700000000009-message-cards.ts';
+import { DeployLocks1700000000010 } from './migrations/1700000000010-deploy-locks.ts';
 import { databaseOutage } from './outage.ts';
 
 export interface Database {
@@ -35,6 +36,7 @@ const migrations = [
   SeenRequests1700000000006,
   OutboxRetries1700000000008,
   MessageCards1700000000009,
+  DeployLocks1700000000010,
 ];
 
 /**

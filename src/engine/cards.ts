@@ -21,12 +21,14 @@ import type { Commit } from '../source/source.ts';
 import { REQUIRED, type Actor } from './access.ts';
 import type { Access } from './access-control.ts';
 import type { EngineContext } from './context.ts';
+import type { DeployLocks } from './deploy-locks.ts';
 import { feedKindOf, type FEED_EVENTS } from './feeds.ts';
 import type { Operations } from './operations.ts';
 import type { Pipelines } from './pipelines.ts';
 import { DOWNSTREAM } from './stages.ts';
 import { parseSubject, subjectKey } from './subjects.ts';
 import type {
+  LockView,
   OperationDetails,
   OperationReport,
   Person,
@@ -84,6 +86,7 @@ export class Cards {
     private readonly authz: Access,
     private readonly pipelines: Pipelines,
     private readonly operations: Operations,
+    private readonly locks: DeployLocks,
   ) {}
 
   /**
@@ -126,7 +129,8 @@ export class Cards {
     // A refusal of an intermediate state (pending, then failed) is the same problem as the final one: one line.
     if (line && (event.data as { final?: boolean }).final !== false) {
       const subject = subjectKey({ kind: 'event', event: event.id });
-      return { touch: [subject], post: [{ subject, feed: line }], retire: false };
+      // A lock taken or ended changes what the pipeline's messages say (and their Unlock buttons).
+      return { touch: [subject], post: [{ subject, feed: line }], retire: event.type.startsWith('lock.') };
     }
     if (RETIRING.has(event.type)) return { touch: [], post: [], retire: true };
     const pipeline = await this.ctx.db.getRepository(PipelineEntity).findOneBy({ name: event.pipeline });
@@ -207,6 +211,7 @@ export class Cards {
       : null;
     const apps = await db.getRepository(AppEntity).findBy({ name: In(op.targets.map((t) => t.app)) });
     const details = (started?.data ?? {}) as OperationDetails;
+    const locks = pipeline ? await this.locks.locksOf(pipeline) : new Map<string, LockView>();
     const targets: ReportTarget[] = [];
     for (const t of op.targets) {
       const app = apps.find((a) => a.name === t.app) ?? null;
@@ -231,6 +236,7 @@ export class Cards {
         promote: null,
         rollback: null,
         rerelease: null,
+        lock: locks.get(t.app) ?? null,
       };
       if (app && t.status === 'failed' && now && (release ? now.version > release.version : now.createdAt > op.createdAt)) {
         // A failure is history once the app has released since: its Retry no longer applies.

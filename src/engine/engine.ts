@@ -5,6 +5,7 @@ import { Access } from './access-control.ts';
 import { Cards } from './cards.ts';
 import { Ci } from './ci.ts';
 import { EngineContext } from './context.ts';
+import { DEFAULT_LOCK_SETTINGS, DeployLocks, type LockSettings } from './deploy-locks.ts';
 import { Feeds } from './feeds.ts';
 import { Operations } from './operations.ts';
 import type { Outbox } from './outbox.ts';
@@ -21,22 +22,25 @@ export interface EngineOptions {
   openSource: OpenSource;
   /** The events outbox of this process (its runner id is this process's). */
   outbox: Outbox;
+  /** How long deploy locks last (FLOW_LOCK_DEFAULT, FLOW_LOCK_MAX). */
+  locks?: LockSettings;
 }
 
 /** The services, wired once: each gets the context and the services it builds on, in one direction. */
-function wire(ctx: EngineContext) {
+function wire(ctx: EngineContext, lockSettings: LockSettings) {
   const authz = new Access(ctx);
-  const pipelines = new Pipelines(ctx, authz);
+  const locks = new DeployLocks(ctx, authz, lockSettings);
+  const pipelines = new Pipelines(ctx, authz, locks);
   const operations = new Operations(ctx, authz);
   const execution = new ReleaseExecution(ctx);
-  const releases = new Releases(ctx, authz, execution, operations, pipelines);
+  const releases = new Releases(ctx, authz, execution, operations, pipelines, locks);
   const reviewApps = new ReviewApps(ctx, authz, operations, pipelines, releases);
   const ci = new Ci(ctx, authz, execution, releases, reviewApps);
   const users = new Users(ctx, authz);
   const feeds = new Feeds(ctx, authz, pipelines);
-  const recovery = new Recovery(ctx, ci, reviewApps);
-  const cards = new Cards(ctx, authz, pipelines, operations);
-  return { ctx, authz, users, pipelines, feeds, operations, releases, reviewApps, ci, recovery, cards };
+  const recovery = new Recovery(ctx, ci, reviewApps, locks);
+  const cards = new Cards(ctx, authz, pipelines, operations, locks);
+  return { ctx, authz, users, pipelines, feeds, operations, releases, reviewApps, ci, recovery, cards, locks };
 }
 
 /** Which service answers each of the facade's methods. */
@@ -59,6 +63,7 @@ const ROUTES = {
   ],
   releases: ['deploy', 'promote', 'rollback', 'config', 'setConfig', 'unsetConfig', 'releases', 'releaseOutput', 'diff'],
   authz: ['permissionOn'],
+  locks: ['lock', 'unlock', 'locks', 'expireLocks'],
   ci: ['setCi', 'setAutodeploy', 'testRuns', 'testRunInfo', 'rerunTests', 'cancelTests', 'pushed'],
   reviewApps: ['setReviewApps', 'reviewApps', 'createReviewApp', 'destroyReviewApp', 'pullRequestChanged', 'destroyStaleReviewApps'],
 } as const;
@@ -77,6 +82,7 @@ export interface Engine
     Routed<'pipelines', Pipelines>,
     Routed<'releases', Releases>,
     Routed<'authz', Access>,
+    Routed<'locks', DeployLocks>,
     Routed<'ci', Ci>,
     Routed<'reviewApps', ReviewApps> {}
 
@@ -93,7 +99,7 @@ export class Engine {
   readonly seenRequests: SeenRequests;
 
   constructor(db: DataSource, platform: Platform, options: EngineOptions) {
-    this.s = wire(new EngineContext(db, platform, options.openSource, options.outbox));
+    this.s = wire(new EngineContext(db, platform, options.openSource, options.outbox), options.locks ?? DEFAULT_LOCK_SETTINGS);
     this.seenRequests = new SeenRequests(db);
   }
 

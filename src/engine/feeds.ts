@@ -19,6 +19,7 @@ export const FEED_EVENTS = ['deploy', 'promote', 'rollback', 'config', 'ci', 'pu
  */
 export function feedKindOf(type: string): (typeof FEED_EVENTS)[number] | null {
   if (type === 'github.status_refused') return 'ci';
+  if (/^lock\.(added|removed|expired|overridden)$/.test(type)) return 'deploy';
   if (type === 'github.deployment_refused') return 'deploy';
   return null;
 }

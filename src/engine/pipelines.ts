@@ -11,6 +11,7 @@ import { REQUIRED, type Actor } from './access.ts';
 import { Conflict, InvalidInput, NotFound, PermissionDenied } from '../errors.ts';
 import type { EngineContext } from './context.ts';
 import type { Access } from './access-control.ts';
+import type { DeployLocks } from './deploy-locks.ts';
 
 const NAME = /^[a-z][a-z0-9-]{2,29}$/;
 /** Pipelines and their apps: create, connect, list, show, destroy. */
@@ -18,6 +19,7 @@ export class Pipelines {
   constructor(
     private readonly ctx: EngineContext,
     private readonly authz: Access,
+    private readonly locks: DeployLocks,
   ) {}
 
   async createPipeline(actor: Actor, input: { name: string; repo: string; branch?: string }): Promise<Pipeline> {
@@ -115,8 +117,9 @@ export class Pipelines {
     const pipeline = await this.authz.authorize(actor, name, REQUIRED.read, `pipelines:info ${name}`);
     const apps = await this.ctx.db.getRepository(AppEntity).findBy({ pipelineId: pipeline.id });
     const releases = await this.currentReleases(apps);
+    const locks = await this.locks.locksOf(pipeline);
     const views = apps
-      .map((app) => this.appView(app, pipeline, releases.get(app.id) ?? null))
+      .map((app) => ({ ...this.appView(app, pipeline, releases.get(app.id) ?? null), lock: locks.get(app.name) ?? null }))
       .sort((a, b) => STAGE_ORDER[a.stage] - STAGE_ORDER[b.stage] || a.name.localeCompare(b.name));
     return { name: pipeline.name, repo: pipeline.repo, branch: pipeline.branch, apps: views, sandbox: this.ctx.platform.isolation };
   }

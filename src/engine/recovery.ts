@@ -18,6 +18,7 @@ import { releaseSpecOf } from './release-execution.ts';
 import type { EngineContext } from './context.ts';
 import type { Ci } from './ci.ts';
 import type { ReviewApps } from './review-apps.ts';
+import type { DeployLocks } from './deploy-locks.ts';
 import { IllegalTransition, transition, transitionAll } from './transitions.ts';
 
 /** A runner whose heartbeat is older than this is taken for dead, wherever it ran. */
@@ -27,11 +28,13 @@ const HEARTBEAT_MS = 10_000;
 export class Recovery {
   private heartbeat: NodeJS.Timeout | undefined;
   private staleSweep: NodeJS.Timeout | undefined;
+  private lockSweep: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly ctx: EngineContext,
     private readonly ci: Ci,
     private readonly reviewApps: ReviewApps,
+    private readonly locks: DeployLocks,
   ) {}
 
   /** Registers this runner, ends operations whose runner died, and brings every app back to its current release. */
@@ -57,11 +60,15 @@ export class Recovery {
       this.reviewApps.destroyStaleReviewApps().catch((err: unknown) => log.warn({ err }, 'stale review apps not destroyed'));
     }, 3_600_000);
     this.staleSweep.unref();
+    // Locks end on time: each minute the ones whose time is up end, and the feeds hear of it.
+    this.lockSweep = setInterval(() => void this.locks.expireLocks(), 60_000);
+    this.lockSweep.unref();
   }
 
   async stop(): Promise<void> {
     clearInterval(this.heartbeat);
     clearInterval(this.staleSweep);
+    clearInterval(this.lockSweep);
     await this.ctx.jobs.onIdle();
     await this.ctx.db.getRepository(RunnerEntity).delete({ id: this.ctx.runnerId });
   }

@@ -11,6 +11,7 @@ import type { Access } from './access-control.ts';
 import type { ReleaseExecution } from './release-execution.ts';
 import type { Operations } from './operations.ts';
 import type { Pipelines } from './pipelines.ts';
+import type { DeployLocks } from './deploy-locks.ts';
 
 /** What `config` shows in place of a value the reader may not see: the same for every value, so not even its length shows. */
 export const MASKED_VALUE = '********';
@@ -18,6 +19,14 @@ export const MASKED_VALUE = '********';
 function describeTargets(targets: App[], stage: Stage): string {
   return `${targets.map((t) => t.name).join(', ')} (${stage})`;
 }
+/** `--force --reason "…"`: ship through someone else's deploy lock (manage), announced. */
+export interface Forcing {
+  force?: boolean;
+  reason?: string;
+}
+
+const forcing = (input: Forcing) => (input.force ? { reason: input.reason } : undefined);
+
 /** Deploy, promote, rollback, config vars, and what each app runs (releases, diff). */
 export class Releases {
   constructor(
@@ -26,12 +35,13 @@ export class Releases {
     private readonly execution: ReleaseExecution,
     private readonly operations: Operations,
     private readonly pipelines: Pipelines,
+    private readonly locks: DeployLocks,
   ) {}
 
   /** Builds `ref` (default: the pipeline's branch) and releases it to every app of `stage`, or to one app of it. */
   async deploy(
     actor: Actor,
-    input: { pipeline: string; ref?: string; stage: string; app?: string; cause?: string },
+    input: { pipeline: string; ref?: string; stage: string; app?: string; cause?: string } & Forcing,
   ): Promise<OperationView> {
     const pipeline = await this.authz.authorize(actor, input.pipeline, REQUIRED.deploy, `deploy ${input.pipeline}`);
     const stage = parseStage(input.stage);
@@ -49,7 +59,11 @@ export class Releases {
       'deploy',
       `Deploy ${short(sha)} to ${describeTargets(targets, stage)}`,
       targets,
-      { details: { commit: { sha, subject: head?.message ?? null, author: head?.author ?? null } }, cause: input.cause },
+      {
+        details: { commit: { sha, subject: head?.message ?? null, author: head?.author ?? null } },
+        cause: input.cause,
+        alsoInTransaction: (m) => this.locks.assertFree(m, actor, pipeline, targets, forcing(input)),
+      },
     );
     this.operations.launch(op, async (progress) => {
       const slug = await this.execution.build(op, pipeline, source, sha, progress);
@@ -68,7 +82,7 @@ export class Releases {
    */
   async promote(
     actor: Actor,
-    input: { pipeline: string; fromStage?: string; fromApp?: string; toStage?: string; toApps?: string[]; ifVersion?: number },
+    input: { pipeline: string; fromStage?: string; fromApp?: string; toStage?: string; toApps?: string[]; ifVersion?: number } & Forcing,
   ): Promise<OperationView> {
     const pipeline = await this.authz.authorize(actor, input.pipeline, REQUIRED.promote, `promote ${input.pipeline}`);
     const fromStage = parseStage(input.fromStage ?? 'staging');
@@ -119,6 +133,7 @@ export class Releases {
         details: {
           promotion: { from: { app: source.name, version: release.version, commit: release.commit }, base, ...ships },
         },
+        alsoInTransaction: (m) => this.locks.assertFree(m, actor, pipeline, targets, forcing(input)),
       },
     );
     this.operations.launch(op, async (progress) => {
@@ -136,7 +151,7 @@ export class Releases {
     actor: Actor,
     appName: string,
     version?: number,
-    options: { ifCurrent?: number; again?: boolean } = {},
+    options: { ifCurrent?: number; again?: boolean } & Forcing = {},
   ): Promise<OperationView> {
     const { app, pipeline } = await this.authz.authorizeApp(actor, appName, REQUIRED.rollback, `rollback ${appName}`);
     const releases = this.ctx.db.getRepository(ReleaseEntity);
@@ -181,6 +196,7 @@ export class Releases {
           ...(again ? { again } : {}),
         },
       },
+      alsoInTransaction: (m) => this.locks.assertFree(m, actor, pipeline, [app], forcing(options)),
     });
     this.operations.launch(op, async (progress) => {
       await this.execution.release(
@@ -271,7 +287,10 @@ export class Releases {
     change: (m: EntityManager) => Promise<unknown>,
   ): Promise<OperationView> {
     const op = await this.operations.createOperation(actor, pipeline, 'config', `${description} on ${app.name}`, [app], {
-      alsoInTransaction: change,
+      alsoInTransaction: async (m) => {
+        await this.locks.assertFree(m, actor, pipeline, [app]);
+        await change(m);
+      },
     });
     this.operations.launch(op, async (progress) => {
       await this.execution.release(

@@ -1,8 +1,8 @@
 import type { FailedPhase, Release, ReviewAppStatus, Stage, TestRun } from '../db/entities.ts';
 import type { Commit } from '../source/source.ts';
-import type { AppView, DiffView, OperationView, ReleaseView, ReviewAppView, TestRunView } from '../api/types.ts';
+import type { AppView, DiffView, LockView, OperationView, ReleaseView, ReviewAppView, TestRunView } from '../api/types.ts';
 
-export type { AppView, DiffView, OperationView, ReleaseView, ReviewAppView, TestRunView };
+export type { AppView, DiffView, LockView, OperationView, ReleaseView, ReviewAppView, TestRunView };
 
 /*
  * What the engine answers: plain data for the fronts (CLI, Slack, the API),
@@ -88,6 +88,8 @@ export interface ReportTarget {
   rollback: RollbackOffer | null;
   /** Offered on a live release a rollback made: the release it went back from, to release again. */
   rerelease: ReleaseRef | null;
+  /** The deploy lock on the app now, if any. */
+  lock: LockView | null;
 }
 
 /** Recorded on an operation's `<kind>.started` event: what it ships, for the audit trail and the messages. */

@@ -11,6 +11,7 @@ export async function boardPipeline(engine: Engine, actor: Actor, name: string):
     name: info.name,
     apps,
     canDeploy: permits(await engine.permissionOn(actor, name), 'deploy'),
+    canOperate: permits(await engine.permissionOn(actor, name), 'operate'),
     unsandboxed: info.sandbox === 'none',
   };
 }

@@ -15,6 +15,7 @@ import { register as registerPromote } from './listeners/actions/promote.ts';
 import { register as registerRerelease } from './listeners/actions/rerelease.ts';
 import { register as registerRetry } from './listeners/actions/retry.ts';
 import { register as registerRollback } from './listeners/actions/rollback.ts';
+import { register as registerUnlock } from './listeners/actions/unlock.ts';
 import { register as registerFlow } from './listeners/commands/flow.ts';
 import { register as registerAppHome } from './listeners/events/app-home-opened.ts';
 import { SlackNotifier } from './notifier.ts';
@@ -35,6 +36,7 @@ const buttonListeners: Record<ActionId, (app: App, deps: SlackDeps) => void> = {
   promote: registerPromote,
   rollback: registerRollback,
   rerelease: registerRerelease,
+  unlock: registerUnlock,
   retry: registerRetry,
   ci_rerun: registerCiRerun,
   output: registerOutput,

@@ -23,6 +23,7 @@ export function target(overrides: Partial<ReportTarget> = {}): ReportTarget {
     promote: null,
     rollback: null,
     rerelease: null,
+    lock: null,
     ...overrides,
   };
 }

@@ -27,6 +27,10 @@ function namesIn(result: Result): string[] {
     case 'access:add':
     case 'access:remove':
       return [result.data.user];
+    case 'lock':
+      return [result.data.holder];
+    case 'locks':
+      return result.data.map((l) => l.holder);
     default:
       return [];
   }

@@ -1,0 +1,269 @@
+import type { EntityManager } from 'typeorm';
+import { AppEntity, PipelineEntity, type App, type Pipeline } from '../db/entities.ts';
+import { Conflict, InvalidInput, NotFound } from '../errors.ts';
+import { log } from '../log.ts';
+import { permits, REQUIRED, type Actor } from './access.ts';
+import type { Access } from './access-control.ts';
+import type { EngineContext } from './context.ts';
+import { parseStage } from './stages.ts';
+import type { LockView } from './views.ts';
+
+/** How long a lock lasts when no `--for` is given, and the longest one may last. */
+export interface LockSettings {
+  defaultMs: number;
+  maxMs: number;
+}
+
+export const DEFAULT_LOCK_SETTINGS: LockSettings = { defaultMs: 2 * 3_600_000, maxMs: 24 * 3_600_000 };
+
+interface LockRow {
+  id: number;
+  pipeline: string;
+  app: string | null;
+  stage: string | null;
+  holder_id: number;
+  holder: string;
+  reason: string | null;
+  created_at: Date;
+  expires_at: Date;
+}
+
+const UNITS: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** `30m`, `2h`, `1d`: a lock's length. */
+export function parseDuration(text: string): number {
+  const match = /^(\d{1,6})([smhd])$/.exec(text);
+  if (!match || Number(match[1]) === 0)
+    throw new InvalidInput(`"${text.slice(0, 20)}" is not a length of time: write it like 30m, 2h or 1d`);
+  return Number(match[1]) * UNITS[match[2]!]!;
+}
+
+/** "2h", "1d 3h", "45m": how long, for messages. */
+export function formatDuration(ms: number): string {
+  const minutes = Math.max(1, Math.round(ms / 60_000));
+  if (minutes < 60) return `${minutes}m`;
+  const hours = Math.floor(minutes / 60);
+  if (hours < 24) return minutes % 60 ? `${hours}h ${minutes % 60}m` : `${hours}h`;
+  return hours % 24 ? `${Math.floor(hours / 24)}d ${hours % 24}h` : `${Math.floor(hours / 24)}d`;
+}
+
+const clock = (d: Date) => `${d.toISOString().slice(11, 16)} UTC`;
+
+function lockView(row: LockRow): LockView {
+  return {
+    target: row.app ?? `${row.pipeline}:${row.stage}`,
+    pipeline: row.pipeline,
+    app: row.app,
+    stage: (row.stage as LockView['stage']) ?? null,
+    holder: row.holder,
+    reason: row.reason,
+    since: new Date(row.created_at).toISOString(),
+    until: new Date(row.expires_at).toISOString(),
+  };
+}
+
+const SELECT = `SELECT l.id, p.name AS pipeline, a.name AS app, l.stage, l.holder_id, coalesce(u.name, 'flowops') AS holder, l.reason, l.created_at, l.expires_at
+  FROM deploy_locks l JOIN pipelines p ON p.id = l.pipeline_id LEFT JOIN apps a ON a.id = l.app_id LEFT JOIN users u ON u.id = l.holder_id`;
+
+/**
+ * Deploy locks (Shipit's, with an end): `lock shop-staging` or `lock shop:staging`
+ * keeps everyone but the holder from shipping there — deploys, promotions,
+ * rollbacks and config changes — until `unlock` or the lock expires. An
+ * emergency goes through with `--force --reason`, for managers, and says so in
+ * the feeds and the audit trail.
+ */
+export class DeployLocks {
+  constructor(
+    private readonly ctx: EngineContext,
+    private readonly authz: Access,
+    private readonly settings: LockSettings,
+  ) {}
+
+  /** Locks an app or a stage (operate). The holder locking again extends it. */
+  async lock(actor: Actor, target: string, options: { reason?: string; for?: string } = {}): Promise<LockView> {
+    const { pipeline, app, stage } = await this.target(actor, target, 'lock');
+    const length = options.for === undefined ? this.settings.defaultMs : parseDuration(options.for);
+    if (length > this.settings.maxMs)
+      throw new InvalidInput(`a lock lasts at most ${formatDuration(this.settings.maxMs)} here (FLOW_LOCK_MAX); lock again when it ends`);
+    const reason = options.reason?.trim() || null;
+    if (reason && reason.length > 500) throw new InvalidInput('a lock reason is at most 500 characters');
+    const name = app?.name ?? `${pipeline.name}:${stage}`;
+    return this.ctx.transaction(async (m) => {
+      await this.sweep(m, pipeline.id);
+      const held = await this.openOn(m, pipeline, app, stage);
+      if (held && held.holder_id !== actor.id) throw new Conflict(`${name} is already locked: ${this.describe(held)}`);
+      const expires = new Date(Date.now() + length);
+      if (held) {
+        await m.query('UPDATE deploy_locks SET expires_at = $2, reason = coalesce($3, reason) WHERE id = $1', [held.id, expires, reason]);
+      } else {
+        await m.query(
+          'INSERT INTO deploy_locks (pipeline_id, app_id, stage, holder_id, reason, expires_at) VALUES ($1, $2, $3, $4, $5, $6)',
+          [pipeline.id, app?.id ?? null, app ? null : stage, actor.id, reason, expires],
+        );
+      }
+      await this.ctx.emit(m, {
+        type: 'lock.added',
+        pipeline: pipeline.name,
+        app: app?.name ?? null,
+        actor: actor.name,
+        via: actor.via,
+        message: `${actor.name} ${held ? 'extended the lock on' : 'locked'} ${name} until ${clock(expires)}${(reason ?? held?.reason) ? `: ${reason ?? held?.reason}` : ''}`,
+        data: { target: name, until: expires.toISOString(), reason: reason ?? held?.reason ?? null },
+      });
+      return lockView((await this.openOn(m, pipeline, app, stage))!);
+    });
+  }
+
+  /** Ends a lock (operate): the holder's, or anyone's, as in Shipit. */
+  async unlock(actor: Actor, target: string): Promise<LockView> {
+    const { pipeline, app, stage } = await this.target(actor, target, 'unlock');
+    const name = app?.name ?? `${pipeline.name}:${stage}`;
+    return this.ctx.transaction(async (m) => {
+      await this.sweep(m, pipeline.id);
+      const held = await this.openOn(m, pipeline, app, stage);
+      if (!held) throw new NotFound(`${name} is not locked; \`locks ${pipeline.name}\` lists the pipeline's locks`);
+      await m.query('UPDATE deploy_locks SET ended_at = now(), ended_by = $2 WHERE id = $1', [held.id, actor.name]);
+      await this.ctx.emit(m, {
+        type: 'lock.removed',
+        pipeline: pipeline.name,
+        app: app?.name ?? null,
+        actor: actor.name,
+        via: actor.via,
+        message: `${actor.name} unlocked ${name}${held.holder_id === actor.id ? '' : ` (locked by ${held.holder})`}`,
+        data: { target: name, holder: held.holder },
+      });
+      return lockView(held);
+    });
+  }
+
+  /** The open locks of the pipelines the actor can see (or of one). */
+  async locks(actor: Actor, pipelineName?: string): Promise<LockView[]> {
+    const pipelines = pipelineName
+      ? [await this.authz.authorize(actor, pipelineName, REQUIRED.read, `locks ${pipelineName}`)]
+      : await this.visiblePipelines(actor);
+    if (!pipelines.length) return [];
+    const rows: LockRow[] = await this.ctx.db.query(
+      `${SELECT} WHERE l.ended_at IS NULL AND l.expires_at > now() AND l.pipeline_id = ANY($1) ORDER BY p.name, l.id`,
+      [pipelines.map((p) => p.id)],
+    );
+    return rows.map(lockView);
+  }
+
+  /** The open lock that applies to each app of a pipeline (the app's own, or its stage's), by app name. */
+  async locksOf(pipeline: Pipeline): Promise<Map<string, LockView>> {
+    const rows: LockRow[] = await this.ctx.db.query(`${SELECT} WHERE l.ended_at IS NULL AND l.expires_at > now() AND l.pipeline_id = $1`, [
+      pipeline.id,
+    ]);
+    const apps = await this.ctx.db.getRepository(AppEntity).findBy({ pipelineId: pipeline.id });
+    const found = new Map<string, LockView>();
+    for (const app of apps) {
+      const row = rows.find((r) => r.app === app.name) ?? rows.find((r) => r.app === null && r.stage === app.stage);
+      if (row) found.set(app.name, lockView(row));
+    }
+    return found;
+  }
+
+  /**
+   * Refuses to ship to `targets` while someone else holds a lock on one of
+   * them, naming the holder, the reason and the times. In the transaction that
+   * creates the operation, so a lock taken a moment before counts. `force`
+   * (manage, with a reason) ships anyway, and is announced.
+   */
+  async assertFree(m: EntityManager, actor: Actor, pipeline: Pipeline, targets: App[], force?: { reason?: string }): Promise<void> {
+    if (force && !force.reason?.trim())
+      throw new InvalidInput('--force needs a --reason: it is announced in the feeds and kept in the audit trail');
+    if (force && !permits(await this.authz.permissionOf(actor, pipeline.id), 'manage') && !actor.admin)
+      throw new InvalidInput(
+        `--force needs manage on ${pipeline.name}; without it, ask the lock's holder or someone with operate to unlock`,
+      );
+    const rows: LockRow[] = await m.query(
+      `${SELECT} WHERE l.ended_at IS NULL AND l.expires_at > now() AND l.pipeline_id = $1 AND (l.app_id = ANY($2) OR l.stage = ANY($3))`,
+      [pipeline.id, targets.map((t) => t.id), [...new Set(targets.map((t) => t.stage))]],
+    );
+    const blocking = rows.filter((r) => r.holder_id !== actor.id);
+    if (!blocking.length) return;
+    if (!force) {
+      const lock = blocking[0]!;
+      const what = lock.app ?? `${lock.pipeline}:${lock.stage}`;
+      throw new Conflict(
+        `${what} is locked by ${this.describe(lock)}. Only ${lock.holder} can ship there until then: ask them, \`unlock ${what}\` (operate), or in an emergency add \`--force --reason "…"\` (manage)`,
+      );
+    }
+    for (const lock of blocking) {
+      await this.ctx.emit(m, {
+        type: 'lock.overridden',
+        pipeline: pipeline.name,
+        app: lock.app,
+        actor: actor.name,
+        via: actor.via,
+        message: `${actor.name} shipped through ${lock.holder}'s lock on ${lock.app ?? `${lock.pipeline}:${lock.stage}`} with --force: ${force.reason!.trim()}`,
+        data: { target: lock.app ?? `${lock.pipeline}:${lock.stage}`, holder: lock.holder, reason: force.reason!.trim() },
+      });
+    }
+  }
+
+  /** Ends the locks whose time is up, each with a `lock.expired` event (the feeds say so). */
+  async expireLocks(): Promise<void> {
+    try {
+      await this.ctx.transaction((m) => this.sweep(m, null));
+    } catch (err) {
+      log.warn({ err }, 'expired locks not swept');
+    }
+  }
+
+  private async sweep(m: EntityManager, pipelineId: number | null): Promise<void> {
+    // An UPDATE … RETURNING answers [rows, affected].
+    const [ended] = (await m.query(
+      `UPDATE deploy_locks l SET ended_at = l.expires_at, ended_by = 'expired'
+        WHERE l.ended_at IS NULL AND l.expires_at <= now() AND ($1::int IS NULL OR l.pipeline_id = $1)
+        RETURNING l.id`,
+      [pipelineId],
+    )) as [{ id: number }[], number];
+    if (!ended.length) return;
+    const rows: LockRow[] = await m.query(`${SELECT} WHERE l.id = ANY($1)`, [ended.map((r) => r.id)]);
+    for (const row of rows) {
+      await this.ctx.emit(m, {
+        type: 'lock.expired',
+        pipeline: row.pipeline,
+        app: row.app,
+        via: 'system',
+        message: `${row.holder}'s lock on ${row.app ?? `${row.pipeline}:${row.stage}`} expired`,
+        data: { target: row.app ?? `${row.pipeline}:${row.stage}`, holder: row.holder },
+      });
+    }
+  }
+
+  private describe(lock: LockRow): string {
+    return `${lock.holder} since ${clock(new Date(lock.created_at))}, until ${clock(new Date(lock.expires_at))}${lock.reason ? ` ("${lock.reason}")` : ''}`;
+  }
+
+  private async openOn(m: EntityManager, pipeline: Pipeline, app: App | null, stage: string | null): Promise<LockRow | null> {
+    const rows: LockRow[] = app
+      ? await m.query(`${SELECT} WHERE l.ended_at IS NULL AND l.app_id = $1`, [app.id])
+      : await m.query(`${SELECT} WHERE l.ended_at IS NULL AND l.pipeline_id = $1 AND l.stage = $2`, [pipeline.id, stage]);
+    return rows[0] ?? null;
+  }
+
+  /** `shop-staging` (an app) or `shop:staging` (a stage of a pipeline), with operate checked. */
+  private async target(
+    actor: Actor,
+    target: string,
+    command: string,
+  ): Promise<{ pipeline: Pipeline; app: App | null; stage: string | null }> {
+    const colon = target.indexOf(':');
+    if (colon < 0) {
+      const { app, pipeline } = await this.authz.authorizeApp(actor, target, 'operate', `${command} ${target}`);
+      return { pipeline, app, stage: null };
+    }
+    const stage = parseStage(target.slice(colon + 1));
+    const pipeline = await this.authz.authorize(actor, target.slice(0, colon), 'operate', `${command} ${target}`);
+    return { pipeline, app: null, stage };
+  }
+
+  private async visiblePipelines(actor: Actor): Promise<Pipeline[]> {
+    const all = await this.ctx.db.getRepository(PipelineEntity).find();
+    const seen: Pipeline[] = [];
+    for (const p of all) if (actor.admin || (await this.authz.permissionOf(actor, p.id))) seen.push(p);
+    return seen;
+  }
+}
