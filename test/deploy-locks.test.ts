@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Actor } from '../src/engine/access.ts';
 import { Conflict, InvalidInput, NotFound } from '../src/errors.ts';
+import { parseSourceRef } from '../src/source/source-ref.ts';
 import { createTestEngine, type TestEngine } from './helpers/test-engine.ts';
 
 const PROCFILE = { Procfile: 'web: node index.js\nrelease: node migrate.js\n' };
@@ -95,6 +96,22 @@ describe('deploy locks', () => {
     await expect(t.engine.unlock(bob, 'shop:staging')).rejects.toThrow(/shop:staging is not locked/);
     expect(await t.engine.locks(bob, 'shop')).toEqual([]);
     await t.engine.addAccess(t.admin, 'shop', 'bob', 'deploy');
+  });
+
+  it('keeps an auto-deploy out of a locked stage, and says why', async () => {
+    await t.engine.setAutodeploy(t.admin, 'shop', { branch: 'main', stage: 'staging' });
+    await t.engine.lock(alice, 'shop:staging', { reason: 'demo at 3' });
+    const sha = await t.repo('/repos/shop').resolve('main');
+    const before = await operations();
+
+    await t.engine.pushed({ repo: parseSourceRef('/repos/shop'), branch: 'main', sha, pusher: 'dana' });
+
+    expect(await operations()).toBe(before);
+    expect(await events('autodeploy.failed')).toEqual([
+      expect.stringMatching(/did not start: shop:staging is locked by alice .*\("demo at 3"\)/),
+    ]);
+    await t.engine.unlock(alice, 'shop:staging');
+    await t.engine.setAutodeploy(t.admin, 'shop', null);
   });
 
   it('expires on its own, and the feeds hear of it', async () => {

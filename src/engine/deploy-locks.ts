@@ -16,6 +16,11 @@ export interface LockSettings {
 
 export const DEFAULT_LOCK_SETTINGS: LockSettings = { defaultMs: 2 * 3_600_000, maxMs: 24 * 3_600_000 };
 
+/** A checked `--force --reason`. */
+export interface Force {
+  reason: string;
+}
+
 interface LockRow {
   id: number;
   pipeline: string;
@@ -164,18 +169,28 @@ export class DeployLocks {
   }
 
   /**
+   * Checks `--force --reason` before the operation's transaction (the
+   * permission is read outside it, where the embedded database can answer):
+   * a reason is required, and manage.
+   */
+  async force(actor: Actor, pipeline: Pipeline, input: { force?: boolean; reason?: string }): Promise<Force | undefined> {
+    if (!input.force) return undefined;
+    const reason = input.reason?.trim();
+    if (!reason) throw new InvalidInput('--force needs a --reason: it is announced in the feeds and kept in the audit trail');
+    if (!actor.admin && !permits(await this.authz.permissionOf(actor, pipeline.id), 'manage'))
+      throw new InvalidInput(
+        `--force needs manage on ${pipeline.name}; without it, ask the lock's holder or someone with operate to unlock`,
+      );
+    return { reason: reason.slice(0, 500) };
+  }
+
+  /**
    * Refuses to ship to `targets` while someone else holds a lock on one of
    * them, naming the holder, the reason and the times. In the transaction that
    * creates the operation, so a lock taken a moment before counts. `force`
    * (manage, with a reason) ships anyway, and is announced.
    */
-  async assertFree(m: EntityManager, actor: Actor, pipeline: Pipeline, targets: App[], force?: { reason?: string }): Promise<void> {
-    if (force && !force.reason?.trim())
-      throw new InvalidInput('--force needs a --reason: it is announced in the feeds and kept in the audit trail');
-    if (force && !permits(await this.authz.permissionOf(actor, pipeline.id), 'manage') && !actor.admin)
-      throw new InvalidInput(
-        `--force needs manage on ${pipeline.name}; without it, ask the lock's holder or someone with operate to unlock`,
-      );
+  async assertFree(m: EntityManager, actor: Actor, pipeline: Pipeline, targets: App[], force?: Force): Promise<void> {
     const rows: LockRow[] = await m.query(
       `${SELECT} WHERE l.ended_at IS NULL AND l.expires_at > now() AND l.pipeline_id = $1 AND (l.app_id = ANY($2) OR l.stage = ANY($3))`,
       [pipeline.id, targets.map((t) => t.id), [...new Set(targets.map((t) => t.stage))]],
@@ -196,8 +211,8 @@ export class DeployLocks {
         app: lock.app,
         actor: actor.name,
         via: actor.via,
-        message: `${actor.name} shipped through ${lock.holder}'s lock on ${lock.app ?? `${lock.pipeline}:${lock.stage}`} with --force: ${force.reason!.trim()}`,
-        data: { target: lock.app ?? `${lock.pipeline}:${lock.stage}`, holder: lock.holder, reason: force.reason!.trim() },
+        message: `${actor.name} shipped through ${lock.holder}'s lock on ${lock.app ?? `${lock.pipeline}:${lock.stage}`} with --force: ${force.reason}`,
+        data: { target: lock.app ?? `${lock.pipeline}:${lock.stage}`, holder: lock.holder, reason: force.reason },
       });
     }
   }

@@ -25,8 +25,6 @@ export interface Forcing {
   reason?: string;
 }
 
-const forcing = (input: Forcing) => (input.force ? { reason: input.reason } : undefined);
-
 /** Deploy, promote, rollback, config vars, and what each app runs (releases, diff). */
 export class Releases {
   constructor(
@@ -53,6 +51,7 @@ export class Releases {
       .log(null, sha, 1)
       .then((l) => l.commits[0])
       .catch(() => undefined);
+    const force = await this.locks.force(actor, pipeline, input);
     const op = await this.operations.createOperation(
       actor,
       pipeline,
@@ -62,7 +61,7 @@ export class Releases {
       {
         details: { commit: { sha, subject: head?.message ?? null, author: head?.author ?? null } },
         cause: input.cause,
-        alsoInTransaction: (m) => this.locks.assertFree(m, actor, pipeline, targets, forcing(input)),
+        alsoInTransaction: (m) => this.locks.assertFree(m, actor, pipeline, targets, force),
       },
     );
     this.operations.launch(op, async (progress) => {
@@ -123,6 +122,7 @@ export class Releases {
           .then((s) => s.log(base, release.commit!, 10))
           .catch(() => ({ ahead: 0, commits: [] }))
       : { ahead: 0, commits: [] };
+    const force = await this.locks.force(actor, pipeline, input);
     const op = await this.operations.createOperation(
       actor,
       pipeline,
@@ -133,7 +133,7 @@ export class Releases {
         details: {
           promotion: { from: { app: source.name, version: release.version, commit: release.commit }, base, ...ships },
         },
-        alsoInTransaction: (m) => this.locks.assertFree(m, actor, pipeline, targets, forcing(input)),
+        alsoInTransaction: (m) => this.locks.assertFree(m, actor, pipeline, targets, force),
       },
     );
     this.operations.launch(op, async (progress) => {
@@ -188,6 +188,7 @@ export class Releases {
     // Releasing a later version again (Re-release, after a rollback) is a rollback to it, as on Heroku; its messages say "again".
     const again = !!options.again;
     const description = again ? `Re-release ${app.name} v${rollbackTo.version}` : `Rollback ${app.name} to v${rollbackTo.version}`;
+    const force = await this.locks.force(actor, pipeline, options);
     const op = await this.operations.createOperation(actor, pipeline, 'rollback', description, [app], {
       details: {
         rollback: {
@@ -196,7 +197,7 @@ export class Releases {
           ...(again ? { again } : {}),
         },
       },
-      alsoInTransaction: (m) => this.locks.assertFree(m, actor, pipeline, [app], forcing(options)),
+      alsoInTransaction: (m) => this.locks.assertFree(m, actor, pipeline, [app], force),
     });
     this.operations.launch(op, async (progress) => {
       await this.execution.release(
