@@ -25,7 +25,11 @@ export class FlowError extends Error {
 }
 
 export class PermissionDenied extends FlowError {
-  constructor(message: string) {
+  constructor(
+    message: string,
+    /** Who can grant it: the pipeline's managers (user names), for fronts that mention them. */
+    readonly managers: string[] = [],
+  ) {
     super('permission_denied', message);
   }
 }
@@ -50,6 +54,8 @@ export class StaleRelease extends FlowError {
   constructor(
     message: string,
     readonly current: { app: string; version: number; commit: string | null },
+    /** For a promotion: the stage it would go to. */
+    readonly downstream?: string,
   ) {
     super('conflict', message);
   }

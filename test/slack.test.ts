@@ -422,6 +422,41 @@ describe('the Slack app over HTTP, signed as Slack signs', () => {
     );
   });
 
+  it('tells someone refused on a pipeline they were shown what it needs, what they have, and who can grant it', async () => {
+    const granted = await flow('access:add shop <@UMIA|mia> manage');
+    await answer(granted.id);
+    const value = JSON.stringify({ p: 'shop', a: 'shop-staging', v: 1 });
+
+    // A button on a message about shop: the pipeline is no secret to whoever sees the message.
+    const clicked = await answer((await click('promote', value, 'UNEW', 'newbie', 'CFEED')).id);
+    // Typed in shop's feed: likewise. Typed anywhere else, by someone with no grant: "not found", as before.
+    const inFeed = await answer((await flow('promote shop', 'UNEW', 'newbie', 'CFEED')).id);
+    const elsewhere = await answer((await flow('promote shop', 'UNEW', 'newbie', 'CRANDOM')).id);
+
+    expect(clicked.text).toContain(
+      '`/flow promote shop` needs deploy on shop; you have none. Ask a manager of shop (mia): `/flow access:add shop newbie deploy`',
+    );
+    expect(JSON.stringify(clicked.blocks)).toContain('Who can grant it: <@UMIA>');
+    expect(inFeed.text).toContain('needs deploy on shop; you have none');
+    expect(elsewhere.text).toContain('no pipeline "shop" that you can see');
+    const cli = await t.cli(['promote', 'shop'], (await t.json<{ token: string }>(['users:create', 'outsider'])).token);
+    expect(cli.err).toContain('no pipeline "shop" that you can see');
+  });
+
+  it('gives every member of the workspace a floor with access:default, and not the CLI users without a grant', async () => {
+    const set = await answer((await flow('access:default shop view')).id);
+    expect(set.blocks[0]!.text!.text).toBe(':white_check_mark: *shop*: every member of this workspace has at least *view*');
+
+    const seen = await answer((await flow('pipelines:info shop', 'UFRESH', 'fresh', 'CRANDOM')).id);
+    const refused = await answer((await flow('deploy shop to staging', 'UFRESH', 'fresh', 'CRANDOM')).id);
+
+    expect(JSON.stringify(seen.blocks)).toContain('*STAGING*');
+    expect(refused.text).toContain('`/flow deploy shop` needs deploy on shop; you have view');
+    const cli = await t.cli(['pipelines:info', 'shop'], (await t.json<{ token: string }>(['users:create', 'outsider2'])).token);
+    expect(cli.err).toContain('no pipeline "shop" that you can see');
+    await answer((await flow('access:default shop none')).id);
+  });
+
   it('answers `/flow help` in short sections by topic, with no long code block', async () => {
     const { id } = await flow('help', 'UVIC', 'vic');
 

@@ -193,6 +193,7 @@ export interface CommandResults {
   access: Grant[];
   'access:add': Grant;
   'access:remove': { user: string };
+  'access:default': { pipeline: string; permission: 'none' | 'view' | 'deploy' };
   /** The token is shown once, to whoever created the user. */
   'users:create': { name: string; token: string };
   ci: TestRunView[];

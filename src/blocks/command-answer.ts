@@ -81,6 +81,14 @@ export function commandAnswer(result: Result, people: Record<string, string>): A
     }
     case 'access:add':
       return answer(mrkdwn`:white_check_mark: ${person(result.data.user)} now has *${result.data.permission}*`);
+    case 'access:default': {
+      const d = result.data;
+      return answer(
+        d.permission === 'none'
+          ? mrkdwn`:white_check_mark: *${d.pipeline}*: only people with a grant can see it`
+          : mrkdwn`:white_check_mark: *${d.pipeline}*: every member of this workspace has at least *${d.permission}*`,
+      );
+    }
     case 'access:remove':
       return answer(mrkdwn`:white_check_mark: ${person(result.data.user)} no longer has access`);
     case 'users:create': {

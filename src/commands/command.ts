@@ -32,6 +32,7 @@ export type Command =
   | { name: 'access'; pipeline: string }
   | { name: 'access:add'; pipeline: string; user: string; permission: string }
   | { name: 'access:remove'; pipeline: string; user: string }
+  | { name: 'access:default'; pipeline: string; permission: string }
   | { name: 'users:create'; user: string }
   | { name: 'ci'; pipeline: string }
   | { name: 'ci:info'; pipeline: string; number: number }

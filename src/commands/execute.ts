@@ -69,6 +69,7 @@ const HANDLERS: { [N in CommandName]: Handler<N> } = {
   access: (engine, actor, command) => data(command, engine.access(actor, command.pipeline)),
   'access:add': (engine, actor, command) => data(command, engine.addAccess(actor, command.pipeline, command.user, command.permission)),
   'access:remove': (engine, actor, command) => data(command, engine.removeAccess(actor, command.pipeline, command.user)),
+  'access:default': (engine, actor, command) => data(command, engine.setDefaultAccess(actor, command.pipeline, command.permission)),
   'users:create': (engine, actor, command) => data(command, engine.createUser(actor, command.user)),
   ci: (engine, actor, command) => data(command, engine.testRuns(actor, command.pipeline)),
   'ci:info': (engine, actor, command) => data(command, engine.testRunInfo(actor, command.pipeline, command.number)),

@@ -102,6 +102,7 @@ const HELP_TOPICS: { title: string; commands: CommandName[] }[] = [
       'access',
       'access:add',
       'access:remove',
+      'access:default',
       'users:create',
       'pipelines:create',
       'pipelines:connect',

@@ -126,6 +126,12 @@ export function renderText(result: Result): string {
     }
     case 'access:remove':
       return `Removed ${result.data.user}`;
+    case 'access:default': {
+      const d = result.data;
+      return d.permission === 'none'
+        ? `${d.pipeline}: only people with a grant can see it`
+        : `${d.pipeline}: every member of the Slack workspace has at least ${d.permission}`;
+    }
     case 'users:create': {
       const u = result.data;
       return `Created user ${u.name}. Token (shown once; give it to ${u.name} as FLOW_TOKEN):\n${u.token}`;

@@ -228,6 +228,14 @@ export const SPECS: Record<CommandName, Spec> = {
       return { name: 'access:remove', pipeline: pipeline!, user: user! };
     },
   },
+  'access:default': {
+    usage: 'access:default <pipeline> <none|view|deploy>',
+    summary: 'what every member of the Slack workspace holds on the pipeline at least (manage)',
+    parse: (w) => {
+      const [pipeline, permission] = words('access:default', w, ['pipeline', 'none|view|deploy']);
+      return { name: 'access:default', pipeline: pipeline!, permission: permission! };
+    },
+  },
   'users:create': {
     usage: 'users:create <user>',
     summary: "create a user and print the user's API token (admin)",

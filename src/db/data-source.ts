@@ -17,6 +17,7 @@ import { SeenRequests1700000000006 } from './migrations/1700000000006-seen-reque
 import { OutboxRetries1700000000008 } from './migrations/1700000000008-outbox-retries.ts';
 import { MessageCards1700000000009 } from './migrations/1700000000009-message-cards.ts';
 import { DeployLocks1700000000010 } from './migrations/1700000000010-deploy-locks.ts';
+import { DefaultAccess1700000000011 } from './migrations/1700000000011-default-access.ts';
 import { databaseOutage } from './outage.ts';
 
 export interface Database {
@@ -37,6 +38,7 @@ const migrations = [
   OutboxRetries1700000000008,
   MessageCards1700000000009,
   DeployLocks1700000000010,
+  DefaultAccess1700000000011,
 ];
 
 /**

@@ -111,6 +111,7 @@ export const PipelineEntity = new EntitySchema<Pipeline>({
     autodeploy: { type: 'jsonb', nullable: true },
     lastTestRun: { type: Number, name: 'last_test_run', default: 0 },
     reviewApps: { type: 'jsonb', name: 'review_apps', nullable: true },
+    defaultAccess: { type: 'text', name: 'default_access', nullable: true },
     createdAt,
   },
 });

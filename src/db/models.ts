@@ -72,6 +72,8 @@ export interface Pipeline {
   autodeploy: { branch: string; stage: Stage; waitForCi: boolean } | null;
   lastTestRun: number;
   reviewApps: ReviewAppSettings | null;
+  /** What every member of the Slack workspace holds here at least (`access:default`); null: nothing. */
+  defaultAccess: 'view' | 'deploy' | null;
   createdAt: Date;
 }
 

@@ -1,4 +1,4 @@
-import { AppEntity, GrantEntity, PipelineEntity, type App, type Permission, type Pipeline } from '../db/entities.ts';
+import { AppEntity, GrantEntity, PipelineEntity, SubscriptionEntity, type App, type Permission, type Pipeline } from '../db/entities.ts';
 import { log } from '../log.ts';
 import { permits, type Actor } from './access.ts';
 import { NotFound, PermissionDenied } from '../errors.ts';
@@ -8,10 +8,15 @@ import type { EngineContext } from './context.ts';
 export class Access {
   constructor(private readonly ctx: EngineContext) {}
 
+  /** The actor's grant on the pipeline; for a Slack user, at least the pipeline's `access:default`. */
   async permissionOf(actor: Actor, pipelineId: number): Promise<Permission | null> {
     if (actor.admin) return 'manage';
     const grant = await this.ctx.db.getRepository(GrantEntity).findOneBy({ pipelineId, userId: actor.id });
-    return grant?.permission ?? null;
+    const held = grant?.permission ?? null;
+    if (actor.via !== 'slack') return held;
+    const floor = (await this.ctx.db.getRepository(PipelineEntity).findOneBy({ id: pipelineId }))?.defaultAccess ?? null;
+    if (!floor) return held;
+    return held && permits(held, floor) ? held : floor;
   }
 
   /** The pipeline, if the actor holds `needed` on it; otherwise a denial that says what to ask for. */
@@ -37,14 +42,32 @@ export class Access {
    */
   private async check(actor: Actor, pipeline: Pipeline, needed: Permission, command: string): Promise<Pipeline | null> {
     const held = await this.permissionOf(actor, pipeline.id);
-    if (held === null) return null;
+    // Nothing held: "not found", so no name leaks; unless the front showed this pipeline to this person.
+    if (held === null && !(await this.shown(actor, pipeline))) return null;
     if (!permits(held, needed)) {
       log.warn({ pipeline: pipeline.name, actor: actor.name, needed, held }, 'operation denied');
-      throw new PermissionDenied(
-        `\`${command}\` needs ${needed} on ${pipeline.name}; you have ${held}. Ask an admin: \`access:add ${pipeline.name} ${actor.name} ${needed}\``,
-      );
+      const managers = await this.managersOf(pipeline);
+      const grant = `\`access:add ${pipeline.name} ${actor.name} ${needed}\``;
+      const ask = managers.length ? `Ask a manager of ${pipeline.name} (${managers.join(', ')}): ${grant}` : `Ask an admin: ${grant}`;
+      throw new PermissionDenied(`\`${command}\` needs ${needed} on ${pipeline.name}; you have ${held ?? 'none'}. ${ask}`, managers);
     }
     return pipeline;
+  }
+
+  /** Whether the front showed this pipeline to the actor: a button on its message, or a channel that is its feed. */
+  private async shown(actor: Actor, pipeline: Pipeline): Promise<boolean> {
+    if (actor.shown?.message) return true;
+    if (!actor.shown?.channel) return false;
+    return this.ctx.db.getRepository(SubscriptionEntity).existsBy({ pipelineId: pipeline.id, channel: actor.shown.channel });
+  }
+
+  /** The names of the pipeline's managers (grants of manage), at most ten. */
+  private async managersOf(pipeline: Pipeline): Promise<string[]> {
+    const rows: { name: string }[] = await this.ctx.db.query(
+      `SELECT u.name FROM grants g JOIN users u ON u.id = g.user_id WHERE g.pipeline_id = $1 AND g.permission = 'manage' ORDER BY u.name LIMIT 10`,
+      [pipeline.id],
+    );
+    return rows.map((r) => r.name);
   }
 
   /** The actor's permission on a pipeline (null: none), for fronts that show only the buttons a user may use. */

@@ -6,6 +6,12 @@ export interface Actor {
   name: string;
   admin: boolean;
   via: 'cli' | 'slack' | 'api' | 'github' | 'system';
+  /**
+   * Where the front showed this person a pipeline (Slack: a message's button,
+   * or a channel that is the pipeline's feed). A refusal there names the
+   * permission and the pipeline's managers instead of "not found".
+   */
+  shown?: { message?: boolean; channel?: string };
 }
 
 /** What each operation needs on the pipeline it touches. */

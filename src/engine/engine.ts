@@ -48,7 +48,17 @@ const ROUTES = {
   recovery: ['start', 'stop'],
   operations: ['idle', 'operation'],
   cards: ['subjectsOf', 'report', 'operationReport', 'pullRequestReport', 'pushReport', 'offers'],
-  users: ['authenticate', 'ensureAdmin', 'createUser', 'access', 'addAccess', 'removeAccess', 'externalUser', 'externalIds'],
+  users: [
+    'authenticate',
+    'ensureAdmin',
+    'createUser',
+    'access',
+    'addAccess',
+    'removeAccess',
+    'setDefaultAccess',
+    'externalUser',
+    'externalIds',
+  ],
   feeds: ['subscribe', 'unsubscribe', 'subscriptions', 'ensureStatusMessage', 'recordRefusal'],
   pipelines: [
     'createPipeline',

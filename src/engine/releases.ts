@@ -84,7 +84,9 @@ export class Releases {
     input: { pipeline: string; fromStage?: string; fromApp?: string; toStage?: string; toApps?: string[]; ifVersion?: number } & Forcing,
   ): Promise<OperationView> {
     const pipeline = await this.authz.authorize(actor, input.pipeline, REQUIRED.promote, `promote ${input.pipeline}`);
-    const fromStage = parseStage(input.fromStage ?? 'staging');
+    // An app named without its stage (a button names the app it was shown on) is promoted from the stage it is in.
+    const named = input.fromApp && !input.fromStage ? await this.pipelines.pipelineApp(pipeline, input.fromApp) : null;
+    const fromStage = named ? named.stage : parseStage(input.fromStage ?? 'staging');
     const [source] = input.fromApp
       ? await this.pipelines.stageApps(pipeline, fromStage, input.fromApp)
       : await this.pipelines.stageApps(pipeline, fromStage);
@@ -112,6 +114,7 @@ export class Releases {
       throw new StaleRelease(
         `${source.name} has moved on since: it now runs v${release.version} (${short(release.commit)}), not v${input.ifVersion}.`,
         { app: source.name, version: release.version, commit: release.commit },
+        downstream,
       );
     }
     const description = `Promote ${source.name} v${release.version} ${short(release.commit)}`;

@@ -1,6 +1,6 @@
 import { In } from 'typeorm';
 import { createHash, randomBytes } from 'node:crypto';
-import { GrantEntity, TokenEntity, UserEntity, type Permission, type User } from '../db/entities.ts';
+import { GrantEntity, PipelineEntity, TokenEntity, UserEntity, type Permission, type User } from '../db/entities.ts';
 import { log } from '../log.ts';
 import { REQUIRED, isPermission, type Actor } from './access.ts';
 import { Conflict, InvalidInput, NotFound, PermissionDenied, Unauthenticated } from '../errors.ts';
@@ -83,6 +83,38 @@ export class Users {
       });
     });
     return { user: user.name, permission };
+  }
+
+  /**
+   * What every member of the Slack workspace holds on the pipeline at least
+   * (`none`, `view` or `deploy`), the way Heroku Teams give members view on a
+   * pipeline's apps. Grants above it stay as they are.
+   */
+  async setDefaultAccess(
+    actor: Actor,
+    pipelineName: string,
+    permission: string,
+  ): Promise<{ pipeline: string; permission: 'none' | 'view' | 'deploy' }> {
+    const pipeline = await this.authz.authorize(actor, pipelineName, REQUIRED.manageAccess, `access:default ${pipelineName}`);
+    if (permission !== 'none' && permission !== 'view' && permission !== 'deploy')
+      throw new InvalidInput(
+        `"${permission.slice(0, 30)}" is not a default: use none, view or deploy (operate and manage are granted one by one)`,
+      );
+    await this.ctx.transaction(async (m) => {
+      await m.update(PipelineEntity, { id: pipeline.id }, { defaultAccess: permission === 'none' ? null : permission });
+      await this.ctx.emit(m, {
+        type: 'access.default',
+        pipeline: pipeline.name,
+        actor: actor.name,
+        via: actor.via,
+        message:
+          permission === 'none'
+            ? `${actor.name} made ${pipeline.name} visible to its grants only`
+            : `${actor.name} gave every member of the Slack workspace at least ${permission} on ${pipeline.name}`,
+        data: { permission },
+      });
+    });
+    return { pipeline: pipeline.name, permission };
   }
 
   async removeAccess(actor: Actor, pipelineName: string, userName: string): Promise<{ user: string }> {

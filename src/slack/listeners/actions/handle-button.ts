@@ -1,13 +1,12 @@
 import type { App, BlockAction, ButtonAction, RespondFn } from '@slack/bolt';
 import type { KnownBlock } from '@slack/types';
 import { decodeAction, type ActionId, type ActionPayload } from '../../../blocks/actions.ts';
-import { errorMessage } from '../../../blocks/result-message.ts';
 import type { Actor } from '../../../engine/access.ts';
 import type { OperationView } from '../../../engine/views.ts';
 import { FlowError } from '../../../errors.ts';
 import { log } from '../../../log.ts';
 import { afterAck, slackActor, type SlackDeps } from '../../context.ts';
-import { asSlashCommands } from '../commands/flow.ts';
+import { refusal } from '../commands/flow.ts';
 
 /** An answer only the clicking user sees: ephemeral in the channel, or a direct message from App Home. */
 export type Reply = (message: { text: string; blocks?: KnownBlock[] }) => Promise<void>;
@@ -49,13 +48,15 @@ export function handleButton<Id extends ActionId>(
       if (channel) await deps.engine.ensureStatusMessage(operation, channel);
     };
     try {
-      const actor = await slackActor(deps, body.team?.id ?? body.user.team_id, body.user.id, body.user.username ?? body.user.name);
+      const who = await slackActor(deps, body.team?.id ?? body.user.team_id, body.user.id, body.user.username ?? body.user.name);
+      // The button sat on a message about its pipeline: a refusal may name it (and its managers).
+      const actor = { ...who, shown: { message: true } };
       await work({ actor, payload: decodeAction(id, action.value), reply, follow });
     } catch (err) {
       if (!(err instanceof FlowError)) log.error({ err, action: id }, 'button failed');
-      const message =
-        err instanceof FlowError ? asSlashCommands(err.message) : 'flowops hit an unexpected error; the server log has the details';
-      await reply(errorMessage(message)).catch((e: unknown) => log.warn({ err: e }, 'could not answer a button'));
+      await reply(await refusal(deps, body.team?.id ?? body.user.team_id, err)).catch((e: unknown) =>
+        log.warn({ err: e }, 'could not answer a button'),
+      );
     }
   };
 }

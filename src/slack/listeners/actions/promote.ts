@@ -2,8 +2,7 @@ import type { App } from '@slack/bolt';
 import { encodeAction } from '../../../blocks/actions.ts';
 import { mrkdwn } from '../../../blocks/mrkdwn.ts';
 import { staleMessage } from '../../../blocks/result-message.ts';
-import { DOWNSTREAM } from '../../../engine/stages.ts';
-import { InvalidInput, StaleRelease } from '../../../errors.ts';
+import { StaleRelease } from '../../../errors.ts';
 import type { SlackDeps } from '../../context.ts';
 import { handleButton } from './handle-button.ts';
 
@@ -14,19 +13,16 @@ import { handleButton } from './handle-button.ts';
  */
 export function register(app: App, deps: SlackDeps): void {
   handleButton(app, deps, 'promote', async ({ actor, payload: { p, a, v }, reply, follow }) => {
-    // The button names the app, the engine wants its stage too (development promotes to staging).
-    const source = (await deps.engine.pipelineInfo(actor, p)).apps.find((x) => x.name === a);
-    if (!source?.release) throw new InvalidInput(`${a} is no longer in ${p}; see \`pipelines:info ${p}\``);
     let operation;
     try {
-      operation = await deps.engine.promote(actor, { pipeline: p, fromStage: source.stage, fromApp: a, ifVersion: v });
+      operation = await deps.engine.promote(actor, { pipeline: p, fromApp: a, ifVersion: v });
     } catch (err) {
       if (!(err instanceof StaleRelease)) throw err;
       const now = err.current;
       await reply(
         staleMessage(mrkdwn`${err.message} Nothing was promoted. Promote v${now.version} instead?`, {
           action: 'promote',
-          label: `Promote to ${DOWNSTREAM[source.stage] ?? 'the next stage'}`,
+          label: err.downstream ? `Promote to ${err.downstream}` : 'Promote',
           value: encodeAction('promote', { p, a: now.app, v: now.version }),
         }),
       );

@@ -6,7 +6,9 @@ import { COMMAND_NAMES, helpTopics, parseCommand, tokenize } from '../../../comm
 import { commandAnswer, helpAnswer } from '../../../blocks/command-answer.ts';
 import type { Result } from '../../../api/types.ts';
 import { renderText } from '../../../commands/render-text.ts';
-import { FlowError } from '../../../errors.ts';
+import { FlowError, PermissionDenied } from '../../../errors.ts';
+import type { KnownBlock } from '@slack/types';
+import { contextBlock, joinMrkdwn, mention, mrkdwn } from '../../../blocks/mrkdwn.ts';
 import { log } from '../../../log.ts';
 import { boardPipeline } from '../../board.ts';
 import { afterAck, slackActor, slackPeople, slackWords, type SlackDeps } from '../../context.ts';
@@ -16,6 +18,20 @@ export function asSlashCommands(message: string): string {
   return message.replace(/`([a-z]+(?::[a-z]+)?)((?: [^`]*)?)`/g, (whole, name: string, rest: string) =>
     (COMMAND_NAMES as string[]).includes(name) ? `\`/flow ${name}${rest}\`` : whole,
   );
+}
+
+/**
+ * What a person is told when a command or a click fails: a FlowError in
+ * `/flow` words, with the pipeline's managers as mentions when it is a refusal
+ * they can lift; anything else, a generic line (the log has the details).
+ */
+export async function refusal(deps: SlackDeps, team: string | undefined, err: unknown): Promise<{ text: string; blocks: KnownBlock[] }> {
+  if (!(err instanceof FlowError)) return errorMessage('flowops hit an unexpected error; the server log has the details');
+  const message = errorMessage(asSlashCommands(err.message));
+  if (!(err instanceof PermissionDenied) || !err.managers.length) return message;
+  const people = await slackPeople(deps, team, err.managers);
+  const managers = err.managers.map((name) => mention({ name, slackUser: people[name] ?? null }));
+  return { ...message, blocks: [...message.blocks, contextBlock(mrkdwn`Who can grant it: ${joinMrkdwn(managers, ', ')}`)] };
 }
 
 /** The flowops users an answer names, to show as mentions. */
@@ -51,7 +67,11 @@ export function register(app: App, deps: SlackDeps): void {
 
   async function run(command: SlashCommand, respond: RespondFn): Promise<void> {
     try {
-      const actor = await slackActor(deps, command.team_id, command.user_id, command.user_name);
+      // Typed in a pipeline's feed, a refusal may name the pipeline (and its managers).
+      const actor = {
+        ...(await slackActor(deps, command.team_id, command.user_id, command.user_name)),
+        shown: { channel: command.channel_id },
+      };
       const words = await slackWords(deps, command.team_id, tokenize(command.text));
       const parsed = parseCommand(words);
       if (parsed.name === 'pipelines:info') {
@@ -76,9 +96,7 @@ export function register(app: App, deps: SlackDeps): void {
           { err, user: command.user_id, channel: command.channel_id, command: command.text.trim().split(/\s+/)[0]?.slice(0, 40) },
           'slash command failed',
         );
-      const message =
-        err instanceof FlowError ? asSlashCommands(err.message) : 'flowops hit an unexpected error; the server log has the details';
-      await respond({ response_type: 'ephemeral', ...errorMessage(message) }).catch((e: unknown) =>
+      await respond({ response_type: 'ephemeral', ...(await refusal(deps, command.team_id, err)) }).catch((e: unknown) =>
         log.warn({ err: e }, 'could not answer a slash command'),
       );
     }
