@@ -93,6 +93,23 @@ describe('Block Kit builders keep within Slack limits', () => {
     expect(text).not.toContain('41');
   });
 
+  it('says what a running operation is doing now, in the message and its fallback text, with no placeholder', () => {
+    const running = operationReport(
+      {
+        operation: { ...operationReport().operation, status: 'running' },
+        step: 'Running release phase for shop-staging v4...',
+        endedAt: null,
+      },
+      [target({ status: 'pending', current: false })],
+    );
+
+    const message = operationMessage(running, links);
+
+    expect(message.text).toBe('🚀 Deploying ccccccc to shop-staging: Running release phase for shop-staging v4');
+    expect(JSON.stringify(message.blocks)).toContain(':hourglass_flowing_sand: Running release phase for shop-staging v4…');
+    expect(JSON.stringify(message.blocks)).not.toMatch(/ - |`-`/);
+  });
+
   it('says what a failed release phase broke and what still serves, and asks its person in a broadcast reply', () => {
     const failed = target({
       status: 'failed',

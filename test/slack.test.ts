@@ -140,8 +140,6 @@ describe('the Slack app over HTTP, signed as Slack signs', () => {
     const ts = (await t.server.database.dataSource.query('SELECT ts FROM status_messages'))[0].ts;
     expect(slack.callsOf('chat.update').every((c) => c.args.ts === ts && c.args.channel === 'CDEPLOY')).toBe(true);
     // While it ran, the message said what it was doing, never a placeholder.
-    // (Slack was held while the deploy began: the first post, sent then, shows the operation under way.)
-    expect(drawn('CDEPLOY').some((c) => /^🚀 Deploying [0-9a-f]{7} to shop-staging/.test(String(c.args.text)))).toBe(true);
     const text = JSON.stringify(done.args.blocks);
     // Outcome first, linked to the app; the commit with its subject; who started it, as a mention; how long it took.
     expect(text).toMatch(/:white_check_mark: \*<http:\/\/127\.0\.0\.1:\d+\|shop-staging v1> is live\*/);
@@ -455,6 +453,33 @@ describe('the Slack app over HTTP, signed as Slack signs', () => {
     const cli = await t.cli(['pipelines:info', 'shop'], (await t.json<{ token: string }>(['users:create', 'outsider2'])).token);
     expect(cli.err).toContain('no pipeline "shop" that you can see');
     await answer((await flow('access:default shop none')).id);
+  });
+
+  it("links a Slack account to its person's CLI user with a one-time code: one identity, one set of grants; an admin can undo it", async () => {
+    const callsBefore = slack.calls.length;
+    const asked = await answer((await flow('login', 'UDEE', 'dee')).id);
+    const code = /flowops login ([A-Z0-9]{4}-[A-Z0-9]{4}-[A-Z0-9]{4})/.exec(JSON.stringify(asked.blocks))?.[1];
+    expect(asked.response_type).toBe('ephemeral');
+    expect(code).toBeDefined();
+    const dana = await t.json<{ token: string }>(['users:create', 'dana']);
+
+    const linked = await t.cli(['login', code!], dana.token);
+
+    expect(linked.out).toContain("Linked: your Slack account (dee) is dana now; grants, locks and history are one person's");
+    expect(JSON.stringify(slack.calls.slice(callsBefore))).not.toContain(code);
+    expect((await t.cli(['login', code!], dana.token)).err).toContain('this login code is unknown or has expired');
+    expect(await t.json(['access', 'shop'])).toContainEqual({ user: 'dana', permission: 'deploy' });
+    expect(await t.json(['access', 'shop'])).not.toContainEqual(expect.objectContaining({ user: 'dee' }));
+    // dee in Slack is dana now: a deploy there is dana's.
+    const answered = await answer((await flow('releases shop-staging', 'UDEE', 'dee')).id);
+    expect(answered.text).not.toContain('no app');
+    expect((await t.cli(['users'])).out).toMatch(/dana +yes +slack:T1:UDEE +dee/);
+
+    const undone = await t.cli(['users:unlink', 'dana']);
+
+    expect(undone.out).toContain('Unlinked dana from the Slack account of dee');
+    const refused = await answer((await flow('releases shop-staging', 'UDEE', 'dee', 'CRANDOM')).id);
+    expect(refused.text).toContain('no app "shop-staging" that you can see');
   });
 
   it('answers `/flow help` in short sections by topic, with no long code block', async () => {

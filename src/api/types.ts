@@ -209,6 +209,10 @@ export interface CommandResults {
   'reviewapps:disable': { pipeline: string; reviewApps: ReviewAppSettings | null };
   'reviewapps:create': ReviewAppView;
   'reviewapps:destroy': ReviewAppView;
+  /** In Slack, the code to type in the CLI; in the CLI, the link made. */
+  login: { code: string; expires: string } | { user: string; slack: string };
+  users: { name: string; admin: boolean; slack: string | null; cli: boolean; linkedFrom: string | null }[];
+  'users:unlink': { user: string; slack: string };
   lock: LockView;
   unlock: LockView;
   locks: LockView[];

@@ -81,6 +81,15 @@ export function commandAnswer(result: Result, people: Record<string, string>): A
     }
     case 'access:add':
       return answer(mrkdwn`:white_check_mark: ${person(result.data.user)} now has *${result.data.permission}*`);
+    case 'login': {
+      const l = result.data;
+      // Ephemeral, like every answer: only the person who typed it sees the code.
+      return 'code' in l
+        ? answer(
+            mrkdwn`:key: Type this in your terminal within 10 minutes, with your own flowops token: ${code(`flowops login ${l.code}`)}\nIt links this Slack account to your CLI user: one person, one set of grants. The code works once.`,
+          )
+        : answer(mrkdwn`:white_check_mark: Linked to ${l.user}`);
+    }
     case 'access:default': {
       const d = result.data;
       return answer(

@@ -34,6 +34,9 @@ export type Command =
   | { name: 'access:remove'; pipeline: string; user: string }
   | { name: 'access:default'; pipeline: string; permission: string }
   | { name: 'users:create'; user: string }
+  | { name: 'users' }
+  | { name: 'users:unlink'; user: string }
+  | { name: 'login'; code?: string }
   | { name: 'ci'; pipeline: string }
   | { name: 'ci:info'; pipeline: string; number: number }
   | { name: 'ci:rerun'; pipeline: string; number?: number }

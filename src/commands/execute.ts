@@ -70,6 +70,13 @@ const HANDLERS: { [N in CommandName]: Handler<N> } = {
   'access:add': (engine, actor, command) => data(command, engine.addAccess(actor, command.pipeline, command.user, command.permission)),
   'access:remove': (engine, actor, command) => data(command, engine.removeAccess(actor, command.pipeline, command.user)),
   'access:default': (engine, actor, command) => data(command, engine.setDefaultAccess(actor, command.pipeline, command.permission)),
+  users: (engine, actor, command) => data(command, engine.users(actor)),
+  'users:unlink': (engine, actor, command) => data(command, engine.unlink(actor, command.user)),
+  login: async (engine, actor, command) => ({
+    kind: 'data',
+    command: command.name,
+    data: command.code ? await engine.login(actor, command.code) : await engine.loginCode(actor),
+  }),
   'users:create': (engine, actor, command) => data(command, engine.createUser(actor, command.user)),
   ci: (engine, actor, command) => data(command, engine.testRuns(actor, command.pipeline)),
   'ci:info': (engine, actor, command) => data(command, engine.testRunInfo(actor, command.pipeline, command.number)),

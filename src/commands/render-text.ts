@@ -126,6 +126,21 @@ export function renderText(result: Result): string {
     }
     case 'access:remove':
       return `Removed ${result.data.user}`;
+    case 'users': {
+      const rows = result.data;
+      return table([
+        ['User', 'Admin', 'CLI token', 'Slack account', 'Linked from'],
+        ...rows.map((u) => [u.name, u.admin ? 'yes' : '', u.cli ? 'yes' : '', u.slack ?? '', u.linkedFrom ?? '']),
+      ]);
+    }
+    case 'users:unlink':
+      return `Unlinked ${result.data.user} from the Slack account of ${result.data.slack}`;
+    case 'login': {
+      const l = result.data;
+      return 'code' in l
+        ? `Type this in your terminal within 10 minutes: flowops login ${l.code}`
+        : `Linked: your Slack account (${l.slack}) is ${l.user} now; grants, locks and history are one person's`;
+    }
     case 'access:default': {
       const d = result.data;
       return d.permission === 'none'

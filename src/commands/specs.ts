@@ -241,6 +241,24 @@ export const SPECS: Record<CommandName, Spec> = {
     summary: "create a user and print the user's API token (admin)",
     parse: (w) => ({ name: 'users:create', user: words('users:create', w, ['user'])[0]! }),
   },
+  users: {
+    usage: 'users',
+    summary: 'every user, with their Slack account and CLI token (admin)',
+    parse: (w) => (words('users', w, []), { name: 'users' }),
+  },
+  'users:unlink': {
+    usage: 'users:unlink <user>',
+    summary: "undo a user's link to a Slack account (admin)",
+    parse: (w) => ({ name: 'users:unlink', user: words('users:unlink', w, ['user'])[0]! }),
+  },
+  login: {
+    usage: 'login [<code>]',
+    summary: 'one identity: `/flow login` in Slack gives a code, `flowops login <code>` links your Slack account to your CLI user',
+    parse: (w) => {
+      if (w.length > 1) throw usageError('login', `unexpected "${w.slice(1).join(' ')}"`);
+      return { name: 'login', code: w[0] };
+    },
+  },
   ci: {
     usage: 'ci <pipeline>',
     summary: "the pipeline's latest test runs",

@@ -18,6 +18,7 @@ import { OutboxRetries1700000000008 } from './migrations/1700000000008-outbox-re
 import { MessageCards1700000000009 } from './migrations/1700000000009-message-cards.ts';
 import { DeployLocks1700000000010 } from './migrations/1700000000010-deploy-locks.ts';
 import { DefaultAccess1700000000011 } from './migrations/1700000000011-default-access.ts';
+import { IdentityLinks1700000000012 } from './migrations/1700000000012-identity-links.ts';
 import { databaseOutage } from './outage.ts';
 
 export interface Database {
@@ -39,6 +40,7 @@ const migrations = [
   MessageCards1700000000009,
   DeployLocks1700000000010,
   DefaultAccess1700000000011,
+  IdentityLinks1700000000012,
 ];
 
 /**

@@ -5,6 +5,7 @@ import { Access } from './access-control.ts';
 import { Cards } from './cards.ts';
 import { Ci } from './ci.ts';
 import { EngineContext } from './context.ts';
+import { Identity } from './identity.ts';
 import { DEFAULT_LOCK_SETTINGS, DeployLocks, type LockSettings } from './deploy-locks.ts';
 import { Feeds } from './feeds.ts';
 import { Operations } from './operations.ts';
@@ -39,8 +40,9 @@ function wire(ctx: EngineContext, lockSettings: LockSettings) {
   const users = new Users(ctx, authz);
   const feeds = new Feeds(ctx, authz, pipelines);
   const recovery = new Recovery(ctx, ci, reviewApps, locks);
+  const identity = new Identity(ctx);
   const cards = new Cards(ctx, authz, pipelines, operations, locks);
-  return { ctx, authz, users, pipelines, feeds, operations, releases, reviewApps, ci, recovery, cards, locks };
+  return { ctx, authz, users, pipelines, feeds, operations, releases, reviewApps, ci, recovery, cards, locks, identity };
 }
 
 /** Which service answers each of the facade's methods. */
@@ -74,6 +76,7 @@ const ROUTES = {
   releases: ['deploy', 'promote', 'rollback', 'config', 'setConfig', 'unsetConfig', 'releases', 'releaseOutput', 'diff'],
   authz: ['permissionOn'],
   locks: ['lock', 'unlock', 'locks', 'expireLocks'],
+  identity: ['loginCode', 'login', 'users', 'unlink'],
   ci: ['setCi', 'setAutodeploy', 'testRuns', 'testRunInfo', 'rerunTests', 'cancelTests', 'pushed'],
   reviewApps: ['setReviewApps', 'reviewApps', 'createReviewApp', 'destroyReviewApp', 'pullRequestChanged', 'destroyStaleReviewApps'],
 } as const;
@@ -93,6 +96,7 @@ export interface Engine
     Routed<'releases', Releases>,
     Routed<'authz', Access>,
     Routed<'locks', DeployLocks>,
+    Routed<'identity', Identity>,
     Routed<'ci', Ci>,
     Routed<'reviewApps', ReviewApps> {}
 

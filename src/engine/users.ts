@@ -174,7 +174,9 @@ export class Users {
       user = await users.findOneBy({ externalId: input.externalId });
     }
     if (!user) throw new Conflict(`could not create a flowops user for ${input.name}; an admin can create one with \`users:create\``);
-    if (user.admin !== input.admin) {
+    // FLOW_SLACK_ADMINS makes an admin; it unmakes only a Slack-only user (a linked CLI admin stays one).
+    const cliUser = await this.ctx.db.getRepository(TokenEntity).existsBy({ userId: user.id });
+    if (user.admin !== input.admin && (input.admin || !cliUser)) {
       await users.update({ id: user.id }, { admin: input.admin });
       user.admin = input.admin;
     }
