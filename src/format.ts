@@ -37,3 +37,12 @@ export function duration(ms: number): string {
   if (s < 3600) return `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, '0')}s`;
   return `${Math.floor(s / 3600)}h ${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 }
+
+/** When something ends, for messages: "14:05 UTC" today, "Tue 24 Nov 14:05 UTC" on another day. */
+export function until(iso: string, now = Date.now()): string {
+  const at = new Date(iso);
+  const time = `${at.toISOString().slice(11, 16)} UTC`;
+  if (at.toISOString().slice(0, 10) === new Date(now).toISOString().slice(0, 10)) return time;
+  const day = at.toLocaleDateString('en-GB', { weekday: 'short', day: 'numeric', month: 'short', timeZone: 'UTC' }).replace(',', '');
+  return `${day} ${time}`;
+}

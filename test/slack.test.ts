@@ -407,9 +407,10 @@ describe('the Slack app over HTTP, signed as Slack signs', () => {
     expect(await board('UDEE', 'dee')).not.toContain('"action_id":"unlock"');
     expect((await t.cli(['locks', 'shop'])).out).toMatch(/shop:staging +ada +\d\d:\d\d UTC +migrating orders/);
 
-    const refused = await click('unlock', JSON.stringify({ t: 'shop:staging' }), 'UDEE', 'dee');
+    const [lock] = await t.json<{ id: number }[]>(['locks', 'shop']);
+    const refused = await click('unlock', JSON.stringify({ t: 'shop:staging', i: lock!.id }), 'UDEE', 'dee');
     expect((await answer(refused.id)).text).toContain('needs operate on shop; you have deploy');
-    const unlocked = await click('unlock', JSON.stringify({ t: 'shop:staging' }), 'UADMIN', 'ada');
+    const unlocked = await click('unlock', JSON.stringify({ t: 'shop:staging', i: lock!.id }), 'UADMIN', 'ada');
     expect((await answer(unlocked.id)).text).toBe('🔓 Unlocked shop:staging.'.replace('🔓', ':unlock:'));
     await slack.waitFor(
       () =>

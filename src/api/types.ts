@@ -37,6 +37,7 @@ export interface AppView {
 
 /** A deploy lock: an app or a pipeline's stage that only its holder may ship to until it ends. */
 export interface LockView {
+  id: number;
   /** What it locks, as typed: an app (`shop-staging`) or a stage (`shop:staging`). */
   target: string;
   pipeline: string;

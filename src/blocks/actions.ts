@@ -25,8 +25,8 @@ export const ACTIONS = {
   retry: z.object({ p: name, a: name, s: name, c: name }),
   /** Re-run test run `n` of pipeline `p`. */
   ci_rerun: z.object({ p: name, n: number }),
-  /** End the deploy lock on `t` (an app, or `pipeline:stage`). */
-  unlock: z.object({ t: name }),
+  /** End deploy lock `i` on `t` (an app, or `pipeline:stage`), if it is still the one there. */
+  unlock: z.object({ t: name, i: number }),
   /** Show the release phase output of release `v` of app `a`. */
   output: z.object({ a: name, v: number }),
 } satisfies Record<string, z.ZodType<Record<string, string | number>>>;

@@ -1,6 +1,6 @@
 import type { Button } from '@slack/types';
 import type { LockView, PromoteOffer, ReleaseRef, RollbackOffer } from '../engine/views.ts';
-import { short } from '../format.ts';
+import { short, until } from '../format.ts';
 import type { Commit } from '../source/source.ts';
 import { actionButton } from './actions.ts';
 import { MAX_CONFIRM_TEXT, truncate } from './limits.ts';
@@ -119,7 +119,7 @@ export function outputButton(app: string, version: number, named = false): Butto
 export function unlockButton(lock: LockView): Button {
   return actionButton(
     'unlock',
-    { t: lock.target },
+    { t: lock.target, i: lock.id },
     {
       text: plain(`Unlock ${lock.target}`),
       confirm: {
@@ -136,7 +136,7 @@ export function unlockButton(lock: LockView): Button {
 
 /** "🔒 shop-staging is locked by ada until 14:05 UTC: migrating the database". */
 export function lockLine(lock: LockView): Mrkdwn {
-  return mrkdwn`:lock: ${lock.target} is locked by ${lock.holder} until ${lock.until.slice(11, 16)} UTC${lock.reason ? `: ${lock.reason}` : ''}`;
+  return mrkdwn`:lock: ${lock.target} is locked by ${lock.holder} until ${until(lock.until)}${lock.reason ? `: ${lock.reason}` : ''}`;
 }
 
 export function rerunButton(pipeline: string, number: number, primary = true): Button {

@@ -1,6 +1,6 @@
 import type { KnownBlock } from '@slack/types';
 import type { Result } from '../api/types.ts';
-import { age, short } from '../format.ts';
+import { age, short, until } from '../format.ts';
 import { MAX_BLOCKS_MESSAGE } from './limits.ts';
 import { channelMention, code, joinMrkdwn, link, mention, mrkdwn, section, slackMessage, type Mrkdwn } from './mrkdwn.ts';
 
@@ -172,7 +172,7 @@ export function commandAnswer(result: Result, people: Record<string, string>): A
     case 'lock': {
       const l = result.data;
       return answer(
-        mrkdwn`:lock: Locked *${l.target}* until ${l.until.slice(11, 16)} UTC${l.reason ? `: ${l.reason}` : ''}. Only ${person(l.holder)} can ship there; \`/flow unlock ${l.target}\` ends it.`,
+        mrkdwn`:lock: Locked *${l.target}* until ${until(l.until)}${l.reason ? `: ${l.reason}` : ''}. Only ${person(l.holder)} can ship there; \`/flow unlock ${l.target}\` ends it.`,
       );
     }
     case 'unlock':
@@ -182,9 +182,7 @@ export function commandAnswer(result: Result, people: Record<string, string>): A
       if (!rows.length) return answer(mrkdwn`No deploy locks. \`/flow lock <app>\` takes one.`);
       return list(
         mrkdwn`*Deploy locks*`,
-        rows.map(
-          (l) => mrkdwn`:lock: *${l.target}* by ${person(l.holder)} until ${l.until.slice(11, 16)} UTC${l.reason ? `: ${l.reason}` : ''}`,
-        ),
+        rows.map((l) => mrkdwn`:lock: *${l.target}* by ${person(l.holder)} until ${until(l.until)}${l.reason ? `: ${l.reason}` : ''}`),
       );
     }
     case 'subscribe': {

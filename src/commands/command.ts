@@ -26,8 +26,8 @@ export type Command =
   | { name: 'unlock'; target: string }
   | { name: 'locks'; pipeline?: string }
   | { name: 'config'; app: string }
-  | { name: 'config:set'; app: string; vars: Record<string, string> }
-  | { name: 'config:unset'; app: string; keys: string[] }
+  | { name: 'config:set'; app: string; vars: Record<string, string>; force?: boolean; reason?: string }
+  | { name: 'config:unset'; app: string; keys: string[]; force?: boolean; reason?: string }
   | { name: 'diff'; pipeline: string }
   | { name: 'access'; pipeline: string }
   | { name: 'access:add'; pipeline: string; user: string; permission: string }

@@ -63,8 +63,8 @@ const HANDLERS: { [N in CommandName]: Handler<N> } = {
     const { vars, hidden } = await engine.config(actor, command.app);
     return hidden ? { kind: 'data', command: command.name, data: vars, note: hidden } : { kind: 'data', command: command.name, data: vars };
   },
-  'config:set': (engine, actor, command) => operation(command, engine.setConfig(actor, command.app, command.vars)),
-  'config:unset': (engine, actor, command) => operation(command, engine.unsetConfig(actor, command.app, command.keys)),
+  'config:set': (engine, actor, command) => operation(command, engine.setConfig(actor, command.app, command.vars, command)),
+  'config:unset': (engine, actor, command) => operation(command, engine.unsetConfig(actor, command.app, command.keys, command)),
   diff: (engine, actor, command) => data(command, engine.diff(actor, command.pipeline)),
   access: (engine, actor, command) => data(command, engine.access(actor, command.pipeline)),
   'access:add': (engine, actor, command) => data(command, engine.addAccess(actor, command.pipeline, command.user, command.permission)),

@@ -1,4 +1,4 @@
-import { age, short } from '../format.ts';
+import { age, short, until } from '../format.ts';
 import type { AppView, OperationView, ReleaseView, Result } from '../api/types.ts';
 
 function table(rows: string[][]): string {
@@ -10,8 +10,7 @@ function releaseLine(r: ReleaseView): string[] {
   return [`v${r.version}`, r.description, r.status + (r.current ? ' (current)' : ''), short(r.commit), age(r.createdAt)];
 }
 
-/** "14:05 UTC": when a lock ends (locks last hours, not days). */
-const clock = (iso: string) => `${iso.slice(11, 16)} UTC`;
+const clock = (iso: string) => until(iso);
 
 function appCard(app: AppView): string {
   const release = app.release ? `v${app.release.version} ${short(app.release.commit)} ${age(app.release.createdAt)}` : 'no release yet';

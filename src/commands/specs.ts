@@ -170,9 +170,10 @@ export const SPECS: Record<CommandName, Spec> = {
     parse: (w) => ({ name: 'config', app: words('config', w, ['app'])[0]! }),
   },
   'config:set': {
-    usage: 'config:set <app> KEY=value...',
+    usage: 'config:set <app> KEY=value... [--force --reason "…"]',
     summary: 'set config vars (a new release)',
-    parse: (w) => {
+    options: FORCE,
+    parse: (w, v) => {
       const [app, ...pairs] = w;
       if (!app) throw usageError('config:set', 'missing <app>');
       if (!pairs.length) throw usageError('config:set', 'missing KEY=value');
@@ -187,19 +188,20 @@ export const SPECS: Record<CommandName, Spec> = {
         entries.push([key, pair.slice(at + 1)]);
       }
       // fromEntries defines own properties, so a key like __proto__ stays a key.
-      return { name: 'config:set', app, vars: Object.fromEntries(entries) };
+      return { name: 'config:set', app, vars: Object.fromEntries(entries), ...forceOf('config:set', v) };
     },
   },
   'config:unset': {
-    usage: 'config:unset <app> KEY...',
+    usage: 'config:unset <app> KEY... [--force --reason "…"]',
     summary: 'remove config vars (a new release)',
-    parse: (w) => {
+    options: FORCE,
+    parse: (w, v) => {
       const [app, ...keys] = w;
       if (!app) throw usageError('config:unset', 'missing <app>');
       if (!keys.length) throw usageError('config:unset', 'missing KEY');
       const twice = keys.find((key, i) => keys.indexOf(key) !== i);
       if (twice) throw usageError('config:unset', `${twice} is given twice; name each key once`);
-      return { name: 'config:unset', app, keys };
+      return { name: 'config:unset', app, keys, ...forceOf('config:unset', v) };
     },
   },
   diff: {

@@ -228,7 +228,7 @@ export class Ci {
     if (pipeline.reviewApps?.autodeploy && pipeline.reviewApps.waitForCi) {
       const waiting = await this.ctx.db.getRepository(ReviewAppEntity).findBy({ pipelineId, headSha: run.commit, fork: false });
       for (const row of waiting.filter((r) => r.status !== 'deleting' && r.status !== 'deleted'))
-        await this.reviewApps.ensureReviewApp(pipeline, row, { ...SYSTEM, name: 'ci', via: 'github' });
+        await this.reviewApps.ensureHeld(pipeline, row, { ...SYSTEM, name: 'ci', via: 'github' });
     }
     const setting = pipeline.autodeploy;
     if (!setting?.waitForCi || setting.branch !== run.branch) return;

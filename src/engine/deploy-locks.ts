@@ -2,6 +2,7 @@ import type { EntityManager } from 'typeorm';
 import { AppEntity, PipelineEntity, type App, type Pipeline } from '../db/entities.ts';
 import { Conflict, InvalidInput, NotFound } from '../errors.ts';
 import { log } from '../log.ts';
+import { until } from '../format.ts';
 import { permits, REQUIRED, type Actor } from './access.ts';
 import type { Access } from './access-control.ts';
 import type { EngineContext } from './context.ts';
@@ -33,6 +34,9 @@ interface LockRow {
   expires_at: Date;
 }
 
+/** The first key of the advisory locks that serialize lock changes (the second is the pipeline id). */
+const LOCKS_NAMESPACE = 0x10c5;
+
 const UNITS: Record<string, number> = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
 /** `30m`, `2h`, `1d`: a lock's length. */
@@ -52,10 +56,11 @@ export function formatDuration(ms: number): string {
   return hours % 24 ? `${Math.floor(hours / 24)}d ${hours % 24}h` : `${Math.floor(hours / 24)}d`;
 }
 
-const clock = (d: Date) => `${d.toISOString().slice(11, 16)} UTC`;
+const clock = (d: Date) => until(d.toISOString());
 
 function lockView(row: LockRow): LockView {
   return {
+    id: row.id,
     target: row.app ?? `${row.pipeline}:${row.stage}`,
     pipeline: row.pipeline,
     app: row.app,
@@ -94,9 +99,31 @@ export class DeployLocks {
     if (reason && reason.length > 500) throw new InvalidInput('a lock reason is at most 500 characters');
     const name = app?.name ?? `${pipeline.name}:${stage}`;
     return this.ctx.transaction(async (m) => {
+      // One lock change at a time per pipeline: two clicks at once give one lock and a clear answer, never a key violation.
+      await m.query('SELECT pg_advisory_xact_lock($1, $2)', [LOCKS_NAMESPACE, pipeline.id]);
       await this.sweep(m, pipeline.id);
       const held = await this.openOn(m, pipeline, app, stage);
       if (held && held.holder_id !== actor.id) throw new Conflict(`${name} is already locked: ${this.describe(held)}`);
+      // A lock of someone else's that covers part of this target (the stage of this app, an app of this stage).
+      const apps = app
+        ? [app]
+        : await m.query('SELECT id, name, stage FROM apps WHERE pipeline_id = $1 AND stage = $2', [pipeline.id, stage]);
+      const overlapping: LockRow[] = await m.query(
+        `${SELECT} WHERE l.ended_at IS NULL AND l.expires_at > now() AND l.pipeline_id = $1 AND l.holder_id <> $2 AND (l.app_id = ANY($3) OR l.stage = ANY($4))`,
+        [pipeline.id, actor.id, (apps as App[]).map((a) => a.id), [...new Set((apps as App[]).map((a) => a.stage))]],
+      );
+      const other = overlapping[0];
+      if (other)
+        throw new Conflict(`${other.app ?? `${other.pipeline}:${other.stage}`} (part of ${name}) is locked by ${this.describe(other)}`);
+      // A deploy already under way there would ship into the lock: it ends first.
+      const busy: { description: string }[] = await m.query(
+        `SELECT o.description FROM operations o
+          WHERE o.pipeline_id = $1 AND o.status IN ('pending', 'running')
+            AND EXISTS (SELECT 1 FROM jsonb_array_elements(o.targets) t WHERE t->>'app' = ANY($2))
+          LIMIT 1`,
+        [pipeline.id, (apps as App[]).map((a) => a.name)],
+      );
+      if (busy[0]) throw new Conflict(`${name} has an operation under way (${busy[0].description}); lock it when that ends`);
       const expires = new Date(Date.now() + length);
       if (held) {
         await m.query('UPDATE deploy_locks SET expires_at = $2, reason = coalesce($3, reason) WHERE id = $1', [held.id, expires, reason]);
@@ -119,14 +146,17 @@ export class DeployLocks {
     });
   }
 
-  /** Ends a lock (operate): the holder's, or anyone's, as in Shipit. */
-  async unlock(actor: Actor, target: string): Promise<LockView> {
+  /** Ends a lock (operate): the holder's, or anyone's, as in Shipit. `ifLock`: only that lock (a button names the one it was shown for). */
+  async unlock(actor: Actor, target: string, options: { ifLock?: number } = {}): Promise<LockView> {
     const { pipeline, app, stage } = await this.target(actor, target, 'unlock');
     const name = app?.name ?? `${pipeline.name}:${stage}`;
     return this.ctx.transaction(async (m) => {
       await this.sweep(m, pipeline.id);
+      await m.query('SELECT pg_advisory_xact_lock($1, $2)', [LOCKS_NAMESPACE, pipeline.id]);
       const held = await this.openOn(m, pipeline, app, stage);
       if (!held) throw new NotFound(`${name} is not locked; \`locks ${pipeline.name}\` lists the pipeline's locks`);
+      if (options.ifLock !== undefined && held.id !== options.ifLock)
+        throw new Conflict(`that lock on ${name} has ended; ${name} is locked again, by ${this.describe(held)}. Nothing was unlocked`);
       await m.query('UPDATE deploy_locks SET ended_at = now(), ended_by = $2 WHERE id = $1', [held.id, actor.name]);
       await this.ctx.emit(m, {
         type: 'lock.removed',

@@ -35,7 +35,7 @@ function wire(ctx: EngineContext, lockSettings: LockSettings) {
   const operations = new Operations(ctx, authz);
   const execution = new ReleaseExecution(ctx);
   const releases = new Releases(ctx, authz, execution, operations, pipelines, locks);
-  const reviewApps = new ReviewApps(ctx, authz, operations, pipelines, releases);
+  const reviewApps = new ReviewApps(ctx, authz, operations, pipelines, releases, locks);
   const ci = new Ci(ctx, authz, execution, releases, reviewApps);
   const users = new Users(ctx, authz);
   const feeds = new Feeds(ctx, authz, pipelines);

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { PERMISSIONS, UserEntity, type Permission } from '../db/entities.ts';
+import { PERMISSIONS, TokenEntity, UserEntity, type Permission } from '../db/entities.ts';
 import { Conflict, InvalidInput, NotFound, PermissionDenied } from '../errors.ts';
 import type { Actor } from './access.ts';
 import type { EngineContext } from './context.ts';
@@ -42,6 +42,10 @@ export class Identity {
   async loginCode(actor: Actor): Promise<{ code: string; expires: string }> {
     if (actor.via !== 'slack')
       throw new InvalidInput('`login` without a code is typed in Slack (`/flow login`); it answers the code to give `flowops login`');
+    if (await this.ctx.db.getRepository(TokenEntity).existsBy({ userId: actor.id }))
+      throw new Conflict(
+        `this Slack account is already ${actor.name}, a CLI user; an admin can undo that with \`users:unlink ${actor.name}\``,
+      );
     const code = newCode();
     const expires = new Date(Date.now() + CODE_MINUTES * 60_000);
     await this.ctx.transaction(async (m) => {
@@ -71,7 +75,8 @@ export class Identity {
       const slackUser = await m.findOneByOrFail(UserEntity, { id: row.user_id });
       const person = await m.findOneByOrFail(UserEntity, { id: actor.id });
       if (slackUser.id === person.id) throw new Conflict(`${person.name} is already this Slack account`);
-      if (!slackUser.externalId?.startsWith('slack:')) throw new Conflict('that Slack account is already linked to a flowops user');
+      if (!slackUser.externalId?.startsWith('slack:') || (await m.existsBy(TokenEntity, { userId: slackUser.id })))
+        throw new Conflict('that Slack account is already linked to a flowops user');
       if (person.externalId)
         throw new Conflict(
           `${person.name} is already linked to a Slack account; an admin can undo that with \`users:unlink ${person.name}\``,
@@ -82,7 +87,8 @@ export class Identity {
         person.id,
         account,
       ]);
-      await m.query('UPDATE users SET external_id = $2, admin = admin OR $3 WHERE id = $1', [person.id, account, slackUser.admin]);
+      // Admin is not carried over: FLOW_SLACK_ADMINS makes the person an admin while in Slack, for as long as it lists them.
+      await m.query('UPDATE users SET external_id = $2 WHERE id = $1', [person.id, account]);
       // Grants: the higher of the two on each pipeline, then the Slack user's go.
       const grants: { pipeline_id: number; permission: Permission }[] = await m.query(
         'SELECT pipeline_id, permission FROM grants WHERE user_id = $1',

@@ -238,7 +238,7 @@ export class Releases {
   }
 
   /** Sets config vars: stored at once, then a new release runs with them. */
-  async setConfig(actor: Actor, appName: string, vars: Record<string, string>): Promise<OperationView> {
+  async setConfig(actor: Actor, appName: string, vars: Record<string, string>, forcing: Forcing = {}): Promise<OperationView> {
     const { app, pipeline } = await this.authz.authorizeApp(actor, appName, REQUIRED.config, `config:set ${appName}`);
     const keys = Object.keys(vars);
     if (!keys.length) throw new InvalidInput('give at least one KEY=value: `config:set ' + app.name + ' KEY=value`');
@@ -246,7 +246,7 @@ export class Releases {
     if (bad !== undefined)
       throw new InvalidInput(`"${bad.slice(0, 60)}" is not a valid config var name: letters, digits and "_", not starting with a digit`);
     for (const key of keys) checkConfigValue(key, vars[key]!);
-    return this.changeConfig(actor, app, pipeline, `Set ${keys.join(', ')} config vars`, async (m) => {
+    return this.changeConfig(actor, app, pipeline, `Set ${keys.join(', ')} config vars`, forcing, async (m) => {
       // Measured on the row as locked in this transaction, so concurrent config:sets cannot add up past the limit.
       const [row] = (await m.query('SELECT config FROM apps WHERE id = $1 FOR UPDATE', [app.id])) as [{ config: Record<string, string> }];
       const size = configSize({ ...row.config, ...vars });
@@ -265,14 +265,14 @@ export class Releases {
     });
   }
 
-  async unsetConfig(actor: Actor, appName: string, keys: string[]): Promise<OperationView> {
+  async unsetConfig(actor: Actor, appName: string, keys: string[], forcing: Forcing = {}): Promise<OperationView> {
     const { app, pipeline } = await this.authz.authorizeApp(actor, appName, REQUIRED.config, `config:unset ${appName}`);
     if (!keys.length) throw new InvalidInput('name at least one config var: `config:unset ' + app.name + ' KEY`');
     // Own keys only: `toString` or `__proto__` is "in" any object, but not set on the app.
     const missing = keys.filter((k) => !Object.hasOwn(app.config, k));
     if (missing.length)
       throw new NotFound(`${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} not set on ${app.name}; see \`config ${app.name}\``);
-    return this.changeConfig(actor, app, pipeline, `Remove ${keys.join(', ')} config vars`, (m) =>
+    return this.changeConfig(actor, app, pipeline, `Remove ${keys.join(', ')} config vars`, forcing, (m) =>
       m
         .createQueryBuilder()
         .update(AppEntity)
@@ -288,11 +288,13 @@ export class Releases {
     app: App,
     pipeline: Pipeline,
     description: string,
+    forcing: Forcing,
     change: (m: EntityManager) => Promise<unknown>,
   ): Promise<OperationView> {
+    const force = await this.locks.force(actor, pipeline, forcing);
     const op = await this.operations.createOperation(actor, pipeline, 'config', `${description} on ${app.name}`, [app], {
       alsoInTransaction: async (m) => {
-        await this.locks.assertFree(m, actor, pipeline, [app]);
+        await this.locks.assertFree(m, actor, pipeline, [app], force);
         await change(m);
       },
     });

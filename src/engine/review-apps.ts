@@ -10,13 +10,14 @@ import {
 import { type ReviewAppView } from './views.ts';
 import { parseAppJson, reviewConfig, type AppJson } from './app-json.ts';
 import { REQUIRED, type Actor } from './access.ts';
-import { InvalidInput, NotFound } from '../errors.ts';
+import { FlowError, InvalidInput, NotFound } from '../errors.ts';
 import type { EngineContext } from './context.ts';
 import { SYSTEM } from './access.ts';
 import type { Access } from './access-control.ts';
 import type { Operations } from './operations.ts';
 import type { Pipelines } from './pipelines.ts';
 import type { Releases } from './releases.ts';
+import type { DeployLocks } from './deploy-locks.ts';
 import { formatSourceRef, parseSourceRef, type SourceRef } from '../source/source-ref.ts';
 
 /** What happened to a pull request, in Heroku's words: `updated` is a push to its branch. */
@@ -43,6 +44,7 @@ export class ReviewApps {
     private readonly operations: Operations,
     private readonly pipelines: Pipelines,
     private readonly releases: Releases,
+    private readonly locks: DeployLocks,
   ) {}
 
   async setReviewApps(
@@ -96,6 +98,28 @@ export class ReviewApps {
     }));
   }
 
+  /**
+   * ensureReviewApp for what GitHub started: a refusal (a lock on the review
+   * app, say) is said in the pipeline's events and feeds, not thrown at the webhook.
+   */
+  async ensureHeld(pipeline: Pipeline, row: ReviewApp, actor: Actor): Promise<void> {
+    try {
+      await this.ensureReviewApp(pipeline, row, actor);
+    } catch (err) {
+      if (!(err instanceof FlowError)) throw err;
+      await this.ctx.transaction((m) =>
+        this.ctx.emit(m, {
+          type: 'reviewapp.held',
+          pipeline: pipeline.name,
+          app: row.appName,
+          via: 'system',
+          message: `Review app ${row.appName} for #${row.pr} not redeployed: ${err.message}`,
+          data: { pr: row.pr, branch: row.branch, sha: row.headSha },
+        }),
+      );
+    }
+  }
+
   /** Creates (or updates) the review app of a pull request flowops has seen. */
   async createReviewApp(actor: Actor, pipelineName: string, pr: number): Promise<ReviewAppView> {
     const pipeline = await this.authz.authorize(actor, pipelineName, REQUIRED.deploy, `reviewapps:create ${pipelineName}`);
@@ -112,6 +136,9 @@ export class ReviewApps {
     const pipeline = await this.authz.authorize(actor, pipelineName, REQUIRED.deploy, `reviewapps:destroy ${pipelineName}`);
     const row = await this.ctx.db.getRepository(ReviewAppEntity).findOneBy({ pipelineId: pipeline.id, pr });
     if (!row || row.status === 'deleted') throw new NotFound(`${pipeline.name} has no review app for pull request #${pr}`);
+    // Destroying is shipping too: a review app someone locked stays until they unlock it.
+    const app = await this.ctx.db.getRepository(AppEntity).findOneBy({ name: row.appName });
+    if (app) await this.ctx.transaction((m) => this.locks.assertFree(m, actor, pipeline, [app]));
     await this.removeReviewApp(pipeline, row, actor);
     return (await this.reviewApps(actor, pipelineName)).find((r) => r.pr === pr)!;
   }
@@ -186,7 +213,7 @@ export class ReviewApps {
       const settings = pipeline.reviewApps!;
       const wanted =
         settings.autodeploy && !row.fork && (change.action === 'opened' || row.status === 'created' || row.status === 'errored');
-      if (wanted && !settings.waitForCi) await this.ensureReviewApp(pipeline, row, actor);
+      if (wanted && !settings.waitForCi) await this.ensureHeld(pipeline, row, actor);
     }
   }
 
@@ -256,16 +283,14 @@ export class ReviewApps {
         });
       });
     }
-    const op = await this.releases.deploy(
-      { ...SYSTEM, name: actor.name, via: actor.via },
-      {
-        pipeline: pipeline.name,
-        ref: row.headSha,
-        stage: 'review',
-        app: row.appName,
-        cause: subjectKey({ kind: 'pr', pipelineId: pipeline.id, pr: row.pr }),
-      },
-    );
+    // A person (reviewapps:create) deploys as themselves, so their own lock lets them; GitHub's pushes deploy as flowops.
+    const op = await this.releases.deploy(actor.id ? actor : { ...SYSTEM, name: actor.name, via: actor.via }, {
+      pipeline: pipeline.name,
+      ref: row.headSha,
+      stage: 'review',
+      app: row.appName,
+      cause: subjectKey({ kind: 'pr', pipelineId: pipeline.id, pr: row.pr }),
+    });
     const done = await this.operations.outcome(op.id);
     // Closed meanwhile (a push's redeploy raced the merge): the removal tells the story, not this deploy.
     const now = await this.ctx.db.getRepository(ReviewAppEntity).findOneBy({ id: row.id });

@@ -174,9 +174,11 @@ export class Users {
       user = await users.findOneBy({ externalId: input.externalId });
     }
     if (!user) throw new Conflict(`could not create a flowops user for ${input.name}; an admin can create one with \`users:create\``);
-    // FLOW_SLACK_ADMINS makes an admin; it unmakes only a Slack-only user (a linked CLI admin stays one).
+    // FLOW_SLACK_ADMINS decides a Slack-only user's admin. A CLI user linked to the account keeps their own
+    // admin flag, and is an admin in Slack besides while FLOW_SLACK_ADMINS lists the account.
     const cliUser = await this.ctx.db.getRepository(TokenEntity).existsBy({ userId: user.id });
-    if (user.admin !== input.admin && (input.admin || !cliUser)) {
+    if (cliUser) return { id: user.id, name: user.name, admin: user.admin || input.admin, via: input.via };
+    if (user.admin !== input.admin) {
       await users.update({ id: user.id }, { admin: input.admin });
       user.admin = input.admin;
     }
