@@ -5,7 +5,10 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { Actor } from '../src/engine/access.ts';
 import { unlockButton } from '../src/blocks/buttons.ts';
+import { commandAnswer } from '../src/blocks/command-answer.ts';
+import { execute } from '../src/commands/execute.ts';
 import { parseCommand } from '../src/commands/grammar.ts';
+import { renderText } from '../src/commands/render-text.ts';
 import { Conflict } from '../src/errors.ts';
 import { parseSourceRef } from '../src/source/source-ref.ts';
 import { createTestEngine, type TestEngine } from './helpers/test-engine.ts';
@@ -224,10 +227,45 @@ describe('identity links', () => {
 });
 
 describe('access:default', () => {
-  // Not built yet: the floor applies to any Slack user, whatever their team (Slack Connect guests included),
-  // and `access`/`access:remove` do not mention it.
-  it.todo('gives the floor to members of this workspace, not to a Slack user of another team (a Slack Connect channel)');
-  it.todo('does not tell a manager that someone "no longer has access" while access:default still gives them deploy');
+  let t: TestEngine;
+
+  beforeAll(async () => {
+    t = await createTestEngine();
+    t.repo('/repos/shop').commit(PROCFILE, 'First version');
+    await t.engine.createPipeline(t.admin, { name: 'shop', repo: '/repos/shop' });
+  });
+  afterAll(() => t.close());
+
+  it('gives the floor to members of this workspace, not to a Slack user of another team (a Slack Connect channel)', async () => {
+    await t.engine.setDefaultAccess(t.admin, 'shop', 'deploy');
+    const own = await t.engine.externalUser({ externalId: 'slack:T1:UOWN', name: 'own', admin: false, via: 'slack' });
+    // The Slack front says who is a guest: a user whose team is not the app's own (src/slack/context.ts).
+    const outsider = await t.engine.externalUser({
+      externalId: 'slack:TVENDOR:UEXT',
+      name: 'ext',
+      admin: false,
+      via: 'slack',
+      guest: true,
+    });
+
+    expect(await t.engine.permissionOn(own, 'shop')).toBe('deploy');
+    expect(await t.engine.permissionOn(outsider, 'shop')).toBeNull();
+  });
+
+  it('does not tell a manager that someone "no longer has access" while access:default still gives them deploy', async () => {
+    await t.engine.setDefaultAccess(t.admin, 'shop', 'deploy');
+    const kim = await t.engine.externalUser({ externalId: 'slack:T1:UKIM', name: 'kim', admin: false, via: 'slack' });
+    await t.engine.addAccess(t.admin, 'shop', 'kim', 'manage');
+
+    const removed = await t.engine.removeAccess(t.admin, 'shop', 'kim');
+    const answer = commandAnswer({ kind: 'data', command: 'access:remove', data: removed }, { kim: 'UKIM' })!;
+
+    expect(await t.engine.permissionOn(kim, 'shop')).toBe('deploy');
+    expect(answer.text).not.toContain('no longer has access');
+    expect(answer.text).toContain('they still have *deploy*');
+    const listed = await execute(t.engine, t.admin, { name: 'access', pipeline: 'shop' }, {});
+    expect(renderText(listed)).toContain('(every member of the Slack workspace has at least deploy here (access:default))');
+  });
 });
 
 /** Polls `check` until it holds; fails after two seconds. */

@@ -451,6 +451,21 @@ describe('the Slack app over HTTP, signed as Slack signs', () => {
 
     expect(JSON.stringify(seen.blocks)).toContain('*STAGING*');
     expect(refused.text).toContain('`/flow deploy shop` needs deploy on shop; you have view');
+    // A Slack Connect guest (another workspace) gets no floor: "not found", as anyone without a grant.
+    const guestId = `r${n++}`;
+    await postToSlackEndpoint(
+      t.server.url,
+      slashCommand({
+        text: 'pipelines:info shop',
+        user: 'UGUEST',
+        userName: 'guest',
+        channel: 'CRANDOM',
+        responseUrl: slack.responseUrl(guestId),
+        team: 'TVENDOR',
+      }),
+      { secret: SECRET, contentType: form },
+    );
+    expect((await answer(guestId)).text).toContain('no pipeline "shop" that you can see');
     const cli = await t.cli(['pipelines:info', 'shop'], (await t.json<{ token: string }>(['users:create', 'outsider2'])).token);
     expect(cli.err).toContain('no pipeline "shop" that you can see');
     await answer((await flow('access:default shop none')).id);

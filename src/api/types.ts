@@ -193,7 +193,8 @@ export interface CommandResults {
   diff: DiffView[];
   access: Grant[];
   'access:add': Grant;
-  'access:remove': { user: string };
+  /** `floor`: what the user still holds through `access:default` (a Slack user). */
+  'access:remove': { user: string; floor?: 'view' | 'deploy' | null };
   'access:default': { pipeline: string; permission: 'none' | 'view' | 'deploy' };
   /** The token is shown once, to whoever created the user. */
   'users:create': { name: string; token: string };

@@ -74,10 +74,8 @@ export function commandAnswer(result: Result, people: Record<string, string>): A
       const rows = result.data;
       if (!rows.length)
         return answer(mrkdwn`No grants yet: admins can do everything. \`/flow access:add <pipeline> @someone deploy\` gives one.`);
-      return list(
-        mrkdwn`*Who can do what*`,
-        rows.map((r) => mrkdwn`${person(r.user)}: ${r.permission}`),
-      );
+      const floor = result.note ? [mrkdwn`_${result.note}_`] : [];
+      return list(mrkdwn`*Who can do what*`, [...rows.map((r) => mrkdwn`${person(r.user)}: ${r.permission}`), ...floor]);
     }
     case 'access:add':
       return answer(mrkdwn`:white_check_mark: ${person(result.data.user)} now has *${result.data.permission}*`);
@@ -98,8 +96,14 @@ export function commandAnswer(result: Result, people: Record<string, string>): A
           : mrkdwn`:white_check_mark: *${d.pipeline}*: every member of this workspace has at least *${d.permission}*`,
       );
     }
-    case 'access:remove':
-      return answer(mrkdwn`:white_check_mark: ${person(result.data.user)} no longer has access`);
+    case 'access:remove': {
+      const r = result.data;
+      return answer(
+        r.floor
+          ? mrkdwn`:white_check_mark: ${person(r.user)} no longer has a grant; as a member of this workspace they still have *${r.floor}* (\`/flow access:default\`)`
+          : mrkdwn`:white_check_mark: ${person(r.user)} no longer has access`,
+      );
+    }
     case 'users:create': {
       const u = result.data;
       // Shown once, only to whoever typed it (the answer is ephemeral); a code span so it copies cleanly.

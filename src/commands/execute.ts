@@ -66,7 +66,12 @@ const HANDLERS: { [N in CommandName]: Handler<N> } = {
   'config:set': (engine, actor, command) => operation(command, engine.setConfig(actor, command.app, command.vars, command)),
   'config:unset': (engine, actor, command) => operation(command, engine.unsetConfig(actor, command.app, command.keys, command)),
   diff: (engine, actor, command) => data(command, engine.diff(actor, command.pipeline)),
-  access: (engine, actor, command) => data(command, engine.access(actor, command.pipeline)),
+  access: async (engine, actor, command) => {
+    const grants = await engine.access(actor, command.pipeline);
+    const floor = await engine.defaultAccess(actor, command.pipeline);
+    const note = floor ? `every member of the Slack workspace has at least ${floor} here (access:default)` : undefined;
+    return note ? { kind: 'data', command: command.name, data: grants, note } : { kind: 'data', command: command.name, data: grants };
+  },
   'access:add': (engine, actor, command) => data(command, engine.addAccess(actor, command.pipeline, command.user, command.permission)),
   'access:remove': (engine, actor, command) => data(command, engine.removeAccess(actor, command.pipeline, command.user)),
   'access:default': (engine, actor, command) => data(command, engine.setDefaultAccess(actor, command.pipeline, command.permission)),

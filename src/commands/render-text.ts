@@ -116,15 +116,18 @@ export function renderText(result: Result): string {
     }
     case 'access': {
       const rows = result.data;
-      if (!rows.length) return 'No grants yet (admins can do everything).';
-      return table([['User', 'Permission'], ...rows.map((r) => [r.user, r.permission])]);
+      const note = result.note ? `\n(${result.note})` : '';
+      if (!rows.length) return `No grants yet (admins can do everything).${note}`;
+      return table([['User', 'Permission'], ...rows.map((r) => [r.user, r.permission])]) + note;
     }
     case 'access:add': {
       const g = result.data;
       return `Gave ${g.user} ${g.permission}`;
     }
-    case 'access:remove':
-      return `Removed ${result.data.user}`;
+    case 'access:remove': {
+      const r = result.data;
+      return `Removed ${r.user}'s grant${r.floor ? `; as a member of the Slack workspace, ${r.user} still has ${r.floor} (access:default)` : ''}`;
+    }
     case 'users': {
       const rows = result.data;
       return table([

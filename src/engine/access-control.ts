@@ -8,12 +8,12 @@ import type { EngineContext } from './context.ts';
 export class Access {
   constructor(private readonly ctx: EngineContext) {}
 
-  /** The actor's grant on the pipeline; for a Slack user, at least the pipeline's `access:default`. */
+  /** The actor's grant on the pipeline; for a member of the Slack workspace, at least the pipeline's `access:default`. */
   async permissionOf(actor: Actor, pipelineId: number): Promise<Permission | null> {
     if (actor.admin) return 'manage';
     const grant = await this.ctx.db.getRepository(GrantEntity).findOneBy({ pipelineId, userId: actor.id });
     const held = grant?.permission ?? null;
-    if (actor.via !== 'slack') return held;
+    if (actor.via !== 'slack' || actor.guest) return held;
     const floor = (await this.ctx.db.getRepository(PipelineEntity).findOneBy({ id: pipelineId }))?.defaultAccess ?? null;
     if (!floor) return held;
     return held && permits(held, floor) ? held : floor;

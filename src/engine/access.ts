@@ -12,6 +12,8 @@ export interface Actor {
    * permission and the pipeline's managers instead of "not found".
    */
   shown?: { message?: boolean; channel?: string };
+  /** A Slack user of another workspace (a Slack Connect channel): `access:default` does not reach them. */
+  guest?: boolean;
 }
 
 /** What each operation needs on the pipeline it touches. */

@@ -58,6 +58,7 @@ const ROUTES = {
     'addAccess',
     'removeAccess',
     'setDefaultAccess',
+    'defaultAccess',
     'externalUser',
     'externalIds',
   ],

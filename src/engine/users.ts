@@ -117,7 +117,7 @@ export class Users {
     return { pipeline: pipeline.name, permission };
   }
 
-  async removeAccess(actor: Actor, pipelineName: string, userName: string): Promise<{ user: string }> {
+  async removeAccess(actor: Actor, pipelineName: string, userName: string): Promise<{ user: string; floor: 'view' | 'deploy' | null }> {
     const pipeline = await this.authz.authorize(actor, pipelineName, REQUIRED.manageAccess, `access:remove ${pipelineName}`);
     const user = await this.findUser(userName);
     await this.ctx.transaction(async (m) => {
@@ -132,7 +132,8 @@ export class Users {
         data: { user: user.name },
       });
     });
-    return { user: user.name };
+    // A Slack user keeps the pipeline's access:default: the answer says so, lest "no longer has access" mislead.
+    return { user: user.name, floor: user.externalId?.startsWith('slack:') ? pipeline.defaultAccess : null };
   }
 
   /**
@@ -140,7 +141,7 @@ export class Users {
    * created on first contact with no grants. `admin` comes from the front's
    * settings (FLOW_SLACK_ADMINS) and is applied on every contact.
    */
-  async externalUser(input: { externalId: string; name: string; admin: boolean; via: Actor['via'] }): Promise<Actor> {
+  async externalUser(input: { externalId: string; name: string; admin: boolean; via: Actor['via']; guest?: boolean }): Promise<Actor> {
     const users = this.ctx.db.getRepository(UserEntity);
     let user = await users.findOneBy({ externalId: input.externalId });
     // First contact may come twice at once (a command and a click): insert-or-ignore, then read.
@@ -177,12 +178,19 @@ export class Users {
     // FLOW_SLACK_ADMINS decides a Slack-only user's admin. A CLI user linked to the account keeps their own
     // admin flag, and is an admin in Slack besides while FLOW_SLACK_ADMINS lists the account.
     const cliUser = await this.ctx.db.getRepository(TokenEntity).existsBy({ userId: user.id });
-    if (cliUser) return { id: user.id, name: user.name, admin: user.admin || input.admin, via: input.via };
+    const guest = input.guest ? { guest: true } : {};
+    if (cliUser) return { id: user.id, name: user.name, admin: user.admin || input.admin, via: input.via, ...guest };
     if (user.admin !== input.admin) {
       await users.update({ id: user.id }, { admin: input.admin });
       user.admin = input.admin;
     }
-    return { id: user.id, name: user.name, admin: user.admin, via: input.via };
+    return { id: user.id, name: user.name, admin: user.admin, via: input.via, ...guest };
+  }
+
+  /** The pipeline's `access:default` (null: none), for answers that list who can do what. */
+  async defaultAccess(actor: Actor, pipelineName: string): Promise<'view' | 'deploy' | null> {
+    const pipeline = await this.authz.authorize(actor, pipelineName, REQUIRED.read, `access ${pipelineName}`);
+    return pipeline.defaultAccess;
   }
 
   /** The chat accounts (`slack:<team>:<user>`) of the named users that have one, so a front can mention them. */

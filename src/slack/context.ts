@@ -12,6 +12,8 @@ export interface SlackDeps {
   api: SlackApi;
   notifier: SlackNotifier;
   settings: SlackSettings;
+  /** This app's own workspace, from auth.test (unknown until it answers). */
+  home: { team?: string };
   /**
    * The work listeners do after their ack. Bounded, so a burst of commands
    * cannot crowd acks off the event loop (the embedded database runs on it too).
@@ -26,6 +28,8 @@ export function slackActor(deps: SlackDeps, team: string | undefined, user: stri
     name: name || user.toLowerCase(),
     admin: deps.settings.admins.includes(user),
     via: 'slack',
+    // Someone of another workspace (a Slack Connect channel), or before auth.test said which is ours: no access:default.
+    guest: !deps.home.team || team !== deps.home.team,
   });
 }
 

@@ -99,7 +99,7 @@ export function createSlackFront(
     clientOptions,
   });
   const notifier = new SlackNotifier(engine, api, outbox, githubWebUrl);
-  const deps: SlackDeps = { engine, api, notifier, settings, work: new PQueue({ concurrency: 4 }) };
+  const deps: SlackDeps = { engine, api, notifier, settings, home: {}, work: new PQueue({ concurrency: 4 }) };
   registerFlow(app, deps);
   for (const register of Object.values(buttonListeners)) register(app, deps);
   registerAppHome(app, deps);
@@ -117,6 +117,7 @@ export function createSlackFront(
         .call((web) => web.auth.test())
         .then((who) => {
           identity = { botId: who.bot_id, botUserId: who.user_id };
+          deps.home.team = who.team_id;
         })
         .catch((err: unknown) =>
           log.error({ err: String(err) }, 'Slack refused SLACK_BOT_TOKEN or cannot be reached; check the token in "OAuth & Permissions"'),

@@ -187,10 +187,18 @@ export async function postToSlackEndpoint(
 }
 
 /** A slash command's form body, as Slack sends `/flow <text>`. */
-export function slashCommand(fields: { text: string; user: string; userName: string; channel: string; responseUrl: string }): string {
+export function slashCommand(fields: {
+  text: string;
+  user: string;
+  userName: string;
+  channel: string;
+  responseUrl: string;
+  /** The typing user's workspace: T1 (the app's own, as the fake's auth.test says) unless a Slack Connect guest's. */
+  team?: string;
+}): string {
   return new URLSearchParams({
     token: 'legacy-verification-token',
-    team_id: 'T1',
+    team_id: fields.team ?? 'T1',
     team_domain: 'acme',
     channel_id: fields.channel,
     channel_name: 'deploys',
