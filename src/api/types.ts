@@ -35,6 +35,18 @@ export interface AppView {
   lock?: LockView | null;
 }
 
+/** A user as `users` lists them: their Slack account and CLI token, and the Slack user a link merged into them. */
+export interface UserSummary {
+  name: string;
+  admin: boolean;
+  /** The chat account this user is (`slack:<team>:<user>`), if any. */
+  slack: string | null;
+  /** Whether the user has a CLI token. */
+  cli: boolean;
+  /** The Slack user that was merged into this one by `login`, if any. */
+  linkedFrom: string | null;
+}
+
 /** A deploy lock: an app or a pipeline's stage that only its holder may ship to until it ends. */
 export interface LockView {
   id: number;
@@ -213,7 +225,7 @@ export interface CommandResults {
   'reviewapps:destroy': ReviewAppView;
   /** In Slack, the code to type in the CLI; in the CLI, the link made. */
   login: { code: string; expires: string } | { user: string; slack: string };
-  users: { name: string; admin: boolean; slack: string | null; cli: boolean; linkedFrom: string | null }[];
+  users: UserSummary[];
   'users:unlink': { user: string; slack: string };
   lock: LockView;
   unlock: LockView;

@@ -10,12 +10,10 @@ function releaseLine(r: ReleaseView): string[] {
   return [`v${r.version}`, r.description, r.status + (r.current ? ' (current)' : ''), short(r.commit), age(r.createdAt)];
 }
 
-const clock = (iso: string) => until(iso);
-
 function appCard(app: AppView): string {
   const release = app.release ? `v${app.release.version} ${short(app.release.commit)} ${age(app.release.createdAt)}` : 'no release yet';
   const lock = app.lock
-    ? `\n    locked by ${app.lock.holder} until ${clock(app.lock.until)}${app.lock.reason ? `: ${app.lock.reason}` : ''}`
+    ? `\n    locked by ${app.lock.holder} until ${until(app.lock.until)}${app.lock.reason ? `: ${app.lock.reason}` : ''}`
     : '';
   return `  ${app.name.padEnd(24)} ${release}${app.url ? `  ${app.url}` : ''}${lock}`;
 }
@@ -197,14 +195,14 @@ export function renderText(result: Result): string {
     }
     case 'lock': {
       const l = result.data;
-      return `Locked ${l.target} until ${clock(l.until)}${l.reason ? `: ${l.reason}` : ''}. Only ${l.holder} can ship there; \`unlock ${l.target}\` ends it`;
+      return `Locked ${l.target} until ${until(l.until)}${l.reason ? `: ${l.reason}` : ''}. Only ${l.holder} can ship there; \`unlock ${l.target}\` ends it`;
     }
     case 'unlock':
       return `Unlocked ${result.data.target}`;
     case 'locks': {
       const rows = result.data;
       if (!rows.length) return 'No deploy locks.';
-      return table([['Locked', 'By', 'Until', 'Reason'], ...rows.map((l) => [l.target, l.holder, clock(l.until), l.reason ?? ''])]);
+      return table([['Locked', 'By', 'Until', 'Reason'], ...rows.map((l) => [l.target, l.holder, until(l.until), l.reason ?? ''])]);
     }
     case 'subscribe': {
       const sub = result.data;

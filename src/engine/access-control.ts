@@ -4,19 +4,31 @@ import { permits, type Actor } from './access.ts';
 import { NotFound, PermissionDenied } from '../errors.ts';
 import type { EngineContext } from './context.ts';
 
+/** A person of the app's own Slack workspace (not a Slack Connect guest): `access:default` reaches them. */
+const workspaceMember = (actor: Actor) => actor.via === 'slack' && !actor.guest;
+
 /** Who may do what on a pipeline: every service asks here first. */
 export class Access {
   constructor(private readonly ctx: EngineContext) {}
 
   /** The actor's grant on the pipeline; for a member of the Slack workspace, at least the pipeline's `access:default`. */
-  async permissionOf(actor: Actor, pipelineId: number): Promise<Permission | null> {
+  async permissionOf(actor: Actor, pipeline: Pipeline): Promise<Permission | null> {
     if (actor.admin) return 'manage';
-    const grant = await this.ctx.db.getRepository(GrantEntity).findOneBy({ pipelineId, userId: actor.id });
+    const grant = await this.ctx.db.getRepository(GrantEntity).findOneBy({ pipelineId: pipeline.id, userId: actor.id });
     const held = grant?.permission ?? null;
-    if (actor.via !== 'slack' || actor.guest) return held;
-    const floor = (await this.ctx.db.getRepository(PipelineEntity).findOneBy({ id: pipelineId }))?.defaultAccess ?? null;
+    const floor = workspaceMember(actor) ? pipeline.defaultAccess : null;
     if (!floor) return held;
     return held && permits(held, floor) ? held : floor;
+  }
+
+  /** The ids of the pipelines the actor holds anything on (the rule of permissionOf, for every pipeline at once). */
+  async visiblePipelineIds(actor: Actor): Promise<number[]> {
+    const rows: { id: number }[] = await this.ctx.db.query(
+      `SELECT p.id FROM pipelines p
+        WHERE $1 OR EXISTS (SELECT 1 FROM grants g WHERE g.pipeline_id = p.id AND g.user_id = $2) OR ($3 AND p.default_access IS NOT NULL)`,
+      [actor.admin, actor.id, workspaceMember(actor)],
+    );
+    return rows.map((r) => r.id);
   }
 
   /** The pipeline, if the actor holds `needed` on it; otherwise a denial that says what to ask for. */
@@ -41,7 +53,7 @@ export class Access {
    * (so callers say "not found" and no name leaks); a denial that says what to ask for otherwise.
    */
   private async check(actor: Actor, pipeline: Pipeline, needed: Permission, command: string): Promise<Pipeline | null> {
-    const held = await this.permissionOf(actor, pipeline.id);
+    const held = await this.permissionOf(actor, pipeline);
     // Nothing held: "not found", so no name leaks; unless the front showed this pipeline to this person.
     if (held === null && !(await this.shown(actor, pipeline))) return null;
     if (!permits(held, needed)) {
@@ -73,6 +85,6 @@ export class Access {
   /** The actor's permission on a pipeline (null: none), for fronts that show only the buttons a user may use. */
   async permissionOn(actor: Actor, pipelineName: string): Promise<Permission | null> {
     const pipeline = await this.ctx.db.getRepository(PipelineEntity).findOneBy({ name: pipelineName });
-    return pipeline ? this.permissionOf(actor, pipeline.id) : null;
+    return pipeline ? this.permissionOf(actor, pipeline) : null;
   }
 }

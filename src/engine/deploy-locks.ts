@@ -1,5 +1,5 @@
 import type { EntityManager } from 'typeorm';
-import { AppEntity, PipelineEntity, type App, type Pipeline } from '../db/entities.ts';
+import { AppEntity, type App, type Pipeline } from '../db/entities.ts';
 import { Conflict, InvalidInput, NotFound } from '../errors.ts';
 import { log } from '../log.ts';
 import { until } from '../format.ts';
@@ -16,6 +16,12 @@ export interface LockSettings {
 }
 
 export const DEFAULT_LOCK_SETTINGS: LockSettings = { defaultMs: 2 * 3_600_000, maxMs: 24 * 3_600_000 };
+
+/** `--force --reason "…"` as given: ship through someone else's deploy lock (manage), announced. */
+export interface Forcing {
+  force?: boolean;
+  reason?: string;
+}
 
 /** A checked `--force --reason`. */
 export interface Force {
@@ -58,10 +64,13 @@ export function formatDuration(ms: number): string {
 
 const clock = (d: Date) => until(d.toISOString());
 
+/** What a lock row locks, as typed: the app, or `pipeline:stage`. */
+const targetName = (row: LockRow) => row.app ?? `${row.pipeline}:${row.stage}`;
+
 function lockView(row: LockRow): LockView {
   return {
     id: row.id,
-    target: row.app ?? `${row.pipeline}:${row.stage}`,
+    target: targetName(row),
     pipeline: row.pipeline,
     app: row.app,
     stage: (row.stage as LockView['stage']) ?? null,
@@ -71,6 +80,9 @@ function lockView(row: LockRow): LockView {
     until: new Date(row.expires_at).toISOString(),
   };
 }
+
+/** A lock that holds now: not ended, not past its time (an expired one not yet swept counts as ended). */
+const OPEN = 'l.ended_at IS NULL AND l.expires_at > now()';
 
 const SELECT = `SELECT l.id, p.name AS pipeline, a.name AS app, l.stage, l.holder_id, coalesce(u.name, 'flowops') AS holder, l.reason, l.created_at, l.expires_at
   FROM deploy_locks l JOIN pipelines p ON p.id = l.pipeline_id LEFT JOIN apps a ON a.id = l.app_id LEFT JOIN users u ON u.id = l.holder_id`;
@@ -91,13 +103,12 @@ export class DeployLocks {
 
   /** Locks an app or a stage (operate). The holder locking again extends it. */
   async lock(actor: Actor, target: string, options: { reason?: string; for?: string } = {}): Promise<LockView> {
-    const { pipeline, app, stage } = await this.target(actor, target, 'lock');
+    const { pipeline, app, stage, name } = await this.target(actor, target, 'lock');
     const length = options.for === undefined ? this.settings.defaultMs : parseDuration(options.for);
     if (length > this.settings.maxMs)
       throw new InvalidInput(`a lock lasts at most ${formatDuration(this.settings.maxMs)} here (FLOW_LOCK_MAX); lock again when it ends`);
     const reason = options.reason?.trim() || null;
     if (reason && reason.length > 500) throw new InvalidInput('a lock reason is at most 500 characters');
-    const name = app?.name ?? `${pipeline.name}:${stage}`;
     return this.ctx.transaction(async (m) => {
       // One lock change at a time per pipeline: two clicks at once give one lock and a clear answer, never a key violation.
       await m.query('SELECT pg_advisory_xact_lock($1, $2)', [LOCKS_NAMESPACE, pipeline.id]);
@@ -105,23 +116,16 @@ export class DeployLocks {
       const held = await this.openOn(m, pipeline, app, stage);
       if (held && held.holder_id !== actor.id) throw new Conflict(`${name} is already locked: ${this.describe(held)}`);
       // A lock of someone else's that covers part of this target (the stage of this app, an app of this stage).
-      const apps = app
-        ? [app]
-        : await m.query('SELECT id, name, stage FROM apps WHERE pipeline_id = $1 AND stage = $2', [pipeline.id, stage]);
-      const overlapping: LockRow[] = await m.query(
-        `${SELECT} WHERE l.ended_at IS NULL AND l.expires_at > now() AND l.pipeline_id = $1 AND l.holder_id <> $2 AND (l.app_id = ANY($3) OR l.stage = ANY($4))`,
-        [pipeline.id, actor.id, (apps as App[]).map((a) => a.id), [...new Set((apps as App[]).map((a) => a.stage))]],
-      );
-      const other = overlapping[0];
-      if (other)
-        throw new Conflict(`${other.app ?? `${other.pipeline}:${other.stage}`} (part of ${name}) is locked by ${this.describe(other)}`);
+      const apps: App[] = app ? [app] : await m.findBy(AppEntity, { pipelineId: pipeline.id, stage: stage as App['stage'] });
+      const other = (await this.openLocksOn(m, pipeline, apps)).find((r) => r.holder_id !== actor.id);
+      if (other) throw new Conflict(`${targetName(other)} (part of ${name}) is locked by ${this.describe(other)}`);
       // A deploy already under way there would ship into the lock: it ends first.
       const busy: { description: string }[] = await m.query(
         `SELECT o.description FROM operations o
           WHERE o.pipeline_id = $1 AND o.status IN ('pending', 'running')
             AND EXISTS (SELECT 1 FROM jsonb_array_elements(o.targets) t WHERE t->>'app' = ANY($2))
           LIMIT 1`,
-        [pipeline.id, (apps as App[]).map((a) => a.name)],
+        [pipeline.id, apps.map((a) => a.name)],
       );
       if (busy[0]) throw new Conflict(`${name} has an operation under way (${busy[0].description}); lock it when that ends`);
       const expires = new Date(Date.now() + length);
@@ -148,11 +152,10 @@ export class DeployLocks {
 
   /** Ends a lock (operate): the holder's, or anyone's, as in Shipit. `ifLock`: only that lock (a button names the one it was shown for). */
   async unlock(actor: Actor, target: string, options: { ifLock?: number } = {}): Promise<LockView> {
-    const { pipeline, app, stage } = await this.target(actor, target, 'unlock');
-    const name = app?.name ?? `${pipeline.name}:${stage}`;
+    const { pipeline, app, stage, name } = await this.target(actor, target, 'unlock');
     return this.ctx.transaction(async (m) => {
-      await this.sweep(m, pipeline.id);
       await m.query('SELECT pg_advisory_xact_lock($1, $2)', [LOCKS_NAMESPACE, pipeline.id]);
+      await this.sweep(m, pipeline.id);
       const held = await this.openOn(m, pipeline, app, stage);
       if (!held) throw new NotFound(`${name} is not locked; \`locks ${pipeline.name}\` lists the pipeline's locks`);
       if (options.ifLock !== undefined && held.id !== options.ifLock)
@@ -173,22 +176,17 @@ export class DeployLocks {
 
   /** The open locks of the pipelines the actor can see (or of one). */
   async locks(actor: Actor, pipelineName?: string): Promise<LockView[]> {
-    const pipelines = pipelineName
-      ? [await this.authz.authorize(actor, pipelineName, REQUIRED.read, `locks ${pipelineName}`)]
-      : await this.visiblePipelines(actor);
-    if (!pipelines.length) return [];
-    const rows: LockRow[] = await this.ctx.db.query(
-      `${SELECT} WHERE l.ended_at IS NULL AND l.expires_at > now() AND l.pipeline_id = ANY($1) ORDER BY p.name, l.id`,
-      [pipelines.map((p) => p.id)],
-    );
+    const ids = pipelineName
+      ? [(await this.authz.authorize(actor, pipelineName, REQUIRED.read, `locks ${pipelineName}`)).id]
+      : await this.authz.visiblePipelineIds(actor);
+    if (!ids.length) return [];
+    const rows: LockRow[] = await this.ctx.db.query(`${SELECT} WHERE ${OPEN} AND l.pipeline_id = ANY($1) ORDER BY p.name, l.id`, [ids]);
     return rows.map(lockView);
   }
 
   /** The open lock that applies to each app of a pipeline (the app's own, or its stage's), by app name. */
   async locksOf(pipeline: Pipeline): Promise<Map<string, LockView>> {
-    const rows: LockRow[] = await this.ctx.db.query(`${SELECT} WHERE l.ended_at IS NULL AND l.expires_at > now() AND l.pipeline_id = $1`, [
-      pipeline.id,
-    ]);
+    const rows: LockRow[] = await this.ctx.db.query(`${SELECT} WHERE ${OPEN} AND l.pipeline_id = $1`, [pipeline.id]);
     const apps = await this.ctx.db.getRepository(AppEntity).findBy({ pipelineId: pipeline.id });
     const found = new Map<string, LockView>();
     for (const app of apps) {
@@ -203,11 +201,11 @@ export class DeployLocks {
    * permission is read outside it, where the embedded database can answer):
    * a reason is required, and manage.
    */
-  async force(actor: Actor, pipeline: Pipeline, input: { force?: boolean; reason?: string }): Promise<Force | undefined> {
+  async force(actor: Actor, pipeline: Pipeline, input: Forcing): Promise<Force | undefined> {
     if (!input.force) return undefined;
     const reason = input.reason?.trim();
     if (!reason) throw new InvalidInput('--force needs a --reason: it is announced in the feeds and kept in the audit trail');
-    if (!actor.admin && !permits(await this.authz.permissionOf(actor, pipeline.id), 'manage'))
+    if (!actor.admin && !permits(await this.authz.permissionOf(actor, pipeline), 'manage'))
       throw new InvalidInput(
         `--force needs manage on ${pipeline.name}; without it, ask the lock's holder or someone with operate to unlock`,
       );
@@ -221,15 +219,11 @@ export class DeployLocks {
    * (manage, with a reason) ships anyway, and is announced.
    */
   async assertFree(m: EntityManager, actor: Actor, pipeline: Pipeline, targets: App[], force?: Force): Promise<void> {
-    const rows: LockRow[] = await m.query(
-      `${SELECT} WHERE l.ended_at IS NULL AND l.expires_at > now() AND l.pipeline_id = $1 AND (l.app_id = ANY($2) OR l.stage = ANY($3))`,
-      [pipeline.id, targets.map((t) => t.id), [...new Set(targets.map((t) => t.stage))]],
-    );
-    const blocking = rows.filter((r) => r.holder_id !== actor.id);
+    const blocking = (await this.openLocksOn(m, pipeline, targets)).filter((r) => r.holder_id !== actor.id);
     if (!blocking.length) return;
     if (!force) {
       const lock = blocking[0]!;
-      const what = lock.app ?? `${lock.pipeline}:${lock.stage}`;
+      const what = targetName(lock);
       throw new Conflict(
         `${what} is locked by ${this.describe(lock)}. Only ${lock.holder} can ship there until then: ask them, \`unlock ${what}\` (operate), or in an emergency add \`--force --reason "…"\` (manage)`,
       );
@@ -241,8 +235,8 @@ export class DeployLocks {
         app: lock.app,
         actor: actor.name,
         via: actor.via,
-        message: `${actor.name} shipped through ${lock.holder}'s lock on ${lock.app ?? `${lock.pipeline}:${lock.stage}`} with --force: ${force.reason}`,
-        data: { target: lock.app ?? `${lock.pipeline}:${lock.stage}`, holder: lock.holder, reason: force.reason },
+        message: `${actor.name} shipped through ${lock.holder}'s lock on ${targetName(lock)} with --force: ${force.reason}`,
+        data: { target: targetName(lock), holder: lock.holder, reason: force.reason },
       });
     }
   }
@@ -272,10 +266,19 @@ export class DeployLocks {
         pipeline: row.pipeline,
         app: row.app,
         via: 'system',
-        message: `${row.holder}'s lock on ${row.app ?? `${row.pipeline}:${row.stage}`} expired`,
-        data: { target: row.app ?? `${row.pipeline}:${row.stage}`, holder: row.holder },
+        message: `${row.holder}'s lock on ${targetName(row)} expired`,
+        data: { target: targetName(row), holder: row.holder },
       });
     }
+  }
+
+  /** The open locks on any of `apps`: their own, or their stages'. */
+  private openLocksOn(m: EntityManager, pipeline: Pipeline, apps: App[]): Promise<LockRow[]> {
+    return m.query(`${SELECT} WHERE ${OPEN} AND l.pipeline_id = $1 AND (l.app_id = ANY($2) OR l.stage = ANY($3))`, [
+      pipeline.id,
+      apps.map((a) => a.id),
+      [...new Set(apps.map((a) => a.stage))],
+    ]);
   }
 
   private describe(lock: LockRow): string {
@@ -294,21 +297,14 @@ export class DeployLocks {
     actor: Actor,
     target: string,
     command: string,
-  ): Promise<{ pipeline: Pipeline; app: App | null; stage: string | null }> {
+  ): Promise<{ pipeline: Pipeline; app: App | null; stage: string | null; name: string }> {
     const colon = target.indexOf(':');
     if (colon < 0) {
       const { app, pipeline } = await this.authz.authorizeApp(actor, target, 'operate', `${command} ${target}`);
-      return { pipeline, app, stage: null };
+      return { pipeline, app, stage: null, name: app.name };
     }
     const stage = parseStage(target.slice(colon + 1));
     const pipeline = await this.authz.authorize(actor, target.slice(0, colon), 'operate', `${command} ${target}`);
-    return { pipeline, app: null, stage };
-  }
-
-  private async visiblePipelines(actor: Actor): Promise<Pipeline[]> {
-    const all = await this.ctx.db.getRepository(PipelineEntity).find();
-    const seen: Pipeline[] = [];
-    for (const p of all) if (actor.admin || (await this.authz.permissionOf(actor, p.id))) seen.push(p);
-    return seen;
+    return { pipeline, app: null, stage, name: `${pipeline.name}:${stage}` };
   }
 }

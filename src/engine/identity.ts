@@ -3,6 +3,7 @@ import { PERMISSIONS, TokenEntity, UserEntity, type Permission } from '../db/ent
 import { Conflict, InvalidInput, NotFound, PermissionDenied } from '../errors.ts';
 import type { Actor } from './access.ts';
 import type { EngineContext } from './context.ts';
+import type { UserSummary } from './views.ts';
 
 /** How long a `/flow login` code lasts. */
 const CODE_MINUTES = 10;
@@ -15,17 +16,6 @@ function newCode(): string {
   const bytes = randomBytes(12);
   const chars = [...bytes].map((b) => ALPHABET[b % ALPHABET.length]).join('');
   return `${chars.slice(0, 4)}-${chars.slice(4, 8)}-${chars.slice(8, 12)}`;
-}
-
-export interface UserSummary {
-  name: string;
-  admin: boolean;
-  /** The chat account this user is (`slack:<team>:<user>`), if any. */
-  slack: string | null;
-  /** Whether the user has a CLI token. */
-  cli: boolean;
-  /** The Slack user that was merged into this one by `login`, if any. */
-  linkedFrom: string | null;
 }
 
 /**

@@ -49,7 +49,7 @@ export class Operations {
     if (!op) throw new NotFound(`no operation ${id}`);
     const pipeline = op.pipelineId ? await this.ctx.db.getRepository(PipelineEntity).findOneBy({ id: op.pipelineId }) : null;
     if (!actor.admin && op.actorId !== actor.id) {
-      if (!pipeline || !permits(await this.authz.permissionOf(actor, pipeline.id), 'view')) throw new NotFound(`no operation ${id}`);
+      if (!pipeline || !permits(await this.authz.permissionOf(actor, pipeline), 'view')) throw new NotFound(`no operation ${id}`);
     }
     const events = await this.ctx.db
       .getRepository(EventEntity)

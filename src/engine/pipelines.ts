@@ -103,9 +103,9 @@ export class Pipelines {
     const rows: { name: string; repo: string; branch: string; apps: string }[] = await this.ctx.db.query(
       `SELECT p.name, p.repo, p.branch, (SELECT count(*) FROM apps a WHERE a.pipeline_id = p.id) AS apps
          FROM pipelines p
-        WHERE $1 OR EXISTS (SELECT 1 FROM grants g WHERE g.pipeline_id = p.id AND g.user_id = $2) OR ($3 AND p.default_access IS NOT NULL)
+        WHERE p.id = ANY($1)
         ORDER BY p.name`,
-      [actor.admin, actor.id, actor.via === 'slack'],
+      [await this.authz.visiblePipelineIds(actor)],
     );
     return rows.map((r) => ({ ...r, apps: Number(r.apps) }));
   }

@@ -11,7 +11,7 @@ import type { Access } from './access-control.ts';
 import type { ReleaseExecution } from './release-execution.ts';
 import type { Operations } from './operations.ts';
 import type { Pipelines } from './pipelines.ts';
-import type { DeployLocks } from './deploy-locks.ts';
+import type { DeployLocks, Forcing } from './deploy-locks.ts';
 
 /** What `config` shows in place of a value the reader may not see: the same for every value, so not even its length shows. */
 export const MASKED_VALUE = '********';
@@ -19,12 +19,6 @@ export const MASKED_VALUE = '********';
 function describeTargets(targets: App[], stage: Stage): string {
   return `${targets.map((t) => t.name).join(', ')} (${stage})`;
 }
-/** `--force --reason "…"`: ship through someone else's deploy lock (manage), announced. */
-export interface Forcing {
-  force?: boolean;
-  reason?: string;
-}
-
 /** Deploy, promote, rollback, config vars, and what each app runs (releases, diff). */
 export class Releases {
   constructor(
@@ -225,7 +219,7 @@ export class Releases {
    */
   async config(actor: Actor, appName: string): Promise<{ vars: Record<string, string>; hidden: string | null }> {
     const { app, pipeline } = await this.authz.authorizeApp(actor, appName, REQUIRED.read, `config ${appName}`);
-    const held = await this.authz.permissionOf(actor, pipeline.id);
+    const held = await this.authz.permissionOf(actor, pipeline);
     let hidden: string | null = null;
     if (!permits(held, REQUIRED.config)) {
       hidden = `Values are masked: they need ${REQUIRED.config} on ${pipeline.name}; you have ${held}. Ask an admin: \`access:add ${pipeline.name} ${actor.name} ${REQUIRED.config}\``;

@@ -1,8 +1,8 @@
-import type { FailedPhase, Release, ReviewAppStatus, Stage, TestRun } from '../db/entities.ts';
+import type { FailedPhase, PullRequest, Release, ReviewAppStatus, Stage, TestRun } from '../db/entities.ts';
 import type { Commit } from '../source/source.ts';
-import type { AppView, DiffView, LockView, OperationView, ReleaseView, ReviewAppView, TestRunView } from '../api/types.ts';
+import type { AppView, DiffView, LockView, OperationView, ReleaseView, ReviewAppView, TestRunView, UserSummary } from '../api/types.ts';
 
-export type { AppView, DiffView, LockView, OperationView, ReleaseView, ReviewAppView, TestRunView };
+export type { AppView, DiffView, LockView, OperationView, ReleaseView, ReviewAppView, TestRunView, UserSummary };
 
 /*
  * What the engine answers: plain data for the fronts (CLI, Slack, the API),
@@ -130,16 +130,9 @@ export interface TestRunBrief {
 }
 
 /** Everything the one message about a pull request shows. */
-export interface PullRequestReport {
+export interface PullRequestReport extends Pick<PullRequest, 'number' | 'title' | 'author' | 'branch' | 'headSha' | 'state' | 'pushes'> {
   pipeline: string;
   repo: string;
-  number: number;
-  title: string;
-  author: string | null;
-  branch: string;
-  headSha: string;
-  state: 'open' | 'merged' | 'closed';
-  pushes: number;
   tests: TestRunBrief | null;
   reviewApp: { app: string; status: ReviewAppStatus; url: string | null; error: string | null; deploying: boolean } | null;
 }
