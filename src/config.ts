@@ -13,6 +13,8 @@ export interface Settings {
   buildTimeoutMs: number;
   /** Deploy locks: how long one lasts without `--for`, and at most (FLOW_LOCK_DEFAULT, FLOW_LOCK_MAX). */
   locks: { defaultMs: number; maxMs: number };
+  /** FLOW_APPROVAL_TTL: how long an approval request waits for its approvals. */
+  approvalTtlMs: number;
   /** FLOW_SANDBOX: `auto` picks bubblewrap when `bwrap` is installed. */
   sandbox: 'auto' | 'bubblewrap' | 'none';
   /** Bytes of request bodies (GitHub, Slack) buffered before their signature is checked, across the process. */
@@ -103,6 +105,7 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     bootTimeoutMs: seconds(env, 'FLOW_BOOT_TIMEOUT', 60) * 1000,
     buildTimeoutMs: seconds(env, 'FLOW_BUILD_TIMEOUT', 900) * 1000,
     locks: lockSettings(env),
+    approvalTtlMs: seconds(env, 'FLOW_APPROVAL_TTL', 14400) * 1000,
     sandbox,
     unverifiedBodyBytes: unverified.data * 2 ** 20,
   };

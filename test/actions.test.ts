@@ -15,6 +15,8 @@ const examples: { [Id in ActionId]: ActionPayload<Id> } = {
   retry: { p: 'shop', a: 'shop-staging', s: 'staging', c: sha },
   ci_rerun: { p: 'shop', n: 41 },
   output: { a: 'shop-staging', v: 7 },
+  approve: { i: 3 },
+  reject: { i: 3 },
 };
 
 describe('the registry of Slack actions', () => {

@@ -80,6 +80,45 @@ export interface OperationView {
   createdAt: string;
 }
 
+export type ApprovalStatus = 'pending' | 'approved' | 'shipped' | 'rejected' | 'withdrawn' | 'expired' | 'failed';
+
+/**
+ * A deploy, promotion or rollback into a stage that needs approvals, as asked
+ * for: pinned to what it ships, until enough people approve it (it then runs
+ * as `operation`), or it is rejected, withdrawn, expires or fails to start.
+ */
+export interface ApprovalView {
+  kind: 'approval';
+  id: number;
+  pipeline: string;
+  stage: Stage;
+  /** What it runs once approved. */
+  action: 'deploy' | 'promote' | 'rollback';
+  description: string;
+  targets: string[];
+  requester: string;
+  status: ApprovalStatus;
+  /** How many distinct approvals it needs. */
+  needed: number;
+  approvals: { user: string; at: string }[];
+  /** Who rejected or withdrew it (or `flowops` when it expired or could not start). */
+  decidedBy: string | null;
+  /** The rejection's reason, or why it could not start. */
+  reason: string | null;
+  /** The operation it became once approved. */
+  operation: number | null;
+  createdAt: string;
+  expiresAt: string;
+}
+
+/** A stage of a pipeline where deploys, promotions and rollbacks need approvals. */
+export interface ApprovalRuleView {
+  pipeline: string;
+  stage: Stage;
+  /** 0: the stage no longer needs approvals. */
+  approvers: number;
+}
+
 export interface ReviewAppView {
   pr: number;
   app: string;
@@ -229,6 +268,11 @@ export interface CommandResults {
   'users:unlink': { user: string; slack: string };
   lock: LockView;
   unlock: LockView;
+  'approvals:require': ApprovalRuleView;
+  'approvals:disable': ApprovalRuleView;
+  approvals: { rules: ApprovalRuleView[]; requests: ApprovalView[] };
+  approve: ApprovalView;
+  reject: ApprovalView;
   locks: LockView[];
   subscribe: Subscription;
   unsubscribe: Omit<Subscription, 'events'>;
@@ -242,10 +286,14 @@ export type CommandName = keyof CommandResults;
 /** The commands that start a long operation: they answer at once, and progress arrives as events. */
 export type OperationCommandName = 'deploy' | 'promote' | 'rollback' | 'config:set' | 'config:unset';
 
+/** The operation commands that a stage's approval rule turns into an approval request instead. */
+export type ApprovableCommandName = 'deploy' | 'promote' | 'rollback';
+
 /** What a command answered: an operation under way, or data to show (with a note the text fronts print below it). */
 export type Result<N extends CommandName = CommandName> = {
   [K in N]: K extends OperationCommandName
-    ? { kind: 'operation'; command: K; operation: CommandResults[K] }
+    ? | { kind: 'operation'; command: K; operation: CommandResults[K] }
+      | (K extends ApprovableCommandName ? { kind: 'approval'; command: K; approval: ApprovalView } : never)
     : { kind: 'data'; command: K; data: CommandResults[K]; note?: string };
 }[N];
 
@@ -259,6 +307,9 @@ export interface OperationProgress {
   operation: OperationView;
   events: EventView[];
 }
+
+/** `GET /api/approvals/:id`: an approval request, as `approve` answers it (the CLI polls it while it waits). */
+export type ApprovalProgress = ApprovalView;
 
 /** Any 4xx or 5xx of `/api`. */
 export interface ApiError {

@@ -27,6 +27,10 @@ export const ACTIONS = {
   ci_rerun: z.object({ p: name, n: number }),
   /** End deploy lock `i` on `t` (an app, or `pipeline:stage`), if it is still the one there. */
   unlock: z.object({ t: name, i: number }),
+  /** Approve approval request `i`. */
+  approve: z.object({ i: number }),
+  /** Reject approval request `i` (a modal asks why). */
+  reject: z.object({ i: number }),
   /** Show the release phase output of release `v` of app `a`. */
   output: z.object({ a: name, v: number }),
 } satisfies Record<string, z.ZodType<Record<string, string | number>>>;

@@ -34,7 +34,7 @@ export function promoteSummary(offer: PromoteOffer): Mrkdwn {
   return commitList(intro, offer.ahead, offer.commits);
 }
 
-/** **Promote to <stage>**, confirmed with the commits it ships. The value names the release it was shown for. */
+/** **Promote to <stage>**: opens the promote dialog (the commits it ships, the apps, a note). The value names the release it was shown for. */
 export function promoteButton(p: {
   pipeline: string;
   app: string;
@@ -50,12 +50,6 @@ export function promoteButton(p: {
     {
       ...(p.primary === false ? {} : { style: 'primary' as const }),
       text: plain(p.named ? `Promote ${p.app} to ${p.offer.downstream}` : `Promote to ${p.offer.downstream}`),
-      confirm: {
-        title: plain(`Promote ${p.app} v${p.version}?`, 100),
-        text: mrkdwnText(promoteSummary(p.offer), MAX_CONFIRM_TEXT),
-        confirm: plain(p.offer.first ? 'Promote (first release)' : 'Promote', 30),
-        deny: plain('Cancel', 30),
-      },
     },
   );
 }
@@ -132,6 +126,35 @@ export function unlockButton(lock: LockView): Button {
       },
     },
   );
+}
+
+/** **Approve**, confirmed with what it ships: with the last approval it needs, it ships at once. */
+export function approveButton(request: { id: number; description: string; needed: number; approved: number }): Button {
+  const last = request.approved + 1 >= request.needed;
+  return actionButton(
+    'approve',
+    { i: request.id },
+    {
+      style: 'primary',
+      text: plain('Approve'),
+      confirm: {
+        title: plain('Approve this request?', 100),
+        text: mrkdwnText(
+          last
+            ? mrkdwn`${request.description}: it ships as soon as you approve.`
+            : mrkdwn`${request.description}: ${plural(request.needed - request.approved - 1, 'more approval')} after yours.`,
+          MAX_CONFIRM_TEXT,
+        ),
+        confirm: plain(last ? 'Approve and ship' : 'Approve', 30),
+        deny: plain('Cancel', 30),
+      },
+    },
+  );
+}
+
+/** **Reject**: opens a dialog that asks why. */
+export function rejectButton(id: number): Button {
+  return actionButton('reject', { i: id }, { style: 'danger', text: plain('Reject') });
 }
 
 /** "🔒 shop-staging is locked by ada until 14:05 UTC: migrating the database". */

@@ -20,4 +20,7 @@ const ICONS: Record<string, [string, string]> = {
   'lock.removed': ['🔓', ':unlock:'],
   'lock.expired': ['🔓', ':unlock:'],
   'lock.overridden': ['⚠️', ':warning:'],
+  'approval.bypassed': ['⚠️', ':warning:'],
+  'approvals.required': ['🙋', ':raising_hand:'],
+  'approvals.disabled': ['🙋', ':raising_hand:'],
 };

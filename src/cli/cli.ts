@@ -2,9 +2,9 @@ import { forTerminal } from '../format.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { ApiError, CommandRequest, OperationProgress, OperationView, Result } from '../api/types.ts';
+import type { ApiError, ApprovalProgress, ApprovalView, CommandRequest, OperationProgress, OperationView, Result } from '../api/types.ts';
 import { helpText, parseCommand } from '../commands/grammar.ts';
-import { operationHeadline, operationOutcome, renderText } from '../commands/render-text.ts';
+import { approvalLine, approvalNeeded, operationHeadline, operationOutcome, renderText } from '../commands/render-text.ts';
 import { FlowError } from '../errors.ts';
 
 export interface CliIO {
@@ -15,10 +15,11 @@ export interface CliIO {
 
 class CliError extends Error {}
 
-/** The two calls of /api the CLI makes, answering the JSON src/api/types.ts describes. */
+/** The calls of /api the CLI makes, answering the JSON src/api/types.ts describes. */
 interface Client {
   command(body: CommandRequest): Promise<Result>;
   operation(id: number, after: string): Promise<OperationProgress>;
+  approval(id: number): Promise<ApprovalProgress>;
 }
 
 function client(env: NodeJS.ProcessEnv): Client {
@@ -51,6 +52,7 @@ function client(env: NodeJS.ProcessEnv): Client {
   return {
     command: (body) => call('POST', '/api/commands', body),
     operation: (id, after) => call('GET', `/api/operations/${id}?after=${after}`),
+    approval: (id) => call('GET', `/api/approvals/${id}`),
   };
 }
 
@@ -68,6 +70,33 @@ async function follow(api: Client, op: OperationView, io: CliIO, json: boolean):
     if (operation.status === 'succeeded' || operation.status === 'failed') return operation;
     await sleep(250);
   }
+}
+
+/** Waits for an approval request to be decided, printing each approval as it comes. */
+async function awaitDecision(api: Client, request: ApprovalView, io: CliIO, json: boolean): Promise<ApprovalView> {
+  let seen = request.approvals.length;
+  for (;;) {
+    const now = await api.approval(request.id);
+    for (const a of now.approvals.slice(seen))
+      if (!json) io.out(`  approved by ${a.user} (${now.approvals.indexOf(a) + 1} of ${now.needed})`);
+    seen = now.approvals.length;
+    if (now.status !== 'pending' && !(now.status === 'approved' && now.operation === null)) return now;
+    await sleep(1000);
+  }
+}
+
+/** Follows the operation an approved request became, and prints how it ended; the exit status. */
+async function followShipped(api: Client, request: ApprovalView, io: CliIO, json: boolean): Promise<number> {
+  if (request.status !== 'shipped' || request.operation === null) {
+    if (json) io.out(JSON.stringify(request, null, 2));
+    else io.out(approvalLine(request));
+    return 1;
+  }
+  const { operation } = await api.operation(request.operation, '0');
+  const done = await follow(api, operation, io, json);
+  if (json) io.out(JSON.stringify(done, null, 2));
+  else io.out(`${done.status === 'succeeded' ? 'done' : 'failed'}\n${operationOutcome(done)}`);
+  return done.status === 'succeeded' ? 0 : 1;
 }
 
 /** Runs the CLI with `argv` (without node and script); returns the exit status. */
@@ -89,6 +118,21 @@ export async function runCli(argv: string[], terminal: CliIO): Promise<number> {
     }
     const api = client(io.env);
     const result = await api.command({ argv: words });
+    if (result.kind === 'approval') {
+      if (!wait) {
+        io.out(json ? JSON.stringify(result.approval, null, 2) : approvalNeeded(result.approval));
+        return 0;
+      }
+      if (!json) io.out(`${approvalNeeded(result.approval)}\nWaiting for it (Ctrl-C stops waiting; the request stays)...`);
+      const decided = await awaitDecision(api, result.approval, io, json);
+      if (!json && decided.status === 'shipped') io.out(approvalLine(decided));
+      return followShipped(api, decided, io, json);
+    }
+    // An approval that completed a request ships it: follow it as the requester would.
+    if (result.kind === 'data' && result.command === 'approve' && result.data.status === 'shipped' && wait) {
+      if (!json) io.out(approvalLine(result.data));
+      return followShipped(api, result.data, io, json);
+    }
     if (result.kind === 'operation' && wait) {
       const done = await follow(api, result.operation, io, json);
       if (json) io.out(JSON.stringify(done, null, 2));

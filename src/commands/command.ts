@@ -25,6 +25,11 @@ export type Command =
   | { name: 'lock'; target: string; reason?: string; for?: string }
   | { name: 'unlock'; target: string }
   | { name: 'locks'; pipeline?: string }
+  | { name: 'approvals:require'; pipeline: string; stage: string; approvers?: number }
+  | { name: 'approvals:disable'; pipeline: string; stage: string }
+  | { name: 'approvals'; pipeline?: string }
+  | { name: 'approve'; id: number }
+  | { name: 'reject'; id: number; reason?: string }
   | { name: 'config'; app: string }
   | { name: 'config:set'; app: string; vars: Record<string, string>; force?: boolean; reason?: string }
   | { name: 'config:unset'; app: string; keys: string[]; force?: boolean; reason?: string }

@@ -1,4 +1,4 @@
-import type { CommandName, OperationView, Result } from '../api/types.ts';
+import type { ApprovalView, CommandName, OperationView, Result } from '../api/types.ts';
 import type { Actor } from '../engine/access.ts';
 import type { Engine } from '../engine/engine.ts';
 import { InvalidInput } from '../errors.ts';
@@ -36,6 +36,17 @@ async function operation<N extends CommandName>(
   return { kind: 'operation', command: command.name, operation: await value };
 }
 
+/** An operation under way, or the approval request its stage made of it. */
+async function operationOrRequest<N extends CommandName>(
+  command: { name: N },
+  value: Promise<OperationView | ApprovalView>,
+): Promise<{ kind: 'operation'; command: N; operation: OperationView } | { kind: 'approval'; command: N; approval: ApprovalView }> {
+  const result = await value;
+  return result.kind === 'approval'
+    ? { kind: 'approval', command: command.name, approval: result }
+    : { kind: 'operation', command: command.name, operation: result };
+}
+
 /** One entry per command: the compiler checks each answer against CommandResults, the API's shapes. */
 const HANDLERS: { [N in CommandName]: Handler<N> } = {
   pipelines: (engine, actor, command) => data(command, engine.listPipelines(actor)),
@@ -50,15 +61,21 @@ const HANDLERS: { [N in CommandName]: Handler<N> } = {
     data(command, engine.createApp(actor, { name: command.app, pipeline: command.pipeline, stage: command.stage })),
   'apps:move': (engine, actor, command) => data(command, engine.moveApp(actor, command.app, command.stage)),
   'apps:destroy': (engine, actor, command) => data(command, engine.destroyApp(actor, command.app, command.confirm)),
-  deploy: (engine, actor, command) => operation(command, engine.deploy(actor, command)),
-  promote: (engine, actor, command) => operation(command, engine.promote(actor, command)),
+  deploy: (engine, actor, command) => operationOrRequest(command, engine.deploy(actor, command)),
+  promote: (engine, actor, command) => operationOrRequest(command, engine.promote(actor, command)),
   releases: (engine, actor, command) => data(command, engine.releases(actor, command.app)),
   'releases:output': (engine, actor, command) => data(command, engine.releaseOutput(actor, command.app, command.version)),
   rollback: (engine, actor, command) =>
-    operation(command, engine.rollback(actor, command.app, command.version, { force: command.force, reason: command.reason })),
+    operationOrRequest(command, engine.rollback(actor, command.app, command.version, { force: command.force, reason: command.reason })),
   lock: (engine, actor, command) => data(command, engine.lock(actor, command.target, { reason: command.reason, for: command.for })),
   unlock: (engine, actor, command) => data(command, engine.unlock(actor, command.target)),
   locks: (engine, actor, command) => data(command, engine.locks(actor, command.pipeline)),
+  'approvals:require': (engine, actor, command) =>
+    data(command, engine.requireApprovals(actor, command.pipeline, command.stage, command.approvers)),
+  'approvals:disable': (engine, actor, command) => data(command, engine.disableApprovals(actor, command.pipeline, command.stage)),
+  approvals: (engine, actor, command) => data(command, engine.approvals(actor, command.pipeline)),
+  approve: (engine, actor, command) => data(command, engine.approve(actor, command.id)),
+  reject: (engine, actor, command) => data(command, engine.reject(actor, command.id, command.reason)),
   config: async (engine, actor, command) => {
     const { vars, hidden } = await engine.config(actor, command.app);
     return hidden ? { kind: 'data', command: command.name, data: vars, note: hidden } : { kind: 'data', command: command.name, data: vars };

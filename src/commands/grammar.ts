@@ -73,6 +73,7 @@ export function tokenize(text: string): string[] {
 const HELP_TOPICS: { title: string; commands: CommandName[] }[] = [
   { title: 'Ship', commands: ['deploy', 'promote', 'rollback', 'diff', 'releases', 'releases:output'] },
   { title: 'Deploy locks', commands: ['lock', 'unlock', 'locks'] },
+  { title: 'Approvals', commands: ['approvals', 'approve', 'reject', 'approvals:require', 'approvals:disable'] },
   {
     title: 'Apps and config',
     commands: ['pipelines', 'pipelines:info', 'apps:create', 'apps:move', 'apps:destroy', 'config', 'config:set', 'config:unset'],

@@ -1,5 +1,5 @@
 import { age, short, until } from '../format.ts';
-import type { AppView, OperationView, ReleaseView, Result } from '../api/types.ts';
+import type { AppView, ApprovalView, OperationView, ReleaseView, Result } from '../api/types.ts';
 
 function table(rows: string[][]): string {
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
@@ -38,12 +38,35 @@ export function operationOutcome(op: OperationView): string {
   return lines.join('\n');
 }
 
+/** Where a request stands, in one line: "request 3: Promote shop-staging v5 … — approved by bob (1 of 1), shipped as operation 12". */
+export function approvalLine(a: ApprovalView): string {
+  const approved = a.approvals.length
+    ? `approved by ${a.approvals.map((x) => x.user).join(', ')} (${a.approvals.length} of ${a.needed})`
+    : '';
+  const state: Record<ApprovalView['status'], string> = {
+    pending: `waits for ${a.needed - a.approvals.length} more approval${a.needed - a.approvals.length === 1 ? '' : 's'} until ${until(a.expiresAt)}${approved ? `; ${approved}` : ''}`,
+    approved: `${approved}; starting`,
+    shipped: `${approved}; shipped as operation ${a.operation}`,
+    rejected: `rejected by ${a.decidedBy}: ${a.reason}`,
+    withdrawn: `withdrawn by ${a.decidedBy}: ${a.reason}`,
+    expired: `expired at ${until(a.expiresAt)} without its approvals`,
+    failed: `approved, but did not start: ${a.reason}`,
+  };
+  return `request ${a.id} (${a.requester}): ${a.description} — ${state[a.status]}`;
+}
+
+/** What the CLI says when an operation became an approval request. */
+export function approvalNeeded(a: ApprovalView): string {
+  return `${a.description} needs ${a.needed} approval${a.needed === 1 ? '' : 's'} (${a.pipeline}:${a.stage}): request ${a.id}.\nSomeone else with deploy on ${a.pipeline} approves it: \`approve ${a.id}\` (or the button in Slack). It expires at ${until(a.expiresAt)}.`;
+}
+
 /** Renders a result as the text the CLI prints. */
 export function renderText(result: Result): string {
   if (result.kind === 'operation') {
     const op = result.operation;
     return `${operationHeadline(op)}: operation ${op.id} ${op.status}\n${operationOutcome(op)}`;
   }
+  if (result.kind === 'approval') return approvalNeeded(result.approval);
   // Kept for the default: a command of a newer server that this CLI does not know yet prints its data as JSON.
   const data: unknown = result.data;
   switch (result.command) {
@@ -204,6 +227,24 @@ export function renderText(result: Result): string {
       if (!rows.length) return 'No deploy locks.';
       return table([['Locked', 'By', 'Until', 'Reason'], ...rows.map((l) => [l.target, l.holder, until(l.until), l.reason ?? ''])]);
     }
+    case 'approvals:require':
+    case 'approvals:disable': {
+      const r = result.data;
+      return r.approvers
+        ? `${r.pipeline}:${r.stage} needs ${r.approvers} approval${r.approvers === 1 ? '' : 's'}: deploys, promotions and rollbacks there wait for someone else with deploy to \`approve\` them`
+        : `${r.pipeline}:${r.stage} no longer needs approvals`;
+    }
+    case 'approvals': {
+      const { rules, requests } = result.data;
+      const ruleLines = rules.length
+        ? rules.map((r) => `${r.pipeline}:${r.stage} needs ${r.approvers} approval${r.approvers === 1 ? '' : 's'}`)
+        : ['No stage needs approvals.'];
+      const waiting = requests.length ? requests.map(approvalLine) : ['No requests waiting.'];
+      return [...ruleLines, '', ...waiting].join('\n');
+    }
+    case 'approve':
+    case 'reject':
+      return approvalLine(result.data);
     case 'subscribe': {
       const sub = result.data;
       return `${sub.channel} is now a feed of ${sub.pipeline} (${sub.events.join(', ')})`;

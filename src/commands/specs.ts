@@ -164,6 +164,54 @@ export const SPECS: Record<CommandName, Spec> = {
       return { name: 'locks', pipeline: w[0] };
     },
   },
+  'approvals:require': {
+    usage: 'approvals:require <pipeline> <stage> [--approvers 1]',
+    summary: 'deploys, promotions and rollbacks into the stage wait for approval by someone else with deploy (manage)',
+    options: { approvers: { type: 'string' } },
+    parse: (w, v) => {
+      const [pipeline, stage] = words('approvals:require', w, ['pipeline', 'stage']);
+      const approvers = optional(v, 'approvers');
+      if (approvers !== undefined && !/^[1-5]$/.test(approvers))
+        throw usageError('approvals:require', `--approvers is how many people must approve, 1 to 5; got "${approvers.slice(0, 20)}"`);
+      return {
+        name: 'approvals:require',
+        pipeline: pipeline!,
+        stage: stage!,
+        approvers: approvers === undefined ? undefined : Number(approvers),
+      };
+    },
+  },
+  'approvals:disable': {
+    usage: 'approvals:disable <pipeline> <stage>',
+    summary: 'the stage no longer needs approvals; waiting requests stay (manage)',
+    parse: (w) => {
+      const [pipeline, stage] = words('approvals:disable', w, ['pipeline', 'stage']);
+      return { name: 'approvals:disable', pipeline: pipeline!, stage: stage! };
+    },
+  },
+  approvals: {
+    usage: 'approvals [<pipeline>]',
+    summary: 'the stages that need approvals, and the requests waiting',
+    parse: (w) => {
+      if (w.length > 1) throw usageError('approvals', `unexpected "${w.slice(1).join(' ')}"`);
+      return { name: 'approvals', pipeline: w[0] };
+    },
+  },
+  approve: {
+    usage: 'approve <request>',
+    summary: "approve someone else's request; with its approvals it ships at once (deploy)",
+    parse: (w) => ({ name: 'approve', id: runNumber('approve', words('approve', w, ['request'])[0]!, 'a request number') }),
+  },
+  reject: {
+    usage: 'reject <request> --reason "…"',
+    summary: 'stop a request, saying why; the requester may withdraw their own (deploy)',
+    options: { reason: { type: 'string' } },
+    parse: (w, v) => ({
+      name: 'reject',
+      id: runNumber('reject', words('reject', w, ['request'])[0]!, 'a request number'),
+      reason: required('reject', v, 'reason'),
+    }),
+  },
   config: {
     usage: 'config <app>',
     summary: "show an app's config vars",

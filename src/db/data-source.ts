@@ -19,6 +19,7 @@ import { MessageCards1700000000009 } from './migrations/1700000000009-message-ca
 import { DeployLocks1700000000010 } from './migrations/1700000000010-deploy-locks.ts';
 import { DefaultAccess1700000000011 } from './migrations/1700000000011-default-access.ts';
 import { IdentityLinks1700000000012 } from './migrations/1700000000012-identity-links.ts';
+import { Approvals1700000000013 } from './migrations/1700000000013-approvals.ts';
 import { databaseOutage } from './outage.ts';
 
 export interface Database {
@@ -41,6 +42,7 @@ const migrations = [
   DeployLocks1700000000010,
   DefaultAccess1700000000011,
   IdentityLinks1700000000012,
+  Approvals1700000000013,
 ];
 
 /**

@@ -19,20 +19,25 @@ import {
 } from '../db/entities.ts';
 import type { Commit } from '../source/source.ts';
 import { REQUIRED, type Actor } from './access.ts';
+import { InvalidInput, StaleRelease } from '../errors.ts';
+import { short } from '../format.ts';
 import type { Access } from './access-control.ts';
 import type { EngineContext } from './context.ts';
 import type { DeployLocks } from './deploy-locks.ts';
+import type { ApprovalGate } from './approvals.ts';
 import { feedKindOf, type FEED_EVENTS } from './feeds.ts';
 import type { Operations } from './operations.ts';
 import type { Pipelines } from './pipelines.ts';
 import { DOWNSTREAM } from './stages.ts';
 import { parseSubject, subjectKey } from './subjects.ts';
 import type {
+  ApprovalReport,
   LockView,
   OperationDetails,
   OperationReport,
   Person,
   PromoteOffer,
+  PromotePreview,
   PullRequestReport,
   PushReport,
   ReleaseFate,
@@ -61,7 +66,8 @@ export type SubjectReport =
   | { kind: 'op'; report: OperationReport }
   | { kind: 'pr'; report: PullRequestReport }
   | { kind: 'push'; report: PushReport }
-  | { kind: 'event'; report: { event: FlowEvent; repo: null } };
+  | { kind: 'event'; report: { event: FlowEvent; repo: null } }
+  | { kind: 'approval'; report: ApprovalReport };
 
 const NOTHING: EventSubjects = { touch: [], post: [], retire: false };
 /** Events that change what a pipeline's buttons can do without an operation: an app gone or moved, the pipeline gone. */
@@ -87,6 +93,7 @@ export class Cards {
     private readonly pipelines: Pipelines,
     private readonly operations: Operations,
     private readonly locks: DeployLocks,
+    private readonly gate: ApprovalGate,
   ) {}
 
   /**
@@ -112,6 +119,47 @@ export class Cards {
     return offers;
   }
 
+  /**
+   * What promoting the release `ifVersion` of `fromApp` would do, for the
+   * promote dialog: the commits it ships, the downstream apps, the approvals
+   * and locks in the way. Refused (StaleRelease) once the app has moved on.
+   */
+  async promotePreview(actor: Actor, input: { pipeline: string; fromApp: string; ifVersion: number }): Promise<PromotePreview> {
+    const pipeline = await this.authz.authorize(actor, input.pipeline, REQUIRED.promote, `promote ${input.pipeline}`);
+    const app = await this.pipelines.pipelineApp(pipeline, input.fromApp);
+    const release = app.currentReleaseId ? await this.ctx.db.getRepository(ReleaseEntity).findOneBy({ id: app.currentReleaseId }) : null;
+    const downstream = DOWNSTREAM[app.stage];
+    if (!release || release.status !== 'succeeded' || !downstream)
+      throw new InvalidInput(`${app.name} has no release to promote; see \`pipelines:info ${pipeline.name}\``);
+    if (release.version !== input.ifVersion)
+      throw new StaleRelease(
+        `${app.name} has moved on since: it now runs v${release.version} (${short(release.commit)}), not v${input.ifVersion}.`,
+        { app: app.name, version: release.version, commit: release.commit },
+        downstream,
+      );
+    const offer = await this.promoteOffer(pipeline, app, release);
+    if (!offer)
+      throw new InvalidInput(`${downstream} of ${pipeline.name} runs ${app.name} v${release.version} already: nothing to promote`);
+    const targets = await this.ctx.db
+      .getRepository(AppEntity)
+      .find({ where: { pipelineId: pipeline.id, stage: downstream }, order: { name: 'ASC' } });
+    const locks = await this.locks.locksOf(pipeline);
+    return {
+      pipeline: pipeline.name,
+      from: ref(app.name, release),
+      offer,
+      approvals: await this.gate.needed(pipeline, targets),
+      locks: [
+        ...new Map(
+          targets.flatMap((t) => {
+            const l = locks.get(t.name);
+            return l ? [[l.id, l] as const] : [];
+          }),
+        ).values(),
+      ],
+    };
+  }
+
   async subjectsOf(event: FlowEvent): Promise<EventSubjects> {
     if (event.operationId !== null) {
       const op = await this.ctx.db.getRepository(OperationEntity).findOneBy({ id: event.operationId });
@@ -125,6 +173,13 @@ export class Cards {
       return { touch: [subject], post, retire: event.type === `${op.kind}.succeeded` || event.type === `${op.kind}.failed` };
     }
     if (!event.pipeline) return NOTHING;
+    const request = (event.data as { request?: unknown }).request;
+    if (event.type.startsWith('approval.') && typeof request === 'number') {
+      // A request's own message: posted in the feeds that follow what it would run, redrawn as it is decided.
+      const subject = subjectKey({ kind: 'approval', request });
+      const action = (event.data as { action?: FeedKind }).action;
+      return { touch: [subject], post: event.type === 'approval.requested' && action ? [{ subject, feed: action }] : [], retire: false };
+    }
     const line = feedKindOf(event.type);
     // A refusal of an intermediate state (pending, then failed) is the same problem as the final one: one line.
     if (line && (event.data as { final?: boolean }).final !== false) {
@@ -163,7 +218,7 @@ export class Cards {
         if (!data.pr) return NOTHING;
         return { touch: [subjectKey({ kind: 'pr', pipelineId: pipeline.id, pr: data.pr })], post: [], retire: true };
       case 'autodeploy':
-        if (!data.sha || (what !== 'skipped' && what !== 'failed')) return NOTHING;
+        if (!data.sha || (what !== 'skipped' && what !== 'failed' && what !== 'awaiting')) return NOTHING;
         return { touch: [push(data.sha)], post: [{ subject: push(data.sha), feed: 'deploy' }], retire: false };
       default:
         return NOTHING;
@@ -190,6 +245,10 @@ export class Cards {
       case 'event': {
         const event = await this.ctx.db.getRepository(EventEntity).findOneBy({ id: subject.event });
         return event && { kind: 'event', report: { event, repo: null } };
+      }
+      case 'approval': {
+        const report = await this.approvalReport(subject.request);
+        return report && { kind: 'approval', report };
       }
     }
   }
@@ -314,7 +373,7 @@ export class Cards {
     const run = await db.getRepository(TestRunEntity).findOne({ where: { pipelineId, commit: sha }, order: { number: 'DESC' } });
     const note = await events
       .createQueryBuilder('e')
-      .where("e.type IN ('autodeploy.skipped', 'autodeploy.failed') AND e.pipeline = :p AND e.data->>'sha' = :sha", {
+      .where("e.type IN ('autodeploy.skipped', 'autodeploy.failed', 'autodeploy.awaiting') AND e.pipeline = :p AND e.data->>'sha' = :sha", {
         p: pipeline.name,
         sha,
       })
@@ -339,6 +398,44 @@ export class Cards {
       autodeploy: setting?.branch === branch ? { stage: setting.stage, waitForCi: setting.waitForCi } : null,
       autodeployNote: note?.message ?? null,
       operation,
+    };
+  }
+
+  /** An approval request: who asks to ship what, who approved, and once it runs, its operation. */
+  async approvalReport(id: number): Promise<ApprovalReport | null> {
+    const row = await this.gate.row(id);
+    if (!row) return null;
+    const request = await this.gate.toView(row);
+    const pipeline = await this.ctx.db.getRepository(PipelineEntity).findOneBy({ id: row.pipeline_id });
+    const approvals: { user_id: number; name: string; via: string }[] = await this.ctx.db.query(
+      'SELECT user_id, name, via FROM approvals WHERE request_id = $1 ORDER BY created_at, name',
+      [id],
+    );
+    const decider =
+      row.decided_by && row.decided_by !== 'flowops'
+        ? await this.ctx.db.getRepository(UserEntity).findOneBy({ name: row.decided_by })
+        : null;
+    let sourceNow: ReleaseRef | null = null;
+    if (row.request.kind === 'promote') {
+      const source = await this.ctx.db.getRepository(AppEntity).findOneBy({ name: row.request.fromApp });
+      const now = source?.currentReleaseId
+        ? await this.ctx.db.getRepository(ReleaseEntity).findOneBy({ id: source.currentReleaseId })
+        : null;
+      if (source && now && now.version !== row.request.version) sourceNow = ref(source.name, now);
+    }
+    return {
+      request,
+      repo: pipeline?.repo ?? null,
+      requester: await this.personOfUser(row.requester_id, request.requester, row.via),
+      approvers: await Promise.all(approvals.map((a) => this.personOfUser(a.user_id, a.name, a.via))),
+      decidedBy: decider
+        ? await this.personOfUser(decider.id, decider.name, 'slack')
+        : row.decided_by
+          ? { name: row.decided_by, slackUser: null, via: 'system' }
+          : null,
+      details: row.details,
+      sourceNow,
+      operation: row.operation_id ? await this.operationReport(row.operation_id) : null,
     };
   }
 
@@ -371,6 +468,14 @@ export class Cards {
     const via = started?.via ?? 'system';
     const slackUser = via === 'slack' ? (/^slack:[^:]*:([UW][A-Z0-9]{1,20})$/.exec(user?.externalId ?? '')?.[1] ?? null) : null;
     return { name: started?.actor ?? user?.name ?? 'flowops', slackUser, via };
+  }
+
+  /** A person by user id, with their Slack id when they have a Slack account (for a mention). */
+  private async personOfUser(userId: number, name: string, via: string): Promise<Person> {
+    const user = userId ? await this.ctx.db.getRepository(UserEntity).findOneBy({ id: userId }) : null;
+    // Linked people have their Slack account as their own (identity.ts): they are mentioned whichever front they used.
+    const slackUser = /^slack:[^:]*:([UW][A-Z0-9]{1,20})$/.exec(user?.externalId ?? '')?.[1] ?? null;
+    return { name: user?.name ?? name, slackUser, via };
   }
 
   private async operationPerson(operationId: number | null): Promise<Person | null> {

@@ -151,10 +151,21 @@ export class Ci {
   private async autodeploy(pipeline: Pipeline, sha: string, actor: Actor): Promise<void> {
     const setting = pipeline.autodeploy!;
     try {
-      await this.releases.deploy(
+      const shipped = await this.releases.deploy(
         { ...SYSTEM, name: actor.name, via: actor.via },
         { pipeline: pipeline.name, ref: sha, stage: setting.stage, cause: subjectKey({ kind: 'push', pipelineId: pipeline.id, sha }) },
       );
+      // The stage needs approvals: the push's message says the deploy waits for them (the request has its own message).
+      if (shipped.kind === 'approval')
+        await this.ctx.transaction((m) =>
+          this.ctx.emit(m, {
+            type: 'autodeploy.awaiting',
+            pipeline: pipeline.name,
+            via: 'system',
+            message: `Auto-deploy of ${short(sha)} to ${setting.stage} waits for approval (request ${shipped.id})`,
+            data: { sha, request: shipped.id },
+          }),
+        );
     } catch (err) {
       await this.ctx.transaction((m) =>
         this.ctx.emit(m, {

@@ -2,6 +2,7 @@ import type { DataSource } from 'typeorm';
 import type { Platform } from '../platform/platform.ts';
 import type { OpenSource } from '../source/open-source.ts';
 import { Access } from './access-control.ts';
+import { ApprovalGate, Approvals, DEFAULT_APPROVAL_TTL_MS, shipThrough } from './approvals.ts';
 import { Cards } from './cards.ts';
 import { Ci } from './ci.ts';
 import { EngineContext } from './context.ts';
@@ -25,31 +26,36 @@ export interface EngineOptions {
   outbox: Outbox;
   /** How long deploy locks last (FLOW_LOCK_DEFAULT, FLOW_LOCK_MAX). */
   locks?: LockSettings;
+  /** How long an approval request waits (FLOW_APPROVAL_TTL). */
+  approvalTtlMs?: number;
 }
 
 /** The services, wired once: each gets the context and the services it builds on, in one direction. */
-function wire(ctx: EngineContext, lockSettings: LockSettings) {
+function wire(ctx: EngineContext, lockSettings: LockSettings, approvalTtlMs: number) {
   const authz = new Access(ctx);
   const locks = new DeployLocks(ctx, authz, lockSettings);
   const pipelines = new Pipelines(ctx, authz, locks);
   const operations = new Operations(ctx, authz);
   const execution = new ReleaseExecution(ctx);
-  const releases = new Releases(ctx, authz, execution, operations, pipelines, locks);
+  const gate = new ApprovalGate(ctx, approvalTtlMs);
+  const releases = new Releases(ctx, authz, execution, operations, pipelines, locks, gate);
+  const approvals = new Approvals(ctx, authz, gate);
+  approvals.shipWith(shipThrough(releases));
   const reviewApps = new ReviewApps(ctx, authz, operations, pipelines, releases, locks);
   const ci = new Ci(ctx, authz, execution, releases, reviewApps);
   const users = new Users(ctx, authz);
   const feeds = new Feeds(ctx, authz, pipelines);
-  const recovery = new Recovery(ctx, ci, reviewApps, locks);
+  const recovery = new Recovery(ctx, ci, reviewApps, locks, approvals);
   const identity = new Identity(ctx);
-  const cards = new Cards(ctx, authz, pipelines, operations, locks);
-  return { ctx, authz, users, pipelines, feeds, operations, releases, reviewApps, ci, recovery, cards, locks, identity };
+  const cards = new Cards(ctx, authz, pipelines, operations, locks, gate);
+  return { ctx, authz, users, pipelines, feeds, operations, releases, reviewApps, ci, recovery, cards, locks, identity, approvals };
 }
 
 /** Which service answers each of the facade's methods. */
 const ROUTES = {
   recovery: ['start', 'stop'],
   operations: ['idle', 'operation'],
-  cards: ['subjectsOf', 'report', 'operationReport', 'pullRequestReport', 'pushReport', 'offers'],
+  cards: ['subjectsOf', 'report', 'operationReport', 'pullRequestReport', 'pushReport', 'approvalReport', 'offers', 'promotePreview'],
   users: [
     'authenticate',
     'ensureAdmin',
@@ -77,6 +83,7 @@ const ROUTES = {
   releases: ['deploy', 'promote', 'rollback', 'config', 'setConfig', 'unsetConfig', 'releases', 'releaseOutput', 'diff'],
   authz: ['permissionOn'],
   locks: ['lock', 'unlock', 'locks', 'expireLocks'],
+  approvals: ['requireApprovals', 'disableApprovals', 'approvals', 'approval', 'approve', 'reject', 'expireApprovals'],
   identity: ['loginCode', 'login', 'users', 'unlink'],
   ci: ['setCi', 'setAutodeploy', 'testRuns', 'testRunInfo', 'rerunTests', 'cancelTests', 'pushed'],
   reviewApps: ['setReviewApps', 'reviewApps', 'createReviewApp', 'destroyReviewApp', 'pullRequestChanged', 'destroyStaleReviewApps'],
@@ -97,6 +104,7 @@ export interface Engine
     Routed<'releases', Releases>,
     Routed<'authz', Access>,
     Routed<'locks', DeployLocks>,
+    Routed<'approvals', Approvals>,
     Routed<'identity', Identity>,
     Routed<'ci', Ci>,
     Routed<'reviewApps', ReviewApps> {}
@@ -114,7 +122,11 @@ export class Engine {
   readonly seenRequests: SeenRequests;
 
   constructor(db: DataSource, platform: Platform, options: EngineOptions) {
-    this.s = wire(new EngineContext(db, platform, options.openSource, options.outbox), options.locks ?? DEFAULT_LOCK_SETTINGS);
+    this.s = wire(
+      new EngineContext(db, platform, options.openSource, options.outbox),
+      options.locks ?? DEFAULT_LOCK_SETTINGS,
+      options.approvalTtlMs ?? DEFAULT_APPROVAL_TTL_MS,
+    );
     this.seenRequests = new SeenRequests(db);
   }
 

@@ -5,7 +5,7 @@ import type { EngineContext } from './context.ts';
 import type { Access } from './access-control.ts';
 import type { Pipelines } from './pipelines.ts';
 import { subjectKey } from './subjects.ts';
-import type { OperationView } from './views.ts';
+import type { ApprovalView, OperationView } from './views.ts';
 
 /** A Slack channel id (public, private, direct): what a feed is kept by. */
 const CHANNEL = /^[CGD][A-Z0-9]{2,20}$/;
@@ -20,6 +20,7 @@ export const FEED_EVENTS = ['deploy', 'promote', 'rollback', 'config', 'ci', 'pu
 export function feedKindOf(type: string): (typeof FEED_EVENTS)[number] | null {
   if (type === 'github.status_refused') return 'ci';
   if (/^lock\.(added|removed|expired|overridden)$/.test(type)) return 'deploy';
+  if (type === 'approval.bypassed' || type === 'approvals.required' || type === 'approvals.disabled') return 'deploy';
   if (type === 'github.deployment_refused') return 'deploy';
   return null;
 }
@@ -98,11 +99,14 @@ export class Feeds {
   }
 
   /**
-   * Records that `channel` shows operation `operationId` in one message, kept up to
-   * date by the front's notifier. Idempotent.
+   * Records that `channel` shows an operation (or an approval request, and the
+   * operation it becomes) in one message, kept up to date by the front's
+   * notifier. Idempotent.
    */
-  async ensureStatusMessage(operation: OperationView, channel: string): Promise<void> {
-    await this.ctx.outbox.addStatusMessage(subjectKey({ kind: 'op', operation: operation.id }), operation.pipeline, channel);
+  async ensureStatusMessage(shown: OperationView | ApprovalView, channel: string): Promise<void> {
+    const subject =
+      shown.kind === 'approval' ? subjectKey({ kind: 'approval', request: shown.id }) : subjectKey({ kind: 'op', operation: shown.id });
+    await this.ctx.outbox.addStatusMessage(subject, shown.pipeline, channel);
     this.ctx.notify();
   }
 

@@ -100,6 +100,13 @@ export class Identity {
       await m.query('DELETE FROM grants WHERE user_id = $1', [slackUser.id]);
       await m.query('UPDATE deploy_locks SET holder_id = $2 WHERE holder_id = $1 AND ended_at IS NULL', [slackUser.id, person.id]);
       await m.query('UPDATE operations SET actor_id = $2 WHERE actor_id = $1', [slackUser.id, person.id]);
+      // Approvals: one person's requests, and one approval per person (approving from both accounts counted once).
+      await m.query('UPDATE approval_requests SET requester_id = $2 WHERE requester_id = $1', [slackUser.id, person.id]);
+      await m.query(
+        'DELETE FROM approvals a WHERE a.user_id = $1 AND EXISTS (SELECT 1 FROM approvals b WHERE b.request_id = a.request_id AND b.user_id = $2)',
+        [slackUser.id, person.id],
+      );
+      await m.query('UPDATE approvals SET user_id = $2 WHERE user_id = $1', [slackUser.id, person.id]);
       await this.ctx.emit(m, {
         type: 'user.linked',
         actor: person.name,

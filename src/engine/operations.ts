@@ -72,7 +72,14 @@ export class Operations {
     kind: OperationKind,
     description: string,
     targets: App[],
-    options: { details?: OperationDetails; cause?: string | null; alsoInTransaction?: (m: EntityManager) => Promise<unknown> } = {},
+    options: {
+      details?: OperationDetails;
+      cause?: string | null;
+      /** Checks and writes before the operation is recorded (a lock refuses here). */
+      alsoInTransaction?: (m: EntityManager) => Promise<unknown>;
+      /** Writes that name the operation (an approval request it ships). */
+      andThen?: (m: EntityManager, op: Operation) => Promise<unknown>;
+    } = {},
   ): Promise<Operation> {
     return this.ctx.transaction(async (m) => {
       await options.alsoInTransaction?.(m);
@@ -98,6 +105,7 @@ export class Operations {
         message: `${actor.name}: ${description}`,
         data: { ...options.details },
       });
+      await options.andThen?.(m, op);
       return op;
     });
   }

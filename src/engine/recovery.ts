@@ -19,6 +19,7 @@ import type { EngineContext } from './context.ts';
 import type { Ci } from './ci.ts';
 import type { ReviewApps } from './review-apps.ts';
 import type { DeployLocks } from './deploy-locks.ts';
+import type { Approvals } from './approvals.ts';
 import { IllegalTransition, transition, transitionAll } from './transitions.ts';
 
 /** A runner whose heartbeat is older than this is taken for dead, wherever it ran. */
@@ -35,6 +36,7 @@ export class Recovery {
     private readonly ci: Ci,
     private readonly reviewApps: ReviewApps,
     private readonly locks: DeployLocks,
+    private readonly approvals: Approvals,
   ) {}
 
   /** Registers this runner, ends operations whose runner died, and brings every app back to its current release. */
@@ -60,8 +62,11 @@ export class Recovery {
       this.reviewApps.destroyStaleReviewApps().catch((err: unknown) => log.warn({ err }, 'stale review apps not destroyed'));
     }, 3_600_000);
     this.staleSweep.unref();
-    // Locks end on time: each minute the ones whose time is up end, and the feeds hear of it.
-    this.lockSweep = setInterval(() => void this.locks.expireLocks(), 60_000);
+    // Locks and approval requests end on time: each minute the ones whose time is up end, and the feeds hear of it.
+    this.lockSweep = setInterval(() => {
+      void this.locks.expireLocks();
+      void this.approvals.expireApprovals();
+    }, 60_000);
     this.lockSweep.unref();
   }
 

@@ -2,7 +2,7 @@ import { type EntityManager } from 'typeorm';
 import { AppEntity, ReleaseEntity, type App, type Pipeline, type Release, type Stage } from '../db/entities.ts';
 import { short } from '../format.ts';
 import { DOWNSTREAM, parseStage } from './stages.ts';
-import { releaseView, type DiffView, type OperationView, type ReleaseView } from './views.ts';
+import { releaseView, type DiffView, type OperationDetails, type OperationView, type ReleaseView } from './views.ts';
 import { REQUIRED, permits, type Actor } from './access.ts';
 import { InvalidInput, NotFound, StaleRelease } from '../errors.ts';
 import { CONFIG_KEY, MAX_CONFIG_BYTES, checkConfigValue, configSize, formatBytes } from './input.ts';
@@ -11,7 +11,9 @@ import type { Access } from './access-control.ts';
 import type { ReleaseExecution } from './release-execution.ts';
 import type { Operations } from './operations.ts';
 import type { Pipelines } from './pipelines.ts';
-import type { DeployLocks, Forcing } from './deploy-locks.ts';
+import type { DeployLocks, Force, Forcing } from './deploy-locks.ts';
+import type { ApprovalGate, Asked } from './approvals.ts';
+import type { ApprovalView } from './views.ts';
 
 /** What `config` shows in place of a value the reader may not see: the same for every value, so not even its length shows. */
 export const MASKED_VALUE = '********';
@@ -28,13 +30,55 @@ export class Releases {
     private readonly operations: Operations,
     private readonly pipelines: Pipelines,
     private readonly locks: DeployLocks,
+    private readonly gate: ApprovalGate,
   ) {}
+
+  /**
+   * Whether this operation goes ahead now: where its stage needs approvals it
+   * is filed as a request instead (returned), unless it is that request,
+   * approved, running (`approved`), or a manager forces it (announced).
+   */
+  private async approvalFirst(
+    actor: Actor,
+    pipeline: Pipeline,
+    asked: Asked,
+    approved: number | undefined,
+    force: Force | undefined,
+  ): Promise<
+    | { filed: ApprovalView }
+    | { ahead: (m: EntityManager) => Promise<void>; cause?: string; andThen?: (m: EntityManager, op: { id: number }) => Promise<void> }
+  > {
+    if (approved !== undefined)
+      return {
+        ahead: async () => undefined,
+        cause: this.gate.causeOf(approved),
+        andThen: (m, op) => this.gate.shipped(m, approved, op.id),
+      };
+    const needed = await this.gate.needed(pipeline, asked.targets);
+    if (needed && !force) {
+      // What the request ships over what the stage runs now, for its approvers.
+      if (asked.request.kind === 'deploy' && !asked.details.adds) {
+        const base = (await this.pipelines.currentReleases(asked.targets)).get(asked.targets[0]!.id)?.commit ?? null;
+        const log = await this.ctx
+          .source(pipeline)
+          .then((s) => s.log(base, asked.request.kind === 'deploy' ? asked.request.sha : '', 10))
+          .catch(() => null);
+        if (log) asked.details.adds = { base, ...log };
+      }
+      return { filed: await this.gate.file(actor, pipeline, asked, needed) };
+    }
+    return {
+      ahead: async (m) => {
+        if (needed && force) await this.gate.bypassed(m, actor, pipeline, asked.description, force);
+      },
+    };
+  }
 
   /** Builds `ref` (default: the pipeline's branch) and releases it to every app of `stage`, or to one app of it. */
   async deploy(
     actor: Actor,
-    input: { pipeline: string; ref?: string; stage: string; app?: string; cause?: string } & Forcing,
-  ): Promise<OperationView> {
+    input: { pipeline: string; ref?: string; stage: string; app?: string; cause?: string; approved?: number } & Forcing,
+  ): Promise<OperationView | ApprovalView> {
     const pipeline = await this.authz.authorize(actor, input.pipeline, REQUIRED.deploy, `deploy ${input.pipeline}`);
     const stage = parseStage(input.stage);
     const targets = await this.pipelines.stageApps(pipeline, stage, input.app);
@@ -46,18 +90,32 @@ export class Releases {
       .then((l) => l.commits[0])
       .catch(() => undefined);
     const force = await this.locks.force(actor, pipeline, input);
-    const op = await this.operations.createOperation(
+    const description = `Deploy ${short(sha)} to ${describeTargets(targets, stage)}`;
+    const details: OperationDetails = { commit: { sha, subject: head?.message ?? null, author: head?.author ?? null } };
+    const gate = await this.approvalFirst(
       actor,
       pipeline,
-      'deploy',
-      `Deploy ${short(sha)} to ${describeTargets(targets, stage)}`,
-      targets,
       {
-        details: { commit: { sha, subject: head?.message ?? null, author: head?.author ?? null } },
+        request: { kind: 'deploy', sha, stage, ...(input.app ? { app: input.app } : {}) },
+        stage,
+        description,
+        targets,
+        details,
         cause: input.cause,
-        alsoInTransaction: (m) => this.locks.assertFree(m, actor, pipeline, targets, force),
       },
+      input.approved,
+      force,
     );
+    if ('filed' in gate) return gate.filed;
+    const op = await this.operations.createOperation(actor, pipeline, 'deploy', description, targets, {
+      details,
+      cause: gate.cause ?? input.cause,
+      alsoInTransaction: async (m) => {
+        await this.locks.assertFree(m, actor, pipeline, targets, force);
+        await gate.ahead(m);
+      },
+      andThen: gate.andThen,
+    });
     this.operations.launch(op, async (progress) => {
       const slug = await this.execution.build(op, pipeline, source, sha, progress);
       await Promise.all(
@@ -75,8 +133,20 @@ export class Releases {
    */
   async promote(
     actor: Actor,
-    input: { pipeline: string; fromStage?: string; fromApp?: string; toStage?: string; toApps?: string[]; ifVersion?: number } & Forcing,
-  ): Promise<OperationView> {
+    input: {
+      pipeline: string;
+      fromStage?: string;
+      fromApp?: string;
+      toStage?: string;
+      toApps?: string[];
+      ifVersion?: number;
+      /** A person's note for the messages (the promote dialog's). */
+      note?: string;
+      /** An approved request running: its pinned release of the source app, and its id. */
+      version?: number;
+      approved?: number;
+    } & Forcing,
+  ): Promise<OperationView | ApprovalView> {
     const pipeline = await this.authz.authorize(actor, input.pipeline, REQUIRED.promote, `promote ${input.pipeline}`);
     // An app named without its stage (a button names the app it was shown on) is promoted from the stage it is in.
     const named = input.fromApp && !input.fromStage ? await this.pipelines.pipelineApp(pipeline, input.fromApp) : null;
@@ -99,9 +169,17 @@ export class Releases {
       const toStage = parseStage(input.toStage ?? downstream);
       targets = await this.pipelines.stageApps(pipeline, toStage);
     }
-    const release = source.currentReleaseId
-      ? await this.ctx.db.getRepository(ReleaseEntity).findOneBy({ id: source.currentReleaseId })
-      : null;
+    const note = input.note?.trim() || undefined;
+    if (note && note.length > 500) throw new InvalidInput('a note is at most 500 characters');
+    // An approved request ships the release that was approved, even if the source app has moved on since.
+    const release =
+      input.version !== undefined
+        ? await this.ctx.db.getRepository(ReleaseEntity).findOneBy({ appId: source.id, version: input.version, status: 'succeeded' })
+        : source.currentReleaseId
+          ? await this.ctx.db.getRepository(ReleaseEntity).findOneBy({ id: source.currentReleaseId })
+          : null;
+    if (input.version !== undefined && !release?.slugId)
+      throw new NotFound(`${source.name} no longer has a good release v${input.version}`);
     if (!release?.slugId)
       throw new InvalidInput(`${source.name} has no release to promote yet; deploy first: \`deploy ${pipeline.name} to ${source.stage}\``);
     if (input.ifVersion !== undefined && release.version !== input.ifVersion) {
@@ -120,19 +198,40 @@ export class Releases {
           .catch(() => ({ ahead: 0, commits: [] }))
       : { ahead: 0, commits: [] };
     const force = await this.locks.force(actor, pipeline, input);
-    const op = await this.operations.createOperation(
+    const details: OperationDetails = {
+      promotion: { from: { app: source.name, version: release.version, commit: release.commit }, base, ...ships },
+      ...(note ? { note } : {}),
+    };
+    const whole = `${description} to ${describeTargets(targets, targets[0]!.stage)}`;
+    const gate = await this.approvalFirst(
       actor,
       pipeline,
-      'promote',
-      `${description} to ${describeTargets(targets, targets[0]!.stage)}`,
-      targets,
       {
-        details: {
-          promotion: { from: { app: source.name, version: release.version, commit: release.commit }, base, ...ships },
+        request: {
+          kind: 'promote',
+          fromApp: source.name,
+          version: release.version,
+          toApps: targets.map((t) => t.name),
+          ...(note ? { note } : {}),
         },
-        alsoInTransaction: (m) => this.locks.assertFree(m, actor, pipeline, targets, force),
+        stage: targets[0]!.stage,
+        description: whole,
+        targets,
+        details,
       },
+      input.approved,
+      force,
     );
+    if ('filed' in gate) return gate.filed;
+    const op = await this.operations.createOperation(actor, pipeline, 'promote', whole, targets, {
+      details,
+      cause: gate.cause,
+      alsoInTransaction: async (m) => {
+        await this.locks.assertFree(m, actor, pipeline, targets, force);
+        await gate.ahead(m);
+      },
+      andThen: gate.andThen,
+    });
     this.operations.launch(op, async (progress) => {
       await Promise.all(
         targets.map((app) =>
@@ -148,8 +247,8 @@ export class Releases {
     actor: Actor,
     appName: string,
     version?: number,
-    options: { ifCurrent?: number; again?: boolean } & Forcing = {},
-  ): Promise<OperationView> {
+    options: { ifCurrent?: number; again?: boolean; approved?: number } & Forcing = {},
+  ): Promise<OperationView | ApprovalView> {
     const { app, pipeline } = await this.authz.authorizeApp(actor, appName, REQUIRED.rollback, `rollback ${appName}`);
     const releases = this.ctx.db.getRepository(ReleaseEntity);
     if (options.ifCurrent !== undefined) {
@@ -186,15 +285,35 @@ export class Releases {
     const again = !!options.again;
     const description = again ? `Re-release ${app.name} v${rollbackTo.version}` : `Rollback ${app.name} to v${rollbackTo.version}`;
     const force = await this.locks.force(actor, pipeline, options);
-    const op = await this.operations.createOperation(actor, pipeline, 'rollback', description, [app], {
-      details: {
-        rollback: {
-          from: { app: app.name, version: from?.version ?? 0, commit: from?.commit ?? null },
-          to: { app: app.name, version: rollbackTo.version, commit: rollbackTo.commit },
-          ...(again ? { again } : {}),
-        },
+    const details: OperationDetails = {
+      rollback: {
+        from: { app: app.name, version: from?.version ?? 0, commit: from?.commit ?? null },
+        to: { app: app.name, version: rollbackTo.version, commit: rollbackTo.commit },
+        ...(again ? { again } : {}),
       },
-      alsoInTransaction: (m) => this.locks.assertFree(m, actor, pipeline, [app], force),
+    };
+    const gate = await this.approvalFirst(
+      actor,
+      pipeline,
+      {
+        request: { kind: 'rollback', app: app.name, version: rollbackTo.version, ...(again ? { again } : {}) },
+        stage: app.stage,
+        description,
+        targets: [app],
+        details,
+      },
+      options.approved,
+      force,
+    );
+    if ('filed' in gate) return gate.filed;
+    const op = await this.operations.createOperation(actor, pipeline, 'rollback', description, [app], {
+      details,
+      cause: gate.cause,
+      alsoInTransaction: async (m) => {
+        await this.locks.assertFree(m, actor, pipeline, [app], force);
+        await gate.ahead(m);
+      },
+      andThen: gate.andThen,
     });
     this.operations.launch(op, async (progress) => {
       await this.execution.release(

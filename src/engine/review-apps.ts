@@ -291,6 +291,8 @@ export class ReviewApps {
       app: row.appName,
       cause: subjectKey({ kind: 'pr', pipelineId: pipeline.id, pr: row.pr }),
     });
+    // Review apps never need approvals (approvals:require refuses the review stage).
+    if (op.kind === 'approval') throw new Error(`a review app deploy became approval request ${op.id}`);
     const done = await this.operations.outcome(op.id);
     // Closed meanwhile (a push's redeploy raced the merge): the removal tells the story, not this deploy.
     const now = await this.ctx.db.getRepository(ReviewAppEntity).findOneBy({ id: row.id });

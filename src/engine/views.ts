@@ -1,8 +1,30 @@
 import type { FailedPhase, PullRequest, Release, ReviewAppStatus, Stage, TestRun } from '../db/entities.ts';
 import type { Commit } from '../source/source.ts';
-import type { AppView, DiffView, LockView, OperationView, ReleaseView, ReviewAppView, TestRunView, UserSummary } from '../api/types.ts';
+import type {
+  AppView,
+  ApprovalRuleView,
+  ApprovalView,
+  DiffView,
+  LockView,
+  OperationView,
+  ReleaseView,
+  ReviewAppView,
+  TestRunView,
+  UserSummary,
+} from '../api/types.ts';
 
-export type { AppView, DiffView, LockView, OperationView, ReleaseView, ReviewAppView, TestRunView, UserSummary };
+export type {
+  AppView,
+  ApprovalRuleView,
+  ApprovalView,
+  DiffView,
+  LockView,
+  OperationView,
+  ReleaseView,
+  ReviewAppView,
+  TestRunView,
+  UserSummary,
+};
 
 /*
  * What the engine answers: plain data for the fronts (CLI, Slack, the API),
@@ -56,6 +78,17 @@ export interface PromoteOffer {
   unlisted?: boolean;
 }
 
+/** What the promote dialog shows before anyone promotes: the release, what it ships where, and what stands in the way. */
+export interface PromotePreview {
+  pipeline: string;
+  from: ReleaseRef;
+  offer: PromoteOffer;
+  /** Approvals the downstream stage needs (0: none): submitting files a request. */
+  approvals: number;
+  /** Deploy locks on the downstream apps. */
+  locks: LockView[];
+}
+
 /** What rolling back a live release would do: go back to `to`, taking away `ahead` commits. */
 export interface RollbackOffer {
   from: ReleaseRef;
@@ -100,6 +133,10 @@ export interface OperationDetails {
   promotion?: { from: ReleaseRef; base: string | null; ahead: number; commits: Commit[] };
   /** The release a rollback goes back from and the one it goes back to; `again` when it releases a later one again (Re-release). */
   rollback?: { from: ReleaseRef; to: ReleaseRef; again?: boolean };
+  /** A deploy waiting for approval: the commits it adds over what its stage runs (`base`). */
+  adds?: { base: string | null; ahead: number; commits: Commit[] };
+  /** A person's note (the promote dialog's). */
+  note?: string;
 }
 
 export interface OperationReport {
@@ -115,6 +152,23 @@ export interface OperationReport {
   /** The output of a build that failed (its end). */
   buildOutput: string | null;
   targets: ReportTarget[];
+}
+
+/** Everything the message of an approval request shows. */
+export interface ApprovalReport {
+  request: ApprovalView;
+  /** The pipeline's repository, for links. */
+  repo: string | null;
+  requester: Person;
+  approvers: Person[];
+  /** Who rejected or withdrew it; flowops when it expired or could not start. */
+  decidedBy: Person | null;
+  /** What it ships: the commit, the promotion, the rollback; `adds` for a deploy. */
+  details: OperationDetails;
+  /** A promotion's source app now runs another release than the one approved (which is what ships). */
+  sourceNow: ReleaseRef | null;
+  /** The operation it became once approved. */
+  operation: OperationReport | null;
 }
 
 /** A test run as a message shows it. */

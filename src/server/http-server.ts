@@ -2,7 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { z } from 'zod';
-import type { ApiError, CommandRequest, OperationProgress, Result } from '../api/types.ts';
+import type { ApiError, ApprovalProgress, CommandRequest, OperationProgress, Result } from '../api/types.ts';
 import { execute } from '../commands/execute.ts';
 import { parseCommand } from '../commands/grammar.ts';
 import type { Actor } from '../engine/access.ts';
@@ -87,6 +87,18 @@ export function createHttpApp(engine: Engine, mountFronts: (app: express.Express
         operation,
         events: events.map((event) => ({ ...event, createdAt: event.createdAt.toISOString() })),
       };
+      res.json(progress);
+    }),
+  );
+
+  app.get(
+    '/api/approvals/:id',
+    authed(async (req, res, actor) => {
+      const raw = String(req.params.id);
+      if (!/^\d{1,30}$/.test(raw)) throw new InvalidInput(`request ids are whole numbers, like 3; got "${raw.slice(0, 40)}"`);
+      const id = Number(raw);
+      if (id < 1 || id > MAX_ID) throw new NotFound(`no approval request ${raw}`);
+      const progress: ApprovalProgress = await engine.approval(actor, id);
       res.json(progress);
     }),
   );

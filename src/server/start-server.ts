@@ -99,7 +99,12 @@ export async function startServer(settings: Settings): Promise<RunningServer> {
     const openSource = sourceOpener({ cacheDir: path.join(settings.dataDir, 'repos'), github: settings.github });
     // This process's outbox: the engine writes events, the notifiers below deliver them.
     const outbox = new Outbox(database.dataSource, randomUUID());
-    const engine = new Engine(database.dataSource, platform, { openSource, outbox, locks: settings.locks });
+    const engine = new Engine(database.dataSource, platform, {
+      openSource,
+      outbox,
+      locks: settings.locks,
+      approvalTtlMs: settings.approvalTtlMs,
+    });
     const admin = await adminToken(settings);
     await engine.ensureAdmin(admin.token);
     await engine.start();

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { pullRequestCard, pushCard } from '../blocks/change-cards.ts';
+import { approvalMessage } from '../blocks/approval-message.ts';
 import { feedEventMessage } from '../blocks/feed-message.ts';
 import { sourceLinks } from '../blocks/links.ts';
 import { operationMessage, type Card } from '../blocks/operation-message.ts';
@@ -123,6 +124,8 @@ export class SlackNotifier {
         return pushCard(subject.report, links);
       case 'event':
         return { ...feedEventMessage(subject.report.event), live: false, replies: [] };
+      case 'approval':
+        return approvalMessage(subject.report, links);
     }
   }
 

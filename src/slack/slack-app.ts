@@ -2,6 +2,7 @@ import { App, ExpressReceiver, LogLevel, SocketModeReceiver, type Logger } from 
 import type express from 'express';
 import PQueue from 'p-queue';
 import type { ActionId } from '../blocks/actions.ts';
+import type { DialogId } from '../blocks/dialogs.ts';
 import type { SlackSettings } from '../config.ts';
 import type { Engine } from '../engine/engine.ts';
 import type { Outbox } from '../engine/outbox.ts';
@@ -9,7 +10,11 @@ import { log } from '../log.ts';
 import type { UnverifiedBodyBudget } from '../http/unverified-body-budget.ts';
 import type { SlackDeps } from './context.ts';
 import { guardSlackRequests } from './guard-slack-requests.ts';
+import { register as registerApprove } from './listeners/actions/approve.ts';
 import { register as registerCiRerun } from './listeners/actions/ci-rerun.ts';
+import { register as registerReject } from './listeners/actions/reject.ts';
+import { register as registerPromoteDialog } from './listeners/views/promote-dialog.ts';
+import { register as registerRejectDialog } from './listeners/views/reject-dialog.ts';
 import { register as registerOutput } from './listeners/actions/output.ts';
 import { register as registerPromote } from './listeners/actions/promote.ts';
 import { register as registerRerelease } from './listeners/actions/rerelease.ts';
@@ -40,6 +45,14 @@ const buttonListeners: Record<ActionId, (app: App, deps: SlackDeps) => void> = {
   retry: registerRetry,
   ci_rerun: registerCiRerun,
   output: registerOutput,
+  approve: registerApprove,
+  reject: registerReject,
+};
+
+/** One listener per dialog the builders can open (src/blocks/dialogs.ts). */
+const dialogListeners: Record<DialogId, (app: App, deps: SlackDeps) => void> = {
+  promote_dialog: registerPromoteDialog,
+  reject_request: registerRejectDialog,
 };
 
 export interface SlackFront {
@@ -102,6 +115,7 @@ export function createSlackFront(
   const deps: SlackDeps = { engine, api, notifier, settings, home: {}, work: new PQueue({ concurrency: 4 }) };
   registerFlow(app, deps);
   for (const register of Object.values(buttonListeners)) register(app, deps);
+  for (const register of Object.values(dialogListeners)) register(app, deps);
   registerAppHome(app, deps);
   app.error(async (err) => {
     log.error({ err }, 'slack listener failed');

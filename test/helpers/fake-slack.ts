@@ -14,7 +14,16 @@ export interface SlackCall {
 }
 
 const JSON_FIELDS = new Set(['blocks', 'view', 'attachments']);
-const KNOWN = new Set(['auth.test', 'chat.postMessage', 'chat.update', 'views.publish', 'apps.connections.open']);
+const KNOWN = new Set([
+  'auth.test',
+  'chat.postMessage',
+  'chat.postEphemeral',
+  'chat.update',
+  'views.publish',
+  'views.open',
+  'views.update',
+  'apps.connections.open',
+]);
 
 /**
  * A stand-in for Slack's Web API on a local port, as Renovate's HTTP mocks are:
@@ -157,6 +166,8 @@ export class FakeSlack {
     if (method === 'auth.test') Object.assign(answer, { user_id: 'UBOT', team_id: 'T1', bot_id: 'B1' });
     if (method === 'chat.postMessage') Object.assign(answer, { channel: args.channel, ts: `${this.ts++}.000100` });
     if (method === 'chat.update') Object.assign(answer, { channel: args.channel, ts: args.ts });
+    if (method === 'views.open') Object.assign(answer, { view: { id: `V${this.ts++}`, ...(args.view as object) } });
+    if (method === 'views.update') Object.assign(answer, { view: { id: args.view_id, ...(args.view as object) } });
     if (method === 'apps.connections.open') Object.assign(answer, { url: `${this.url.replace('http', 'ws')}/socket` });
     call.result = answer;
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer));

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { openDatabase, type Database } from '../../src/db/data-source.ts';
 import { SYSTEM, type Actor } from '../../src/engine/access.ts';
 import { Engine } from '../../src/engine/engine.ts';
-import type { OperationView } from '../../src/engine/views.ts';
+import type { ApprovalView, OperationView } from '../../src/engine/views.ts';
 import { NotFound } from '../../src/errors.ts';
 import { freshDatabase } from './database.ts';
 import { MemoryPlatform } from './memory-platform.ts';
@@ -21,7 +21,8 @@ export interface TestEngine {
   /** A user holding nothing yet. */
   user(name: string): Promise<Actor>;
   /** Waits until the operation has ended, and returns it as the engine reports it. */
-  settled(op: OperationView): Promise<OperationView>;
+  /** Waits for the operation to end and returns it as it ended; an approval request filed instead fails the test. */
+  settled(op: OperationView | ApprovalView): Promise<OperationView>;
   close(): Promise<void>;
 }
 
@@ -66,6 +67,7 @@ export async function createTestEngine(): Promise<TestEngine> {
       return engine.authenticate(token, 'cli');
     },
     async settled(op) {
+      if (op.kind === 'approval') throw new Error(`expected an operation, got approval request ${op.id} (${op.description})`);
       await engine.idle();
       return (await engine.operation(SYSTEM, op.id)).operation;
     },

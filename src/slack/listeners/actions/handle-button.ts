@@ -2,7 +2,7 @@ import type { App, BlockAction, ButtonAction, RespondFn } from '@slack/bolt';
 import type { KnownBlock } from '@slack/types';
 import { decodeAction, type ActionId, type ActionPayload } from '../../../blocks/actions.ts';
 import type { Actor } from '../../../engine/access.ts';
-import type { OperationView } from '../../../engine/views.ts';
+import type { ApprovalView, OperationView } from '../../../engine/views.ts';
 import { FlowError } from '../../../errors.ts';
 import { log } from '../../../log.ts';
 import { afterAck, slackActor, type SlackDeps } from '../../context.ts';
@@ -17,8 +17,12 @@ export interface ButtonClick<Id extends ActionId> {
   /** What the button was shown for; never trusted, the engine looks it up and checks it again. */
   payload: ActionPayload<Id>;
   reply: Reply;
-  /** Shows an operation the click started: in the clicked message's channel, or only in the feeds when clicked in App Home. */
-  follow(operation: OperationView): Promise<void>;
+  /** The click's trigger, to open a dialog (valid for 3 seconds). */
+  triggerId: string;
+  /** The channel of the clicked message; null in App Home. */
+  channel: string | null;
+  /** Shows an operation the click started (or the approval request it became): in the clicked message's channel, or only in the feeds when clicked in App Home. */
+  follow(operation: OperationView | ApprovalView): Promise<void>;
 }
 
 /**
@@ -44,14 +48,14 @@ export function handleButton<Id extends ActionId>(
       else await deps.api.call((web) => web.chat.postMessage({ channel: body.user.id, text: message.text, blocks: message.blocks }));
     };
     const channel = body.channel?.id;
-    const follow = async (operation: OperationView) => {
+    const follow = async (operation: OperationView | ApprovalView) => {
       if (channel) await deps.engine.ensureStatusMessage(operation, channel);
     };
     try {
       const who = await slackActor(deps, body.team?.id ?? body.user.team_id, body.user.id, body.user.username ?? body.user.name);
       // The button sat on a message about its pipeline: a refusal may name it (and its managers).
       const actor = { ...who, shown: { message: true } };
-      await work({ actor, payload: decodeAction(id, action.value), reply, follow });
+      await work({ actor, payload: decodeAction(id, action.value), reply, follow, triggerId: body.trigger_id, channel: channel ?? null });
     } catch (err) {
       if (!(err instanceof FlowError)) log.error({ err, action: id }, 'button failed');
       await reply(await refusal(deps, body.team?.id ?? body.user.team_id, err)).catch((e: unknown) =>

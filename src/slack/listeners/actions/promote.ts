@@ -1,5 +1,6 @@
 import type { App } from '@slack/bolt';
 import { encodeAction } from '../../../blocks/actions.ts';
+import { promoteDialog } from '../../../blocks/dialogs.ts';
 import { mrkdwn } from '../../../blocks/mrkdwn.ts';
 import { staleMessage } from '../../../blocks/result-message.ts';
 import { StaleRelease } from '../../../errors.ts';
@@ -7,15 +8,15 @@ import type { SlackDeps } from '../../context.ts';
 import { handleButton } from './handle-button.ts';
 
 /**
- * **Promote** on a release message or the board: promotes the release the
- * button was shown for, only if the app still runs it; otherwise says what runs
- * now and offers to promote that instead.
+ * **Promote** on a release message or the board: opens the promote dialog
+ * for the release the button was shown for (permission checked first), or, if
+ * the app has moved on, says what runs now and offers to promote that instead.
  */
 export function register(app: App, deps: SlackDeps): void {
-  handleButton(app, deps, 'promote', async ({ actor, payload: { p, a, v }, reply, follow }) => {
-    let operation;
+  handleButton(app, deps, 'promote', async ({ actor, payload: { p, a, v }, reply, triggerId, channel }) => {
+    let preview;
     try {
-      operation = await deps.engine.promote(actor, { pipeline: p, fromApp: a, ifVersion: v });
+      preview = await deps.engine.promotePreview(actor, { pipeline: p, fromApp: a, ifVersion: v });
     } catch (err) {
       if (!(err instanceof StaleRelease)) throw err;
       const now = err.current;
@@ -28,6 +29,6 @@ export function register(app: App, deps: SlackDeps): void {
       );
       return;
     }
-    await follow(operation);
+    await deps.api.call((web) => web.views.open({ trigger_id: triggerId, view: promoteDialog(preview, channel) }));
   });
 }

@@ -83,8 +83,8 @@ export function register(app: App, deps: SlackDeps): void {
         return;
       }
       const result = await execute(deps.engine, actor, parsed, { channel: command.channel_id });
-      if (result.kind === 'operation') {
-        await deps.engine.ensureStatusMessage(result.operation, command.channel_id);
+      if (result.kind === 'operation' || result.kind === 'approval') {
+        await deps.engine.ensureStatusMessage(result.kind === 'operation' ? result.operation : result.approval, command.channel_id);
         return;
       }
       const answer = commandAnswer(result, await slackPeople(deps, command.team_id, namesIn(result)));
