@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ReleaseView } from '../src/engine/views.ts';
-import { buttonClick, FakeSlack, postToSlackEndpoint, slashCommand } from './helpers/fake-slack.ts';
+import { buttonClick, FakeSlack, postToSlackEndpoint, slashCommand, viewSubmission } from './helpers/fake-slack.ts';
 import { GitRepo, webApp } from './helpers/git-repo.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 
@@ -38,6 +38,60 @@ describe('the Slack app over HTTP, signed as Slack signs', () => {
       { secret: SECRET, contentType: form },
     );
     return { res, id };
+  }
+  type Dialog = {
+    callback_id: string;
+    private_metadata: string;
+    submit: { text: string };
+    blocks: {
+      type: string;
+      block_id?: string;
+      text?: { text: string };
+      elements?: { text: string }[];
+      element?: { options: { value: string }[]; initial_options?: { value: string }[] };
+    }[];
+  };
+  /** Clicks Promote and waits for the dialog it opens (views.open with the click's trigger). */
+  async function openPromoteDialog(value: string, user: string, userName: string, channel = 'CDEPLOY'): Promise<Dialog> {
+    const opened = slack.callsOf('views.open').length;
+    await click('promote', value, user, userName, channel);
+    const call = await slack.waitFor(() => slack.callsOf('views.open')[opened], 'the promote dialog');
+    return call.args.view as Dialog;
+  }
+  /** Submits a dialog as `user`, with the given apps checked (default: as opened, all) and a note. */
+  async function submitDialog(
+    dialog: Dialog,
+    user: string,
+    userName: string,
+    input: { apps?: string[]; note?: string; reason?: string } = {},
+  ) {
+    const apps = dialog.blocks.find((b) => b.block_id === 'apps')?.element;
+    const values: Record<string, Record<string, unknown>> = dialog.callback_id === 'promote_dialog'
+      ? {
+          apps: {
+            apps: {
+              type: 'checkboxes',
+              selected_options: (input.apps ?? apps!.initial_options!.map((o) => o.value)).map((v) => ({
+                value: v,
+                text: { type: 'plain_text', text: v },
+              })),
+            },
+          },
+          note: { note: { type: 'plain_text_input', value: input.note ?? null } },
+        }
+      : { reason: { reason: { type: 'plain_text_input', value: input.reason ?? null } } };
+    return postToSlackEndpoint(
+      t.server.url,
+      viewSubmission({ callbackId: dialog.callback_id, privateMetadata: dialog.private_metadata, values, user, userName }),
+      { secret: SECRET, contentType: form },
+    );
+  }
+  /** Promote, as a person does it in Slack: the button, then the dialog's Submit with every app checked. */
+  async function promoteByButton(value: string, user: string, userName: string, channel = 'CDEPLOY') {
+    const dialog = await openPromoteDialog(value, user, userName, channel);
+    const res = await submitDialog(dialog, user, userName);
+    expect(res.status).toBe(200);
+    return dialog;
   }
   const answer = (id: string) =>
     slack.waitFor(
@@ -148,7 +202,8 @@ describe('the Slack app over HTTP, signed as Slack signs', () => {
     expect(text).not.toMatch(/operation \d/i);
     const [promote] = buttonsOf(done);
     expect(promote).toMatchObject({ action_id: 'promote', style: 'primary', text: { text: 'Promote to production' } });
-    expect(promote!.confirm!.text.text).toMatch(/^First release to production: ships 1 commit:\n• [0-9a-f]{7} First version/);
+    // The button opens the promote dialog, which shows what it ships: no confirm of its own.
+    expect(promote!.confirm).toBeUndefined();
     // Success pings nobody: no reply in the thread.
     expect(slack.callsOf('chat.postMessage').filter((c) => c.args.thread_ts === ts)).toEqual([]);
   });
@@ -201,8 +256,10 @@ describe('the Slack app over HTTP, signed as Slack signs', () => {
     const staging = (await t.json<ReleaseView[]>(['releases', 'shop-staging']))[0]!;
     const stagingMessage = drawn('CDEPLOY')[0]!;
 
-    await click('promote', JSON.stringify({ p: 'shop', a: 'shop-staging', v: staging.version }), 'UDEE', 'dee');
+    const dialog = await promoteByButton(JSON.stringify({ p: 'shop', a: 'shop-staging', v: staging.version }), 'UDEE', 'dee');
 
+    expect(dialog.submit.text).toBe('Promote');
+    expect(JSON.stringify(dialog.blocks)).toMatch(/First release to production: ships 1 commit:\\n• [0-9a-f]{7} First version/);
     const live = await messageReading('CDEPLOY', /^✅ shop v1 is live$/);
     const prod = await t.json<ReleaseView[]>(['releases', 'shop']);
     expect(prod[0]).toMatchObject({
@@ -251,7 +308,13 @@ describe('the Slack app over HTTP, signed as Slack signs', () => {
     expect(JSON.stringify(feed.args.blocks)).toMatch(/Started by admin \(CLI\) · \d+s/);
     const [promote] = buttonsOf(feed);
     expect(promote!.text.text).toBe('Promote to production');
-    expect(promote!.confirm!.text.text).toMatch(/^Ships 1 commit to production:\n• [0-9a-f]{7} Add a fourth table/);
+    // Its Promote opens the dialog: what it ships, the apps (all checked), a note. Opening it changes nothing.
+    const dialog = await openPromoteDialog(promote!.value, 'UDEE', 'dee', 'CFEED');
+    expect(dialog.blocks[1]!.text!.text).toMatch(/^Ships 1 commit to production:\n• [0-9a-f]{7} Add a fourth table/);
+    const apps = dialog.blocks.find((b) => b.block_id === 'apps')!.element!;
+    expect(apps.options.map((o) => o.value)).toEqual(['shop']);
+    expect(apps.initial_options!.map((o) => o.value)).toEqual(['shop']);
+    expect(JSON.parse(dialog.private_metadata)).toEqual({ p: 'shop', a: 'shop-staging', v: 2, c: 'CFEED' });
   });
 
   it('answers ephemerally with what to do next for a mistyped or refused command', async () => {
@@ -294,7 +357,8 @@ describe('the Slack app over HTTP, signed as Slack signs', () => {
         .blocks.filter((b) => b.accessory)
         .map((b) => b.accessory!.action_id),
     ).toEqual(['promote']);
-    expect(JSON.stringify(view(dee).blocks)).toContain('"confirm":{"title":{"type":"plain_text","text":"Promote shop-staging v2?"}');
+    // Promote opens the promote dialog (what it ships, where): no confirm of its own.
+    expect(JSON.stringify(view(dee).blocks)).not.toContain('"confirm"');
     expect(view(vic).blocks.filter((b) => b.accessory)).toEqual([]);
     expect(slack.unexpected).toEqual([]);
   });
@@ -313,7 +377,7 @@ describe('the Slack app over HTTP, signed as Slack signs', () => {
 
   it('offers a dangerous Rollback naming both versions on a later production release, then Re-release after the rollback', async () => {
     const staging = (await t.json<ReleaseView[]>(['releases', 'shop-staging']))[0]!;
-    await click('promote', JSON.stringify({ p: 'shop', a: 'shop-staging', v: staging.version }), 'UDEE', 'dee', 'CFEED');
+    await promoteByButton(JSON.stringify({ p: 'shop', a: 'shop-staging', v: staging.version }), 'UDEE', 'dee', 'CFEED');
     const promoted = await messageReading('CFEED', /^✅ shop v2 is live$/);
     const [rollback] = buttonsOf(promoted);
     expect(rollback).toMatchObject({ action_id: 'rollback', style: 'danger', text: { text: 'Roll back to v1' } });

@@ -74,7 +74,7 @@ export function approvalMessage(report: ApprovalReport, links: SourceLinks): Car
   if (changed) body.push(changed);
   const list = adds(report);
   if (list) body.push(list);
-  if (report.details.note) body.push(mrkdwn`> ${report.details.note}`);
+  if (report.details.note) body.push(mrkdwn`:memo: ${report.details.note}`);
   if (r.status === 'pending') {
     const left = r.needed - r.approvals.length;
     const blocks: KnownBlock[] = [

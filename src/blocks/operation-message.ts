@@ -286,6 +286,7 @@ export function operationParts(
 ): { outcome: Mrkdwn; changed: Mrkdwn | null; more: Mrkdwn[]; text: string; buttons: Button[][]; fates: Mrkdwn[]; replies: ThreadReply[] } {
   const out = outcome(report);
   const more: Mrkdwn[] = [];
+  if (report.details.note) more.push(mrkdwn`:memo: ${report.details.note}`);
   if (report.targets.length > 1) more.push(joinMrkdwn(report.targets.map(targetLine)));
   const op = report.operation;
   if (op.error && op.status === 'failed' && !report.targets.some((t) => t.error === op.error))

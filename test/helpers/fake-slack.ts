@@ -258,3 +258,38 @@ export function buttonClick(fields: {
   };
   return new URLSearchParams({ payload: JSON.stringify(payload) }).toString();
 }
+
+/** A view_submission payload, as Slack sends a dialog's Submit: its callback id, metadata and input values. */
+export function viewSubmission(fields: {
+  callbackId: string;
+  privateMetadata: string;
+  /** Input values by block id then action id, as Slack's view.state.values. */
+  values: Record<string, Record<string, unknown>>;
+  user: string;
+  userName: string;
+  viewId?: string;
+}): string {
+  const payload = {
+    type: 'view_submission',
+    team: { id: 'T1', domain: 'acme' },
+    user: { id: fields.user, username: fields.userName, name: fields.userName, team_id: 'T1' },
+    api_app_id: 'A1',
+    token: 'legacy-verification-token',
+    trigger_id: '1.2.4',
+    view: {
+      id: fields.viewId ?? 'V1',
+      team_id: 'T1',
+      type: 'modal',
+      callback_id: fields.callbackId,
+      private_metadata: fields.privateMetadata,
+      blocks: [],
+      state: { values: fields.values },
+      hash: '1.abc',
+      title: { type: 'plain_text', text: 'x' },
+      app_id: 'A1',
+      bot_id: 'B1',
+    },
+    response_urls: [],
+  };
+  return new URLSearchParams({ payload: JSON.stringify(payload) }).toString();
+}
