@@ -1,3 +1,4 @@
+import { promoteDialog } from '../src/blocks/dialogs.ts';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -70,7 +71,7 @@ describe('Block Kit builders keep within Slack limits', () => {
     expect(promoteSummary(offer(3, true)).text).toMatch(/^First release to production: ships 3 commits:/);
   });
 
-  it('puts one primary Promote (with its confirm) on a live staging release, links the app and the commit, and names no internal id', () => {
+  it('puts one primary Promote (which opens the promote dialog) on a live staging release, links the app and the commit, and names no internal id', () => {
     const longName = 'p'.repeat(30);
     const message = operationMessage(
       operationReport({}, [target({ app: `${longName}-staging`, promote: offer(2), output: 'migrated' })]),
@@ -84,7 +85,15 @@ describe('Block Kit builders keep within Slack limits', () => {
     ]);
     expect(buttons[0]!.text.text).toBe('Promote to production');
     expect(buttons[0]!.value.length).toBeLessThanOrEqual(MAX_BUTTON_VALUE);
-    expect(buttons[0]!.confirm.text.text).toContain('Ships 2 commits to production');
+    expect(buttons[0]!.confirm).toBeUndefined();
+    // The dialog it opens says what the promotion ships.
+    const dialog = promoteDialog(
+      { pipeline: 'shop', from: { app: `${longName}-staging`, version: 4, commit: SHA }, offer: offer(2), approvals: 0, locks: [] },
+      'CDEPLOY',
+    );
+    expect(JSON.stringify(dialog.blocks)).toContain('Ships 2 commits to production');
+    expect(dialog.private_metadata!.length).toBeLessThanOrEqual(3000);
+    expect(dialog.title.text.length).toBeLessThanOrEqual(24);
     expect(message.text).toBe(`✅ ${longName}-staging v4 is live`);
     const text = JSON.stringify(message.blocks);
     expect(text).toContain(`*<http://shop-staging.localhost:5000|${longName}-staging v4> is live*`);

@@ -2,6 +2,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { promoteDialog } from '../src/blocks/dialogs.ts';
+import { SYSTEM } from '../src/engine/access.ts';
 import { FakeSlack, postToSlackEndpoint, slashCommand } from './helpers/fake-slack.ts';
 import { deliver, FakeGitHub, githubSignature, webhookExample } from './helpers/fake-github.ts';
 import { GitRepo, webApp } from './helpers/git-repo.ts';
@@ -115,13 +117,18 @@ describe('hostile text from GitHub, commits and release phases reaches Slack as 
     for (const ping of PINGS) expect(sentToSlack()).not.toContain(ping);
   });
 
-  it('shows a hostile commit message in the message and the Promote confirm, and a failed release phase’s <!here> in the thread, as text', async () => {
+  it('shows a hostile commit message in the message and the promote dialog, and a failed release phase’s <!here> in the thread, as text', async () => {
     await type('deploy shop to staging');
 
     const live = await message(/^✅ shop-staging v1 is live$/);
     const blocks = JSON.stringify(live.args.blocks);
     expect(blocks).toContain(`> ${ESCAPED} &amp; friends`);
-    expect(blocks).toContain(`${ESCAPED} &amp; friends (Dana Dev)`);
+    // The promote dialog lists the commit: as text.
+    const dialog = promoteDialog(
+      await t.server.engine.promotePreview(SYSTEM, { pipeline: 'shop', fromApp: 'shop-staging', ifVersion: 1 }),
+      'CFEED',
+    );
+    expect(JSON.stringify(dialog.blocks)).toContain(`${ESCAPED} &amp; friends (Dana Dev)`);
 
     await repo.commit(
       webApp('hostile v2', 'console.log("<!here> migrated <https://evil|the database> & <@U0ADMIN>"); process.exit(1)'),

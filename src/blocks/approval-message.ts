@@ -69,11 +69,12 @@ export function approvalMessage(report: ApprovalReport, links: SourceLinks): Car
     const context = card.blocks.pop()!;
     return { ...card, blocks: [...card.blocks, contextBlock(joinMrkdwn([asked, ...(movedOn ? [movedOn] : [])])), context] };
   }
-  const changed = report.operation === null ? whatChangedOfRequest(report, links) : null;
+  // What it ships: the commits it adds (a deploy, a promotion), or the versions (a rollback, or a source that could not list them).
   const body: Mrkdwn[] = [];
-  if (changed) body.push(changed);
   const list = adds(report);
+  const changed = list ? null : whatChangedOfRequest(report, links);
   if (list) body.push(list);
+  if (changed) body.push(changed);
   if (report.details.note) body.push(mrkdwn`:memo: ${report.details.note}`);
   if (r.status === 'pending') {
     const left = r.needed - r.approvals.length;

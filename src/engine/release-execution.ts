@@ -102,6 +102,8 @@ export class ReleaseExecution {
    */
   async release(op: Operation, target: App, make: (current: Release | null) => NewRelease, progress: Progress): Promise<void> {
     const setTarget = async (m: EntityManager, patch: Partial<OperationTarget>) => {
+      // The operation's other targets write the same row at the same time: lock it, or one's version is lost.
+      await m.query('SELECT id FROM operations WHERE id = $1 FOR UPDATE', [op.id]);
       const fresh = await m.findOneByOrFail(OperationEntity, { id: op.id });
       await m.update(
         OperationEntity,
