@@ -48,13 +48,18 @@ export function encodeAction<Id extends ActionId>(id: Id, payload: ActionPayload
   return json;
 }
 
+/** JSON that flowops put in Slack (a button's value, a dialog's metadata) and Slack sent back: checked against `schema`, else refused with `refusal`. */
+export function decodeJson(schema: z.ZodType, text: string | undefined, refusal: string): unknown {
+  try {
+    return schema.parse(JSON.parse(text ?? ''));
+  } catch {
+    throw new InvalidInput(refusal);
+  }
+}
+
 /** The payload of a click on action `id`; a value that does not match its schema is refused as input. */
 export function decodeAction<Id extends ActionId>(id: Id, value: string | undefined): ActionPayload<Id> {
-  try {
-    return ACTIONS[id].parse(JSON.parse(value ?? '')) as ActionPayload<Id>;
-  } catch {
-    throw new InvalidInput(OLDER_BUTTON);
-  }
+  return decodeJson(ACTIONS[id], value, OLDER_BUTTON) as ActionPayload<Id>;
 }
 
 /** A button for action `id` whose value carries `payload`: the id and its value cannot disagree. */

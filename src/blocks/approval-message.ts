@@ -119,29 +119,6 @@ export function approvalMessage(report: ApprovalReport, links: SourceLinks): Car
 
 /** The commit a deploy builds, the release a promotion copies, the versions of a rollback: as an operation's message says them. */
 function whatChangedOfRequest(report: ApprovalReport, links: SourceLinks): Mrkdwn | null {
-  const r = report.request;
-  const line = whatChanged(
-    {
-      operation: {
-        id: 0,
-        kind: r.action,
-        pipeline: r.pipeline,
-        status: 'pending',
-        description: r.description,
-        targets: [],
-        error: null,
-        createdAt: r.createdAt,
-      },
-      repo: report.repo,
-      actor: report.requester,
-      details: report.details,
-      step: null,
-      startedAt: r.createdAt,
-      endedAt: null,
-      buildOutput: null,
-      targets: [],
-    },
-    links,
-  );
+  const line = whatChanged({ kind: report.request.action, description: report.request.description }, report.details, links);
   return line && line.text.length < MAX_TEXT ? line : null;
 }

@@ -2,7 +2,7 @@ import type { KnownBlock, ModalView, PlainTextOption } from '@slack/types';
 import { z } from 'zod';
 import type { ApprovalView, PromotePreview } from '../engine/views.ts';
 import { short } from '../format.ts';
-import { InvalidInput } from '../errors.ts';
+import { decodeJson } from './actions.ts';
 import { lockLine, promoteSummary } from './buttons.ts';
 import { truncate } from './limits.ts';
 import { code, contextBlock, mrkdwn, section } from './mrkdwn.ts';
@@ -24,12 +24,13 @@ export const DIALOGS = {
 export type DialogId = keyof typeof DIALOGS;
 export type DialogMeta<Id extends DialogId> = z.infer<(typeof DIALOGS)[Id]>;
 
+/** What a submitted dialog was opened for; metadata that does not match its schema is refused as input. */
 export function decodeDialog<Id extends DialogId>(id: Id, metadata: string | undefined): DialogMeta<Id> {
-  try {
-    return DIALOGS[id].parse(JSON.parse(metadata ?? '')) as DialogMeta<Id>;
-  } catch {
-    throw new InvalidInput('this dialog is from an older flowops; run the command instead (`/flow help`)');
-  }
+  return decodeJson(
+    DIALOGS[id],
+    metadata,
+    'this dialog is from an older flowops; run the command instead (`/flow help`)',
+  ) as DialogMeta<Id>;
 }
 
 /** Slack shows at most 10 checkboxes; more apps than that get a multi-select. */

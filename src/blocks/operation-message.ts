@@ -1,6 +1,6 @@
 import type { Button, KnownBlock } from '@slack/types';
 import { DOWNSTREAM } from '../engine/stages.ts';
-import type { OperationReport, Person, ReleaseFate, ReportTarget } from '../engine/views.ts';
+import type { LockView, OperationDetails, OperationReport, OperationView, Person, ReleaseFate, ReportTarget } from '../engine/views.ts';
 import { duration, short } from '../format.ts';
 import { lockLine, outputButton, promoteButton, rereleaseButton, retryButton, rollbackButton, unlockButton } from './buttons.ts';
 import type { SourceLinks } from './links.ts';
@@ -145,9 +145,12 @@ function failedWhat(report: OperationReport): string {
 }
 
 /** What the operation ships: the commit and its subject, the commits a promotion adds, what a rollback goes back to. */
-export function whatChanged(report: OperationReport, links: SourceLinks): Mrkdwn | null {
-  const d = report.details;
-  switch (report.operation.kind) {
+export function whatChanged(
+  op: { kind: OperationView['kind']; description: string },
+  d: OperationDetails,
+  links: SourceLinks,
+): Mrkdwn | null {
+  switch (op.kind) {
     case 'deploy':
       if (!d.commit) return null;
       return d.commit.subject ? mrkdwn`${commitLink(links, d.commit.sha)} ${d.commit.subject}` : commitLink(links, d.commit.sha);
@@ -167,7 +170,7 @@ export function whatChanged(report: OperationReport, links: SourceLinks): Mrkdwn
       return mrkdwn`Back from v${r.from.version} ${commitLink(links, r.from.commit)} to v${r.to.version} ${commitLink(links, r.to.commit)}`;
     }
     case 'config':
-      return mrkdwn`${report.operation.description}`;
+      return mrkdwn`${op.description}`;
   }
 }
 
@@ -186,6 +189,11 @@ export function fateLine(fate: ReleaseFate, stage: string): Mrkdwn {
     case 'superseded':
       return mrkdwn`:information_source: Superseded by v${fate.now.version}${by(fate.by)}`;
   }
+}
+
+/** The deploy locks on an operation's apps, each once (a stage's lock covers several apps). */
+function locksOn(report: OperationReport): LockView[] {
+  return [...new Map(report.targets.flatMap((t) => (t.lock ? [[t.lock.target, t.lock] as const] : []))).values()];
 }
 
 /** Who started it and how long it took: "Started by @ada · 42s". No internal ids. */
@@ -225,8 +233,7 @@ export function operationButtons(report: OperationReport): Button[][] {
     if (buttons.length) groups.push(buttons);
   }
   // Each lock on the operation's apps once (a stage's lock covers several), in a row of its own.
-  for (const lock of new Map(report.targets.flatMap((t) => (t.lock ? [[t.lock.target, t.lock] as const] : []))).values())
-    groups.push([unlockButton(lock)]);
+  for (const lock of locksOn(report)) groups.push([unlockButton(lock)]);
   // A message has at most 50 blocks; an operation on more apps than that leaves the rest to the CLI.
   return groups.slice(0, 20);
 }
@@ -293,14 +300,11 @@ export function operationParts(
     more.push(mrkdwn`:warning: ${op.error.split('\n')[0]!}`);
   return {
     outcome: out.blocks,
-    changed: whatChanged(report, links),
+    changed: whatChanged(report.operation, report.details, links),
     more,
     text: out.text,
     buttons: operationButtons(report),
-    fates: [
-      ...report.targets.flatMap((t) => (t.fate ? [fateLine(t.fate, t.stage)] : [])),
-      ...[...new Map(report.targets.flatMap((t) => (t.lock ? [[t.lock.target, t.lock] as const] : []))).values()].map(lockLine),
-    ],
+    fates: [...report.targets.flatMap((t) => (t.fate ? [fateLine(t.fate, t.stage)] : [])), ...locksOn(report).map(lockLine)],
     replies: failureReplies(report),
   };
 }

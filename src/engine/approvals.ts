@@ -1,6 +1,6 @@
 import type { EntityManager } from 'typeorm';
-import { PipelineEntity, UserEntity, type App, type Pipeline, type Stage } from '../db/entities.ts';
-import { Conflict, InvalidInput, NotFound } from '../errors.ts';
+import { UserEntity, type App, type Pipeline, type Stage } from '../db/entities.ts';
+import { Conflict, FlowError, InvalidInput, NotFound } from '../errors.ts';
 import { log } from '../log.ts';
 import { until } from '../format.ts';
 import { REQUIRED, SYSTEM, type Actor } from './access.ts';
@@ -46,6 +46,8 @@ interface RequestRow {
   kind: PinnedRequest['kind'];
   requester_id: number;
   requester: string | null;
+  /** The requester's chat account (`slack:<team>:<user>`), for a mention. */
+  requester_external_id: string | null;
   requester_admin: boolean;
   via: Actor['via'];
   description: string;
@@ -62,7 +64,15 @@ interface RequestRow {
   expires_at: Date;
 }
 
-const SELECT = `SELECT r.*, p.name AS pipeline, u.name AS requester FROM approval_requests r
+/** One approval of a request, as read back. */
+export interface Approver {
+  name: string;
+  via: string;
+  created_at: Date;
+  external_id: string | null;
+}
+
+const SELECT = `SELECT r.*, p.name AS pipeline, u.name AS requester, u.external_id AS requester_external_id FROM approval_requests r
   JOIN pipelines p ON p.id = r.pipeline_id LEFT JOIN users u ON u.id = r.requester_id`;
 
 /** The first key of the advisory locks that serialize a pipeline's requests (the second is the pipeline id). */
@@ -182,11 +192,18 @@ export class ApprovalGate {
     return row && this.toView(row);
   }
 
-  async toView(row: RequestRow): Promise<ApprovalView> {
-    const approvals: { name: string; created_at: Date }[] = await this.ctx.db.query(
-      'SELECT name, created_at FROM approvals WHERE request_id = $1 ORDER BY created_at, name',
-      [row.id],
+  /** Who approved request `id`, in order, with their chat account (for mentions). */
+  async approvers(id: number): Promise<Approver[]> {
+    return this.ctx.db.query(
+      `SELECT coalesce(u.name, a.name) AS name, a.via, a.created_at, u.external_id FROM approvals a LEFT JOIN users u ON u.id = a.user_id
+        WHERE a.request_id = $1 ORDER BY a.created_at, a.name`,
+      [id],
     );
+  }
+
+  /** The request as the fronts see it; `approvals` when the caller has read them already. */
+  async toView(row: RequestRow, approvals?: Approver[]): Promise<ApprovalView> {
+    approvals ??= await this.approvers(row.id);
     // A pending request past its time is expired, even before the sweep says so.
     const expired = row.status === 'pending' && new Date(row.expires_at).getTime() <= Date.now();
     return {
@@ -343,9 +360,10 @@ export class Approvals {
 
   /** Rejects request `id` with a reason (deploy on its pipeline); its requester may withdraw it the same way. */
   async reject(actor: Actor, id: number, reason: string | undefined): Promise<ApprovalView> {
-    const { row } = await this.visible(actor, id, REQUIRED.read, `reject ${id}`);
-    const withdrawing = row.requester_id === actor.id && actor.id !== SYSTEM.id;
-    if (!withdrawing) await this.visible(actor, id, REQUIRED.deploy, `reject ${id}`);
+    const mine = (r: RequestRow) => r.requester_id === actor.id && actor.id !== SYSTEM.id;
+    // Its requester withdraws it with view; anyone else rejects it with deploy.
+    const { row } = await this.visible(actor, id, (r) => (mine(r) ? REQUIRED.read : REQUIRED.deploy), `reject ${id}`);
+    const withdrawing = mine(row);
     const why = reason?.trim();
     if (!why) throw new InvalidInput(`say why: \`reject ${id} --reason "…"\` (the requester and the channel read it)`);
     if (why.length > 500) throw new InvalidInput('a reason is at most 500 characters');
@@ -416,7 +434,7 @@ export class Approvals {
       await this.ship(requester, pipeline, row.request, row.id);
     } catch (err) {
       const why = err instanceof Error ? err.message.split('\n')[0]!.slice(0, 500) : String(err);
-      if (!(err instanceof Error && 'code' in err)) log.warn({ err, request: row.id }, 'approved request did not start');
+      if (!(err instanceof FlowError)) log.warn({ err, request: row.id }, 'approved request did not start');
       await this.ctx.transaction(async (m) => {
         const [, affected] = (await m.query(
           "UPDATE approval_requests SET status = 'failed', decided_by = 'flowops', reason = $2, updated_at = now() WHERE id = $1 AND status = 'approved'",
@@ -452,24 +470,25 @@ export class Approvals {
     return row;
   }
 
-  /** Request `id` and its pipeline, if the actor holds `needed` there; "not found" for a pipeline they cannot see. */
+  /**
+   * Request `id` and its pipeline, if the actor holds what `needed` says for
+   * it there; "not found" for a pipeline they cannot see.
+   */
   private async visible(
     actor: Actor,
     id: number,
-    needed: 'view' | 'deploy',
+    needed: 'view' | 'deploy' | ((row: RequestRow) => 'view' | 'deploy'),
     command: string,
   ): Promise<{ row: RequestRow; pipeline: Pipeline }> {
-    if (!isCount(id)) throw new NotFound(`no approval request ${String(id).slice(0, 30)}`);
-    const row = await this.gate.row(id);
-    const pipeline = row ? await this.ctx.db.getRepository(PipelineEntity).findOneBy({ id: row.pipeline_id }) : null;
-    if (!row || !pipeline) throw new NotFound(`no approval request ${id}; \`approvals\` lists the ones waiting`);
+    const missing = `no approval request ${String(id).slice(0, 30)}; \`approvals\` lists the ones waiting`;
+    const row = isCount(id) ? await this.gate.row(id) : null;
+    if (!row) throw new NotFound(missing);
     try {
-      await this.authz.authorize(actor, pipeline.name, needed, command);
+      const pipeline = await this.authz.authorize(actor, row.pipeline, typeof needed === 'function' ? needed(row) : needed, command);
+      return { row, pipeline };
     } catch (err) {
-      if (err instanceof NotFound) throw new NotFound(`no approval request ${id}; \`approvals\` lists the ones waiting`);
-      throw err;
+      throw err instanceof NotFound ? new NotFound(missing) : err;
     }
-    return { row, pipeline };
   }
 }
 

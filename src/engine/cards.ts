@@ -19,8 +19,8 @@ import {
 } from '../db/entities.ts';
 import type { Commit } from '../source/source.ts';
 import { REQUIRED, type Actor } from './access.ts';
-import { InvalidInput, StaleRelease } from '../errors.ts';
-import { short } from '../format.ts';
+import { InvalidInput } from '../errors.ts';
+import { movedOn } from './releases.ts';
 import type { Access } from './access-control.ts';
 import type { EngineContext } from './context.ts';
 import type { DeployLocks } from './deploy-locks.ts';
@@ -72,6 +72,8 @@ export type SubjectReport =
 const NOTHING: EventSubjects = { touch: [], post: [], retire: false };
 /** Events that change what a pipeline's buttons can do without an operation: an app gone or moved, the pipeline gone. */
 const RETIRING = new Set(['app.destroyed', 'app.moved', 'pipeline.destroyed']);
+/** The Slack user id (`U…`) of a chat account `slack:<team>:<user>`, for a mention. */
+const slackIdOf = (externalId: string | null | undefined) => /^slack:[^:]*:([UW][A-Z0-9]{1,20})$/.exec(externalId ?? '')?.[1] ?? null;
 const tail = (text: string) => (text.length > OUTPUT_TAIL ? text.slice(-OUTPUT_TAIL) : text);
 const ref = (app: string, r: Release): ReleaseRef => ({ app, version: r.version, commit: r.commit });
 
@@ -131,12 +133,7 @@ export class Cards {
     const downstream = DOWNSTREAM[app.stage];
     if (!release || release.status !== 'succeeded' || !downstream)
       throw new InvalidInput(`${app.name} has no release to promote; see \`pipelines:info ${pipeline.name}\``);
-    if (release.version !== input.ifVersion)
-      throw new StaleRelease(
-        `${app.name} has moved on since: it now runs v${release.version} (${short(release.commit)}), not v${input.ifVersion}.`,
-        { app: app.name, version: release.version, commit: release.commit },
-        downstream,
-      );
+    if (release.version !== input.ifVersion) throw movedOn(app, release, input.ifVersion);
     const offer = await this.promoteOffer(pipeline, app, release);
     if (!offer)
       throw new InvalidInput(`${downstream} of ${pipeline.name} runs ${app.name} v${release.version} already: nothing to promote`);
@@ -405,12 +402,9 @@ export class Cards {
   async approvalReport(id: number): Promise<ApprovalReport | null> {
     const row = await this.gate.row(id);
     if (!row) return null;
-    const request = await this.gate.toView(row);
+    const approvals = await this.gate.approvers(id);
+    const request = await this.gate.toView(row, approvals);
     const pipeline = await this.ctx.db.getRepository(PipelineEntity).findOneBy({ id: row.pipeline_id });
-    const approvals: { user_id: number; name: string; via: string }[] = await this.ctx.db.query(
-      'SELECT user_id, name, via FROM approvals WHERE request_id = $1 ORDER BY created_at, name',
-      [id],
-    );
     const decider =
       row.decided_by && row.decided_by !== 'flowops'
         ? await this.ctx.db.getRepository(UserEntity).findOneBy({ name: row.decided_by })
@@ -426,10 +420,11 @@ export class Cards {
     return {
       request,
       repo: pipeline?.repo ?? null,
-      requester: await this.personOfUser(row.requester_id, request.requester, row.via),
-      approvers: await Promise.all(approvals.map((a) => this.personOfUser(a.user_id, a.name, a.via))),
+      // Linked people have their Slack account as their own (identity.ts): they are mentioned whichever front they used.
+      requester: { name: request.requester, slackUser: slackIdOf(row.requester_external_id), via: row.via },
+      approvers: approvals.map((a) => ({ name: a.name, slackUser: slackIdOf(a.external_id), via: a.via })),
       decidedBy: decider
-        ? await this.personOfUser(decider.id, decider.name, 'slack')
+        ? { name: decider.name, slackUser: slackIdOf(decider.externalId), via: 'slack' }
         : row.decided_by
           ? { name: row.decided_by, slackUser: null, via: 'system' }
           : null,
@@ -466,16 +461,8 @@ export class Cards {
   private async personOf(userId: number, started: FlowEvent | null): Promise<Person> {
     const user = userId ? await this.ctx.db.getRepository(UserEntity).findOneBy({ id: userId }) : null;
     const via = started?.via ?? 'system';
-    const slackUser = via === 'slack' ? (/^slack:[^:]*:([UW][A-Z0-9]{1,20})$/.exec(user?.externalId ?? '')?.[1] ?? null) : null;
+    const slackUser = via === 'slack' ? slackIdOf(user?.externalId) : null;
     return { name: started?.actor ?? user?.name ?? 'flowops', slackUser, via };
-  }
-
-  /** A person by user id, with their Slack id when they have a Slack account (for a mention). */
-  private async personOfUser(userId: number, name: string, via: string): Promise<Person> {
-    const user = userId ? await this.ctx.db.getRepository(UserEntity).findOneBy({ id: userId }) : null;
-    // Linked people have their Slack account as their own (identity.ts): they are mentioned whichever front they used.
-    const slackUser = /^slack:[^:]*:([UW][A-Z0-9]{1,20})$/.exec(user?.externalId ?? '')?.[1] ?? null;
-    return { name: user?.name ?? name, slackUser, via };
   }
 
   private async operationPerson(operationId: number | null): Promise<Person | null> {

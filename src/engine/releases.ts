@@ -1,5 +1,6 @@
 import { type EntityManager } from 'typeorm';
-import { AppEntity, ReleaseEntity, type App, type Pipeline, type Release, type Stage } from '../db/entities.ts';
+import { AppEntity, ReleaseEntity, type App, type Operation, type Pipeline, type Release, type Stage } from '../db/entities.ts';
+import type { Commit } from '../source/source.ts';
 import { short } from '../format.ts';
 import { DOWNSTREAM, parseStage } from './stages.ts';
 import { releaseView, type DiffView, type OperationDetails, type OperationView, type ReleaseView } from './views.ts';
@@ -18,6 +19,15 @@ import type { ApprovalView } from './views.ts';
 /** What `config` shows in place of a value the reader may not see: the same for every value, so not even its length shows. */
 export const MASKED_VALUE = '********';
 
+/** A promotion asked for release `shown` of `app`, which now runs `now`: what Promote buttons and the promote dialog are told. */
+export function movedOn(app: App, now: Release, shown: number): StaleRelease {
+  return new StaleRelease(
+    `${app.name} has moved on since: it now runs v${now.version} (${short(now.commit)}), not v${shown}.`,
+    { app: app.name, version: now.version, commit: now.commit },
+    DOWNSTREAM[app.stage],
+  );
+}
+
 function describeTargets(targets: App[], stage: Stage): string {
   return `${targets.map((t) => t.name).join(', ')} (${stage})`;
 }
@@ -34,44 +44,49 @@ export class Releases {
   ) {}
 
   /**
-   * Whether this operation goes ahead now: where its stage needs approvals it
-   * is filed as a request instead (returned), unless it is that request,
-   * approved, running (`approved`), or a manager forces it (announced).
+   * Records the operation (its targets' locks checked in the same transaction),
+   * or, where its stage needs approvals, files it as a request instead. An
+   * approved request running (`approved`) is marked shipped with its operation;
+   * a manager's `--force` goes past the rule, announced.
    */
-  private async approvalFirst(
+  private async startOrFile(
     actor: Actor,
     pipeline: Pipeline,
+    kind: 'deploy' | 'promote' | 'rollback',
     asked: Asked,
-    approved: number | undefined,
-    force: Force | undefined,
-  ): Promise<
-    | { filed: ApprovalView }
-    | { ahead: (m: EntityManager) => Promise<void>; cause?: string; andThen?: (m: EntityManager, op: { id: number }) => Promise<void> }
-  > {
-    if (approved !== undefined)
-      return {
-        ahead: async () => undefined,
-        cause: this.gate.causeOf(approved),
-        andThen: (m, op) => this.gate.shipped(m, approved, op.id),
-      };
-    const needed = await this.gate.needed(pipeline, asked.targets);
+    options: { approved?: number; force?: Force },
+  ): Promise<{ filed: ApprovalView } | { op: Operation }> {
+    const { approved, force } = options;
+    const needed = approved === undefined ? await this.gate.needed(pipeline, asked.targets) : 0;
     if (needed && !force) {
-      // What the request ships over what the stage runs now, for its approvers.
-      if (asked.request.kind === 'deploy' && !asked.details.adds) {
-        const base = (await this.pipelines.currentReleases(asked.targets)).get(asked.targets[0]!.id)?.commit ?? null;
-        const log = await this.ctx
-          .source(pipeline)
-          .then((s) => s.log(base, asked.request.kind === 'deploy' ? asked.request.sha : '', 10))
-          .catch(() => null);
-        if (log) asked.details.adds = { base, ...log };
-      }
+      // What a deploy adds over what the stage runs now, for its approvers (a promotion's details say it already).
+      if (asked.request.kind === 'deploy') asked.details.adds = (await this.adds(pipeline, asked.targets, asked.request.sha)) ?? undefined;
       return { filed: await this.gate.file(actor, pipeline, asked, needed) };
     }
-    return {
-      ahead: async (m) => {
+    const op = await this.operations.createOperation(actor, pipeline, kind, asked.description, asked.targets, {
+      details: asked.details,
+      cause: approved !== undefined ? this.gate.causeOf(approved) : asked.cause,
+      alsoInTransaction: async (m) => {
+        await this.locks.assertFree(m, actor, pipeline, asked.targets, force);
         if (needed && force) await this.gate.bypassed(m, actor, pipeline, asked.description, force);
       },
-    };
+      andThen: approved !== undefined ? (m, started) => this.gate.shipped(m, approved, started.id) : undefined,
+    });
+    return { op };
+  }
+
+  /** The commits `head` adds over what the first of `targets` runs now; null when the source cannot say just now. */
+  private async adds(
+    pipeline: Pipeline,
+    targets: App[],
+    head: string,
+  ): Promise<{ base: string | null; ahead: number; commits: Commit[] } | null> {
+    const base = (await this.pipelines.currentReleases(targets)).get(targets[0]!.id)?.commit ?? null;
+    const log = await this.ctx
+      .source(pipeline)
+      .then((s) => s.log(base, head, 10))
+      .catch(() => null);
+    return log && { base, ...log };
   }
 
   /** Builds `ref` (default: the pipeline's branch) and releases it to every app of `stage`, or to one app of it. */
@@ -92,9 +107,10 @@ export class Releases {
     const force = await this.locks.force(actor, pipeline, input);
     const description = `Deploy ${short(sha)} to ${describeTargets(targets, stage)}`;
     const details: OperationDetails = { commit: { sha, subject: head?.message ?? null, author: head?.author ?? null } };
-    const gate = await this.approvalFirst(
+    const started = await this.startOrFile(
       actor,
       pipeline,
+      'deploy',
       {
         request: { kind: 'deploy', sha, stage, ...(input.app ? { app: input.app } : {}) },
         stage,
@@ -103,19 +119,10 @@ export class Releases {
         details,
         cause: input.cause,
       },
-      input.approved,
-      force,
+      { approved: input.approved, force },
     );
-    if ('filed' in gate) return gate.filed;
-    const op = await this.operations.createOperation(actor, pipeline, 'deploy', description, targets, {
-      details,
-      cause: gate.cause ?? input.cause,
-      alsoInTransaction: async (m) => {
-        await this.locks.assertFree(m, actor, pipeline, targets, force);
-        await gate.ahead(m);
-      },
-      andThen: gate.andThen,
-    });
+    if ('filed' in started) return started.filed;
+    const { op } = started;
     this.operations.launch(op, async (progress) => {
       const slug = await this.execution.build(op, pipeline, source, sha, progress);
       await Promise.all(
@@ -182,30 +189,20 @@ export class Releases {
       throw new NotFound(`${source.name} no longer has a good release v${input.version}`);
     if (!release?.slugId)
       throw new InvalidInput(`${source.name} has no release to promote yet; deploy first: \`deploy ${pipeline.name} to ${source.stage}\``);
-    if (input.ifVersion !== undefined && release.version !== input.ifVersion) {
-      throw new StaleRelease(
-        `${source.name} has moved on since: it now runs v${release.version} (${short(release.commit)}), not v${input.ifVersion}.`,
-        { app: source.name, version: release.version, commit: release.commit },
-        downstream,
-      );
-    }
+    if (input.ifVersion !== undefined && release.version !== input.ifVersion) throw movedOn(source, release, input.ifVersion);
     const description = `Promote ${source.name} v${release.version} ${short(release.commit)}`;
     const base = (await this.pipelines.currentReleases(targets)).get(targets[0]!.id)?.commit ?? null;
-    const ships = release.commit
-      ? await this.ctx
-          .source(pipeline)
-          .then((s) => s.log(base, release.commit!, 10))
-          .catch(() => ({ ahead: 0, commits: [] }))
-      : { ahead: 0, commits: [] };
+    const { ahead, commits } = (release.commit && (await this.adds(pipeline, targets, release.commit))) || { ahead: 0, commits: [] };
     const force = await this.locks.force(actor, pipeline, input);
     const details: OperationDetails = {
-      promotion: { from: { app: source.name, version: release.version, commit: release.commit }, base, ...ships },
+      promotion: { from: { app: source.name, version: release.version, commit: release.commit }, base, ahead, commits },
       ...(note ? { note } : {}),
     };
     const whole = `${description} to ${describeTargets(targets, targets[0]!.stage)}`;
-    const gate = await this.approvalFirst(
+    const started = await this.startOrFile(
       actor,
       pipeline,
+      'promote',
       {
         request: {
           kind: 'promote',
@@ -219,19 +216,10 @@ export class Releases {
         targets,
         details,
       },
-      input.approved,
-      force,
+      { approved: input.approved, force },
     );
-    if ('filed' in gate) return gate.filed;
-    const op = await this.operations.createOperation(actor, pipeline, 'promote', whole, targets, {
-      details,
-      cause: gate.cause,
-      alsoInTransaction: async (m) => {
-        await this.locks.assertFree(m, actor, pipeline, targets, force);
-        await gate.ahead(m);
-      },
-      andThen: gate.andThen,
-    });
+    if ('filed' in started) return started.filed;
+    const { op } = started;
     this.operations.launch(op, async (progress) => {
       await Promise.all(
         targets.map((app) =>
@@ -292,9 +280,10 @@ export class Releases {
         ...(again ? { again } : {}),
       },
     };
-    const gate = await this.approvalFirst(
+    const started = await this.startOrFile(
       actor,
       pipeline,
+      'rollback',
       {
         request: { kind: 'rollback', app: app.name, version: rollbackTo.version, ...(again ? { again } : {}) },
         stage: app.stage,
@@ -302,19 +291,10 @@ export class Releases {
         targets: [app],
         details,
       },
-      options.approved,
-      force,
+      { approved: options.approved, force },
     );
-    if ('filed' in gate) return gate.filed;
-    const op = await this.operations.createOperation(actor, pipeline, 'rollback', description, [app], {
-      details,
-      cause: gate.cause,
-      alsoInTransaction: async (m) => {
-        await this.locks.assertFree(m, actor, pipeline, [app], force);
-        await gate.ahead(m);
-      },
-      andThen: gate.andThen,
-    });
+    if ('filed' in started) return started.filed;
+    const { op } = started;
     this.operations.launch(op, async (progress) => {
       await this.execution.release(
         op,

@@ -26,6 +26,33 @@ export interface ButtonClick<Id extends ActionId> {
 }
 
 /**
+ * The person behind a click or a dialog. It came from a message about a
+ * pipeline, so a refusal may name that pipeline (and its managers).
+ */
+export async function shownActor(deps: SlackDeps, team: string | undefined, user: { id: string; name?: string }): Promise<Actor> {
+  return { ...(await slackActor(deps, team, user.id, user.name)), shown: { message: true } };
+}
+
+/** Shows an operation (or approval request) an interaction started, in the channel it came from; from App Home, only the feeds do. */
+export function follower(deps: SlackDeps, channel: string | null): (shown: OperationView | ApprovalView) => Promise<void> {
+  return async (shown) => {
+    if (channel) await deps.engine.ensureStatusMessage(shown, channel);
+  };
+}
+
+/** Answers a failed click or dialog: a FlowError in `/flow` words; anything else is logged and answered with a generic line. */
+export async function answerFailure(
+  deps: SlackDeps,
+  team: string | undefined,
+  err: unknown,
+  reply: Reply,
+  where: { action: string } | { dialog: string },
+): Promise<void> {
+  if (!(err instanceof FlowError)) log.error({ err, ...where }, 'action' in where ? 'button failed' : 'dialog failed');
+  await reply(await refusal(deps, team, err)).catch((e: unknown) => log.warn({ err: e, ...where }, 'could not answer a click or dialog'));
+}
+
+/**
  * Registers the listener of one button: acks at once, then (in the bounded
  * work queue) resolves the clicking user, decodes the value and runs `work`.
  * A FlowError is answered to that user in `/flow` words; anything else is
@@ -47,20 +74,14 @@ export function handleButton<Id extends ActionId>(
       if (body.response_url) await respond({ response_type: 'ephemeral', replace_original: false, ...message });
       else await deps.api.call((web) => web.chat.postMessage({ channel: body.user.id, text: message.text, blocks: message.blocks }));
     };
-    const channel = body.channel?.id;
-    const follow = async (operation: OperationView | ApprovalView) => {
-      if (channel) await deps.engine.ensureStatusMessage(operation, channel);
-    };
+    const channel = body.channel?.id ?? null;
+    const team = body.team?.id ?? body.user.team_id;
     try {
-      const who = await slackActor(deps, body.team?.id ?? body.user.team_id, body.user.id, body.user.username ?? body.user.name);
-      // The button sat on a message about its pipeline: a refusal may name it (and its managers).
-      const actor = { ...who, shown: { message: true } };
-      await work({ actor, payload: decodeAction(id, action.value), reply, follow, triggerId: body.trigger_id, channel: channel ?? null });
+      const actor = await shownActor(deps, team, { id: body.user.id, name: body.user.username ?? body.user.name });
+      const payload = decodeAction(id, action.value);
+      await work({ actor, payload, reply, follow: follower(deps, channel), triggerId: body.trigger_id, channel });
     } catch (err) {
-      if (!(err instanceof FlowError)) log.error({ err, action: id }, 'button failed');
-      await reply(await refusal(deps, body.team?.id ?? body.user.team_id, err)).catch((e: unknown) =>
-        log.warn({ err: e }, 'could not answer a button'),
-      );
+      await answerFailure(deps, team, err, reply, { action: id });
     }
   };
 }

@@ -1,4 +1,5 @@
 import type { App } from '@slack/bolt';
+import type { KnownBlock } from '@slack/types';
 import { encodeAction } from '../../../blocks/actions.ts';
 import { promoteDialog } from '../../../blocks/dialogs.ts';
 import { mrkdwn } from '../../../blocks/mrkdwn.ts';
@@ -6,6 +7,16 @@ import { staleMessage } from '../../../blocks/result-message.ts';
 import { StaleRelease } from '../../../errors.ts';
 import type { SlackDeps } from '../../context.ts';
 import { handleButton } from './handle-button.ts';
+
+/** What a click or a dialog for a release that has moved on is told: what runs now, and a button to promote that instead. */
+export function promoteInstead(err: StaleRelease, pipeline: string): { text: string; blocks: KnownBlock[] } {
+  const now = err.current;
+  return staleMessage(mrkdwn`${err.message} Nothing was promoted. Promote v${now.version} instead?`, {
+    action: 'promote',
+    label: err.downstream ? `Promote to ${err.downstream}` : 'Promote',
+    value: encodeAction('promote', { p: pipeline, a: now.app, v: now.version }),
+  });
+}
 
 /**
  * **Promote** on a release message or the board: opens the promote dialog
@@ -19,14 +30,7 @@ export function register(app: App, deps: SlackDeps): void {
       preview = await deps.engine.promotePreview(actor, { pipeline: p, fromApp: a, ifVersion: v });
     } catch (err) {
       if (!(err instanceof StaleRelease)) throw err;
-      const now = err.current;
-      await reply(
-        staleMessage(mrkdwn`${err.message} Nothing was promoted. Promote v${now.version} instead?`, {
-          action: 'promote',
-          label: err.downstream ? `Promote to ${err.downstream}` : 'Promote',
-          value: encodeAction('promote', { p, a: now.app, v: now.version }),
-        }),
-      );
+      await reply(promoteInstead(err, p));
       return;
     }
     await deps.api.call((web) => web.views.open({ trigger_id: triggerId, view: promoteDialog(preview, channel) }));

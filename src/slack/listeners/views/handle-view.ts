@@ -2,11 +2,8 @@ import type { App, ViewSubmitAction } from '@slack/bolt';
 import { decodeDialog, type DialogId, type DialogMeta } from '../../../blocks/dialogs.ts';
 import type { Actor } from '../../../engine/access.ts';
 import type { ApprovalView, OperationView } from '../../../engine/views.ts';
-import { FlowError } from '../../../errors.ts';
-import { log } from '../../../log.ts';
-import { afterAck, slackActor, type SlackDeps } from '../../context.ts';
-import type { Reply } from '../actions/handle-button.ts';
-import { refusal } from '../commands/flow.ts';
+import { afterAck, type SlackDeps } from '../../context.ts';
+import { answerFailure, follower, shownActor, type Reply } from '../actions/handle-button.ts';
 
 /** A dialog's input values, by block id then action id, as Slack sends them. */
 export type ViewValues = ViewSubmitAction['view']['state']['values'];
@@ -57,15 +54,10 @@ export function handleView<Id extends DialogId>(
     try {
       const meta = decodeDialog(id, body.view.private_metadata);
       channel = (meta as { c: string | null }).c;
-      const who = await slackActor(deps, team, body.user.id, body.user.name);
-      const actor: Actor = { ...who, shown: { message: true } };
-      const follow = async (shown: OperationView | ApprovalView) => {
-        if (channel) await deps.engine.ensureStatusMessage(shown, channel);
-      };
-      await work({ actor, meta, values: body.view.state.values, reply, follow });
+      const actor = await shownActor(deps, team, body.user);
+      await work({ actor, meta, values: body.view.state.values, reply, follow: follower(deps, channel) });
     } catch (err) {
-      if (!(err instanceof FlowError)) log.error({ err, dialog: id }, 'dialog failed');
-      await reply(await refusal(deps, team, err)).catch((e: unknown) => log.warn({ err: e }, 'could not answer a dialog'));
+      await answerFailure(deps, team, err, reply, { dialog: id });
     }
   };
 }

@@ -1,8 +1,6 @@
 import type { App } from '@slack/bolt';
-import { encodeAction } from '../../../blocks/actions.ts';
-import { mrkdwn } from '../../../blocks/mrkdwn.ts';
-import { staleMessage } from '../../../blocks/result-message.ts';
 import { StaleRelease } from '../../../errors.ts';
+import { promoteInstead } from '../actions/promote.ts';
 import type { SlackDeps } from '../../context.ts';
 import { handleView, type ViewValues } from './handle-view.ts';
 
@@ -35,14 +33,7 @@ export function register(app: App, deps: SlackDeps): void {
         });
       } catch (err) {
         if (!(err instanceof StaleRelease)) throw err;
-        const now = err.current;
-        await reply(
-          staleMessage(mrkdwn`${err.message} Nothing was promoted. Promote v${now.version} instead?`, {
-            action: 'promote',
-            label: err.downstream ? `Promote to ${err.downstream}` : 'Promote',
-            value: encodeAction('promote', { p, a: now.app, v: now.version }),
-          }),
-        );
+        await reply(promoteInstead(err, p));
         return;
       }
       await follow(shipped);
