@@ -183,6 +183,33 @@ describe('approvals', () => {
     await t.engine.addAccess(t.admin, 'shop', 'bob', 'deploy');
   });
 
+  it('ships a request once when two people approve it at the same moment', async () => {
+    await t.engine.requireApprovals(mia, 'shop', 'production', 1);
+    const request = asRequest(await t.engine.deploy(bob, { pipeline: 'shop', stage: 'production' }));
+    const before = await operations();
+
+    const outcomes = await Promise.allSettled([t.engine.approve(carol, request.id), t.engine.approve(dan, request.id)]);
+
+    expect(outcomes.filter((o) => o.status === 'fulfilled')).toHaveLength(1);
+    const refused = outcomes.find((o) => o.status === 'rejected') as PromiseRejectedResult;
+    expect(refused.reason).toBeInstanceOf(Conflict);
+    expect(String(refused.reason)).toMatch(/was approved already; nothing changed/);
+    expect(await operations()).toBe(before + 1);
+    await t.engine.idle();
+    expect((await t.engine.approval(bob, request.id)).status).toBe('shipped');
+  });
+
+  it('refuses oversized and malformed input, changing nothing', async () => {
+    const request = asRequest(await t.engine.deploy(bob, { pipeline: 'shop', stage: 'production' }));
+    await expect(t.engine.reject(carol, request.id, 'x'.repeat(501))).rejects.toThrow(/a reason is at most 500 characters/);
+    await expect(t.engine.approve(carol, 2 ** 31)).rejects.toThrow(NotFound);
+    await expect(t.engine.approve(carol, -1)).rejects.toThrow(NotFound);
+    await expect(t.engine.approve(carol, 1.5)).rejects.toThrow(NotFound);
+    await expect(t.engine.promote(bob, { pipeline: 'shop', note: 'n'.repeat(501) })).rejects.toThrow(/a note is at most 500 characters/);
+    expect((await t.engine.approval(bob, request.id)).status).toBe('pending');
+    await t.engine.reject(bob, request.id, 'done testing');
+  });
+
   it('stops applying when disabled; requests already waiting stay', async () => {
     const waiting = asRequest(await t.engine.deploy(bob, { pipeline: 'shop', stage: 'production' }));
     await t.engine.disableApprovals(mia, 'shop', 'production');

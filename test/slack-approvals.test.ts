@@ -248,11 +248,15 @@ describe('approvals and the promote dialog in Slack', () => {
     const forged = { callback_id: 'promote_dialog', private_metadata: '{"p":"shop"}', submit: { text: '' }, blocks: [] };
     const ephemerals = slack.callsOf('chat.postEphemeral').length + slack.callsOf('chat.postMessage').length;
     await submit(forged, 'UDEE', 'dee', checked(['shop']));
+    // Metadata that names no channel: the answer goes to the person directly.
     const told = await slack.waitFor(
-      () => [...slack.callsOf('chat.postEphemeral'), ...slack.callsOf('chat.postMessage')].length > ephemerals,
+      () =>
+        [...slack.callsOf('chat.postEphemeral'), ...slack.callsOf('chat.postMessage')]
+          .slice(ephemerals)
+          .find((c) => c.args.channel === 'UDEE'),
       'the refusal',
     );
-    expect(told).toBe(true);
+    expect(String(told.args.text)).toContain('this dialog is from an older flowops');
     const v4 = (await releases('shop-staging'))[0]!;
     const dialog = {
       callback_id: 'promote_dialog',
@@ -264,6 +268,53 @@ describe('approvals and the promote dialog in Slack', () => {
     await submit(dialog, 'UVIEWER', 'viewer', checked(['shop']));
     const refused = await slack.waitFor(() => slack.callsOf('chat.postEphemeral')[count], 'the refusal of a user with no grant');
     expect(String(refused.args.text)).toContain('needs deploy on shop; you have none');
+    expect(await operations()).toBe(before);
+  });
+
+  it('refuses what a forged request carries past Slack: an oversized note, a forged Approve value, a replayed Reject', async () => {
+    const before = await operations();
+    const v4 = (await releases('shop-staging'))[0]!;
+    const dialog = {
+      callback_id: 'promote_dialog',
+      private_metadata: JSON.stringify({ p: 'shop', a: 'shop-staging', v: v4.version, c: 'CSHIP' }),
+      submit: { text: '' },
+      blocks: [],
+    };
+    const count = slack.callsOf('chat.postEphemeral').length;
+    // Slack's dialog stops at 500 characters; a forged submission does not.
+    await submit(dialog, 'UDEE', 'dee', checked(['shop'], 'x'.repeat(10_000)));
+    const long = await slack.waitFor(() => slack.callsOf('chat.postEphemeral')[count], 'the refusal of a long note');
+    expect(String(long.args.text)).toContain('a note is at most 500 characters');
+    expect(await operations()).toBe(before);
+    for (const value of ['{"i":"1 OR 1=1"}', '{"i":1,"x":"<!channel>"', '']) {
+      expect((await answer(await click('approve', value, 'UERIN', 'erin'))).text).toContain('this button is from an older flowops message');
+    }
+    expect((await answer(await click('approve', '{"i":2147483647}', 'UERIN', 'erin'))).text).toContain('no approval request 2147483647');
+
+    // A request, and its Reject dialog submitted twice with the very same signed body (a replay).
+    await t.cli(['approvals:require', 'shop', 'production']);
+    await flow('deploy shop to production/shop-eu', 'UDEE', 'dee');
+    const request = await reading('CSHIP', /^🙋 dee asks to ship: Deploy [0-9a-f]{7} to shop-eu \(production\)/);
+    const dialogs = slack.callsOf('views.open').length;
+    await click('reject', buttons(request)[1]!.value!, 'UERIN', 'erin');
+    const reject = await opened(dialogs);
+    const body = viewSubmission({
+      callbackId: reject.callback_id,
+      privateMetadata: reject.private_metadata,
+      values: { reason: { reason: { type: 'plain_text_input', value: 'not today' } } },
+      user: 'UERIN',
+      userName: 'erin',
+    });
+    const timestamp = Math.floor(Date.now() / 1000);
+    const answers = slack.callsOf('chat.postEphemeral').length;
+    const first = await postToSlackEndpoint(t.server.url, body, { secret: SECRET, contentType: form, timestamp });
+    const replay = await postToSlackEndpoint(t.server.url, body, { secret: SECRET, contentType: form, timestamp });
+
+    expect([first.status, replay.status]).toEqual([200, 200]);
+    await reading('CSHIP', /^⛔ Deploy [0-9a-f]{7} to shop-eu \(production\): rejected by erin$/);
+    const rejections = await t.server.database.dataSource.query("SELECT count(*)::int AS n FROM events WHERE type = 'approval.rejected'");
+    expect(rejections[0].n).toBe(2); // this one and the earlier test's: the replay added none
+    expect(slack.callsOf('chat.postEphemeral').slice(answers)).toHaveLength(1); // one answer, no "was rejected already"
     expect(await operations()).toBe(before);
   });
 });
