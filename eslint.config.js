@@ -18,7 +18,7 @@ const layer = (files, forbidden, why) => ({
 const FRONTS = ['slack', 'cli', 'github', 'server'];
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.flowops/**', 'test/fixtures/**'] },
+  { ignores: ['node_modules/**', '.flowops/**', 'test/fixtures/**', 'examples/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -51,6 +51,11 @@ export default tseslint.config(
     ['src/db/**/*.ts', 'src/source/**/*.ts', 'src/platform/**/*.ts'],
     ['engine', ...FRONTS, 'commands', 'blocks'],
     'db, source and platform sit below the engine: they import nothing of it or of the fronts (errors live in src/errors.ts).',
+  ),
+  layer(
+    ['src/runtime/**/*.ts'],
+    ['engine', ...FRONTS, 'commands', 'blocks', 'db', 'source'],
+    'the runtime runs apps for the local platform, apart from flowops: it imports the sandbox and nothing of the engine, the fronts or the database.',
   ),
   layer(
     ['src/blocks/**/*.ts'],

@@ -2,7 +2,7 @@
  * `npm run bench`: the figures the engine issue asks for, each beside its baseline.
  * Runs a real server (Postgres with DATABASE_URL, else PGlite) in a temp dir.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -13,6 +13,7 @@ import type { Actor } from '../src/engine/access.ts';
 import { LocalGitSource } from '../src/source/local-git.ts';
 import { LocalPlatform } from '../src/platform/local/local-platform.ts';
 import { bubblewrapWorks } from '../src/platform/local/sandbox.ts';
+import { freePort } from '../src/platform/local/processes.ts';
 import { startServer } from '../src/server/start-server.ts';
 import { freshDatabase } from '../test/helpers/database.ts';
 import { GitRepo } from '../test/helpers/git-repo.ts';
@@ -41,6 +42,7 @@ const server = await startServer(
   readSettings({
     PORT: '0',
     FLOW_DATA_DIR: path.join(dir, 'data'),
+    FLOW_ROUTER_PORT: '0',
     GITHUB_WEBHOOK_SECRET: 'bench-webhook-secret',
     SLACK_BOT_TOKEN: 'xoxb-bench',
     SLACK_SIGNING_SECRET: SECRET,
@@ -112,7 +114,12 @@ try {
   // One data dir per mode; a cold build finds no node_modules cache (npm's download cache stays warm, as on a server that has built before).
   const modes = bubblewrapWorks() ? (['none', 'bubblewrap'] as const) : (['none'] as const);
   const builds = { none: { cold: [] as number[], cached: [] as number[] }, bubblewrap: { cold: [] as number[], cached: [] as number[] } };
-  const platforms = Object.fromEntries(modes.map((mode) => [mode, new LocalPlatform(path.join(dir, `build-${mode}`), 60_000, mode)]));
+  const platforms = Object.fromEntries(
+    modes.map((mode) => [
+      mode,
+      new LocalPlatform(path.join(dir, `build-${mode}`), { bootTimeoutMs: 60_000, sandbox: mode, routerPort: 0 }),
+    ]),
+  );
   for (const mode of modes) await platforms[mode]!.build(source, sha, { output: () => undefined }, nodeRepoDir); // warm npm's download cache, not counted
   for (let i = 0; i < 3; i++) {
     for (const mode of modes) {
@@ -149,7 +156,15 @@ try {
     for (let i = 0; i < 16; i++) {
       for (const mode of modes) {
         const slug = slugs[mode];
-        const spec = { app: `boot-${mode}`, releaseId: i + 1, version: i + 1, slugId: slug.id, procfile: slug.procfile, config: {} };
+        const spec = {
+          app: `boot-${mode}`,
+          releaseId: i + 1,
+          version: i + 1,
+          slugId: slug.id,
+          procfile: slug.procfile,
+          config: {},
+          formation: {},
+        };
         const took = await time(() => platforms[mode]!.start(spec, () => undefined));
         if (i > 0) boots[mode].push(took); // the first warms the page cache
         await platforms[mode]!.destroy(spec.app);
@@ -164,7 +179,100 @@ try {
   } else {
     console.log('  (bubblewrap is not installed here: the sandboxed figures are missing)\n');
   }
+  // ------------------------------------------------------------ the router vs straight to the dyno
+  console.log(
+    '\nRequests through the router vs straight to the dyno: 100 connections for 10 s each, load from autocannon in a separate process',
+  );
+  {
+    const platform = platforms.none!;
+    const repoDir = path.join(dir, 'router-app');
+    const routerRepo = await GitRepo.create(repoDir, {
+      'index.js': "require('node:http').createServer((q, s) => s.end('hello from the bench')).listen(process.env.PORT);\n",
+      Procfile: 'web: node index.js\n',
+    });
+    const routerSha = await routerRepo.git('rev-parse', 'HEAD').then((s) => s.trim());
+    const routerSource = await LocalGitSource.open({ kind: 'path', path: repoDir }, path.join(dir, 'repos'));
+    const slug = await platform.build(routerSource, routerSha, { output: () => undefined }, repoDir);
+    await platform.start(
+      { app: 'router-bench', releaseId: 1, version: 1, slugId: slug.id, procfile: slug.procfile, config: {}, formation: {} },
+      () => undefined,
+    );
+    const routed = new URL(platform.url('router-bench')!);
+    // The same app, started by hand on a port of its own: what the router is measured against.
+    const directPort = await freePort();
+    const direct = spawn(process.execPath, ['index.js'], {
+      cwd: path.join(dir, 'build-none', 'slugs', slug.id),
+      env: { PORT: String(directPort) },
+      stdio: 'ignore',
+    });
+    for (let i = 0; i < 100; i++) {
+      if (
+        await fetch(`http://127.0.0.1:${directPort}/`).then(
+          () => true,
+          () => false,
+        )
+      )
+        break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const cannon = (url: string, host: string, seconds: number) =>
+      new Promise<{ p99: number; rps: number; errors: number }>((resolve, reject) => {
+        const bin = path.join(import.meta.dirname, '..', 'node_modules', 'autocannon', 'autocannon.js');
+        execFile(
+          process.execPath,
+          [bin, '-c', '100', '-d', String(seconds), '-j', '-H', `host=${host}`, url],
+          { maxBuffer: 1 << 24 },
+          (error, stdout, stderr) => {
+            if (error) return reject(new Error(stderr || String(error)));
+            const r = JSON.parse(stdout) as { latency: { p99: number }; requests: { average: number }; errors: number; non2xx: number };
+            resolve({ p99: r.latency.p99, rps: r.requests.average, errors: r.errors + r.non2xx });
+          },
+        );
+      });
+    const directUrl = `http://127.0.0.1:${directPort}/`;
+    const routedUrl = `http://127.0.0.1:${routed.port}/`;
+    await cannon(directUrl, `127.0.0.1:${directPort}`, 2); // warm-ups
+    await cannon(routedUrl, routed.host, 2);
+    const straight = await cannon(directUrl, `127.0.0.1:${directPort}`, 10);
+    const through = await cannon(routedUrl, routed.host, 10);
+    direct.kill();
+    await platform.destroy('router-bench');
+    const p99Ratio = through.p99 / straight.p99;
+    const rpsRatio = through.rps / straight.rps;
+    console.log(`  straight to the dyno   p99 ${ms(straight.p99)}, ${Math.round(straight.rps)} requests/s, ${straight.errors} errors`);
+    console.log(`  through the router     p99 ${ms(through.p99)}, ${Math.round(through.rps)} requests/s, ${through.errors} errors`);
+    console.log(
+      `  p99 ${p99Ratio.toFixed(2)}x (goal: at most 1.3x) ${p99Ratio <= 1.3 ? 'ok' : 'MISSED'}; throughput ${rpsRatio.toFixed(2)}x (goal: at least 0.8x) ${rpsRatio >= 0.8 ? 'ok' : 'MISSED'}\n`,
+    );
+  }
+  for (const platform of Object.values(platforms)) await platform.shutdownRuntime();
   for (const platform of Object.values(platforms)) await platform.close();
+
+  // ------------------------------------------------------------ the CLI's wall time
+  console.log('Wall time of a CLI call (a new process each time, as a person types it), median of 7');
+  const cliTime = async (argv: string[]) => {
+    const samples: number[] = [];
+    for (let i = 0; i < 8; i++) {
+      const took = await time(
+        () =>
+          new Promise<void>((resolve, reject) =>
+            execFile(
+              process.execPath,
+              [path.join(import.meta.dirname, '..', 'bin', 'flowops.js'), ...argv],
+              { env: { PATH: process.env.PATH, FLOW_URL: server.url, FLOW_TOKEN: server.admin.token } },
+              (error) => (error ? reject(error) : resolve()),
+            ),
+          ),
+      );
+      if (i > 0) samples.push(took); // the first may bundle the CLI after a change
+    }
+    return median(samples);
+  };
+  for (const argv of [['--version'], ['pipelines']]) {
+    const took = await cliTime(argv);
+    console.log(`  flowops ${argv.join(' ').padEnd(10)} ${ms(took)}   (goal: under 500 ms) ${took < 500 ? 'ok' : 'MISSED'}`);
+  }
+  console.log('');
 
   // ------------------------------------------------------------ pipelines:info with 1,000 pipelines
   console.log('pipelines:info with 1,000 pipelines in the database, over HTTP as the CLI calls it, 200 calls');
@@ -295,6 +403,7 @@ try {
   }[]) {
     await server.platform.destroy(name);
   }
+  await server.platform.shutdownRuntime();
   await server.close();
   await slack.close();
   await database.drop();

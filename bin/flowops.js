@@ -1,6 +1,5 @@
 #!/usr/bin/env node
-// The `flowops` CLI. Runs the TypeScript sources through tsx, as `npm start` does.
-import { register } from 'tsx/esm/api';
+// The `flowops` CLI: a bundle of src/cli/main.ts, made again whenever a source it is made of changes.
+import { bundled } from './bundled.js';
 
-register();
-await import('../src/cli/main.ts');
+await import(await bundled('src/cli/main.ts', 'cli'));

@@ -17,6 +17,10 @@ export interface Settings {
   approvalTtlMs: number;
   /** FLOW_SANDBOX: `auto` picks bubblewrap when `bwrap` is installed. */
   sandbox: 'auto' | 'bubblewrap' | 'none';
+  /** The router in front of every app (FLOW_ROUTER_PORT, FLOW_ROUTER_HOST) and the domain apps answer at (FLOW_APPS_DOMAIN). */
+  router: { port: number; host: string; domain: string; caddyAdmin: string | undefined };
+  /** FLOW_LOG_LINES: how many lines of each app's log are kept. */
+  logLines: number;
   /** Bytes of request bodies (GitHub, Slack) buffered before their signature is checked, across the process. */
   unverifiedBodyBytes: number;
   slack: SlackSettings | null;
@@ -86,6 +90,41 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
       `FLOW_UNVERIFIED_BODIES_MB must be a whole number of megabytes, at least 25 (GitHub's largest delivery), got "${env.FLOW_UNVERIFIED_BODIES_MB}"; set FLOW_UNVERIFIED_BODIES_MB=100 or unset it`,
     );
   }
+  const routerPort = portSchema.safeParse(env.FLOW_ROUTER_PORT ?? '5000');
+  if (!routerPort.success)
+    throw new SettingError(
+      `FLOW_ROUTER_PORT must be a port number (0-65535), got "${env.FLOW_ROUTER_PORT}"; set FLOW_ROUTER_PORT=5000 or leave it unset`,
+    );
+  const domain = (env.FLOW_APPS_DOMAIN || 'localhost').toLowerCase();
+  if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/.test(domain) || domain.length > 190)
+    throw new SettingError(
+      `FLOW_APPS_DOMAIN must be a domain name like apps.example.com, got "${env.FLOW_APPS_DOMAIN}"; leave it unset for localhost`,
+    );
+  const routerHost = env.FLOW_ROUTER_HOST || '127.0.0.1';
+  if (!/^[0-9a-fA-F:.]+$/.test(routerHost))
+    throw new SettingError(`FLOW_ROUTER_HOST must be an IP address to listen on (127.0.0.1, 0.0.0.0 or ::), got "${routerHost}"`);
+  const kind = env.FLOW_ROUTER || 'builtin';
+  if (kind !== 'builtin' && kind !== 'caddy')
+    throw new SettingError(`FLOW_ROUTER must be builtin or caddy, got "${kind}"; leave it unset for flowops' own router`);
+  const caddyAdmin = kind === 'caddy' ? (env.FLOW_CADDY_ADMIN || 'http://127.0.0.1:2019').replace(/\/+$/, '') : undefined;
+  if (caddyAdmin !== undefined && !/^http:\/\/[^\s/]+$/.test(caddyAdmin))
+    throw new SettingError(
+      `FLOW_CADDY_ADMIN must be the http:// address of Caddy's admin API, like http://127.0.0.1:2019; got "${caddyAdmin}"`,
+    );
+  if (caddyAdmin !== undefined && routerPort.data === 0)
+    throw new SettingError(
+      'FLOW_ROUTER=caddy needs a port for Caddy to serve the apps on: set FLOW_ROUTER_PORT (443 for HTTPS with a real FLOW_APPS_DOMAIN)',
+    );
+  const logLines = z.coerce
+    .number()
+    .int()
+    .min(100)
+    .max(100_000)
+    .safeParse(env.FLOW_LOG_LINES ?? '1500');
+  if (!logLines.success)
+    throw new SettingError(
+      `FLOW_LOG_LINES must be a whole number of lines from 100 to 100000, got "${env.FLOW_LOG_LINES}"; set FLOW_LOG_LINES=1500 or unset it`,
+    );
   const apiUrl = env.GITHUB_API_URL || 'https://api.github.com';
   if (!/^https?:\/\/[^\s]+$/.test(apiUrl))
     throw new SettingError(`GITHUB_API_URL must be an http(s) URL like https://github.example.com/api/v3; got "${apiUrl}"`);
@@ -107,6 +146,8 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     locks: lockSettings(env),
     approvalTtlMs: seconds(env, 'FLOW_APPROVAL_TTL', 14400) * 1000,
     sandbox,
+    router: { port: routerPort.data, host: routerHost, domain, caddyAdmin },
+    logLines: logLines.data,
     unverifiedBodyBytes: unverified.data * 2 ** 20,
   };
 }

@@ -54,6 +54,12 @@ try {
         ? 'Slack: Socket Mode (connected with SLACK_APP_TOKEN)'
         : `Slack: HTTP mode; point the app's request URLs at ${server.url}/slack/events`,
   );
+  const router = settings.router;
+  console.log(
+    router.caddyAdmin
+      ? `Router: Caddy (admin API ${router.caddyAdmin}) serves the apps at <app>.${router.domain}:${router.port}`
+      : `Router: apps answer at http://<app>.${router.domain}:${router.port} (FLOW_ROUTER_PORT, FLOW_APPS_DOMAIN); they keep running when flowops stops`,
+  );
   if (server.admin.generated) {
     // Never the token itself: this output ends up in log files and collectors.
     console.log(

@@ -17,6 +17,7 @@ const examples: { [Id in ActionId]: ActionPayload<Id> } = {
   output: { a: 'shop-staging', v: 7 },
   approve: { i: 3 },
   reject: { i: 3 },
+  restart: { a: 'shop-staging-long-name', d: 'worker.10' },
 };
 
 describe('the registry of Slack actions', () => {

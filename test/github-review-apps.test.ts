@@ -9,6 +9,7 @@ import { deliver, FakeGitHub, githubSignature, webhookExample } from './helpers/
 import { GitRepo } from './helpers/git-repo.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import { startWitness, type Witness } from './helpers/witness.ts';
+import { fetchApp } from './helpers/app-http.ts';
 
 const SECRET = 'github-webhook-secret-for-tests';
 
@@ -84,7 +85,7 @@ describe('review apps for pull requests', () => {
     const created = await reviewApp(7, (r) => r?.status === 'created' || r?.status === 'errored');
 
     expect(created).toMatchObject({ app: 'shop-pr-7', branch: 'feature', status: 'created' });
-    expect(await (await fetch(created!.url!)).text()).toBe('review from feature: feature v1');
+    expect(await (await fetchApp(created!.url!)).text()).toBe('review from feature: feature v1');
     const config = await t.json<Record<string, string>>(['config', 'shop-pr-7']);
     expect(config).toMatchObject({
       GREETING: 'review',
@@ -106,8 +107,8 @@ describe('review apps for pull requests', () => {
 
     const sha = (await repo.git('rev-parse', 'feature')).trim();
     const updated = await reviewApp(7, (r) => r?.commit === sha && r.status === 'created');
-    for (let i = 0; i < 100 && (await (await fetch(updated!.url!)).text()) !== 'review from feature: feature v2'; i++) await sleep(100);
-    expect(await (await fetch(updated!.url!)).text()).toBe('review from feature: feature v2');
+    for (let i = 0; i < 100 && (await (await fetchApp(updated!.url!)).text()) !== 'review from feature: feature v2'; i++) await sleep(100);
+    expect(await (await fetchApp(updated!.url!)).text()).toBe('review from feature: feature v2');
   });
 
   it('destroys the review app when the pull request closes, after pr-predestroy', async () => {
@@ -117,7 +118,7 @@ describe('review apps for pull requests', () => {
 
     await reviewApp(7, (r) => r?.status === 'deleted');
     expect(witness.reports).toEqual(['shop-pr-7 seeded', '7 going']);
-    await expect(fetch(url!)).rejects.toThrow();
+    expect((await fetchApp(url!)).status).toBe(404);
     expect((await t.cli(['releases', 'shop-pr-7'])).err).toContain('no app "shop-pr-7"');
   });
 

@@ -6,6 +6,7 @@ import type { AppView, DiffView, ReleaseView } from '../src/engine/views.ts';
 import { deliver, FakeGitHub, githubSignature, webhookExample } from './helpers/fake-github.ts';
 import { GitRepo, webApp } from './helpers/git-repo.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
+import { fetchApp } from './helpers/app-http.ts';
 
 const SECRET = 'github-webhook-secret-for-tests';
 
@@ -39,10 +40,11 @@ describe('a pipeline connected to a GitHub repository', () => {
     expect(run.code, run.out + run.err).toBe(0);
     const sha = (await repo.git('rev-parse', 'HEAD')).trim();
     expect(github.calls.map((c) => c.path)).toEqual(
-      expect.arrayContaining([`/repos/acme/shop/commits/main`, `/repos/acme/shop/tarball/${sha}`]),
+      // The pipeline follows the default branch the repository reports (GET /repos/acme/shop).
+      expect.arrayContaining([`/repos/acme/shop`, `/repos/acme/shop/commits/main`, `/repos/acme/shop/tarball/${sha}`]),
     );
     const [app] = (await t.json<{ apps: AppView[] }>(['pipelines:info', 'shop'])).apps;
-    expect(await (await fetch(app!.url!)).text()).toBe('from github v1\n');
+    expect(await (await fetchApp(app!.url!)).text()).toBe('from github v1\n');
   });
 
   it("makes every release a GitHub deployment to the app's environment, in progress then success with its URL", async () => {

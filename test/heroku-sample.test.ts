@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AppView } from '../src/engine/views.ts';
 import { GitRepo } from './helpers/git-repo.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
+import { fetchApp } from './helpers/app-http.ts';
 
 /** Heroku's Node.js getting-started app, as a Heroku user has it: Express, `PORT`, `web: node index.js`. */
 const herokuSample = (greeting: string): Record<string, string> => ({
@@ -59,8 +60,8 @@ describe("Heroku's sample Node.js app", () => {
     expect(run.out).toContain('Node.js app detected');
     expect(run.out).toContain('Installing node modules (npm install)');
     const [app] = (await t.json<{ apps: AppView[] }>(['pipelines:info', 'getting-started'])).apps;
-    expect(await (await fetch(app!.url!)).text()).toBe('Hello from Heroku');
-    expect((await fetch(`${app!.url}/robots.txt`)).status).toBe(200);
+    expect(await (await fetchApp(app!.url!)).text()).toBe('Hello from Heroku');
+    expect((await fetchApp(`${app!.url}/robots.txt`)).status).toBe(200);
   });
 
   it('rebuilds a code change from the dependency cache when package.json is unchanged', async () => {
@@ -72,6 +73,6 @@ describe("Heroku's sample Node.js app", () => {
     expect(run.out).toContain('Restoring node_modules from cache (lockfile unchanged)');
     expect(run.out).not.toContain('Installing node modules');
     const [app] = (await t.json<{ apps: AppView[] }>(['pipelines:info', 'getting-started'])).apps;
-    expect(await (await fetch(app!.url!)).text()).toBe('Hello again');
+    expect(await (await fetchApp(app!.url!)).text()).toBe('Hello again');
   });
 });

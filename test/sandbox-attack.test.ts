@@ -12,6 +12,7 @@ import { deliver, FakeGitHub, githubSignature, webhookExample } from './helpers/
 import { FakeSlack } from './helpers/fake-slack.ts';
 import { GitRepo } from './helpers/git-repo.ts';
 import { cliAt, spawnServer, type ServerProcess } from './helpers/server-process.ts';
+import { fetchApp } from './helpers/app-http.ts';
 
 const secret = (prefix = '') => `${prefix}${randomBytes(12).toString('hex')}`;
 
@@ -159,7 +160,7 @@ describe.skipIf(!bubblewrapWorks() && !process.env.CI)('a hostile repository, sa
     await flowops('releases:output', 'shop-staging');
     const info = await flowops('pipelines:info', 'shop', '--json');
     const url = (JSON.parse(info) as { apps: { url: string | null }[] }).apps[0]!.url!;
-    answers.push(await (await fetch(url)).text());
+    answers.push(await (await fetchApp(url)).text());
 
     // Build and tests: a push with CI on.
     const sha = (await shop.git('rev-parse', 'HEAD')).trim();
@@ -270,7 +271,7 @@ describe('repository code without a sandbox (FLOW_SANDBOX=none)', () => {
 
       const release = await flowops('releases:output', 'bare-staging');
       const url = (JSON.parse(await flowops('pipelines:info', 'bare', '--json')) as { apps: { url: string }[] }).apps[0]!.url;
-      const dynoEnv = JSON.parse(await (await fetch(url)).text()) as Record<string, string>;
+      const dynoEnv = JSON.parse(await (await fetchApp(url)).text()) as Record<string, string>;
 
       expect(release).toContain('DYNO=release.1');
       expect(await flowops('pipelines:info', 'bare')).toContain(

@@ -7,6 +7,7 @@ import { buildSettings } from '../src/platform/local/sandbox.ts';
 import { GitRepo, webApp } from './helpers/git-repo.ts';
 import { processesOf } from './helpers/processes.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
+import { fetchApp } from './helpers/app-http.ts';
 
 /** A package tarball, as npm packs one (`package/` inside), whose module says `text`. */
 async function packageTarball(dir: string, text: string): Promise<void> {
@@ -54,7 +55,7 @@ describe('repository code trying to get out of its sandbox', () => {
     const deployed = await t.cli(['deploy', 'preload', 'to', 'staging']);
 
     expect(deployed.code, deployed.out + deployed.err).toBe(0);
-    const outside = processesOf(dataDir(), 'preload-staging/');
+    const outside = processesOf(dataDir(), 'dyno:preload-staging/');
     expect(outside.length).toBeGreaterThan(0);
     for (const pid of outside) {
       const environ = (await readFile(`/proc/${pid}/environ`, 'latin1')).split('\0').filter(Boolean);
@@ -76,7 +77,7 @@ describe('repository code trying to get out of its sandbox', () => {
 
     expect(deployed.code, deployed.out + deployed.err).toBe(0);
     expect(deployed.out).not.toContain('Restoring node_modules from cache');
-    expect(await (await fetch(await url('victimcache'))).text()).toBe('hello from the victim');
+    expect(await (await fetchApp(await url('victimcache'))).text()).toBe('hello from the victim');
   });
 
   it('never writes through a committed node_modules symlink when it restores the dependency cache', async () => {
@@ -102,16 +103,14 @@ describe('repository code trying to get out of its sandbox', () => {
     });
     const deployed = await t.cli(['deploy', 'stubborn', 'to', 'staging']);
     expect(deployed.code, deployed.out + deployed.err).toBe(0);
-    const state = JSON.parse(await readFile(path.join(dataDir(), 'apps', 'stubborn-staging', 'state.json'), 'utf8')) as {
-      dynos: { port: number }[];
-    };
-    const dyno = `http://127.0.0.1:${state.dynos[0]!.port}/`;
-    expect(await (await fetch(dyno)).text()).toBe('still here');
+    const url = (await t.json<{ apps: { url: string }[] }>(['pipelines:info', 'stubborn'])).apps[0]!.url;
+    expect(await (await fetchApp(url)).text()).toBe('still here');
+    expect(processesOf(dataDir(), 'dyno:stubborn-staging/').length).toBeGreaterThan(0);
 
     await t.cli(['apps:destroy', 'stubborn-staging', '--confirm', 'stubborn-staging']);
 
-    await expect(fetch(dyno)).rejects.toThrow();
-    expect(processesOf(dataDir(), 'stubborn-staging/')).toEqual([]);
+    expect((await fetchApp(url)).status).toBe(404);
+    expect(processesOf(dataDir(), 'dyno:stubborn-staging/')).toEqual([]);
   });
 
   it('shows a release phase’s terminal escape sequences in the CLI instead of obeying them', async () => {

@@ -196,7 +196,7 @@ describe('the Slack app over HTTP, signed as Slack signs', () => {
     // While it ran, the message said what it was doing, never a placeholder.
     const text = JSON.stringify(done.args.blocks);
     // Outcome first, linked to the app; the commit with its subject; who started it, as a mention; how long it took.
-    expect(text).toMatch(/:white_check_mark: \*<http:\/\/127\.0\.0\.1:\d+\|shop-staging v1> is live\*/);
+    expect(text).toMatch(/:white_check_mark: \*<http:\/\/shop-staging\.localhost:\d+\|shop-staging v1> is live\*/);
     expect(text).toMatch(/`[0-9a-f]{7}` First version/);
     expect(text).toMatch(/Started by <@UADMIN> · \d+s/);
     expect(text).not.toMatch(/operation \d/i);

@@ -1,7 +1,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -82,7 +82,7 @@ describe('one flowops per data dir and per port', () => {
     await flowops('apps:create', 'solo-staging', '--pipeline', 'solo', '--stage', 'staging');
     await flowops('deploy', 'solo', 'to', 'staging');
     const before = await flowops('pipelines:info', 'solo', '--json');
-    const dynos = processesOf(dataDir(), 'solo-staging/');
+    const dynos = processesOf(dataDir(), 'dyno:solo-staging/');
 
     const second = await startExpectingExit(env());
 
@@ -91,7 +91,7 @@ describe('one flowops per data dir and per port', () => {
       `flowops: another flowops (pid ${server.child.pid}) is using the data dir ${dataDir()}; stop it first, or set FLOW_DATA_DIR to another directory`,
     );
     expect(await flowops('pipelines:info', 'solo', '--json')).toBe(before);
-    expect(processesOf(dataDir(), 'solo-staging/')).toEqual(dynos);
+    expect(processesOf(dataDir(), 'dyno:solo-staging/')).toEqual(dynos);
     expect(await flowops('releases', 'solo-staging')).toContain('v1');
   });
 
@@ -133,5 +133,28 @@ describe('one flowops per data dir and per port', () => {
 
     expect(result.code).toBe(code);
     expect(result.output.trim()).toBe(line);
+  });
+
+  it('stops when `npm start` is stopped with SIGTERM, leaving no server behind', async () => {
+    const npm = spawn('npm', ['start'], {
+      cwd: root,
+      env: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'warn', FLOW_DATA_DIR: path.join(dir, 'npm-start'), PORT: '0' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let output = '';
+    npm.stdout.on('data', (c: Buffer) => (output += c.toString()));
+    npm.stderr.on('data', (c: Buffer) => (output += c.toString()));
+    for (let i = 0; i < 300 && !/listening on http:\/\/\S+/.test(output); i++) await new Promise((r) => setTimeout(r, 100));
+    const url = /listening on (http:\/\/\S+)/.exec(output)![1]!;
+    const server = Number((await readFile(`/proc/${npm.pid}/task/${npm.pid}/children`, 'utf8')).trim().split(' ')[0]);
+    expect((await fetch(`${url}/healthz`)).status).toBe(200);
+
+    const exited = once(npm, 'exit');
+    npm.kill('SIGTERM');
+    await exited;
+
+    for (let i = 0; i < 100 && processAlive(server); i++) await new Promise((r) => setTimeout(r, 100));
+    expect(processAlive(server)).toBe(false);
+    expect(output).toContain('flowops stopping; apps keep running');
   });
 });

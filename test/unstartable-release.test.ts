@@ -4,6 +4,7 @@ import type { ReleaseView } from '../src/engine/views.ts';
 import { GitRepo, webApp } from './helpers/git-repo.ts';
 import { processesOf } from './helpers/processes.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
+import { fetchApp } from './helpers/app-http.ts';
 
 /** A command longer than Linux takes for one argument (MAX_ARG_STRLEN, 128 KB): exec fails with E2BIG. */
 const tooLong = `echo ${'x'.repeat(200_000)}`;
@@ -64,7 +65,7 @@ describe('Procfile commands', () => {
 
     expect(deployed.code).toBe(0);
     const info = await t.json<{ apps: { url: string }[] }>(['pipelines:info', 'shell']);
-    expect(await (await fetch(info.apps[0]!.url)).text()).toBe('after a preamble (set inline)\n');
+    expect(await (await fetchApp(info.apps[0]!.url)).text()).toBe('after a preamble (set inline)\n');
   });
 });
 

@@ -5,12 +5,13 @@ import type { AppView, DiffView, OperationView, ReleaseView } from '../src/engin
 import { GitRepo, webApp } from './helpers/git-repo.ts';
 import { processesOf } from './helpers/processes.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
+import { fetchApp } from './helpers/app-http.ts';
 
 type Info = { name: string; apps: AppView[] };
 
 async function body(url: string | null): Promise<string> {
   if (!url) throw new Error('the app has no URL');
-  return (await (await fetch(url)).text()).trim();
+  return (await (await fetchApp(url)).text()).trim();
 }
 
 describe('the Heroku Flow workflow, through the flowops CLI', () => {
@@ -164,7 +165,7 @@ describe('the Heroku Flow workflow, through the flowops CLI', () => {
 
   it('destroys an app only with --confirm, stopping its processes and freeing its URL', async () => {
     const prod = app(await t.json<Info>(['pipelines:info', 'demo']), 'demo');
-    const pids = processesOf(path.join(t.dir, 'data'), 'demo/');
+    const pids = processesOf(path.join(t.dir, 'data'), 'dyno:demo/');
     expect(pids.length).toBeGreaterThan(0);
 
     const refused = await t.cli(['apps:destroy', 'demo']);
@@ -173,7 +174,10 @@ describe('the Heroku Flow workflow, through the flowops CLI', () => {
     expect(refused.err).toContain('run again with --confirm demo');
     expect(destroyed.out).toContain('Destroyed demo');
     expect((await t.json<Info>(['pipelines:info', 'demo'])).apps.map((a) => a.name)).toEqual(['demo-staging']);
-    await expect(fetch(prod.url!)).rejects.toThrow();
+    // The router no longer knows the app: the page says so.
+    const gone = await fetchApp(prod.url!);
+    expect(gone.status).toBe(404);
+    expect(await gone.text()).toContain('There is no app at demo.localhost');
     expect(pids.filter(processAlive)).toEqual([]);
   });
 });

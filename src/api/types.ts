@@ -33,6 +33,44 @@ export interface AppView {
   release: ReleaseView | null;
   /** The deploy lock on the app (its own, or its stage's), when there is one. */
   lock?: LockView | null;
+  /** Its dynos that crashed and wait to be restarted (`web.1`), where flowops looked (pipelines:info, apps:info). */
+  crashed?: string[];
+}
+
+export type DynoState = 'starting' | 'up' | 'crashed' | 'idle';
+
+/** One dyno of an app, as `ps` shows it. */
+export interface DynoView {
+  /** `web.1` */
+  name: string;
+  type: string;
+  state: DynoState;
+  /** When it entered its state. */
+  since: string;
+  command: string;
+  /** The release it runs. */
+  version: number;
+  /** The exit status of a crashed dyno. */
+  exitCode: number | null;
+}
+
+/** `ps`: an app's formation and dynos. */
+export interface ProcessesView {
+  app: string;
+  version: number | null;
+  /** Dynos per process type. */
+  formation: Record<string, number>;
+  /** Each process type's command, from the Procfile. */
+  commands: Record<string, string>;
+  dynos: DynoView[];
+  url: string | null;
+}
+
+/** `logs`: lines in Heroku's format, oldest first, and the cursor to ask for what comes after. */
+export interface LogsView {
+  app: string;
+  lines: string[];
+  next: number;
 }
 
 /** A user as `users` lists them: their Slack account and CLI token, and the Slack user a link merged into them. */
@@ -242,6 +280,15 @@ export interface CommandResults {
   'config:set': OperationView;
   'config:unset': OperationView;
   diff: DiffView[];
+  logs: LogsView;
+  ps: ProcessesView;
+  'ps:scale': ProcessesView;
+  'ps:restart': { app: string; dynos: string[] };
+  'ps:stop': { app: string; dynos: string[] };
+  apps: AppView[];
+  'apps:info': AppView;
+  'config:get': { app: string; key: string; value: string | null };
+  open: { app: string; url: string | null };
   access: Grant[];
   'access:add': Grant;
   /** `floor`: what the user still holds through `access:default` (a Slack user). */

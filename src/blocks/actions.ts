@@ -31,6 +31,8 @@ export const ACTIONS = {
   approve: z.object({ i: number }),
   /** Reject approval request `i` (a modal asks why). */
   reject: z.object({ i: number }),
+  /** Restart dyno `d` (or process type) of app `a`. */
+  restart: z.object({ a: name, d: name }),
   /** Show the release phase output of release `v` of app `a`. */
   output: z.object({ a: name, v: number }),
 } satisfies Record<string, z.ZodType<Record<string, string | number>>>;

@@ -158,6 +158,11 @@ export function rejectButton(id: number): Button {
 }
 
 /** "🔒 shop-staging is locked by ada until 14:05 UTC: migrating the database". */
+/** **Restart web.1**: restarts a crashed dyno now instead of after its back-off (deploy is checked on the click). */
+export function restartButton(app: string, dyno: string): Button {
+  return actionButton('restart', { a: app, d: dyno }, { text: { type: 'plain_text', text: truncate(`Restart ${dyno}`, 75) } });
+}
+
 export function lockLine(lock: LockView): Mrkdwn {
   return mrkdwn`:lock: ${lock.target} is locked by ${lock.holder} until ${until(lock.until)}${lock.reason ? `: ${lock.reason}` : ''}`;
 }

@@ -1,8 +1,8 @@
 import type { KnownBlock } from '@slack/types';
 import type { Result } from '../api/types.ts';
 import { age, short, until } from '../format.ts';
-import { MAX_BLOCKS_MESSAGE } from './limits.ts';
-import { channelMention, code, joinMrkdwn, link, mention, mrkdwn, section, slackMessage, type Mrkdwn } from './mrkdwn.ts';
+import { MAX_BLOCKS_MESSAGE, MAX_TEXT } from './limits.ts';
+import { channelMention, code, codeBlock, joinMrkdwn, link, mention, mrkdwn, section, slackMessage, type Mrkdwn } from './mrkdwn.ts';
 
 /** A command's answer as Slack shows it. */
 export type Answer = { text: string; blocks: KnownBlock[] };
@@ -12,7 +12,18 @@ export type Answer = { text: string; blocks: KnownBlock[] };
  * them as the CLI prints them, in a code block. Every other answer is a
  * sentence or a list in mrkdwn, with people and channels as mentions.
  */
-export const TABLE_ANSWERS: ReadonlySet<string> = new Set(['releases', 'releases:output', 'diff', 'config', 'ci:info', 'pipelines']);
+export const TABLE_ANSWERS: ReadonlySet<string> = new Set([
+  'releases',
+  'releases:output',
+  'diff',
+  'config',
+  'ci:info',
+  'pipelines',
+  'ps',
+  'ps:scale',
+  'apps',
+  'apps:info',
+]);
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
@@ -202,6 +213,14 @@ export function commandAnswer(result: Result, people: Record<string, string>): A
         mrkdwn`*This channel follows*`,
         rows.map((r) => mrkdwn`*${r.pipeline}*: ${r.events.join(', ')}`),
       );
+    }
+    case 'logs': {
+      const { app, lines } = result.data;
+      if (!lines.length) return answer(mrkdwn`No log lines for *${app}* yet.`);
+      // The newest lines that fit a message; `--tail` follows the log in a terminal.
+      return answer(mrkdwn`*${app}*: the last lines of its log · ${code(`flowops logs ${app} --tail`)} follows it`, [
+        codeBlock(lines.join('\n'), MAX_TEXT - 100, 'end'),
+      ]);
     }
     default:
       return null;

@@ -108,7 +108,8 @@ export function truncateMrkdwn(m: Mrkdwn, max = MAX_TEXT): Mrkdwn {
  * (release output, where the error is usually last).
  */
 export function codeBlock(text: string, max = MAX_TEXT, keep: 'start' | 'end' = 'start'): Mrkdwn {
-  let body = escapeMrkdwn(text.trimEnd() || ' ');
+  // Three backticks in the text would end the block early: what follows would be formatted.
+  let body = escapeMrkdwn(text.replace(/```/g, 'ˋˋˋ').trimEnd() || ' ');
   const room = max - 6;
   if (body.length > room) {
     if (keep === 'start') {

@@ -1,7 +1,7 @@
 import type { KnownBlock, SectionBlock } from '@slack/types';
 import type { AppView, PromoteOffer, RollbackOffer } from '../engine/views.ts';
 import { age, short } from '../format.ts';
-import { lockLine, promoteButton, rollbackButton, unlockButton } from './buttons.ts';
+import { lockLine, promoteButton, restartButton, rollbackButton, unlockButton } from './buttons.ts';
 import { MAX_BLOCKS_HOME, MAX_BLOCKS_MESSAGE, truncate } from './limits.ts';
 import { code, contextBlock, link, mrkdwn, section, slackMessage } from './mrkdwn.ts';
 
@@ -41,10 +41,18 @@ function appCard(pipeline: BoardPipeline, app: BoardApp, now: number): KnownBloc
     if (p) accessory = promoteButton({ pipeline: pipeline.name, app: app.name, version: r.version, offer: p });
     else if (app.rollback) accessory = rollbackButton(app.rollback);
   }
-  const card = section(mrkdwn`*${name}*  ${facts}${ahead}`, accessory);
-  if (!app.lock) return [card];
+  const blocks: KnownBlock[] = [section(mrkdwn`*${name}*  ${facts}${ahead}`, accessory)];
   // A stage's lock shows on each of its apps (the button names what it unlocks).
-  return [card, section(lockLine(app.lock), pipeline.canOperate ? unlockButton(app.lock) : undefined)];
+  if (app.lock) blocks.push(section(lockLine(app.lock), pipeline.canOperate ? unlockButton(app.lock) : undefined));
+  const crashed = app.crashed ?? [];
+  if (crashed.length)
+    blocks.push(
+      section(
+        mrkdwn`:boom: ${crashed.join(', ')} crashed; flowops restarts ${crashed.length === 1 ? 'it' : 'them'} with a back-off · ${code(`/flow logs ${app.name}`)}`,
+        pipeline.canDeploy ? restartButton(app.name, crashed[0]!) : undefined,
+      ),
+    );
+  return blocks;
 }
 
 /** A pipeline as stages with app cards: version, commit, age, status, what a promotion would ship, and the buttons the viewer may use. */

@@ -11,6 +11,7 @@ export type Command =
   | { name: 'deploy'; pipeline: string; ref?: string; stage: string; app?: string; force?: boolean; reason?: string }
   | {
       name: 'promote';
+      /** Empty when the source app alone names it (Heroku's `pipelines:promote -a <app>`). */
       pipeline: string;
       fromStage?: string;
       fromApp?: string;
@@ -33,7 +34,16 @@ export type Command =
   | { name: 'config'; app: string }
   | { name: 'config:set'; app: string; vars: Record<string, string>; force?: boolean; reason?: string }
   | { name: 'config:unset'; app: string; keys: string[]; force?: boolean; reason?: string }
-  | { name: 'diff'; pipeline: string }
+  | { name: 'diff'; pipeline: string; app?: string }
+  | { name: 'logs'; app: string; num?: number; dyno?: string; source?: 'app' | 'flowops'; tail: boolean }
+  | { name: 'ps'; app: string }
+  | { name: 'ps:scale'; app: string; formation: Record<string, number> }
+  | { name: 'ps:restart'; app: string; target?: string }
+  | { name: 'ps:stop'; app: string; target: string }
+  | { name: 'apps' }
+  | { name: 'apps:info'; app: string }
+  | { name: 'config:get'; app: string; key: string }
+  | { name: 'open'; app: string }
   | { name: 'access'; pipeline: string }
   | { name: 'access:add'; pipeline: string; user: string; permission: string }
   | { name: 'access:remove'; pipeline: string; user: string }

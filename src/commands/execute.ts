@@ -1,7 +1,7 @@
 import type { ApprovalView, CommandName, OperationView, Result } from '../api/types.ts';
 import type { Actor } from '../engine/access.ts';
 import type { Engine } from '../engine/engine.ts';
-import { InvalidInput } from '../errors.ts';
+import { InvalidInput, PermissionDenied } from '../errors.ts';
 import { helpText, type Command } from './grammar.ts';
 
 /** Where a command was typed: in Slack, the channel it came from. */
@@ -62,7 +62,14 @@ const HANDLERS: { [N in CommandName]: Handler<N> } = {
   'apps:move': (engine, actor, command) => data(command, engine.moveApp(actor, command.app, command.stage)),
   'apps:destroy': (engine, actor, command) => data(command, engine.destroyApp(actor, command.app, command.confirm)),
   deploy: (engine, actor, command) => operationOrRequest(command, engine.deploy(actor, command)),
-  promote: (engine, actor, command) => operationOrRequest(command, engine.promote(actor, command)),
+  promote: async (engine, actor, command) => {
+    // Heroku's `pipelines:promote -a <app>`: the source app names the pipeline and the stage.
+    if (!command.pipeline && command.fromApp) {
+      const source = await engine.appInfo(actor, command.fromApp);
+      command = { ...command, pipeline: source.pipeline, fromStage: source.stage };
+    }
+    return operationOrRequest(command, engine.promote(actor, command));
+  },
   releases: (engine, actor, command) => data(command, engine.releases(actor, command.app)),
   'releases:output': (engine, actor, command) => data(command, engine.releaseOutput(actor, command.app, command.version)),
   rollback: (engine, actor, command) =>
@@ -82,7 +89,35 @@ const HANDLERS: { [N in CommandName]: Handler<N> } = {
   },
   'config:set': (engine, actor, command) => operation(command, engine.setConfig(actor, command.app, command.vars, command)),
   'config:unset': (engine, actor, command) => operation(command, engine.unsetConfig(actor, command.app, command.keys, command)),
-  diff: (engine, actor, command) => data(command, engine.diff(actor, command.pipeline)),
+  diff: async (engine, actor, command) => {
+    // Heroku's `pipelines:diff -a <app>`: the app's pipeline.
+    const pipeline = command.pipeline || (await engine.appInfo(actor, command.app ?? '')).pipeline;
+    return data(command, engine.diff(actor, pipeline));
+  },
+  logs: (engine, actor, command) => {
+    if (command.tail && actor.via === 'slack')
+      throw new InvalidInput(
+        `\`--tail\` follows a log in a terminal: \`flowops logs ${command.app} --tail\`; here, \`logs ${command.app}\` shows the last lines`,
+      );
+    return data(command, engine.logs(actor, command.app, { num: command.num, dyno: command.dyno, source: command.source }));
+  },
+  ps: (engine, actor, command) => data(command, engine.processes(actor, command.app)),
+  'ps:scale': (engine, actor, command) => data(command, engine.scale(actor, command.app, command.formation)),
+  'ps:restart': (engine, actor, command) => data(command, engine.restartDynos(actor, command.app, command.target)),
+  'ps:stop': (engine, actor, command) => data(command, engine.stopDynos(actor, command.app, command.target)),
+  apps: (engine, actor, command) => data(command, engine.listApps(actor)),
+  'apps:info': (engine, actor, command) => data(command, engine.appInfo(actor, command.app)),
+  'config:get': async (engine, actor, command) => {
+    const { vars, hidden } = await engine.config(actor, command.app);
+    // A masked value would pass for the value in a script: say why there is none instead.
+    if (hidden) throw new PermissionDenied(hidden);
+    const value = Object.hasOwn(vars, command.key) ? vars[command.key]! : null;
+    return { kind: 'data', command: command.name, data: { app: command.app, key: command.key, value } };
+  },
+  open: async (engine, actor, command) => {
+    const app = await engine.appInfo(actor, command.app);
+    return { kind: 'data', command: command.name, data: { app: app.name, url: app.url } };
+  },
   access: async (engine, actor, command) => {
     const grants = await engine.access(actor, command.pipeline);
     const floor = await engine.defaultAccess(actor, command.pipeline);

@@ -16,14 +16,82 @@ function isCommandName(word: string): word is CommandName {
 
 /** The known command nearest to a mistyped one, if it is near enough to be a typo. */
 export function suggest(word: string): string | undefined {
-  const nearest = closest(word, COMMAND_NAMES);
+  const nearest = closest(word, [...COMMAND_NAMES, ...Object.keys(HEROKU_NAMES)]);
   return distance(word, nearest) <= Math.max(2, Math.floor(word.length / 3)) ? nearest : undefined;
+}
+
+/**
+ * Heroku CLI's names for what flowops calls otherwise, each turned into
+ * flowops' words: `pipelines:promote -a shop-staging --to shop` is `promote`
+ * from that app. `app` is the `-a/--app` value, when given.
+ */
+const HEROKU_NAMES: Record<string, (rest: string[], app: string | undefined) => Command> = {
+  'pipelines:add': (rest, app) => {
+    const { values, positionals } = parseArgs({ args: rest, options: { stage: { type: 'string', short: 's' } }, allowPositionals: true });
+    return parseCommand(['apps:create', app ?? '', '--pipeline', positionals[0] ?? '', '--stage', values.stage ?? '']);
+  },
+  'pipelines:promote': (rest, app) => {
+    const { values } = parseArgs({ args: rest, options: { to: { type: 'string', short: 't' } }, allowPositionals: false });
+    if (!app) throw new InvalidInput('missing -a <app>, the app to promote from. Usage: pipelines:promote -a <app> [--to <app>,<app>]');
+    const toApps = values.to?.split(',').filter(Boolean);
+    if (toApps && !toApps.length) throw new InvalidInput('--to needs the apps to promote to, like --to shop,shop-eu');
+    return { name: 'promote', pipeline: '', fromApp: app, ...(toApps ? { toApps } : {}) };
+  },
+  'pipelines:diff': (rest, app) => {
+    if (rest.length || !app) throw new InvalidInput('Usage: pipelines:diff -a <app> (or `diff <pipeline>`)');
+    return { name: 'diff', pipeline: '', app };
+  },
+  'releases:info': (rest, app) => parseCommand(['releases:output', ...(app ? [app] : []), ...rest]),
+};
+
+/** Commands whose first word is an app: `-a <app>` (Heroku's habit) stands for it. */
+function takesApp(name: CommandName): boolean {
+  return SPECS[name].usage.startsWith(`${name} <app>`);
+}
+
+/** `-a shop`, `--app shop`, `--app=shop` out of the words: the app, and the words without it. */
+function appOption(words: string[]): { app: string | undefined; rest: string[] } {
+  const rest: string[] = [];
+  let app: string | undefined;
+  for (let i = 0; i < words.length; i++) {
+    const word = words[i]!;
+    if (word === '-a' || word === '--app') {
+      if (app !== undefined) throw new InvalidInput('-a/--app given twice');
+      app = words[++i];
+      if (app === undefined || app.startsWith('-')) throw new InvalidInput(`${word} needs an app name, like ${word} shop`);
+    } else if (word.startsWith('--app=')) {
+      if (app !== undefined) throw new InvalidInput('-a/--app given twice');
+      app = word.slice('--app='.length);
+      if (!app) throw new InvalidInput('--app= needs an app name, like --app=shop');
+    } else rest.push(word);
+  }
+  return { app, rest };
 }
 
 /** Parses a command's words (argv without the program name). Throws InvalidInput with the usage or the nearest command. */
 export function parseCommand(argv: string[]): Command {
-  const [word, ...rest] = argv;
-  if (!word) return { name: 'help' };
+  const [word, ...given] = argv;
+  if (!word || word === '--help' || word === '-h') return { name: 'help' };
+  // `flowops ps --help`: that command's help.
+  if (given.includes('--help') || given.includes('-h')) return { name: 'help', command: word };
+  const { app, rest: withoutApp } = appOption(given);
+  if (app !== undefined) checkWord(app);
+  const heroku = HEROKU_NAMES[word];
+  if (heroku) {
+    checkWords(word, withoutApp);
+    try {
+      return heroku(withoutApp, app);
+    } catch (err) {
+      if (err instanceof InvalidInput) throw err;
+      throw new InvalidInput(`${err instanceof Error ? err.message.split('\n')[0] : String(err)}. \`help\` lists the commands`);
+    }
+  }
+  let rest = withoutApp;
+  if (app !== undefined) {
+    if (!isCommandName(word) || !takesApp(word))
+      throw new InvalidInput(`-a/--app does not go with \`${word}\`${isCommandName(word) ? `. Usage: ${SPECS[word].usage}` : ''}`);
+    rest = [app, ...rest];
+  }
   checkWords(word, rest);
   if (!isCommandName(word)) {
     const near = suggest(word);
@@ -76,8 +144,21 @@ const HELP_TOPICS: { title: string; commands: CommandName[] }[] = [
   { title: 'Approvals', commands: ['approvals', 'approve', 'reject', 'approvals:require', 'approvals:disable'] },
   {
     title: 'Apps and config',
-    commands: ['pipelines', 'pipelines:info', 'apps:create', 'apps:move', 'apps:destroy', 'config', 'config:set', 'config:unset'],
+    commands: [
+      'pipelines',
+      'pipelines:info',
+      'apps',
+      'apps:info',
+      'apps:create',
+      'apps:move',
+      'apps:destroy',
+      'config',
+      'config:get',
+      'config:set',
+      'config:unset',
+    ],
   },
+  { title: 'Run apps', commands: ['ps', 'ps:scale', 'ps:restart', 'ps:stop', 'logs', 'open'] },
   { title: 'Feeds in Slack', commands: ['subscribe', 'unsubscribe', 'subscriptions'] },
   {
     title: 'CI and review apps',

@@ -1,5 +1,5 @@
 import { age, short, until } from '../format.ts';
-import type { AppView, ApprovalView, OperationView, ReleaseView, Result } from '../api/types.ts';
+import type { AppView, ApprovalView, OperationView, ProcessesView, ReleaseView, Result } from '../api/types.ts';
 
 function table(rows: string[][]): string {
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
@@ -10,12 +10,34 @@ function releaseLine(r: ReleaseView): string[] {
   return [`v${r.version}`, r.description, r.status + (r.current ? ' (current)' : ''), short(r.commit), age(r.createdAt)];
 }
 
+/** `ps` in Heroku's layout: a heading per process type with its command and count, then each dyno's state since when. */
+function processes(p: ProcessesView): string {
+  const types = Object.keys(p.formation);
+  if (!types.length) return `${p.app} runs no processes: deploy a release with a Procfile first.`;
+  return types
+    .map((type) => {
+      const dynos = p.dynos.filter((d) => d.type === type);
+      const command = p.commands[type] ?? dynos[0]?.command ?? '';
+      const lines = dynos.map((d) => {
+        const since = d.since
+          .replace('T', ' ')
+          .replace(/\.\d+Z$/, ' +0000')
+          .replaceAll('-', '/');
+        const exit = d.state === 'crashed' && d.exitCode !== null ? ` (exit ${d.exitCode})` : '';
+        return `${d.name}: ${d.state}${exit} ${since} (~ ${age(d.since)})`;
+      });
+      return [`=== ${type}: \`${command}\` (${p.formation[type]})`, ...(lines.length ? lines : ['(scaled to 0)'])].join('\n');
+    })
+    .join('\n\n');
+}
+
 function appCard(app: AppView): string {
   const release = app.release ? `v${app.release.version} ${short(app.release.commit)} ${age(app.release.createdAt)}` : 'no release yet';
   const lock = app.lock
     ? `\n    locked by ${app.lock.holder} until ${until(app.lock.until)}${app.lock.reason ? `: ${app.lock.reason}` : ''}`
     : '';
-  return `  ${app.name.padEnd(24)} ${release}${app.url ? `  ${app.url}` : ''}${lock}`;
+  const crashed = app.crashed?.length ? `\n    crashed: ${app.crashed.join(', ')} (\`logs ${app.name}\`, \`ps:restart ${app.name}\`)` : '';
+  return `  ${app.name.padEnd(24)} ${release}${app.url ? `  ${app.url}` : ''}${lock}${crashed}`;
 }
 
 /** The start of a long operation's progress line: "Promoting demo-staging v6 0f0a53b to demo (production)". */
@@ -258,6 +280,39 @@ export function renderText(result: Result): string {
       if (!rows.length) return 'This channel is not a feed of any pipeline. `subscribe <pipeline>` makes it one.';
       return rows.map((r) => `${r.pipeline}: ${r.events.join(', ')}`).join('\n');
     }
+    case 'logs':
+      return result.data.lines.length ? result.data.lines.join('\n') : `No log lines of ${result.data.app} match.`;
+    case 'ps':
+    case 'ps:scale':
+      return processes(result.data);
+    case 'ps:restart':
+      return result.data.dynos.length
+        ? `Restarting ${result.data.dynos.join(', ')} of ${result.data.app}... done`
+        : `${result.data.app} runs no dyno to restart.`;
+    case 'ps:stop':
+      return `Stopping ${result.data.dynos.join(', ')} of ${result.data.app}... done (idle until \`ps:restart\`, \`ps:scale\` or the next release)`;
+    case 'apps': {
+      const apps = result.data;
+      if (!apps.length) return 'No apps you can see yet.';
+      return table([['App', 'Pipeline', 'Stage', 'URL'], ...apps.map((a) => [a.name, a.pipeline, a.stage, a.url ?? ''])]);
+    }
+    case 'apps:info': {
+      const a = result.data;
+      return [
+        `=== ${a.name}`,
+        table([
+          ['Pipeline:', `${a.pipeline} (${a.stage})`],
+          ['Release:', a.release ? `v${a.release.version} ${short(a.release.commit)} ${age(a.release.createdAt)}` : 'none yet'],
+          ['Web URL:', a.url ?? '(no web process)'],
+          ...(a.lock ? [['Locked:', `by ${a.lock.holder} until ${until(a.lock.until)}`]] : []),
+          ...(a.crashed?.length ? [['Crashed:', a.crashed.join(', ')]] : []),
+        ]),
+      ].join('\n');
+    }
+    case 'config:get':
+      return result.data.value ?? '';
+    case 'open':
+      return result.data.url ?? `${result.data.app} has no web process, so no URL`;
     default: {
       // Every command this build knows has its case: a new one does not compile until it does.
       const unrendered: never = result;

@@ -257,6 +257,98 @@ export const SPECS: Record<CommandName, Spec> = {
     summary: 'the commits each stage runs that its downstream stage does not',
     parse: (w) => ({ name: 'diff', pipeline: words('diff', w, ['pipeline'])[0]! }),
   },
+  logs: {
+    usage: 'logs <app> [--tail] [--num 100] [--ps web|web.1|router|api] [--source app|flowops]',
+    summary: "an app's log: its dynos' output, its router's requests and flowops' own lines (`--tail` follows it)",
+    options: {
+      tail: { type: 'boolean', short: 't' },
+      num: { type: 'string', short: 'n' },
+      ps: { type: 'string' },
+      dyno: { type: 'string', short: 'd' },
+      source: { type: 'string', short: 's' },
+    },
+    parse: (w, v) => {
+      const [app] = words('logs', w, ['app']);
+      const num = optional(v, 'num');
+      if (num !== undefined && !/^\d{1,5}$/.test(num))
+        throw usageError('logs', `--num is a number of lines, like 100; got "${num.slice(0, 20)}"`);
+      const source = optional(v, 'source');
+      if (source !== undefined && source !== 'app' && source !== 'flowops')
+        throw usageError('logs', `--source is app or flowops; got "${source.slice(0, 20)}"`);
+      const dyno = optional(v, 'dyno') ?? optional(v, 'ps');
+      if (dyno !== undefined && !/^[a-z0-9_-]+(\.\d+)?$/i.test(dyno))
+        throw usageError('logs', `--ps is a process type or dyno, like web or web.1`);
+      return {
+        name: 'logs',
+        app: app!,
+        tail: v.tail === true,
+        ...(num !== undefined ? { num: Math.max(1, Number(num)) } : {}),
+        ...(dyno !== undefined ? { dyno } : {}),
+        ...(source ? { source } : {}),
+      };
+    },
+  },
+  ps: {
+    usage: 'ps <app>',
+    summary: "an app's dynos: state (starting, up, crashed, idle), since when, and command",
+    parse: (w) => ({ name: 'ps', app: words('ps', w, ['app'])[0]! }),
+  },
+  'ps:scale': {
+    usage: 'ps:scale <app> <type>=<count>...',
+    summary: 'run this many dynos of each process type, kept across releases and restarts (deploy)',
+    parse: (w) => {
+      const [app, ...pairs] = w;
+      if (!app) throw usageError('ps:scale', 'missing <app>');
+      if (!pairs.length) throw usageError('ps:scale', 'missing <type>=<count>, like web=2');
+      // No prototype: `__proto__=1` is a process type like any other (and refused as one the Procfile lacks).
+      const formation: Record<string, number> = Object.create(null) as Record<string, number>;
+      for (const pair of pairs) {
+        const match = /^([A-Za-z0-9_-]+)[=:](\d{1,3})$/.exec(pair);
+        if (!match) throw usageError('ps:scale', `"${pair.slice(0, 40)}" is not <type>=<count>, like web=2`);
+        formation[match[1]!] = Number(match[2]);
+      }
+      return { name: 'ps:scale', app, formation };
+    },
+  },
+  'ps:restart': {
+    usage: 'ps:restart <app> [web|web.1]',
+    summary: "restart an app's dynos, a process type's, or one (deploy)",
+    parse: (w) => {
+      if (w.length === 2) return { name: 'ps:restart', app: w[0]!, target: w[1]! };
+      return { name: 'ps:restart', app: words('ps:restart', w, ['app'])[0]! };
+    },
+  },
+  'ps:stop': {
+    usage: 'ps:stop <app> <web|web.1>',
+    summary: 'stop a dyno or a process type until the next restart, scale or release (deploy)',
+    parse: (w) => {
+      const [app, target] = words('ps:stop', w, ['app', 'dyno']);
+      return { name: 'ps:stop', app: app!, target: target! };
+    },
+  },
+  apps: {
+    usage: 'apps',
+    summary: 'list the apps you can see, with their pipeline and stage',
+    parse: (w) => (words('apps', w, []), { name: 'apps' }),
+  },
+  'apps:info': {
+    usage: 'apps:info <app>',
+    summary: "an app's pipeline, stage, release, URL, lock and crashed dynos",
+    parse: (w) => ({ name: 'apps:info', app: words('apps:info', w, ['app'])[0]! }),
+  },
+  'config:get': {
+    usage: 'config:get <app> KEY',
+    summary: 'print the value of one config var',
+    parse: (w) => {
+      const [app, key] = words('config:get', w, ['app', 'KEY']);
+      return { name: 'config:get', app: app!, key: key! };
+    },
+  },
+  open: {
+    usage: 'open <app>',
+    summary: "the app's URL",
+    parse: (w) => ({ name: 'open', app: words('open', w, ['app'])[0]! }),
+  },
   access: {
     usage: 'access <pipeline>',
     summary: 'who has which permission on a pipeline',

@@ -20,6 +20,7 @@ import { DeployLocks1700000000010 } from './migrations/1700000000010-deploy-lock
 import { DefaultAccess1700000000011 } from './migrations/1700000000011-default-access.ts';
 import { IdentityLinks1700000000012 } from './migrations/1700000000012-identity-links.ts';
 import { Approvals1700000000013 } from './migrations/1700000000013-approvals.ts';
+import { Formation1700000000014 } from './migrations/1700000000014-formation.ts';
 import { databaseOutage } from './outage.ts';
 
 export interface Database {
@@ -43,6 +44,7 @@ const migrations = [
   DefaultAccess1700000000011,
   IdentityLinks1700000000012,
   Approvals1700000000013,
+  Formation1700000000014,
 ];
 
 /**

@@ -189,6 +189,7 @@ export const AppEntity = new EntitySchema<App>({
     lastVersion: { type: Number, name: 'last_version', default: 0 },
     currentReleaseId: { type: Number, name: 'current_release_id', nullable: true },
     config: { type: 'jsonb', default: {} },
+    formation: { type: 'jsonb', default: {} },
     lockedBy: { type: Number, name: 'locked_by', nullable: true },
     createdAt,
   },

@@ -146,6 +146,8 @@ export interface App {
   lastVersion: number;
   currentReleaseId: number | null;
   config: Record<string, string>;
+  /** Dynos per process type, as `ps:scale` set them; a type missing runs one. */
+  formation: Record<string, number>;
   lockedBy: number | null;
   createdAt: Date;
 }

@@ -8,6 +8,7 @@ import { Ci } from './ci.ts';
 import { EngineContext } from './context.ts';
 import { Identity } from './identity.ts';
 import { DEFAULT_LOCK_SETTINGS, DeployLocks, type LockSettings } from './deploy-locks.ts';
+import { Dynos } from './dynos.ts';
 import { Feeds } from './feeds.ts';
 import { Operations } from './operations.ts';
 import type { Outbox } from './outbox.ts';
@@ -45,10 +46,11 @@ function wire(ctx: EngineContext, lockSettings: LockSettings, approvalTtlMs: num
   const ci = new Ci(ctx, authz, execution, releases, reviewApps);
   const users = new Users(ctx, authz);
   const feeds = new Feeds(ctx, authz, pipelines);
-  const recovery = new Recovery(ctx, ci, reviewApps, locks, approvals);
+  const dynos = new Dynos(ctx, authz);
+  const recovery = new Recovery(ctx, ci, reviewApps, locks, approvals, dynos);
   const identity = new Identity(ctx);
   const cards = new Cards(ctx, authz, pipelines, operations, locks, gate);
-  return { ctx, authz, users, pipelines, feeds, operations, releases, reviewApps, ci, recovery, cards, locks, identity, approvals };
+  return { ctx, authz, users, pipelines, feeds, operations, releases, reviewApps, ci, recovery, cards, locks, identity, approvals, dynos };
 }
 
 /** Which service answers each of the facade's methods. */
@@ -74,6 +76,8 @@ const ROUTES = {
     'connectPipeline',
     'listPipelines',
     'pipelineInfo',
+    'appInfo',
+    'listApps',
     'destroyPipeline',
     'createApp',
     'moveApp',
@@ -82,6 +86,7 @@ const ROUTES = {
   ],
   releases: ['deploy', 'promote', 'rollback', 'config', 'setConfig', 'unsetConfig', 'releases', 'releaseOutput', 'diff'],
   authz: ['permissionOn'],
+  dynos: ['processes', 'scale', 'restartDynos', 'stopDynos', 'logs', 'collectCrashes'],
   locks: ['lock', 'unlock', 'locks', 'expireLocks'],
   approvals: ['requireApprovals', 'disableApprovals', 'approvals', 'approval', 'approve', 'reject', 'expireApprovals'],
   identity: ['loginCode', 'login', 'users', 'unlink'],
@@ -107,7 +112,8 @@ export interface Engine
     Routed<'approvals', Approvals>,
     Routed<'identity', Identity>,
     Routed<'ci', Ci>,
-    Routed<'reviewApps', ReviewApps> {}
+    Routed<'reviewApps', ReviewApps>,
+    Routed<'dynos', Dynos> {}
 
 /**
  * The engine's one door for the fronts (CLI API, Slack, GitHub): a thin facade

@@ -22,6 +22,7 @@ export function feedKindOf(type: string): (typeof FEED_EVENTS)[number] | null {
   if (/^lock\.(added|removed|expired|overridden)$/.test(type)) return 'deploy';
   if (type === 'approval.bypassed' || type === 'approvals.required' || type === 'approvals.disabled') return 'deploy';
   if (type === 'github.deployment_refused') return 'deploy';
+  if (type === 'dyno.crashed' || type === 'formation.changed') return 'deploy';
   return null;
 }
 

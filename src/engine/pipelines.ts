@@ -41,10 +41,13 @@ export class Pipelines {
         '--repo must not carry a password (user:password@): everyone who can view the pipeline sees its repository. Use an SSH URL with a deploy key, a git credential helper, or github:owner/name with GITHUB_TOKEN',
       );
     }
-    const branch = input.branch ?? 'main';
-    assertRef(branch);
+    if (input.branch !== undefined) assertRef(input.branch);
     const ref = parseSourceRef(input.repo);
     const source = await this.ctx.openSource(input.repo);
+    // As Heroku follows a repository's default branch: the one its HEAD names (main, master…).
+    const branch = input.branch ?? (await source.defaultBranch());
+    if (!branch) throw new InvalidInput("the repository's HEAD names no branch; name the branch to follow with --branch");
+    assertRef(branch);
     // A path is stored resolved, so the pipeline finds it whatever directory the server starts in.
     const repo = ref.kind === 'path' ? path.resolve(ref.path) : formatSourceRef(ref);
     await source.resolve(branch).catch((err: unknown) => {
@@ -118,10 +121,43 @@ export class Pipelines {
     const apps = await this.ctx.db.getRepository(AppEntity).findBy({ pipelineId: pipeline.id });
     const releases = await this.currentReleases(apps);
     const locks = await this.locks.locksOf(pipeline);
+    const crashed = await this.crashed();
     const views = apps
-      .map((app) => ({ ...this.appView(app, pipeline, releases.get(app.id) ?? null), lock: locks.get(app.name) ?? null }))
+      .map((app) => ({
+        ...this.appView(app, pipeline, releases.get(app.id) ?? null),
+        lock: locks.get(app.name) ?? null,
+        crashed: crashed[app.name] ?? [],
+      }))
       .sort((a, b) => STAGE_ORDER[a.stage] - STAGE_ORDER[b.stage] || a.name.localeCompare(b.name));
     return { name: pipeline.name, repo: pipeline.repo, branch: pipeline.branch, apps: views, sandbox: this.ctx.platform.isolation };
+  }
+
+  /** One app with its release, lock and crashed dynos (view). */
+  async appInfo(actor: Actor, name: string): Promise<AppView> {
+    const { app, pipeline } = await this.authz.authorizeApp(actor, name, REQUIRED.read, `apps:info ${name}`);
+    const releases = await this.currentReleases([app]);
+    const locks = await this.locks.locksOf(pipeline);
+    return {
+      ...this.appView(app, pipeline, releases.get(app.id) ?? null),
+      lock: locks.get(app.name) ?? null,
+      crashed: (await this.crashed())[app.name] ?? [],
+    };
+  }
+
+  /** Every app the actor can see, by pipeline then stage. */
+  async listApps(actor: Actor): Promise<AppView[]> {
+    const pipelines = await this.listPipelines(actor);
+    const infos = await Promise.all(pipelines.map((p) => this.pipelineInfo(actor, p.name)));
+    return infos.flatMap((info) => info.apps);
+  }
+
+  /** Every app's crashed dynos; none when the platform cannot be asked. */
+  private async crashed(): Promise<Record<string, string[]>> {
+    try {
+      return await this.ctx.platform.crashed();
+    } catch {
+      return {};
+    }
   }
 
   async destroyPipeline(actor: Actor, name: string, confirm: string | undefined): Promise<{ name: string; apps: string[] }> {

@@ -20,6 +20,7 @@ import type { Ci } from './ci.ts';
 import type { ReviewApps } from './review-apps.ts';
 import type { DeployLocks } from './deploy-locks.ts';
 import type { Approvals } from './approvals.ts';
+import type { Dynos } from './dynos.ts';
 import { IllegalTransition, transition, transitionAll } from './transitions.ts';
 
 /** A runner whose heartbeat is older than this is taken for dead, wherever it ran. */
@@ -37,6 +38,7 @@ export class Recovery {
     private readonly reviewApps: ReviewApps,
     private readonly locks: DeployLocks,
     private readonly approvals: Approvals,
+    private readonly dynos: Dynos,
   ) {}
 
   /** Registers this runner, ends operations whose runner died, and brings every app back to its current release. */
@@ -46,6 +48,10 @@ export class Recovery {
       .save({ id: this.ctx.runnerId, hostname: os.hostname(), pid: process.pid, heartbeatAt: new Date() });
     await this.interruptOrphans();
     await this.recoverApps();
+    // The platform lost its apps (the local runtime died and was started again): tell it again.
+    this.ctx.platform.whenRestarted(() => {
+      this.recoverApps().catch((err: unknown) => log.error({ err }, 'apps not brought back after the runtime restarted'));
+    });
     this.heartbeat = setInterval(() => {
       void this.ctx.db
         .getRepository(RunnerEntity)
@@ -68,9 +74,11 @@ export class Recovery {
       void this.approvals.expireApprovals();
     }, 60_000);
     this.lockSweep.unref();
+    this.dynos.watch();
   }
 
   async stop(): Promise<void> {
+    await this.dynos.unwatch();
     clearInterval(this.heartbeat);
     clearInterval(this.staleSweep);
     clearInterval(this.lockSweep);
@@ -140,7 +148,7 @@ export class Recovery {
       const release = app.currentReleaseId ? await this.ctx.db.getRepository(ReleaseEntity).findOneBy({ id: app.currentReleaseId }) : null;
       const slug = release?.slugId ? await this.ctx.db.getRepository(SlugEntity).findOneBy({ id: release.slugId }) : null;
       if (release && slug) {
-        current.push(releaseSpecOf(app.name, release, slug));
+        current.push(releaseSpecOf(app, release, slug));
       } else {
         idle.push(app.name);
       }

@@ -6,6 +6,7 @@ import {
   PipelineEntity,
   ReleaseEntity,
   SlugEntity,
+  UserEntity,
   type App,
   type FailedPhase,
   type Operation,
@@ -31,8 +32,16 @@ export interface NewRelease {
   config?: Record<string, string>;
 }
 /** What the platform needs to run a release of an app: its slug's processes and the release's config. */
-export function releaseSpecOf(app: string, release: Release, slug: Slug): ReleaseSpec {
-  return { app, releaseId: release.id, version: release.version, slugId: slug.id, procfile: slug.procfile, config: release.config };
+export function releaseSpecOf(app: App, release: Release, slug: Slug): ReleaseSpec {
+  return {
+    app: app.name,
+    releaseId: release.id,
+    version: release.version,
+    slugId: slug.id,
+    procfile: slug.procfile,
+    config: release.config,
+    formation: app.formation,
+  };
 }
 
 /** Builds and releases, the work of an operation: one release at a time per app, under the app's lock. */
@@ -175,7 +184,7 @@ export class ReleaseExecution {
         ? await durably('release', () => this.ctx.db.getRepository(SlugEntity).findOneByOrFail({ id: spec.slugId! }))
         : null;
       if (slug) {
-        const releaseSpec = releaseSpecOf(app.name, release, slug);
+        const releaseSpec = releaseSpecOf(app, release, slug);
         if (slug.procfile.release) await progress(`Running release phase for ${app.name} v${release.version}...`, app.name);
         let phase: { code: number };
         try {
@@ -191,6 +200,9 @@ export class ReleaseExecution {
           return fail(`release phase exited with ${phase.code}; see \`releases:output ${app.name} v${release.version}\``, 'release');
         await progress(`Starting ${app.name} v${release.version}...`, app.name);
         try {
+          // The formation as it is now: a ps:scale during the release phase is not undone.
+          const now = await durably('release', () => this.ctx.db.getRepository(AppEntity).findOneByOrFail({ id: app.id }));
+          releaseSpec.formation = now.formation;
           await this.ctx.platform.start(releaseSpec, (chunk) => {
             output += chunk;
           });
@@ -215,6 +227,11 @@ export class ReleaseExecution {
           });
         }),
       );
+      // As Heroku's API does, the release is a line in the app's log.
+      const by = await this.ctx.db.getRepository(UserEntity).findOneBy({ id: op.actorId });
+      await this.ctx.platform
+        .note(app.name, 'api', `Release v${release.version} created by ${by?.name ?? 'flowops'}: ${release.description}`)
+        .catch(() => undefined);
     });
   }
 }

@@ -1,4 +1,4 @@
-import { STAGES, type Stage } from '../db/entities.ts';
+import { STAGES, type Stage } from '../db/models.ts';
 import { InvalidInput } from '../errors.ts';
 
 /** Where a promotion goes: development to staging, staging to production. */

@@ -1,5 +1,8 @@
 import type { Procfile } from '../db/entities.ts';
+import type { AppProcesses, CrashReport, Formation, LogPage, LogQuery, LogSource } from '../runtime/protocol.ts';
 import type { Source } from '../source/source.ts';
+
+export type { AppProcesses, CrashReport, DynoView, Formation, LogPage, LogQuery, LogSource } from '../runtime/protocol.ts';
 
 export interface BuiltSlug {
   /** sha256 of the slug archive: the slug's address. */
@@ -16,6 +19,8 @@ export interface ReleaseSpec {
   slugId: string;
   procfile: Procfile;
   config: Record<string, string>;
+  /** Dynos per process type (`ps:scale`); a type missing from it runs one. */
+  formation: Formation;
 }
 
 export type OutputSink = (chunk: string) => void;
@@ -64,8 +69,30 @@ export interface Platform {
     config: Record<string, string>,
     onOutput: OutputSink,
   ): Promise<{ code: number; output: string }>;
+  /** The app's dynos and their states. */
+  ps(app: string): Promise<AppProcesses>;
+  /** Sets the number of dynos of process types; the dynos start or stop now. */
+  scale(app: string, formation: Formation): Promise<AppProcesses>;
+  /** Restarts the app's dynos, a type's (`web`) or one (`web.1`); the names of those restarted. */
+  restart(app: string, target?: string): Promise<string[]>;
+  /** Stops a dyno or a type's until the next restart, scale or release; the names of those stopped. */
+  stop(app: string, target: string): Promise<string[]>;
+  /** Lines of the app's log: its dynos', its router's and flowops' own. */
+  logs(app: string, query: LogQuery): Promise<LogPage>;
+  /** Adds a line of flowops' own to the app's log (`flowops[api]: Release v5 created by alice`). */
+  note(app: string, dyno: string, text: string, source?: LogSource): Promise<void>;
+  /** The crashed dynos of every app that has some (`{ shop: ['web.1'] }`); none when nothing runs. */
+  crashed(): Promise<Record<string, string[]>>;
+  /** Dynos that crashed after running fine, one report per crash episode, until taken. */
+  crashes(): Promise<CrashReport[]>;
+  takeCrash(id: string): Promise<void>;
   /** Stops every process of the app and frees its port. */
   destroy(app: string): Promise<void>;
+  /**
+   * Calls `listener` when the platform lost what it ran and must be told again (`recover`):
+   * the local platform's runtime died and was started anew.
+   */
+  whenRestarted(listener: () => void): void;
   /** After a restart: make each app run its current release (or nothing), and nothing else. */
   recover(current: ReleaseSpec[], appsWithoutRelease: string[]): Promise<void>;
   /** The app's URL, when it has a web process. */

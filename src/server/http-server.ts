@@ -2,7 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { z } from 'zod';
-import type { ApiError, ApprovalProgress, CommandRequest, OperationProgress, Result } from '../api/types.ts';
+import type { ApiError, ApprovalProgress, CommandRequest, LogsView, OperationProgress, Result } from '../api/types.ts';
 import { execute } from '../commands/execute.ts';
 import { parseCommand } from '../commands/grammar.ts';
 import type { Actor } from '../engine/access.ts';
@@ -100,6 +100,27 @@ export function createHttpApp(engine: Engine, mountFronts: (app: express.Express
       if (id < 1 || id > MAX_ID) throw new NotFound(`no approval request ${raw}`);
       const progress: ApprovalProgress = await engine.approval(actor, id);
       res.json(progress);
+    }),
+  );
+
+  // `logs --tail`: the lines after a cursor, polled by the CLI.
+  app.get(
+    '/api/apps/:app/logs',
+    authed(async (req, res, actor) => {
+      const query = z
+        .object({
+          after: z.coerce.number().int().min(0).optional(),
+          num: z.coerce.number().int().min(1).max(1500).optional(),
+          dyno: z
+            .string()
+            .regex(/^[a-z0-9_-]+(\.\d+)?$/i)
+            .optional(),
+          source: z.enum(['app', 'flowops']).optional(),
+        })
+        .safeParse(req.query);
+      if (!query.success) throw new InvalidInput('logs take after, num, dyno and source (app or flowops)');
+      const page: LogsView = await engine.logs(actor, String(req.params.app), query.data);
+      res.json(page);
     }),
   );
 

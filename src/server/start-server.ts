@@ -95,7 +95,16 @@ export async function startServer(settings: Settings): Promise<RunningServer> {
   const { server, port } = listening;
   try {
     const database = await openDatabase(settings.databaseUrl, settings.dataDir);
-    const platform = new LocalPlatform(settings.dataDir, settings.bootTimeoutMs, sandbox, settings.buildTimeoutMs);
+    const platform = new LocalPlatform(settings.dataDir, {
+      bootTimeoutMs: settings.bootTimeoutMs,
+      sandbox,
+      buildTimeoutMs: settings.buildTimeoutMs,
+      routerPort: settings.router.port,
+      routerHost: settings.router.host,
+      domain: settings.router.domain,
+      caddyAdmin: settings.router.caddyAdmin,
+      logLines: settings.logLines,
+    });
     const openSource = sourceOpener({ cacheDir: path.join(settings.dataDir, 'repos'), github: settings.github });
     // This process's outbox: the engine writes events, the notifiers below deliver them.
     const outbox = new Outbox(database.dataSource, randomUUID());

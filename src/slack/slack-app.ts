@@ -18,6 +18,7 @@ import { register as registerRejectDialog } from './listeners/views/reject-dialo
 import { register as registerOutput } from './listeners/actions/output.ts';
 import { register as registerPromote } from './listeners/actions/promote.ts';
 import { register as registerRerelease } from './listeners/actions/rerelease.ts';
+import { register as registerRestart } from './listeners/actions/restart.ts';
 import { register as registerRetry } from './listeners/actions/retry.ts';
 import { register as registerRollback } from './listeners/actions/rollback.ts';
 import { register as registerUnlock } from './listeners/actions/unlock.ts';
@@ -42,6 +43,7 @@ const buttonListeners: Record<ActionId, (app: App, deps: SlackDeps) => void> = {
   rollback: registerRollback,
   rerelease: registerRerelease,
   unlock: registerUnlock,
+  restart: registerRestart,
   retry: registerRetry,
   ci_rerun: registerCiRerun,
   output: registerOutput,

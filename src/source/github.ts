@@ -118,6 +118,15 @@ export class GitHubSource implements Source, CommitStatuses, Deployments {
     }
   }
 
+  async defaultBranch(): Promise<string | null> {
+    try {
+      const { data } = await this.octokit.rest.repos.get({ owner: this.repo.owner, repo: this.repo.name });
+      return data.default_branch || null;
+    } catch (err) {
+      throw this.failure(err, `reading ${this.slug}`);
+    }
+  }
+
   async extract(sha: string, dir: string): Promise<void> {
     let data: ArrayBuffer;
     try {

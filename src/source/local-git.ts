@@ -62,6 +62,11 @@ export class LocalGitSource implements Source {
     return result.output.trim();
   }
 
+  async defaultBranch(): Promise<string | null> {
+    const head = await run('git', ['-C', this.gitDir, 'symbolic-ref', '--quiet', '--short', 'HEAD']);
+    return head.code === 0 && head.output.trim() ? head.output.trim() : null;
+  }
+
   async extract(sha: string, dir: string): Promise<void> {
     assertSha(sha);
     const archive = await run('sh', [

@@ -34,6 +34,8 @@ export interface Commit {
 export interface Source {
   /** The full sha a ref (branch, tag, sha) names; throws NotFound for an unknown ref. */
   resolve(ref: string): Promise<string>;
+  /** The branch the repository's HEAD names (its default branch: `main`, `master`…); null when HEAD names none. */
+  defaultBranch(): Promise<string | null>;
   /** Writes the tree of a commit into `dir` (which exists and is empty). */
   extract(sha: string, dir: string): Promise<void>;
   /** A file of a commit (app.json), or null when the commit has none. */

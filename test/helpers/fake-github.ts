@@ -42,6 +42,8 @@ export class FakeGitHub {
   readonly statusAttempts: { sha: string; description: string; answered: number }[] = [];
   private server!: http.Server;
   url = '';
+  /** What the repository's page says its default branch is. */
+  defaultBranch = 'main';
 
   constructor(
     private readonly fullName: string,
@@ -104,6 +106,7 @@ export class FakeGitHub {
       return;
     }
     let match: RegExpExecArray | null;
+    if (req.method === 'GET' && p === prefix) return json(200, { full_name: this.fullName, default_branch: this.defaultBranch });
     if (req.method === 'POST' && /^\/app\/installations\/\d+\/access_tokens$/.test(p)) {
       return json(201, {
         token: 'ghs_installation_token',

@@ -1,7 +1,18 @@
 import { createHash } from 'node:crypto';
 import type { Procfile } from '../../src/db/entities.ts';
-import type { BuildProgress, BuiltSlug, OutputSink, Platform, ReleaseSpec } from '../../src/platform/platform.ts';
-import { parseProcfile } from '../../src/platform/local/procfile.ts';
+import type {
+  AppProcesses,
+  BuildProgress,
+  BuiltSlug,
+  CrashReport,
+  Formation,
+  LogPage,
+  LogQuery,
+  OutputSink,
+  Platform,
+  ReleaseSpec,
+} from '../../src/platform/platform.ts';
+import { parseProcfile, processTypes } from '../../src/platform/local/procfile.ts';
 import type { Source } from '../../src/source/source.ts';
 
 /** A scripted step: returns its result, or a promise of it to hold the step open; throws to fail it. */
@@ -107,6 +118,64 @@ export class MemoryPlatform implements Platform {
     for (const app of appsWithoutRelease) this.running.delete(app);
     for (const spec of current) this.running.set(spec.app, spec);
   }
+
+  /** Lines of each app's log, as flowops wrote them. */
+  readonly notes = new Map<string, string[]>();
+
+  async ps(app: string): Promise<AppProcesses> {
+    const spec = this.running.get(app);
+    if (!spec) return { app, version: null, formation: {}, commands: {}, dynos: [] };
+    const types = processTypes(spec.procfile);
+    const formation = Object.fromEntries(types.map((t) => [t, spec.formation[t] ?? 1]));
+    const dynos = types.flatMap((type) =>
+      Array.from({ length: formation[type]! }, (_, i) => ({
+        name: `${type}.${i + 1}`,
+        type,
+        state: 'up' as const,
+        since: new Date(0).toISOString(),
+        command: spec.procfile[type]!,
+        version: spec.version,
+        exitCode: null,
+      })),
+    );
+    const commands = Object.fromEntries(types.map((t) => [t, spec.procfile[t]!]));
+    return { app, version: spec.version, formation, commands, dynos };
+  }
+
+  async scale(app: string, formation: Formation): Promise<AppProcesses> {
+    const spec = this.running.get(app);
+    if (spec) this.running.set(app, { ...spec, formation: { ...spec.formation, ...formation } });
+    return this.ps(app);
+  }
+
+  async restart(app: string, target?: string): Promise<string[]> {
+    return (await this.ps(app)).dynos.map((d) => d.name).filter((n) => !target || n === target || n.startsWith(`${target}.`));
+  }
+
+  async stop(app: string, target: string): Promise<string[]> {
+    return this.restart(app, target);
+  }
+
+  async logs(app: string, query: LogQuery): Promise<LogPage> {
+    const lines = this.notes.get(app) ?? [];
+    return { lines: lines.slice(query.after ?? -(query.num ?? 100)), next: lines.length };
+  }
+
+  async note(app: string, dyno: string, text: string): Promise<void> {
+    this.notes.set(app, [...(this.notes.get(app) ?? []), `flowops[${dyno}]: ${text}`]);
+  }
+
+  whenRestarted(): void {}
+
+  async crashed(): Promise<Record<string, string[]>> {
+    return {};
+  }
+
+  async crashes(): Promise<CrashReport[]> {
+    return [];
+  }
+
+  async takeCrash(): Promise<void> {}
 
   url(app: string): string | null {
     return this.running.get(app)?.procfile.web ? `http://${app}.flowops.test` : null;

@@ -36,6 +36,10 @@ export class MemorySource implements Source {
     return sha;
   }
 
+  async defaultBranch(): Promise<string | null> {
+    return this.branches.has('main') ? 'main' : ([...this.branches.keys()][0] ?? null);
+  }
+
   async extract(sha: string, dir: string): Promise<void> {
     for (const [name, content] of Object.entries(this.at(sha).files)) {
       await mkdir(path.dirname(path.join(dir, name)), { recursive: true });

@@ -2,6 +2,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import path from 'node:path';
 import { runCli } from '../../src/cli/cli.ts';
+import { RuntimeClient } from '../../src/runtime/client.ts';
+import type { RuntimeOptions } from '../../src/runtime/protocol.ts';
 
 const root = path.resolve(import.meta.dirname, '../..');
 
@@ -15,7 +17,7 @@ export interface ServerProcess {
 export async function spawnServer(env: Record<string, string>): Promise<ServerProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
     cwd: root,
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'warn', ...env },
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: 'warn', FLOW_ROUTER_PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
@@ -30,6 +32,11 @@ export async function spawnServer(env: Record<string, string>): Promise<ServerPr
     child.once('exit', (code) => reject(new Error(`flowops exited with ${code}: ${output}`)));
   });
   return { child, url, output: () => output };
+}
+
+/** Stops the runtime of a data dir (router, dynos): apps outlive flowops by design, a test ends them. */
+export async function stopRuntime(dataDir: string): Promise<void> {
+  await new RuntimeClient({ dataDir } as RuntimeOptions).shutdown();
 }
 
 /** Kills the server the hard way, as a crash or an OOM kill would. */

@@ -40,6 +40,8 @@ export async function startTestServer(
       PORT: '0',
       FLOW_DATA_DIR: path.join(dir, 'data'),
       FLOW_BOOT_TIMEOUT: '20',
+      // Each test server's router on a port of its own.
+      FLOW_ROUTER_PORT: '0',
       ...(database.url ? { DATABASE_URL: database.url } : {}),
       ...options.env,
     }),
@@ -65,6 +67,7 @@ export async function startTestServer(
       const apps: { name: string }[] = await server.database.dataSource.query('SELECT name FROM apps');
       await server.engine.idle();
       for (const { name } of apps) await server.platform.destroy(name);
+      await server.platform.shutdownRuntime();
       await server.close();
       await database.drop();
       await rm(dir, { recursive: true, force: true });

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
 import { lstat, mkdir, mkdtemp, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import semver from 'semver';
 import { runOrThrow } from '../../exec.ts';
 import type { Source } from '../../source/source.ts';
 import type { BuildProgress, BuiltSlug } from '../platform.ts';
@@ -67,7 +68,17 @@ async function buildNode(dir: string, store: SlugStore, progress: BuildProgress,
     scripts?: Record<string, unknown>;
     dependencies?: object;
     devDependencies?: object;
+    engines?: { node?: unknown };
   };
+  // As Heroku's buildpack reports it; here the app runs on the Node.js flowops runs, whatever it asks for.
+  const wanted = typeof pkg.engines?.node === 'string' ? pkg.engines.node.slice(0, 100) : null;
+  if (wanted === null) detail(`Using Node.js ${process.version} (package.json names no engines.node)`);
+  else if (semver.validRange(wanted) && semver.satisfies(process.version, wanted))
+    detail(`Using Node.js ${process.version} (engines.node "${wanted}")`);
+  else
+    detail(
+      `Warning: package.json asks for Node.js "${wanted}" (engines.node), but this flowops has ${process.version}; the app builds and runs on ${process.version}`,
+    );
   const lock = await readRepoFile(dir, 'package-lock.json', LOCKFILE_LIMIT);
   // Everything that decides what npm extracts, and whose builds these are: a cache entry is never shared
   // between repositories (another repository can copy a lockfile and vendor its own tarballs).
@@ -121,7 +132,24 @@ async function buildNode(dir: string, store: SlugStore, progress: BuildProgress,
     step(`Running ${script}`);
     await npm(`run ${script}`, `npm run ${script}`);
   }
+  // As Heroku's buildpack does after the build: devDependencies leave the slug (the build used them).
+  if (!committed && existsSync(path.join(dir, 'node_modules')) && pkg.devDependencies && Object.keys(pkg.devDependencies).length) {
+    step('Pruning devDependencies');
+    await npm('prune --omit=dev --ignore-scripts --no-audit --no-fund --loglevel=error', 'npm prune');
+  }
 }
+
+/** What a repository without package.json was made with, as its files tell: flowops builds Node.js apps only. */
+const OTHER_STACKS: [file: string, stack: string, install: string][] = [
+  ['Gemfile', 'Ruby', 'bundle install'],
+  ['requirements.txt', 'Python', 'pip install'],
+  ['Pipfile', 'Python', 'pipenv install'],
+  ['pyproject.toml', 'Python', 'pip install'],
+  ['go.mod', 'Go', 'go build'],
+  ['pom.xml', 'Java', 'mvn package'],
+  ['composer.json', 'PHP', 'composer install'],
+  ['Cargo.toml', 'Rust', 'cargo build'],
+];
 
 /**
  * Builds a commit into a slug: the tree at that commit, dependencies installed
@@ -154,7 +182,12 @@ export async function buildSlug(
         if (typeof pkg.scripts?.start === 'string') procfile = { ...procfile, web: 'npm start' };
       }
     } else {
-      step('No build needed: the app is used as it is');
+      const found = OTHER_STACKS.find(([file]) => existsSync(path.join(dir, file)));
+      if (found)
+        step(
+          `Found ${found[0]} (${found[1]}): flowops builds Node.js apps only, so nothing ran (no ${found[2]}); the app is used as it is and must bring what it needs`,
+        );
+      else step('No build needed: the app is used as it is');
     }
 
     step('Compressing slug');

@@ -1,56 +1,87 @@
-import { existsSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { processTypes } from './procfile.ts';
+import { mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { log } from '../../log.ts';
-import { processAlive, runOrThrow } from '../../exec.ts';
+import { runOrThrow } from '../../exec.ts';
+import { RuntimeClient, RuntimeError } from '../../runtime/client.ts';
+import type { AppProcesses, CrashReport, Formation, LogPage, LogQuery, LogSource, RuntimeRelease } from '../../runtime/protocol.ts';
 import type { Source } from '../../source/source.ts';
 import type { BuildProgress, BuiltSlug, OutputSink, Platform, ReleaseSpec } from '../platform.ts';
 import { buildSlug, slugTree, type SlugStore } from './build-slug.ts';
-import { AppProxy } from './proxy.ts';
 import { readRepoJson } from './repo-file.ts';
 import { buildSettings, Sandbox, type SandboxRequest } from './sandbox.ts';
+import { dynoEnv, stopDynos, stringValues } from './processes.ts';
 
-import {
-  allProcesses,
-  dynoEnv,
-  emptyState,
-  freePort,
-  spawnDetached,
-  stopDynos,
-  stringValues,
-  tail,
-  type AppState,
-  type DynoState,
-} from './processes.ts';
+export interface LocalPlatformOptions {
+  bootTimeoutMs: number;
+  sandbox?: Sandbox['mode'];
+  buildTimeoutMs?: number;
+  /** FLOW_ROUTER_PORT: the one port of every app (0: any free one, as tests ask). */
+  routerPort?: number;
+  /** FLOW_ROUTER_HOST: the address the router listens on. */
+  routerHost?: string;
+  /** FLOW_APPS_DOMAIN: an app answers at `<app>.<domain>`. */
+  domain?: string;
+  /** FLOW_LOG_LINES: the lines of each app's log that are kept. */
+  logLines?: number;
+  /** FLOW_ROUTER=caddy: Caddy's admin API (FLOW_CADDY_ADMIN); Caddy routes instead of the runtime's router. */
+  caddyAdmin?: string;
+}
 
 /**
- * Runs apps as child processes on this machine. Each app's processes run from the
- * slug's tree with `PORT` and the app's config vars, detached so they outlive a
- * flowops restart; the app's URL is a proxy that points at the live web process.
+ * Runs apps on this machine. Builds, release phases, test runs and one-off
+ * commands run here, as children of flowops; the apps' dynos, the router in
+ * front of them and their logs belong to the runtime (src/runtime), a process
+ * of its own that outlives flowops, which this platform starts and gives orders.
  */
 export class LocalPlatform implements Platform {
   private readonly store: SlugStore;
   private readonly appsDir: string;
-  private readonly proxies = new Map<string, { proxy: AppProxy; port: number }>();
-  private readonly stateWrites = new Map<string, Promise<void>>();
-  /** Apps being destroyed: late background writes (a shutdown finishing) must not recreate their state. */
-  private readonly destroying = new Set<string>();
+  /** Apps whose live release has a web process: the ones with a URL. */
+  private readonly webApps = new Set<string>();
+  private readonly runtime: RuntimeClient;
+  private readonly restartListeners: (() => void)[] = [];
+  /** Set once apps were given to the runtime: from then on, a runtime found dead is started again. */
+  private running = false;
+  private recovering = false;
+  private readonly options: Required<Omit<LocalPlatformOptions, 'caddyAdmin'>> & Pick<LocalPlatformOptions, 'caddyAdmin'>;
   readonly sandbox: Sandbox;
 
-  constructor(
-    dataDir: string,
-    private readonly bootTimeoutMs: number,
-    sandbox: Sandbox['mode'] = 'none',
-    private readonly buildTimeoutMs = 900_000,
-  ) {
+  constructor(dataDir: string, options: LocalPlatformOptions) {
+    this.options = {
+      sandbox: 'none',
+      buildTimeoutMs: 900_000,
+      routerPort: 5000,
+      routerHost: '127.0.0.1',
+      domain: 'localhost',
+      logLines: 1500,
+      ...options,
+    };
     this.store = {
       slugsDir: path.join(dataDir, 'slugs'),
       cacheDir: path.join(dataDir, 'cache'),
       tmpDir: path.join(dataDir, 'tmp'),
     };
     this.appsDir = path.join(dataDir, 'apps');
-    this.sandbox = new Sandbox(sandbox, dataDir);
+    this.sandbox = new Sandbox(this.options.sandbox, dataDir);
+    this.runtime = new RuntimeClient({
+      dataDir,
+      routerPort: this.options.routerPort,
+      routerHost: this.options.routerHost,
+      domain: this.options.domain,
+      sandbox: this.options.sandbox,
+      bootTimeoutMs: this.options.bootTimeoutMs,
+      logLines: this.options.logLines,
+      ...(this.options.caddyAdmin ? { caddyAdmin: this.options.caddyAdmin } : {}),
+    });
+    // A runtime started anew runs nothing: unless this is recover() itself, the engine must say what runs.
+    this.runtime.onStarted = () => {
+      if (!this.recovering) for (const listener of this.restartListeners) listener();
+    };
+  }
+
+  whenRestarted(listener: () => void): void {
+    this.restartListeners.push(listener);
   }
 
   get isolation(): Sandbox['mode'] {
@@ -61,7 +92,7 @@ export class LocalPlatform implements Platform {
     return buildSlug(source, sha, this.store, progress, {
       sandbox: this.sandbox,
       scope,
-      timeoutMs: this.buildTimeoutMs,
+      timeoutMs: this.options.buildTimeoutMs,
       startedAt: Date.now(),
     });
   }
@@ -71,16 +102,12 @@ export class LocalPlatform implements Platform {
     if (!command) return { code: 0, output: '' };
     const app = await slugTree(this.store.slugsDir, spec.slugId);
     onOutput(`-----> Running release command: ${command}\n`);
-    let phase: Promise<void> = Promise.resolve();
     const result = await this.run(
       { app, writable: false, env: dynoEnv(spec.config, { DYNO: 'release.1' }), command, tag: `${spec.app}/release` },
       onOutput,
-      (pid) => {
-        phase = this.updateState(spec.app, () => ({ releasePhase: { type: 'release', pid, port: null } }));
-      },
     );
-    await phase;
-    await this.updateState(spec.app, () => ({ releasePhase: null }));
+    // As on Heroku, the release phase's output is in the app's log too.
+    await this.note(spec.app, 'release.1', result.output.trimEnd().split('\n').slice(-200).join('\n'), 'app').catch(() => undefined);
     return result;
   }
 
@@ -153,117 +180,38 @@ export class LocalPlatform implements Platform {
   }
 
   async start(spec: ReleaseSpec, onOutput: OutputSink): Promise<void> {
-    const state = await this.readState(spec.app);
-    const types = Object.keys(spec.procfile).filter((type) => type !== 'release');
-    const app = types.length ? await slugTree(this.store.slugsDir, spec.slugId) : '';
-    const logDir = path.join(this.appsDir, spec.app, 'logs');
-    await mkdir(logDir, { recursive: true });
-
-    const started: DynoState[] = [];
+    const types = processTypes(spec.procfile);
+    if (!types.length) {
+      await this.runtime.call('DELETE', `/apps/${spec.app}`);
+      this.webApps.delete(spec.app);
+      return;
+    }
+    const tree = await slugTree(this.store.slugsDir, spec.slugId);
+    if (spec.procfile.web) onOutput(`-----> Starting the web process, waiting for it to answer HTTP\n`);
+    this.running = true;
     try {
-      for (const type of types) {
-        const port = type === 'web' ? await freePort() : null;
-        const logFile = path.join(logDir, `v${spec.version}.${type}.log`);
-        const env = dynoEnv(spec.config, { DYNO: `${type}.1`, ...(port ? { PORT: String(port) } : {}) });
-        const command = this.sandbox.command({
-          app,
-          writable: false,
-          env,
-          command: spec.procfile[type]!,
-          outlivesFlowops: true,
-          tag: `${spec.app}/${type}.1`,
-        });
-        const pid = await spawnDetached(command, logFile);
-        started.push({ type, pid, port });
-      }
+      await this.runtime.call('POST', `/apps/${spec.app}/release`, this.runtimeRelease(spec, tree));
     } catch (err) {
-      await stopDynos(started, 1000);
-      throw new Error(`the processes could not be started: ${err instanceof Error ? err.message : String(err)}`);
+      if (err instanceof RuntimeError) throw new Error(err.message);
+      throw err;
     }
-    await this.updateState(spec.app, () => ({ starting: started }));
-
-    const web = started.find((dyno) => dyno.type === 'web');
-    if (web?.port) {
-      onOutput(`-----> Starting web process, waiting for it to answer on port ${web.port}\n`);
-      const ok = await this.waitForHttp(web);
-      if (!ok) {
-        await stopDynos(started, 1000);
-        await this.updateState(spec.app, () => ({ starting: [] }));
-        const why = processAlive(web.pid) ? `did not answer HTTP within ${this.bootTimeoutMs / 1000} s` : 'exited';
-        throw new Error(`the web process ${why}:\n${tail(path.join(logDir, `v${spec.version}.web.log`))}`);
-      }
-      const port = await this.ensureProxy(spec.app, state.port);
-      this.proxies.get(spec.app)!.proxy.target = web.port;
-      state.port = port;
-    } else {
-      await this.closeProxy(spec.app);
-      state.port = null;
-    }
-    const previous = [...state.dynos, ...(state.stopping ?? [])];
-    await this.updateState(spec.app, () => ({
-      port: state.port,
-      releaseId: spec.releaseId,
-      dynos: started,
-      starting: [],
-      stopping: previous,
-    }));
-    if (previous.length) {
-      onOutput(`-----> Stopping the previous release's processes\n`);
-      void stopDynos(previous).then(() =>
-        this.updateState(spec.app, (now) => ({ stopping: (now.stopping ?? []).filter((d) => !previous.some((p) => p.pid === d.pid)) }), {
-          ifExists: true,
-        }),
-      );
-    }
+    if (spec.procfile.web) this.webApps.add(spec.app);
+    else this.webApps.delete(spec.app);
+    onOutput(`-----> Live: ${types.map((t) => `${t} (${spec.formation[t] ?? 1})`).join(', ')}\n`);
   }
 
   async destroy(app: string): Promise<void> {
-    this.destroying.add(app);
-    try {
-      const state = await this.readState(app);
-      await this.closeProxy(app);
-      await stopDynos(allProcesses(state), 5000);
-      await this.stateWrites.get(app);
-      await rm(path.join(this.appsDir, app), { recursive: true, force: true, maxRetries: 3 });
-    } finally {
-      this.destroying.delete(app);
-    }
+    this.webApps.delete(app);
+    // With no runtime running, nothing of the app runs: a runtime starts empty.
+    if (await this.runtime.find()) await this.runtime.call('DELETE', `/apps/${app}`);
+    await rm(path.join(this.appsDir, app), { recursive: true, force: true, maxRetries: 3 });
   }
 
   async recover(current: ReleaseSpec[], appsWithoutRelease: string[]): Promise<void> {
     await this.sweepTmp();
-    for (const app of appsWithoutRelease) {
-      const state = await this.readState(app);
-      await stopDynos(allProcesses(state), 2000);
-      await this.updateState(app, () => emptyState(), { ifExists: true });
-    }
-    const kept = new Set<number>();
-    const restart: ReleaseSpec[] = [];
-    for (const spec of current) {
-      const state = await this.readState(spec.app);
-      // Whatever flowops was starting, stopping or running as a release phase when it died.
-      const leftovers = [...state.starting, ...(state.stopping ?? []), ...(state.releasePhase ? [state.releasePhase] : [])];
-      if (leftovers.length) await stopDynos(leftovers, 2000);
-      const running = state.releaseId === spec.releaseId && state.dynos.length > 0 && state.dynos.every((d) => processAlive(d.pid));
-      if (running) {
-        for (const dyno of state.dynos) kept.add(dyno.pid);
-        const web = state.dynos.find((d) => d.type === 'web');
-        if (web?.port) {
-          const port = await this.ensureProxy(spec.app, state.port);
-          this.proxies.get(spec.app)!.proxy.target = web.port;
-          await this.updateState(spec.app, () => ({ port, starting: [], stopping: [], releasePhase: null }));
-        }
-        log.info({ app: spec.app, version: spec.version }, 'app still running its current release');
-        continue;
-      }
-      if (state.releaseId !== spec.releaseId || state.dynos.length) await stopDynos(state.dynos, 2000);
-      await this.updateState(spec.app, () => ({ releaseId: null, dynos: [], starting: [], stopping: [], releasePhase: null }));
-      restart.push(spec);
-    }
-    // Every process this data dir's flowops started and that is not a current dyno: started but never
-    // recorded (flowops died between the two), a release phase or test run of the dead process, an app
-    // destroyed meanwhile. Found by their marker, so what flowops never wrote down is still found.
-    const strays = this.sandbox.findMarked().filter((p) => !kept.has(p.pid) && !kept.has(p.group));
+    // Builds, release phases and test runs of a flowops that died: nobody waits for them any more.
+    // (Dynos are the runtime's: they carry a `dyno:` tag and are left alone.)
+    const strays = this.sandbox.findMarked().filter((p) => !p.tag.startsWith('dyno:'));
     if (strays.length) {
       log.warn({ processes: strays.length }, 'stopping processes left over from before the restart');
       await stopDynos(
@@ -271,14 +219,92 @@ export class LocalPlatform implements Platform {
         2000,
       );
     }
-    for (const spec of restart) {
+    if (!current.length && !appsWithoutRelease.length && !(await this.runtime.find())) return;
+    this.running = true;
+    const releases: RuntimeRelease[] = [];
+    for (const spec of current) {
+      const types = processTypes(spec.procfile);
+      if (!types.length) continue;
+      let tree: string;
       try {
-        await this.start(spec, () => undefined);
-        log.info({ app: spec.app, version: spec.version }, 'app restarted on its current release');
+        tree = await slugTree(this.store.slugsDir, spec.slugId);
       } catch (error) {
-        log.error({ app: spec.app, version: spec.version, err: error }, 'app could not be restarted');
+        log.error({ app: spec.app, version: spec.version, err: error }, 'app could not be restarted: its slug is missing');
+        continue;
       }
+      releases.push(this.runtimeRelease(spec, tree));
+      if (spec.procfile.web) this.webApps.add(spec.app);
     }
+    this.recovering = true;
+    try {
+      await this.runtime.call('POST', '/recover', { releases, apps: [...current.map((s) => s.app), ...appsWithoutRelease] });
+    } finally {
+      this.recovering = false;
+    }
+  }
+
+  ps(app: string): Promise<AppProcesses> {
+    return this.runtime.call('GET', `/apps/${app}/ps`);
+  }
+
+  async scale(app: string, formation: Formation): Promise<AppProcesses> {
+    return this.runtime.call('PUT', `/apps/${app}/formation`, { formation });
+  }
+
+  async restart(app: string, target?: string): Promise<string[]> {
+    return (await this.runtime.call<{ dynos: string[] }>('POST', `/apps/${app}/restart`, { target })).dynos;
+  }
+
+  async stop(app: string, target: string): Promise<string[]> {
+    return (await this.runtime.call<{ dynos: string[] }>('POST', `/apps/${app}/stop`, { target })).dynos;
+  }
+
+  logs(app: string, query: LogQuery): Promise<LogPage> {
+    const params = new URLSearchParams();
+    for (const [key, value] of Object.entries(query)) if (value !== undefined) params.set(key, String(value));
+    return this.runtime.call('GET', `/apps/${app}/logs?${params}`);
+  }
+
+  async note(app: string, dyno: string, text: string, source: LogSource = 'flowops'): Promise<void> {
+    if (text) await this.runtime.call('POST', `/apps/${app}/logs`, { dyno, text, source });
+  }
+
+  async crashed(): Promise<Record<string, string[]>> {
+    // Asking never starts the runtime: with none running, nothing crashed.
+    if (!(await this.runtime.find())) return {};
+    return this.runtime.call('GET', '/crashed');
+  }
+
+  /** Asked every few seconds: also how a runtime that died is noticed, and started again. */
+  async crashes(): Promise<CrashReport[]> {
+    if (!(await this.runtime.find())) {
+      if (!this.running) return [];
+      log.warn('the runtime (router and dynos) is gone; starting it again');
+      await this.runtime.ensure();
+      return [];
+    }
+    return this.runtime.call('GET', '/crashes');
+  }
+
+  async takeCrash(id: string): Promise<void> {
+    await this.runtime.call('DELETE', `/crashes/${encodeURIComponent(id)}`);
+  }
+
+  /** Stops the runtime with every app it runs: apps normally outlive flowops; tests and a final shutdown do not want them to. */
+  shutdownRuntime(): Promise<void> {
+    return this.runtime.shutdown();
+  }
+
+  private runtimeRelease(spec: ReleaseSpec, tree: string): RuntimeRelease {
+    return {
+      app: spec.app,
+      releaseId: spec.releaseId,
+      version: spec.version,
+      tree,
+      procfile: spec.procfile,
+      config: spec.config,
+      formation: spec.formation,
+    };
   }
 
   /** Half-built slugs, test copies and cache staging dirs of a flowops that died mid-way. */
@@ -291,85 +317,14 @@ export class LocalPlatform implements Platform {
   }
 
   url(app: string): string | null {
-    const entry = this.proxies.get(app);
-    if (entry) return `http://127.0.0.1:${entry.port}`;
-    const file = path.join(this.appsDir, app, 'state.json');
-    if (!existsSync(file)) return null;
-    const state = JSON.parse(readFileSync(file, 'utf8')) as AppState;
-    return state.port ? `http://127.0.0.1:${state.port}` : null;
+    const port = this.options.routerPort || this.runtime.routerPort;
+    if (!this.webApps.has(app) || !port) return null;
+    // Caddy on 443 serves HTTPS with certificates of its own.
+    if (this.options.caddyAdmin && port === 443) return `https://${app}.${this.options.domain}`;
+    return `http://${app}.${this.options.domain}${port === 80 ? '' : `:${port}`}`;
   }
 
   async close(): Promise<void> {
-    for (const app of [...this.proxies.keys()]) await this.closeProxy(app);
-  }
-
-  private async waitForHttp(web: DynoState): Promise<boolean> {
-    const deadline = Date.now() + this.bootTimeoutMs;
-    while (Date.now() < deadline) {
-      if (!processAlive(web.pid)) return false;
-      try {
-        const answer = await fetch(`http://127.0.0.1:${web.port}/`, { signal: AbortSignal.timeout(2000), redirect: 'manual' });
-        await answer.body?.cancel();
-        return true;
-      } catch {
-        await sleep(20);
-      }
-    }
-    return false;
-  }
-
-  /** The app's proxy, listening on its remembered port when that is still free. */
-  private async ensureProxy(app: string, port: number | null): Promise<number> {
-    const existing = this.proxies.get(app);
-    if (existing) return existing.port;
-    const proxy = new AppProxy();
-    let got: number;
-    try {
-      got = await proxy.listen(port ?? 0);
-    } catch {
-      log.warn({ app, port }, 'app port taken, the app gets a new URL');
-      got = await proxy.listen(0);
-    }
-    this.proxies.set(app, { proxy, port: got });
-    return got;
-  }
-
-  private async closeProxy(app: string): Promise<void> {
-    const entry = this.proxies.get(app);
-    if (!entry) return;
-    this.proxies.delete(app);
-    await entry.proxy.close();
-  }
-
-  private async readState(app: string): Promise<AppState> {
-    try {
-      return { ...emptyState(), ...(JSON.parse(await readFile(path.join(this.appsDir, app, 'state.json'), 'utf8')) as AppState) };
-    } catch {
-      return emptyState();
-    }
-  }
-
-  /**
-   * Changes the app's state file: read, patch, write atomically, one change at a
-   * time per app (a release and the previous release's shutdown both write it).
-   * With `ifExists`, an app that was destroyed meanwhile is left alone.
-   */
-  private updateState(app: string, patch: (state: AppState) => Partial<AppState>, options: { ifExists?: boolean } = {}): Promise<void> {
-    const dir = path.join(this.appsDir, app);
-    const previous = this.stateWrites.get(app) ?? Promise.resolve();
-    const next = previous.then(async () => {
-      if (options.ifExists && (this.destroying.has(app) || !existsSync(dir))) return;
-      const state = await this.readState(app);
-      await mkdir(dir, { recursive: true });
-      const tmp = path.join(dir, `state.json.${process.pid}.tmp`);
-      await writeFile(tmp, JSON.stringify({ ...state, ...patch(state) }));
-      await rename(tmp, path.join(dir, 'state.json'));
-    });
-    const settled = next.catch(() => undefined);
-    this.stateWrites.set(app, settled);
-    void settled.then(() => {
-      if (this.stateWrites.get(app) === settled) this.stateWrites.delete(app);
-    });
-    return next;
+    // The runtime, its router and the apps keep running: the next flowops finds them again.
   }
 }

@@ -1,13 +1,9 @@
-import { spawn } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { listPids, processAlive, processStat, writeAndClose } from '../../exec.ts';
-import type { SandboxedCommand } from './sandbox.ts';
+import { listPids, processAlive, processStat } from '../../exec.ts';
 
 /*
- * The local platform's processes: what it remembers of them, and how it starts,
- * finds ports for and stops them.
+ * The local platform's processes: their environment, their ports, and how they stop.
  */
 
 export interface DynoState {
@@ -15,30 +11,6 @@ export interface DynoState {
   pid: number;
   port: number | null;
 }
-
-/** What the local platform remembers of an app, in `<dataDir>/apps/<app>/state.json`. */
-export interface AppState {
-  /** The port of the app's URL, kept across restarts. */
-  port: number | null;
-  releaseId: number | null;
-  dynos: DynoState[];
-  /** Processes of a release still booting; killed at recovery if flowops died meanwhile. */
-  starting: DynoState[];
-  /** A release phase under way; killed at recovery, so an interrupted migration never runs beside its retry. */
-  releasePhase?: DynoState | null;
-  /** The previous release's processes while they shut down; killed at recovery if flowops died meanwhile. */
-  stopping?: DynoState[];
-}
-
-/** Every process the platform started for the app and may still have to stop. */
-export const allProcesses = (state: AppState): DynoState[] => [
-  ...state.dynos,
-  ...state.starting,
-  ...(state.stopping ?? []),
-  ...(state.releasePhase ? [state.releasePhase] : []),
-];
-
-export const emptyState = (): AppState => ({ port: null, releaseId: null, dynos: [], starting: [], releasePhase: null });
 
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -94,39 +66,8 @@ export function dynoEnv(config: Record<string, string>, extra: Record<string, st
   return { ...config, HOST: '127.0.0.1', ...extra };
 }
 
-/** Starts a dyno in a process group of its own, its output appended to `logFile`; resolves with its pid once it runs. */
-export function spawnDetached(command: SandboxedCommand, logFile: string): Promise<number> {
-  const fd = openSync(logFile, 'a');
-  try {
-    const child = spawn(command.file, command.args, {
-      cwd: command.cwd,
-      env: command.env,
-      detached: true,
-      stdio: ['ignore', fd, fd, command.fd3 !== undefined ? 'pipe' : 'ignore'],
-    });
-    if (command.fd3 !== undefined) writeAndClose(child.stdio[3] as NodeJS.WritableStream, command.fd3);
-    return new Promise((resolve, reject) => {
-      child.once('error', reject);
-      child.once('spawn', () => {
-        child.unref();
-        resolve(child.pid!);
-      });
-    });
-  } finally {
-    closeSync(fd);
-  }
-}
-
 /** Config of app.json's `env` blocks: only string values become variables. */
 export function stringValues(env: unknown): Record<string, string> {
   if (!env || typeof env !== 'object') return {};
   return Object.fromEntries(Object.entries(env).filter((entry): entry is [string, string] => typeof entry[1] === 'string'));
-}
-
-export function tail(file: string, lines = 20): string {
-  try {
-    return readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n');
-  } catch {
-    return '';
-  }
 }

@@ -9,3 +9,8 @@ export function parseProcfile(text: string): Procfile {
   }
   return procfile;
 }
+
+/** The process types that run as dynos: every one but `release`, which runs once per release. */
+export function processTypes(procfile: Procfile): string[] {
+  return Object.keys(procfile).filter((type) => type !== 'release');
+}
