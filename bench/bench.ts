@@ -3,7 +3,7 @@
  * Runs a real server (Postgres with DATABASE_URL, else PGlite) in a temp dir.
  */
 import { execFile, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -21,6 +21,9 @@ import { FakeSlack } from '../test/helpers/fake-slack.ts';
 import { App, ExpressReceiver } from '@slack/bolt';
 import express from 'express';
 import { listen } from '../src/server/http-server.ts';
+import { homeView } from '../src/blocks/pipeline-board.ts';
+import { boardPipeline } from '../src/slack/board.ts';
+import { countQueries } from '../test/helpers/queries.ts';
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const percentile = (xs: number[], p: number) =>
@@ -397,6 +400,75 @@ try {
       `  ${label} p50 ${ms(median(times))}, p99 ${ms(p99)} (goal: under 50 ms) ${p99 < 50 ? 'ok' : 'MISSED'}; ${accepted} accepted, ${duplicates} duplicates, ${recorded} recorded (goal: exactly once) ${once ? 'ok' : 'MISSED'}`,
     );
   }
+  // ------------------------------------------------------------ App Home: 100 pipelines of 3 apps
+  console.log(
+    'App Home board for one user who sees 100 pipelines of 3 apps each (staging ahead, production with a rollback), median of 11',
+  );
+  const homeRepo = await GitRepo.create(path.join(dir, 'home-repo'), { 'README.md': 'home\n' });
+  const commitOf = (i: number, n: number) => createHash('sha1').update(`${i}:${n}`).digest('hex');
+  const viewerOf = async (id: string) => engine.externalUser({ externalId: `slack:T1:${id}`, name: id, admin: false, via: 'slack' });
+  const hundred = await viewerOf('UHUNDRED');
+  const ten = await viewerOf('UTEN');
+  for (let i = 0; i < 100; i++) {
+    const name = `home-${String(i).padStart(3, '0')}`;
+    await engine.createPipeline(admin, { name, repo: homeRepo.dir });
+    await engine.addAccess(admin, name, hundred.name, 'deploy');
+    if (i < 10) await engine.addAccess(admin, name, ten.name, 'deploy');
+    const [a0, a, b] = [commitOf(i, 0), commitOf(i, 1), commitOf(i, 2)];
+    // Releases as deploys and promotions leave them: staging v1..v3 (a0, a, b), production v1..v2 (a0, a), each app running its last.
+    for (const [app, stage, commits] of [
+      [`${name}-staging`, 'staging', [a0, a, b]],
+      [`${name}-prod`, 'production', [a0, a]],
+      [`${name}-eu`, 'production', [a0, a]],
+    ] as const) {
+      await engine.createApp(admin, { name: app, pipeline: name, stage });
+      await server.database.dataSource.query(
+        `WITH r AS (
+           INSERT INTO releases (app_id, version, commit, config, description, status)
+           SELECT a.id, v.n, v.c, '{}', 'Deploy ' || left(v.c, 7), 'succeeded' FROM apps a, unnest($2::text[]) WITH ORDINALITY AS v(c, n) WHERE a.name = $1
+           RETURNING id, app_id, version)
+         UPDATE apps SET current_release_id = (SELECT id FROM r ORDER BY version DESC LIMIT 1) WHERE name = $1`,
+        [app, commits],
+      );
+    }
+    // What the source said of each range, as flowops keeps it after the first look.
+    await server.database.dataSource.query(
+      `INSERT INTO commit_logs (pipeline_id, base, head, ahead, commits)
+       SELECT p.id, x.base, x.head, 1, '[]' FROM pipelines p, (VALUES ($2, $3), ($4, $2)) AS x(base, head) WHERE p.name = $1`,
+      [name, a, b, a0],
+    );
+  }
+  const db = server.database.dataSource;
+  const perPipeline = async (actor: Actor) =>
+    Promise.all((await engine.listPipelines(actor)).map((p) => boardPipeline(engine, actor, p.name)));
+  const bounded = async (actor: Actor) => homeView((await engine.boards(actor)).pipelines);
+  const boardTime = async (build: (actor: Actor) => Promise<unknown>, actor: Actor) => {
+    await build(actor); // warm-up
+    const times: number[] = [];
+    let queries = Infinity;
+    for (let i = 0; i < 11; i++) {
+      const started = performance.now();
+      // The fewest of the runs: the server's own sweeps may slip a query into one.
+      queries = Math.min(queries, await countQueries(db, () => build(actor)));
+      times.push(performance.now() - started);
+    }
+    return { ms: median(times), queries };
+  };
+  const before10 = await boardTime(perPipeline, ten);
+  const before100 = await boardTime(perPipeline, hundred);
+  const after10 = await boardTime(bounded, ten);
+  const after100 = await boardTime(bounded, hundred);
+  const built = (await engine.boards(hundred)).pipelines;
+  const promoteOffers = built.flatMap((p) => p.apps).filter((app) => app.promote?.ahead === 1).length;
+  console.log(
+    `  per pipeline, as before (10 / 100 pipelines)  ${ms(before10.ms)} / ${ms(before100.ms)}, ${before10.queries} / ${before100.queries} queries`,
+  );
+  console.log(
+    `  bounded, now (10 / 100 pipelines)             ${ms(after10.ms)} / ${ms(after100.ms)} (goal: under 300 ms) ${after100.ms < 300 ? 'ok' : 'MISSED'}, ${after10.queries} / ${after100.queries} queries (goal: constant) ${after10.queries === after100.queries ? 'ok' : 'MISSED'}`,
+  );
+  console.log(
+    `  (${built.length} pipelines built, ${promoteOffers} with a counted Promote offer; the view keeps ${homeView(built).blocks.length} of Slack's 100 blocks)\n`,
+  );
 } finally {
   for (const { name } of (await server.database.dataSource.query('SELECT name FROM apps WHERE name NOT LIKE $1', ['bulk-%'])) as {
     name: string;

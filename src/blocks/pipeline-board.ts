@@ -1,27 +1,11 @@
 import type { KnownBlock, SectionBlock } from '@slack/types';
-import type { AppView, PromoteOffer, RollbackOffer } from '../engine/views.ts';
+import type { BoardApp, BoardPipeline } from '../engine/views.ts';
 import { age, short } from '../format.ts';
 import { lockLine, promoteButton, restartButton, rollbackButton, unlockButton } from './buttons.ts';
 import { MAX_BLOCKS_HOME, MAX_BLOCKS_MESSAGE, truncate } from './limits.ts';
 import { code, contextBlock, link, mrkdwn, section, slackMessage } from './mrkdwn.ts';
 
-export interface BoardApp extends AppView {
-  /** What promoting this app's release would ship; absent when there is nothing to promote. */
-  promote?: PromoteOffer | null;
-  /** What rolling this app back would do; absent when there is no earlier good release. */
-  rollback?: RollbackOffer | null;
-}
-
-export interface BoardPipeline {
-  name: string;
-  apps: BoardApp[];
-  /** Whether the viewer may deploy (and so sees Promote and Rollback). */
-  canDeploy: boolean;
-  /** Whether the viewer may operate (and so sees Unlock). */
-  canOperate?: boolean;
-  /** True when this server runs repository code without a sandbox (bubblewrap missing, or FLOW_SANDBOX=none). */
-  unsandboxed?: boolean;
-}
+export type { BoardApp, BoardPipeline };
 
 /** What the board says on a server without a sandbox. */
 export const UNSANDBOXED_WARNING = mrkdwn`:warning: This flowops runs repository code *unsandboxed*: builds, tests and apps can read its settings and data. An admin should install bubblewrap.`;
@@ -32,9 +16,11 @@ function appCard(pipeline: BoardPipeline, app: BoardApp, now: number): KnownBloc
   const p = app.promote;
   const ahead = !p
     ? mrkdwn``
-    : p.first
-      ? mrkdwn`\n:arrow_up: not in ${p.downstream} yet: first release (${p.ahead} commit${p.ahead === 1 ? '' : 's'})`
-      : mrkdwn`\n:arrow_up: ${p.ahead} commit${p.ahead === 1 ? '' : 's'} ahead of ${p.downstream}`;
+    : p.unlisted
+      ? mrkdwn`\n:arrow_up: not in ${p.downstream} yet (commits not counted yet)`
+      : p.first
+        ? mrkdwn`\n:arrow_up: not in ${p.downstream} yet: first release (${p.ahead} commit${p.ahead === 1 ? '' : 's'})`
+        : mrkdwn`\n:arrow_up: ${p.ahead} commit${p.ahead === 1 ? '' : 's'} ahead of ${p.downstream}`;
   const name = app.url ? link(app.url, app.name) : app.name;
   let accessory: SectionBlock['accessory'];
   if (pipeline.canDeploy && r) {
@@ -96,14 +82,45 @@ export function pipelineMessage(pipeline: BoardPipeline, now = Date.now()): { te
   return slackMessage(mrkdwn`Pipeline ${pipeline.name}`, shown);
 }
 
-/** The App Home tab: every pipeline the user can see, within the Home tab's 100 blocks. */
-export function homeView(pipelines: BoardPipeline[], now = Date.now()): { type: 'home'; blocks: KnownBlock[] } {
+/** The App Home's picker: which pipeline to show first (Slack sends its choice as action `home_pick`). */
+export const HOME_PICK = 'home_pick';
+/** A static select holds at most 100 options. */
+const MAX_OPTIONS = 100;
+
+export interface HomeOptions {
+  now?: number;
+  /** The pipeline this person picked to see first (ignored unless they can see it). */
+  picked?: string | null;
+}
+
+/**
+ * The App Home tab: every pipeline the user can see, within the Home tab's 100
+ * blocks. When they do not all fit, a picker names them all (the first 100) and
+ * the one picked is shown first.
+ */
+export function homeView(pipelines: BoardPipeline[], options: HomeOptions = {}): { type: 'home'; blocks: KnownBlock[] } {
+  const now = options.now ?? Date.now();
   if (!pipelines.length) {
     return {
       type: 'home',
       blocks: [section(mrkdwn`You cannot see any pipeline yet. Ask an admin for access: \`/flow access:add <pipeline> @you view\``)],
     };
   }
-  const intro = section(mrkdwn`*Your pipelines* (${pipelines.length})`);
-  return { type: 'home', blocks: [intro, ...fit(pipelines, MAX_BLOCKS_HOME - 1, now)] };
+  const picked = pipelines.find((p) => p.name === options.picked);
+  const ordered = picked ? [picked, ...pipelines.filter((p) => p !== picked)] : pipelines;
+  const shown = fit(ordered, MAX_BLOCKS_HOME - 1, now);
+  const all = shown.filter((b) => b.type === 'header').length === pipelines.length;
+  const title = mrkdwn`*Your pipelines* (${pipelines.length})`;
+  if (all) return { type: 'home', blocks: [section(title), ...shown] };
+  const option = (name: string) => ({ text: { type: 'plain_text' as const, text: truncate(name, 75) }, value: name });
+  const picker: SectionBlock['accessory'] = {
+    type: 'static_select',
+    action_id: HOME_PICK,
+    placeholder: { type: 'plain_text', text: 'Show a pipeline first' },
+    options: pipelines.slice(0, MAX_OPTIONS).map((p) => option(p.name)),
+    ...(picked && pipelines.indexOf(picked) < MAX_OPTIONS ? { initial_option: option(picked.name) } : {}),
+  };
+  const more =
+    pipelines.length > MAX_OPTIONS ? mrkdwn` · the list names the first ${MAX_OPTIONS}; \`/flow pipelines\` names them all` : mrkdwn``;
+  return { type: 'home', blocks: [section(mrkdwn`${title}: more than fit here; pick one to see it first${more}`, picker), ...shown] };
 }

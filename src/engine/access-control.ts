@@ -1,3 +1,4 @@
+import { In } from 'typeorm';
 import { AppEntity, GrantEntity, PipelineEntity, SubscriptionEntity, type App, type Permission, type Pipeline } from '../db/entities.ts';
 import { log } from '../log.ts';
 import { permits, type Actor } from './access.ts';
@@ -7,6 +8,13 @@ import type { EngineContext } from './context.ts';
 /** A person of the app's own Slack workspace (not a Slack Connect guest): `access:default` reaches them. */
 const workspaceMember = (actor: Actor) => actor.via === 'slack' && !actor.guest;
 
+/** A grant, raised to the pipeline's `access:default` for a member of the workspace. */
+function withFloor(actor: Actor, pipeline: Pipeline, held: Permission | null): Permission | null {
+  const floor = workspaceMember(actor) ? pipeline.defaultAccess : null;
+  if (!floor) return held;
+  return held && permits(held, floor) ? held : floor;
+}
+
 /** Who may do what on a pipeline: every service asks here first. */
 export class Access {
   constructor(private readonly ctx: EngineContext) {}
@@ -15,10 +23,21 @@ export class Access {
   async permissionOf(actor: Actor, pipeline: Pipeline): Promise<Permission | null> {
     if (actor.admin) return 'manage';
     const grant = await this.ctx.db.getRepository(GrantEntity).findOneBy({ pipelineId: pipeline.id, userId: actor.id });
-    const held = grant?.permission ?? null;
-    const floor = workspaceMember(actor) ? pipeline.defaultAccess : null;
-    if (!floor) return held;
-    return held && permits(held, floor) ? held : floor;
+    return withFloor(actor, pipeline, grant?.permission ?? null);
+  }
+
+  /** Every pipeline the actor can see, by name, with what the actor holds there: three queries for any number of pipelines. */
+  async visiblePipelines(actor: Actor): Promise<{ pipeline: Pipeline; permission: Permission }[]> {
+    const ids = await this.visiblePipelineIds(actor);
+    if (!ids.length) return [];
+    const pipelines = await this.ctx.db.getRepository(PipelineEntity).find({ where: { id: In(ids) }, order: { name: 'ASC' } });
+    const grants = actor.admin ? [] : await this.ctx.db.getRepository(GrantEntity).findBy({ userId: actor.id, pipelineId: In(ids) });
+    return pipelines.flatMap((pipeline) => {
+      const held = actor.admin
+        ? 'manage'
+        : withFloor(actor, pipeline, grants.find((g) => g.pipelineId === pipeline.id)?.permission ?? null);
+      return held ? [{ pipeline, permission: held }] : [];
+    });
   }
 
   /** The ids of the pipelines the actor holds anything on (the rule of permissionOf, for every pipeline at once). */

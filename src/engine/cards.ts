@@ -1,4 +1,5 @@
 import { In } from 'typeorm';
+import type { Stage } from '../db/entities.ts';
 import {
   AppEntity,
   BuildEntity,
@@ -22,6 +23,7 @@ import { REQUIRED, type Actor } from './access.ts';
 import { InvalidInput } from '../errors.ts';
 import { movedOn } from './releases.ts';
 import type { Access } from './access-control.ts';
+import type { CommitLog, CommitLogs } from './commit-logs.ts';
 import type { EngineContext } from './context.ts';
 import type { DeployLocks } from './deploy-locks.ts';
 import type { ApprovalGate } from './approvals.ts';
@@ -75,7 +77,28 @@ const RETIRING = new Set(['app.destroyed', 'app.moved', 'pipeline.destroyed']);
 /** The Slack user id (`U…`) of a chat account `slack:<team>:<user>`, for a mention. */
 const slackIdOf = (externalId: string | null | undefined) => /^slack:[^:]*:([UW][A-Z0-9]{1,20})$/.exec(externalId ?? '')?.[1] ?? null;
 const tail = (text: string) => (text.length > OUTPUT_TAIL ? text.slice(-OUTPUT_TAIL) : text);
-const ref = (app: string, r: Release): ReleaseRef => ({ app, version: r.version, commit: r.commit });
+export const ref = (app: string, r: Release): ReleaseRef => ({ app, version: r.version, commit: r.commit });
+
+/**
+ * What promoting `head` to the downstream apps (running `bases`) would ship,
+ * given the log of each range (null: the source could not list it). The app
+ * furthest behind decides; null when every downstream app runs it already.
+ */
+export function promoteOfferOf(
+  to: { downstream: Stage; apps: string[]; bases: (string | null)[]; head: string },
+  logOf: (base: string | null) => CommitLog | null,
+): PromoteOffer | null {
+  const { downstream, apps, bases, head } = to;
+  const first = bases.every((b) => b === null);
+  let offer: PromoteOffer | null = null;
+  for (const base of new Set(bases)) {
+    if (base === head) continue;
+    const log = logOf(base);
+    if (!log) return { downstream, apps, ahead: 0, commits: [], first, base, unlisted: true };
+    if (!offer || log.ahead > offer.ahead) offer = { downstream, apps, ...log, first, base };
+  }
+  return offer && (offer.ahead > 0 || offer.base === null) ? offer : null;
+}
 
 /** The branch whose pushes get a message of their own: the one that auto-deploys, else the pipeline's. */
 function deployBranch(pipeline: Pipeline): string {
@@ -96,6 +119,7 @@ export class Cards {
     private readonly operations: Operations,
     private readonly locks: DeployLocks,
     private readonly gate: ApprovalGate,
+    private readonly commitLogs: CommitLogs,
   ) {}
 
   /**
@@ -524,17 +548,9 @@ export class Cards {
     if (!apps.length) return null;
     const running = await this.pipelines.currentReleases(apps);
     const bases = apps.map((a) => running.get(a.id)?.commit ?? null);
-    const names = apps.map((a) => a.name);
-    const first = bases.every((b) => b === null);
-    // The downstream app furthest behind decides what a promotion ships.
-    let offer: PromoteOffer | null = null;
-    for (const base of new Set(bases)) {
-      if (base === release.commit) continue;
-      const log = await this.log(pipeline, base, release.commit);
-      if (!log) return { downstream, apps: names, ahead: 0, commits: [], first, base, unlisted: true };
-      if (!offer || log.ahead > offer.ahead) offer = { downstream, apps: names, ...log, first, base };
-    }
-    return offer && (offer.ahead > 0 || offer.base === null) ? offer : null;
+    const logs = new Map<string | null, CommitLog | null>();
+    for (const base of new Set(bases)) if (base !== release.commit) logs.set(base, await this.log(pipeline, base, release.commit));
+    return promoteOfferOf({ downstream, apps: apps.map((a) => a.name), bases, head: release.commit }, (base) => logs.get(base) ?? null);
   }
 
   /** The earlier good release a rollback of a live production release would go back to, and the commits it takes away. */
@@ -556,12 +572,8 @@ export class Cards {
     return release?.status === 'succeeded' ? ref(app.name, release) : null;
   }
 
-  /** Commits in head and not in base, from the pipeline's source; null when the source cannot answer just now. */
-  private async log(pipeline: Pipeline, base: string | null, head: string): Promise<{ ahead: number; commits: Commit[] } | null> {
-    try {
-      return await (await this.ctx.source(pipeline)).log(base, head, 10);
-    } catch {
-      return null;
-    }
+  /** Commits in head and not in base, from the pipeline's source (once: kept); null when the source cannot answer just now. */
+  private log(pipeline: Pipeline, base: string | null, head: string): Promise<{ ahead: number; commits: Commit[] } | null> {
+    return this.commitLogs.get(pipeline, base, head);
   }
 }

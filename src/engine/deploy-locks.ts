@@ -30,6 +30,7 @@ export interface Force {
 
 interface LockRow {
   id: number;
+  pipeline_id: number;
   pipeline: string;
   app: string | null;
   stage: string | null;
@@ -84,7 +85,7 @@ function lockView(row: LockRow): LockView {
 /** A lock that holds now: not ended, not past its time (an expired one not yet swept counts as ended). */
 const OPEN = 'l.ended_at IS NULL AND l.expires_at > now()';
 
-const SELECT = `SELECT l.id, p.name AS pipeline, a.name AS app, l.stage, l.holder_id, coalesce(u.name, 'flowops') AS holder, l.reason, l.created_at, l.expires_at
+const SELECT = `SELECT l.id, l.pipeline_id, p.name AS pipeline, a.name AS app, l.stage, l.holder_id, coalesce(u.name, 'flowops') AS holder, l.reason, l.created_at, l.expires_at
   FROM deploy_locks l JOIN pipelines p ON p.id = l.pipeline_id LEFT JOIN apps a ON a.id = l.app_id LEFT JOIN users u ON u.id = l.holder_id`;
 
 /**
@@ -186,11 +187,18 @@ export class DeployLocks {
 
   /** The open lock that applies to each app of a pipeline (the app's own, or its stage's), by app name. */
   async locksOf(pipeline: Pipeline): Promise<Map<string, LockView>> {
-    const rows: LockRow[] = await this.ctx.db.query(`${SELECT} WHERE ${OPEN} AND l.pipeline_id = $1`, [pipeline.id]);
-    const apps = await this.ctx.db.getRepository(AppEntity).findBy({ pipelineId: pipeline.id });
+    return this.locksOfApps([pipeline.id], await this.ctx.db.getRepository(AppEntity).findBy({ pipelineId: pipeline.id }));
+  }
+
+  /** The open lock on each of these apps (of these pipelines), by app name: one query for any number of pipelines. */
+  async locksOfApps(pipelineIds: number[], apps: App[]): Promise<Map<string, LockView>> {
     const found = new Map<string, LockView>();
+    if (!pipelineIds.length) return found;
+    const rows: LockRow[] = await this.ctx.db.query(`${SELECT} WHERE ${OPEN} AND l.pipeline_id = ANY($1)`, [pipelineIds]);
     for (const app of apps) {
-      const row = rows.find((r) => r.app === app.name) ?? rows.find((r) => r.app === null && r.stage === app.stage);
+      const row =
+        rows.find((r) => r.app === app.name) ??
+        rows.find((r) => r.app === null && r.pipeline_id === app.pipelineId && r.stage === app.stage);
       if (row) found.set(app.name, lockView(row));
     }
     return found;

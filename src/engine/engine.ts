@@ -3,9 +3,12 @@ import type { Platform } from '../platform/platform.ts';
 import type { OpenSource } from '../source/open-source.ts';
 import { Access } from './access-control.ts';
 import { ApprovalGate, Approvals, DEFAULT_APPROVAL_TTL_MS, shipThrough } from './approvals.ts';
+import { BoardService } from './boards.ts';
 import { Cards } from './cards.ts';
+import { CommitLogs } from './commit-logs.ts';
 import { Ci } from './ci.ts';
 import { EngineContext } from './context.ts';
+import { HomeViews } from './home-views.ts';
 import { Identity } from './identity.ts';
 import { DEFAULT_LOCK_SETTINGS, DeployLocks, type LockSettings } from './deploy-locks.ts';
 import { Dynos } from './dynos.ts';
@@ -49,14 +52,37 @@ function wire(ctx: EngineContext, lockSettings: LockSettings, approvalTtlMs: num
   const dynos = new Dynos(ctx, authz);
   const recovery = new Recovery(ctx, ci, reviewApps, locks, approvals, dynos);
   const identity = new Identity(ctx);
-  const cards = new Cards(ctx, authz, pipelines, operations, locks, gate);
-  return { ctx, authz, users, pipelines, feeds, operations, releases, reviewApps, ci, recovery, cards, locks, identity, approvals, dynos };
+  const commitLogs = new CommitLogs(ctx);
+  const cards = new Cards(ctx, authz, pipelines, operations, locks, gate, commitLogs);
+  const boards = new BoardService(ctx, authz, pipelines, locks, commitLogs);
+  const homeViews = new HomeViews(ctx);
+  return {
+    ctx,
+    authz,
+    users,
+    pipelines,
+    feeds,
+    operations,
+    releases,
+    reviewApps,
+    ci,
+    recovery,
+    cards,
+    boards,
+    homeViews,
+    locks,
+    identity,
+    approvals,
+    dynos,
+  };
 }
 
 /** Which service answers each of the facade's methods. */
 const ROUTES = {
   recovery: ['start', 'stop'],
   operations: ['idle', 'operation'],
+  boards: ['boards', 'countCommits'],
+  homeViews: ['homeOpened', 'homePicked', 'homeViewers'],
   cards: ['subjectsOf', 'report', 'operationReport', 'pullRequestReport', 'pushReport', 'approvalReport', 'offers', 'promotePreview'],
   users: [
     'authenticate',
@@ -103,6 +129,8 @@ export interface Engine
     Routed<'recovery', Recovery>,
     Routed<'operations', Operations>,
     Routed<'cards', Cards>,
+    Routed<'boards', BoardService>,
+    Routed<'homeViews', HomeViews>,
     Routed<'users', Users>,
     Routed<'feeds', Feeds>,
     Routed<'pipelines', Pipelines>,

@@ -273,7 +273,8 @@ export class Pipelines {
     return new Map(releases.map((r) => [r.appId, r]));
   }
 
-  private appView(app: App, pipeline: Pipeline, release: Release | null): AppView {
+  /** An app as the fronts show it (no lock or crashed dynos yet). */
+  appView(app: App, pipeline: Pipeline, release: Release | null): AppView {
     return {
       name: app.name,
       pipeline: pipeline.name,

@@ -78,6 +78,24 @@ export interface PromoteOffer {
   unlisted?: boolean;
 }
 
+/** An app on a board: what promoting its release would ship, what rolling it back would do (absent: nothing). */
+export interface BoardApp extends AppView {
+  promote?: PromoteOffer | null;
+  rollback?: RollbackOffer | null;
+}
+
+/** A pipeline as a board shows it to one person: its apps, and which buttons that person may use. */
+export interface BoardPipeline {
+  name: string;
+  apps: BoardApp[];
+  /** Whether the viewer may deploy (and so sees Promote, Rollback and Restart). */
+  canDeploy: boolean;
+  /** Whether the viewer may operate (and so sees Unlock). */
+  canOperate?: boolean;
+  /** True when this server runs repository code without a sandbox (bubblewrap missing, or FLOW_SANDBOX=none). */
+  unsandboxed?: boolean;
+}
+
 /** What the promote dialog shows before anyone promotes: the release, what it ships where, and what stands in the way. */
 export interface PromotePreview {
   pipeline: string;

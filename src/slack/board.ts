@@ -15,9 +15,3 @@ export async function boardPipeline(engine: Engine, actor: Actor, name: string):
     unsandboxed: info.sandbox === 'none',
   };
 }
-
-/** Every pipeline the actor can see, for the App Home board. */
-export async function board(engine: Engine, actor: Actor): Promise<BoardPipeline[]> {
-  const pipelines = await engine.listPipelines(actor);
-  return Promise.all(pipelines.map((p) => boardPipeline(engine, actor, p.name)));
-}

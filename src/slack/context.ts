@@ -3,6 +3,7 @@ import { log } from '../log.ts';
 import type { SlackSettings } from '../config.ts';
 import type { Actor } from '../engine/access.ts';
 import type { Engine } from '../engine/engine.ts';
+import type { HomePublisher } from './home.ts';
 import type { SlackNotifier } from './notifier.ts';
 import type { SlackApi } from './slack-api.ts';
 
@@ -11,6 +12,8 @@ export interface SlackDeps {
   engine: Engine;
   api: SlackApi;
   notifier: SlackNotifier;
+  /** Publishes App Homes, and again when what they show changes. */
+  homes: HomePublisher;
   settings: SlackSettings;
   /** This app's own workspace, from auth.test (unknown until it answers). */
   home: { team?: string };

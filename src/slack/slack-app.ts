@@ -24,6 +24,8 @@ import { register as registerRollback } from './listeners/actions/rollback.ts';
 import { register as registerUnlock } from './listeners/actions/unlock.ts';
 import { register as registerFlow } from './listeners/commands/flow.ts';
 import { register as registerAppHome } from './listeners/events/app-home-opened.ts';
+import { register as registerHomePick } from './listeners/actions/home-pick.ts';
+import { HomePublisher } from './home.ts';
 import { SlackNotifier } from './notifier.ts';
 import { SlackApi } from './slack-api.ts';
 
@@ -114,11 +116,14 @@ export function createSlackFront(
     clientOptions,
   });
   const notifier = new SlackNotifier(engine, api, outbox, githubWebUrl);
-  const deps: SlackDeps = { engine, api, notifier, settings, home: {}, work: new PQueue({ concurrency: 4 }) };
+  const home: SlackDeps['home'] = {};
+  const homes = new HomePublisher({ engine, api, settings, home }, outbox, engine);
+  const deps: SlackDeps = { engine, api, notifier, homes, settings, home, work: new PQueue({ concurrency: 4 }) };
   registerFlow(app, deps);
   for (const register of Object.values(buttonListeners)) register(app, deps);
   for (const register of Object.values(dialogListeners)) register(app, deps);
   registerAppHome(app, deps);
+  registerHomePick(app, deps);
   app.error(async (err) => {
     log.error({ err }, 'slack listener failed');
   });
@@ -140,14 +145,17 @@ export function createSlackFront(
         );
       if (settings.mode === 'socket') await app.start();
       notifier.start();
+      homes.start();
     },
     async idle() {
       await deps.work.onIdle();
       await notifier.idle();
+      await homes.idle();
     },
     async stop() {
       await deps.work.onIdle();
       await notifier.stop();
+      await homes.stop();
       if (settings.mode === 'socket') await app.stop();
     },
   };

@@ -51,7 +51,11 @@ export class MemorySource implements Source {
     return this.at(sha).files[file] ?? null;
   }
 
+  /** How many times `log` was asked (a board must not ask on open). */
+  logCalls = 0;
+
   async log(base: string | null, head: string, limit: number): Promise<{ ahead: number; commits: Commit[] }> {
+    this.logCalls++;
     const commits: Commit[] = [];
     for (let sha: string | null = head; sha && sha !== base; sha = this.at(sha).parent) {
       const { author, date, message } = this.at(sha);

@@ -1,0 +1,139 @@
+import { homeView } from '../blocks/pipeline-board.ts';
+import type { Engine } from '../engine/engine.ts';
+import type { HomeViewer } from '../engine/home-views.ts';
+import type { Outbox } from '../engine/outbox.ts';
+import { OutboxConsumer } from '../engine/outbox-consumer.ts';
+import type { EventView as FlowEvent } from '../engine/views.ts';
+import { log } from '../log.ts';
+import { slackActor, type SlackDeps } from './context.ts';
+
+const CONSUMER = 'slack-home';
+/** Who counts as looking at their App Home: opened it within this long. */
+export const HOME_RECENT_MS = 60 * 60_000;
+/** A person's App Home is published at most once per this long when changes come in bursts. */
+export const HOME_MIN_INTERVAL_MS = 3000;
+/** Events that change nothing a board shows. */
+const UNSHOWN = /^(operation\.progress|github\.|testrun\.|pullrequest\.|subscription\.|user\.)/;
+
+/**
+ * Keeps the App Home true: published when a person opens it, and again — at
+ * most once every few seconds — whenever something on their board changes (a
+ * release, a promotion, a lock, an approval, a crash), for everyone who opened
+ * it within the hour and may see that pipeline. Who looked is kept in the
+ * database, and the events are read from the outbox with a lease, so after a
+ * restart (or with several flowops processes) the boards still update, once.
+ */
+export class HomePublisher {
+  private readonly loop: OutboxConsumer;
+  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly lastPublished = new Map<string, number>();
+  private readonly publishing = new Set<Promise<void>>();
+
+  constructor(
+    private readonly deps: Pick<SlackDeps, 'engine' | 'api' | 'settings' | 'home'>,
+    private readonly outbox: Outbox,
+    engine: Engine,
+  ) {
+    this.loop = new OutboxConsumer(engine, outbox, CONSUMER, () => this.round());
+  }
+
+  start(): void {
+    this.loop.start();
+  }
+
+  async stop(): Promise<void> {
+    for (const timer of this.timers.values()) clearTimeout(timer);
+    this.timers.clear();
+    await this.loop.stop();
+    await this.idle();
+  }
+
+  /** Resolves once no publish is under way or waiting (tests). */
+  async idle(): Promise<void> {
+    await this.loop.settle();
+    while (this.publishing.size || this.timers.size) {
+      await Promise.all(this.publishing);
+      if (this.timers.size) await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
+  /** The person opened their App Home: publish it now (and again once the commits it waits on are counted). */
+  async opened(team: string | undefined, user: string): Promise<void> {
+    const viewer = await this.deps.engine.homeOpened(team ?? '-', user);
+    await this.track(this.publish(viewer, { count: 'after' }));
+  }
+
+  /** The person picked a pipeline to see first. */
+  async picked(team: string | undefined, user: string, pipeline: string | null): Promise<void> {
+    const viewer = await this.deps.engine.homePicked(team ?? '-', user, pipeline);
+    await this.track(this.publish(viewer, { count: 'after' }));
+  }
+
+  /** Reads new events; schedules a publish for each recent viewer who may see a pipeline they touched. */
+  private async round(): Promise<void> {
+    for (;;) {
+      const events = await this.outbox.next(CONSUMER, 200);
+      if (!events?.length) return;
+      const touched = new Set(events.filter(shown).map((e) => e.pipeline!));
+      // A pipeline destroyed or a grant removed leaves it out of the list: every board that may have shown it is redrawn.
+      const lost = events.some((e) => e.type === 'pipeline.destroyed' || e.type.startsWith('access.'));
+      if (touched.size) {
+        for (const viewer of await this.deps.engine.homeViewers(HOME_RECENT_MS)) {
+          const actor = await slackActor(this.deps as SlackDeps, teamOf(viewer), viewer.user);
+          if (lost || (await this.deps.engine.listPipelines(actor)).some((p) => touched.has(p.name))) this.schedule(viewer);
+        }
+      }
+      await this.outbox.advance(CONSUMER, events[events.length - 1]!.id);
+    }
+  }
+
+  /** At most one publish per person per HOME_MIN_INTERVAL_MS; changes in between are shown by the next one. */
+  private schedule(viewer: HomeViewer): void {
+    const key = `${viewer.team}:${viewer.user}`;
+    if (this.timers.has(key)) return;
+    const wait = Math.max(100, (this.lastPublished.get(key) ?? 0) + HOME_MIN_INTERVAL_MS - Date.now());
+    const timer = setTimeout(() => {
+      this.timers.delete(key);
+      void this.track(this.publish(viewer, { count: 'before' }));
+    }, wait);
+    timer.unref();
+    this.timers.set(key, timer);
+  }
+
+  private track(work: Promise<void>): Promise<void> {
+    this.publishing.add(work);
+    return work.finally(() => this.publishing.delete(work));
+  }
+
+  /**
+   * Builds the person's board and publishes it. Commits not counted yet are
+   * asked of the source `before` publishing (a change: worth the wait) or
+   * `after` (an open: the board shows at once, then again with the numbers).
+   */
+  private async publish(viewer: HomeViewer, options: { count: 'before' | 'after' }): Promise<void> {
+    const key = `${viewer.team}:${viewer.user}`;
+    try {
+      const actor = await slackActor(this.deps as SlackDeps, teamOf(viewer), viewer.user);
+      let boards = await this.deps.engine.boards(actor);
+      if (boards.counting && options.count === 'before' && (await this.deps.engine.countCommits(actor)))
+        boards = await this.deps.engine.boards(actor);
+      this.lastPublished.set(key, Date.now());
+      const view = homeView(boards.pipelines, { picked: viewer.picked });
+      await this.deps.api.call((web) => web.views.publish({ user_id: viewer.user, view }));
+      if (boards.counting && options.count === 'after' && (await this.deps.engine.countCommits(actor))) {
+        const counted = await this.deps.engine.boards(actor);
+        this.lastPublished.set(key, Date.now());
+        await this.deps.api.call((web) =>
+          web.views.publish({ user_id: viewer.user, view: homeView(counted.pipelines, { picked: viewer.picked }) }),
+        );
+      }
+    } catch (err) {
+      log.warn({ err: String(err), user: viewer.user }, 'app home not published');
+    }
+  }
+}
+
+/** Slack sends no team id in some payloads; such a viewer is kept under '-'. */
+const teamOf = (viewer: HomeViewer) => (viewer.team === '-' ? undefined : viewer.team);
+
+const shown = (e: FlowEvent) => e.pipeline !== null && !UNSHOWN.test(e.type);
