@@ -46,6 +46,17 @@ export class Conflict extends FlowError {
   }
 }
 
+/** Someone else's deploy lock holds the target: the refusal names it (and the audit trail records it). */
+export class LockHeld extends Conflict {
+  constructor(
+    message: string,
+    /** What is locked (`shop-staging`, `shop:staging`) and by whom. */
+    readonly lock: { target: string; holder: string },
+  ) {
+    super(message);
+  }
+}
+
 /**
  * A button or command acted on a release that is no longer the app's current one
  * (someone deployed meanwhile): nothing was done; `current` says what runs now.

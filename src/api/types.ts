@@ -205,6 +205,37 @@ export interface EventView {
   createdAt: string;
 }
 
+/** One record of a pipeline's audit trail: who did what, when, from which front, and how it ended. */
+export interface AuditRecordView {
+  /** A Postgres bigint, so a string; records are listed in this order. */
+  id: string;
+  at: string;
+  pipeline: string;
+  /** A flowops user, a GitHub pusher, or `flowops` itself (expiries, sweeps). */
+  actor: string;
+  /** The front it came through: `cli`, `slack`, `github`, `system`. */
+  via: string;
+  /** The command it was (`deploy`, `config:set`, `access:add`, `lock:expire`…). */
+  action: string;
+  /** What it acted on: apps, a user, a channel, `request 3`… */
+  target: string;
+  outcome: 'done' | 'running' | 'failed' | 'refused' | 'pending approval' | 'approved' | 'rejected' | 'withdrawn' | 'expired';
+  /** A reason, a permission, config var names (never values), why it failed or was refused. */
+  detail: string | null;
+  /** The operation it started, or the approval request it filed. */
+  operation: number | null;
+  request: number | null;
+}
+
+/** `audit`: a pipeline's records since a time (oldest first), at most the newest 500; `omitted` earlier ones matched too. */
+export interface AuditView {
+  pipeline: string;
+  since: string;
+  user: string | null;
+  records: AuditRecordView[];
+  omitted: number;
+}
+
 export interface PipelineSummary {
   name: string;
   repo: string;
@@ -324,6 +355,7 @@ export interface CommandResults {
   subscribe: Subscription;
   unsubscribe: Omit<Subscription, 'events'>;
   subscriptions: Omit<Subscription, 'channel'>[];
+  audit: AuditView;
   /** The help text. */
   help: string;
 }

@@ -1,8 +1,20 @@
 import type { KnownBlock } from '@slack/types';
-import type { Result } from '../api/types.ts';
+import type { AuditRecordView, AuditView, Result } from '../api/types.ts';
 import { age, short, until } from '../format.ts';
 import { MAX_BLOCKS_MESSAGE, MAX_TEXT } from './limits.ts';
-import { channelMention, code, codeBlock, joinMrkdwn, link, mention, mrkdwn, section, slackMessage, type Mrkdwn } from './mrkdwn.ts';
+import {
+  channelMention,
+  code,
+  codeBlock,
+  contextBlock,
+  joinMrkdwn,
+  link,
+  mention,
+  mrkdwn,
+  section,
+  slackMessage,
+  type Mrkdwn,
+} from './mrkdwn.ts';
 
 /** A command's answer as Slack shows it. */
 export type Answer = { text: string; blocks: KnownBlock[] };
@@ -47,6 +59,47 @@ function list(title: Mrkdwn, items: Mrkdwn[]): Answer {
     title,
     sections.slice(0, MAX_BLOCKS_MESSAGE).map((s) => section(s)),
   );
+}
+
+/** How many records of the audit trail one Slack answer shows (the newest); the CLI shows 500. */
+export const MAX_AUDIT_LINES = 40;
+
+const OUTCOME_ICONS: Record<AuditRecordView['outcome'], string> = {
+  done: ':white_check_mark:',
+  running: ':arrows_counterclockwise:',
+  failed: ':x:',
+  refused: ':no_entry:',
+  'pending approval': ':hourglass_flowing_sand:',
+  approved: ':+1:',
+  rejected: ':no_entry_sign:',
+  withdrawn: ':leftwards_arrow_with_hook:',
+  expired: ':hourglass:',
+};
+
+/**
+ * `/flow audit`: one line per record, oldest first, the newest MAX_AUDIT_LINES of them,
+ * with people as mentions; what was left out, and how to see it, below.
+ */
+function auditAnswer(view: AuditView, person: (name: string) => Mrkdwn): Answer {
+  const scope = mrkdwn`${view.pipeline} since ${view.since.slice(0, 16).replace('T', ' ')} UTC${view.user ? ` by ${view.user}` : ''}`;
+  if (!view.records.length) return answer(mrkdwn`No audit records of ${scope}.`);
+  const shown = view.records.slice(-MAX_AUDIT_LINES);
+  const hidden = view.omitted + view.records.length - shown.length;
+  const lines = shown.map(
+    (r) =>
+      mrkdwn`${code(r.at.slice(0, 19).replace('T', ' '))} ${person(r.actor)} (${r.via}) *${r.action}* ${r.target || '-'} · ${OUTCOME_ICONS[r.outcome] ?? ''} ${r.outcome}${r.detail ? mrkdwn` · ${r.detail}` : mrkdwn``}`,
+  );
+  const body = list(mrkdwn`*Audit trail of ${scope}* · ${plural(view.records.length + view.omitted, 'record')}, times in UTC`, lines);
+  if (!hidden) return body;
+  return {
+    ...body,
+    blocks: [
+      ...body.blocks.slice(0, MAX_BLOCKS_MESSAGE - 1),
+      contextBlock(
+        mrkdwn`${plural(hidden, 'earlier record')} not shown: narrow with ${code(`--since`)} or ${code(`--user`)}, or see them all with ${code(`flowops audit ${view.pipeline} --since …`)} in a terminal`,
+      ),
+    ],
+  };
 }
 
 /**
@@ -214,6 +267,8 @@ export function commandAnswer(result: Result, people: Record<string, string>): A
         rows.map((r) => mrkdwn`*${r.pipeline}*: ${r.events.join(', ')}`),
       );
     }
+    case 'audit':
+      return auditAnswer(result.data, person);
     case 'logs': {
       const { app, lines } = result.data;
       if (!lines.length) return answer(mrkdwn`No log lines for *${app}* yet.`);

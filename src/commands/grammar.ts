@@ -185,6 +185,7 @@ const HELP_TOPICS: { title: string; commands: CommandName[] }[] = [
       'access:add',
       'access:remove',
       'access:default',
+      'audit',
       'login',
       'users',
       'users:create',

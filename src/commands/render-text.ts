@@ -1,5 +1,5 @@
 import { age, short, until } from '../format.ts';
-import type { AppView, ApprovalView, OperationView, ProcessesView, ReleaseView, Result } from '../api/types.ts';
+import type { AppView, ApprovalView, AuditRecordView, AuditView, OperationView, ProcessesView, ReleaseView, Result } from '../api/types.ts';
 
 function table(rows: string[][]): string {
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
@@ -80,6 +80,30 @@ export function approvalLine(a: ApprovalView): string {
 /** What the CLI says when an operation became an approval request. */
 export function approvalNeeded(a: ApprovalView): string {
   return `${a.description} needs ${a.needed} approval${a.needed === 1 ? '' : 's'} (${a.pipeline}:${a.stage}): request ${a.id}.\nSomeone else with deploy on ${a.pipeline} approves it: \`approve ${a.id}\` (or the button in Slack). It expires at ${until(a.expiresAt)}.`;
+}
+
+/** A time as the audit trail shows it: `2026-11-23 09:48:40` (UTC). */
+const auditTime = (iso: string) => iso.slice(0, 19).replace('T', ' ');
+
+/** The audit trail's table (time, who, from, action, target, outcome, detail), one line per record, header first. */
+export function auditTable(records: AuditRecordView[]): string[] {
+  return table([
+    ['Time (UTC)', 'Who', 'From', 'Action', 'Target', 'Outcome', 'Detail'],
+    ...records.map((r) => [auditTime(r.at), r.actor, r.via, r.action, r.target || '-', r.outcome, r.detail ?? '']),
+  ]).split('\n');
+}
+
+/** What an audit answer covers: "shop since 2026-11-16 09:48:40 UTC, by alice". */
+export function auditScope(view: AuditView): string {
+  return `${view.pipeline} since ${auditTime(view.since)} UTC${view.user ? `, by ${view.user}` : ''}`;
+}
+
+/** The line under a long audit answer: how many earlier records matched and how to see them. */
+export function auditOmitted(view: AuditView, shown = view.records.length): string | null {
+  const hidden = view.omitted + view.records.length - shown;
+  return hidden
+    ? `${hidden} earlier record${hidden === 1 ? '' : 's'} not shown: narrow with --since or --user (\`audit ${view.pipeline} --since 1d\`)`
+    : null;
 }
 
 /** Renders a result as the text the CLI prints. */
@@ -313,6 +337,12 @@ export function renderText(result: Result): string {
       return result.data.value ?? '';
     case 'open':
       return result.data.url ?? `${result.data.app} has no web process, so no URL`;
+    case 'audit': {
+      const view = result.data;
+      if (!view.records.length) return `No audit records of ${auditScope(view)}.`;
+      const more = auditOmitted(view);
+      return [...auditTable(view.records), ...(more ? [`(${more})`] : [])].join('\n');
+    }
     default: {
       // Every command this build knows has its case: a new one does not compile until it does.
       const unrendered: never = result;

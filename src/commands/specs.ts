@@ -1,4 +1,6 @@
+import { parseSince } from '../engine/since.ts';
 import { STAGE_WORDS } from '../engine/stages.ts';
+import { InvalidInput } from '../errors.ts';
 import type { Command, CommandName } from './command.ts';
 import { optional, required, runNumber, splitSlash, usageError, version, words, type Spec } from './words.ts';
 
@@ -531,6 +533,25 @@ export const SPECS: Record<CommandName, Spec> = {
     summary: 'the pipelines a channel is a feed of',
     options: { channel: { type: 'string' } },
     parse: (w, v) => (words('subscriptions', w, []), { name: 'subscriptions', channel: optional(v, 'channel') }),
+  },
+  audit: {
+    usage: 'audit <pipeline> [--since 7d] [--user <user>]',
+    summary: 'who did what to a pipeline, when, from where, and how it ended (manage)',
+    options: { since: { type: 'string' }, user: { type: 'string' } },
+    parse: (w, v) => {
+      const pipeline = words('audit', w, ['pipeline'])[0]!;
+      const since = optional(v, 'since');
+      if (since !== undefined) {
+        try {
+          parseSince(since);
+        } catch (err) {
+          throw err instanceof InvalidInput ? usageError('audit', err.message) : err;
+        }
+      }
+      const user = optional(v, 'user');
+      if (user === '') throw usageError('audit', '--user needs a user name');
+      return { name: 'audit', pipeline, since, user };
+    },
   },
   help: {
     usage: 'help [command]',

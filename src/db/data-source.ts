@@ -21,6 +21,7 @@ import { DefaultAccess1700000000011 } from './migrations/1700000000011-default-a
 import { IdentityLinks1700000000012 } from './migrations/1700000000012-identity-links.ts';
 import { Approvals1700000000013 } from './migrations/1700000000013-approvals.ts';
 import { Formation1700000000014 } from './migrations/1700000000014-formation.ts';
+import { Audit1700000000016 } from './migrations/1700000000016-audit.ts';
 import { LiveHome1700000000018 } from './migrations/1700000000018-live-home.ts';
 import { databaseOutage } from './outage.ts';
 
@@ -46,6 +47,7 @@ const migrations = [
   IdentityLinks1700000000012,
   Approvals1700000000013,
   Formation1700000000014,
+  Audit1700000000016,
   LiveHome1700000000018,
 ];
 

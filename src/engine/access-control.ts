@@ -73,16 +73,17 @@ export class Access {
    */
   private async check(actor: Actor, pipeline: Pipeline, needed: Permission, command: string): Promise<Pipeline | null> {
     const held = await this.permissionOf(actor, pipeline);
+    if (permits(held, needed)) return pipeline;
+    // The pipeline's managers read every refusal in its audit trail, "not found" ones included.
+    const [action = command, ...words] = command.split(' ');
+    await this.ctx.refused(actor, pipeline.name, action, words.join(' ') || pipeline.name, `needs ${needed}; has ${held ?? 'none'}`);
     // Nothing held: "not found", so no name leaks; unless the front showed this pipeline to this person.
     if (held === null && !(await this.shown(actor, pipeline))) return null;
-    if (!permits(held, needed)) {
-      log.warn({ pipeline: pipeline.name, actor: actor.name, needed, held }, 'operation denied');
-      const managers = await this.managersOf(pipeline);
-      const grant = `\`access:add ${pipeline.name} ${actor.name} ${needed}\``;
-      const ask = managers.length ? `Ask a manager of ${pipeline.name} (${managers.join(', ')}): ${grant}` : `Ask an admin: ${grant}`;
-      throw new PermissionDenied(`\`${command}\` needs ${needed} on ${pipeline.name}; you have ${held ?? 'none'}. ${ask}`, managers);
-    }
-    return pipeline;
+    log.warn({ pipeline: pipeline.name, actor: actor.name, needed, held }, 'operation denied');
+    const managers = await this.managersOf(pipeline);
+    const grant = `\`access:add ${pipeline.name} ${actor.name} ${needed}\``;
+    const ask = managers.length ? `Ask a manager of ${pipeline.name} (${managers.join(', ')}): ${grant}` : `Ask an admin: ${grant}`;
+    throw new PermissionDenied(`\`${command}\` needs ${needed} on ${pipeline.name}; you have ${held ?? 'none'}. ${ask}`, managers);
   }
 
   /** Whether the front showed this pipeline to the actor: a button on its message, or a channel that is its feed. */

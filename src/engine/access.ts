@@ -25,6 +25,7 @@ export const REQUIRED = {
   config: 'deploy',
   manageApps: 'manage',
   manageAccess: 'manage',
+  audit: 'manage',
 } as const satisfies Record<string, Permission>;
 
 /** True when `held` includes `needed` (view < deploy < operate < manage). */

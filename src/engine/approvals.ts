@@ -145,7 +145,7 @@ export class ApprovalGate {
         actor: actor.name,
         via: actor.via,
         message: `${actor.name} asks to ${asked.description.charAt(0).toLowerCase()}${asked.description.slice(1)}: it needs ${needed} approval${needed === 1 ? '' : 's'} (request ${row.id})`,
-        data: { request: row.id, action: asked.request.kind, stage: asked.stage, needed },
+        data: { request: row.id, action: asked.request.kind, stage: asked.stage, needed, apps: names, description: asked.description },
       });
       return row.id;
     });
@@ -328,10 +328,12 @@ export class Approvals {
    */
   async approve(actor: Actor, id: number): Promise<ApprovalView> {
     const { row, pipeline } = await this.visible(actor, id, REQUIRED.deploy, `approve ${id}`);
-    if (row.requester_id === actor.id && actor.id !== SYSTEM.id)
+    if (row.requester_id === actor.id && actor.id !== SYSTEM.id) {
+      await this.ctx.refused(actor, row.pipeline, 'approve', `request ${id}`, 'their own request (the two-person rule)');
       throw new InvalidInput(
         `you asked for request ${id}; someone else with deploy on ${row.pipeline} approves it (the two-person rule). To drop it: \`reject ${id} --reason "…"\``,
       );
+    }
     const complete = await this.ctx.transaction(async (m) => {
       const fresh = await this.open(m, id);
       const added: unknown[] = await m.query(

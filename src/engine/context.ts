@@ -1,9 +1,13 @@
 import PQueue from 'p-queue';
 import type { DataSource, EntityManager } from 'typeorm';
+import { LockHeld } from '../errors.ts';
+import { log } from '../log.ts';
 import { EventEntity, type FlowEvent, type Pipeline } from '../db/entities.ts';
 import type { Platform } from '../platform/platform.ts';
 import type { OpenSource } from '../source/open-source.ts';
 import type { Source } from '../source/source.ts';
+import type { Actor } from './access.ts';
+import { firstLine, insertAuditRecord, recordAudit } from './audit-records.ts';
 import type { Outbox } from './outbox.ts';
 
 /**
@@ -49,9 +53,37 @@ export class EngineContext {
     });
   }
 
-  /** Writes an event in the transaction `m`: the outbox and the audit trail. */
+  /** Writes an event in the transaction `m`: the outbox, and what it adds to the audit trail. */
   async emit(m: EntityManager, event: Partial<FlowEvent> & Pick<FlowEvent, 'type' | 'via' | 'message'>): Promise<void> {
     await m.insert(EventEntity, { pipeline: null, app: null, operationId: null, actor: null, ...event, data: (event.data ?? {}) as never });
+    await recordAudit(m, event);
+  }
+
+  /**
+   * Records in the audit trail that `actor` was refused `action` on a pipeline
+   * (no permission, a lock held by someone else): the only write a refusal
+   * makes, outside any transaction (the refused one has rolled back). A trail
+   * that cannot be written does not change the answer the person gets.
+   */
+  async refused(actor: Actor, pipeline: string, action: string, target: string, why: string): Promise<void> {
+    await insertAuditRecord(this.db, {
+      pipeline,
+      actor: actor.name,
+      via: actor.via,
+      action,
+      target,
+      outcome: 'refused',
+      detail: firstLine(why),
+    }).catch((err: unknown) => log.warn({ err, pipeline, action }, 'refusal not recorded in the audit trail'));
+  }
+
+  /** A catch handler for a change's transaction: a refusal by someone else's lock is recorded (refused), then passed on. */
+  lockRefusal(actor: Actor, pipeline: string, action: string, target: string): (err: unknown) => Promise<never> {
+    return async (err) => {
+      if (err instanceof LockHeld)
+        await this.refused(actor, pipeline, action, target, `${err.lock.target} is locked by ${err.lock.holder}`);
+      throw err;
+    };
   }
 
   /** The pipeline's source, opened once per repository and kept. */

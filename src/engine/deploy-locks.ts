@@ -1,6 +1,6 @@
 import type { EntityManager } from 'typeorm';
 import { AppEntity, type App, type Pipeline } from '../db/entities.ts';
-import { Conflict, InvalidInput, NotFound } from '../errors.ts';
+import { Conflict, InvalidInput, LockHeld, NotFound } from '../errors.ts';
 import { log } from '../log.ts';
 import { until } from '../format.ts';
 import { permits, REQUIRED, type Actor } from './access.ts';
@@ -110,45 +110,52 @@ export class DeployLocks {
       throw new InvalidInput(`a lock lasts at most ${formatDuration(this.settings.maxMs)} here (FLOW_LOCK_MAX); lock again when it ends`);
     const reason = options.reason?.trim() || null;
     if (reason && reason.length > 500) throw new InvalidInput('a lock reason is at most 500 characters');
-    return this.ctx.transaction(async (m) => {
-      // One lock change at a time per pipeline: two clicks at once give one lock and a clear answer, never a key violation.
-      await m.query('SELECT pg_advisory_xact_lock($1, $2)', [LOCKS_NAMESPACE, pipeline.id]);
-      await this.sweep(m, pipeline.id);
-      const held = await this.openOn(m, pipeline, app, stage);
-      if (held && held.holder_id !== actor.id) throw new Conflict(`${name} is already locked: ${this.describe(held)}`);
-      // A lock of someone else's that covers part of this target (the stage of this app, an app of this stage).
-      const apps: App[] = app ? [app] : await m.findBy(AppEntity, { pipelineId: pipeline.id, stage: stage as App['stage'] });
-      const other = (await this.openLocksOn(m, pipeline, apps)).find((r) => r.holder_id !== actor.id);
-      if (other) throw new Conflict(`${targetName(other)} (part of ${name}) is locked by ${this.describe(other)}`);
-      // A deploy already under way there would ship into the lock: it ends first.
-      const busy: { description: string }[] = await m.query(
-        `SELECT o.description FROM operations o
+    return this.ctx
+      .transaction(async (m) => {
+        // One lock change at a time per pipeline: two clicks at once give one lock and a clear answer, never a key violation.
+        await m.query('SELECT pg_advisory_xact_lock($1, $2)', [LOCKS_NAMESPACE, pipeline.id]);
+        await this.sweep(m, pipeline.id);
+        const held = await this.openOn(m, pipeline, app, stage);
+        if (held && held.holder_id !== actor.id)
+          throw new LockHeld(`${name} is already locked: ${this.describe(held)}`, { target: name, holder: held.holder });
+        // A lock of someone else's that covers part of this target (the stage of this app, an app of this stage).
+        const apps: App[] = app ? [app] : await m.findBy(AppEntity, { pipelineId: pipeline.id, stage: stage as App['stage'] });
+        const other = (await this.openLocksOn(m, pipeline, apps)).find((r) => r.holder_id !== actor.id);
+        if (other)
+          throw new LockHeld(`${targetName(other)} (part of ${name}) is locked by ${this.describe(other)}`, {
+            target: targetName(other),
+            holder: other.holder,
+          });
+        // A deploy already under way there would ship into the lock: it ends first.
+        const busy: { description: string }[] = await m.query(
+          `SELECT o.description FROM operations o
           WHERE o.pipeline_id = $1 AND o.status IN ('pending', 'running')
             AND EXISTS (SELECT 1 FROM jsonb_array_elements(o.targets) t WHERE t->>'app' = ANY($2))
           LIMIT 1`,
-        [pipeline.id, apps.map((a) => a.name)],
-      );
-      if (busy[0]) throw new Conflict(`${name} has an operation under way (${busy[0].description}); lock it when that ends`);
-      const expires = new Date(Date.now() + length);
-      if (held) {
-        await m.query('UPDATE deploy_locks SET expires_at = $2, reason = coalesce($3, reason) WHERE id = $1', [held.id, expires, reason]);
-      } else {
-        await m.query(
-          'INSERT INTO deploy_locks (pipeline_id, app_id, stage, holder_id, reason, expires_at) VALUES ($1, $2, $3, $4, $5, $6)',
-          [pipeline.id, app?.id ?? null, app ? null : stage, actor.id, reason, expires],
+          [pipeline.id, apps.map((a) => a.name)],
         );
-      }
-      await this.ctx.emit(m, {
-        type: 'lock.added',
-        pipeline: pipeline.name,
-        app: app?.name ?? null,
-        actor: actor.name,
-        via: actor.via,
-        message: `${actor.name} ${held ? 'extended the lock on' : 'locked'} ${name} until ${clock(expires)}${(reason ?? held?.reason) ? `: ${reason ?? held?.reason}` : ''}`,
-        data: { target: name, until: expires.toISOString(), reason: reason ?? held?.reason ?? null },
-      });
-      return lockView((await this.openOn(m, pipeline, app, stage))!);
-    });
+        if (busy[0]) throw new Conflict(`${name} has an operation under way (${busy[0].description}); lock it when that ends`);
+        const expires = new Date(Date.now() + length);
+        if (held) {
+          await m.query('UPDATE deploy_locks SET expires_at = $2, reason = coalesce($3, reason) WHERE id = $1', [held.id, expires, reason]);
+        } else {
+          await m.query(
+            'INSERT INTO deploy_locks (pipeline_id, app_id, stage, holder_id, reason, expires_at) VALUES ($1, $2, $3, $4, $5, $6)',
+            [pipeline.id, app?.id ?? null, app ? null : stage, actor.id, reason, expires],
+          );
+        }
+        await this.ctx.emit(m, {
+          type: 'lock.added',
+          pipeline: pipeline.name,
+          app: app?.name ?? null,
+          actor: actor.name,
+          via: actor.via,
+          message: `${actor.name} ${held ? 'extended the lock on' : 'locked'} ${name} until ${clock(expires)}${(reason ?? held?.reason) ? `: ${reason ?? held?.reason}` : ''}`,
+          data: { target: name, until: expires.toISOString(), reason: reason ?? held?.reason ?? null },
+        });
+        return lockView((await this.openOn(m, pipeline, app, stage))!);
+      })
+      .catch(this.ctx.lockRefusal(actor, pipeline.name, 'lock', name));
   }
 
   /** Ends a lock (operate): the holder's, or anyone's, as in Shipit. `ifLock`: only that lock (a button names the one it was shown for). */
@@ -213,10 +220,13 @@ export class DeployLocks {
     if (!input.force) return undefined;
     const reason = input.reason?.trim();
     if (!reason) throw new InvalidInput('--force needs a --reason: it is announced in the feeds and kept in the audit trail');
-    if (!actor.admin && !permits(await this.authz.permissionOf(actor, pipeline), 'manage'))
+    const held = await this.authz.permissionOf(actor, pipeline);
+    if (!permits(held, 'manage')) {
+      await this.ctx.refused(actor, pipeline.name, '--force', pipeline.name, `needs manage; has ${held ?? 'none'}`);
       throw new InvalidInput(
         `--force needs manage on ${pipeline.name}; without it, ask the lock's holder or someone with operate to unlock`,
       );
+    }
     return { reason: reason.slice(0, 500) };
   }
 
@@ -232,8 +242,9 @@ export class DeployLocks {
     if (!force) {
       const lock = blocking[0]!;
       const what = targetName(lock);
-      throw new Conflict(
+      throw new LockHeld(
         `${what} is locked by ${this.describe(lock)}. Only ${lock.holder} can ship there until then: ask them, \`unlock ${what}\` (operate), or in an emergency add \`--force --reason "…"\` (manage)`,
+        { target: what, holder: lock.holder },
       );
     }
     for (const lock of blocking) {

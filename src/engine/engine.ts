@@ -3,6 +3,7 @@ import type { Platform } from '../platform/platform.ts';
 import type { OpenSource } from '../source/open-source.ts';
 import { Access } from './access-control.ts';
 import { ApprovalGate, Approvals, DEFAULT_APPROVAL_TTL_MS, shipThrough } from './approvals.ts';
+import { AuditTrail, DEFAULT_AUDIT_RETENTION_DAYS } from './audit-trail.ts';
 import { BoardService } from './boards.ts';
 import { Cards } from './cards.ts';
 import { CommitLogs } from './commit-logs.ts';
@@ -32,10 +33,12 @@ export interface EngineOptions {
   locks?: LockSettings;
   /** How long an approval request waits (FLOW_APPROVAL_TTL). */
   approvalTtlMs?: number;
+  /** How many days audit records are kept (FLOW_AUDIT_RETENTION_DAYS). */
+  auditRetentionDays?: number;
 }
 
 /** The services, wired once: each gets the context and the services it builds on, in one direction. */
-function wire(ctx: EngineContext, lockSettings: LockSettings, approvalTtlMs: number) {
+function wire(ctx: EngineContext, lockSettings: LockSettings, approvalTtlMs: number, auditRetentionDays: number) {
   const authz = new Access(ctx);
   const locks = new DeployLocks(ctx, authz, lockSettings);
   const pipelines = new Pipelines(ctx, authz, locks);
@@ -50,7 +53,8 @@ function wire(ctx: EngineContext, lockSettings: LockSettings, approvalTtlMs: num
   const users = new Users(ctx, authz);
   const feeds = new Feeds(ctx, authz, pipelines);
   const dynos = new Dynos(ctx, authz);
-  const recovery = new Recovery(ctx, ci, reviewApps, locks, approvals, dynos);
+  const audit = new AuditTrail(ctx, authz, auditRetentionDays);
+  const recovery = new Recovery(ctx, ci, reviewApps, locks, approvals, dynos, audit);
   const identity = new Identity(ctx);
   const commitLogs = new CommitLogs(ctx);
   const cards = new Cards(ctx, authz, pipelines, operations, locks, gate, commitLogs);
@@ -74,6 +78,7 @@ function wire(ctx: EngineContext, lockSettings: LockSettings, approvalTtlMs: num
     identity,
     approvals,
     dynos,
+    audit,
   };
 }
 
@@ -114,6 +119,7 @@ const ROUTES = {
   authz: ['permissionOn'],
   dynos: ['processes', 'scale', 'restartDynos', 'stopDynos', 'logs', 'collectCrashes'],
   locks: ['lock', 'unlock', 'locks', 'expireLocks'],
+  audit: ['audit', 'sweepAuditTrail'],
   approvals: ['requireApprovals', 'disableApprovals', 'approvals', 'approval', 'approve', 'reject', 'expireApprovals'],
   identity: ['loginCode', 'login', 'users', 'unlink'],
   ci: ['setCi', 'setAutodeploy', 'testRuns', 'testRunInfo', 'rerunTests', 'cancelTests', 'pushed'],
@@ -138,6 +144,7 @@ export interface Engine
     Routed<'authz', Access>,
     Routed<'locks', DeployLocks>,
     Routed<'approvals', Approvals>,
+    Routed<'audit', AuditTrail>,
     Routed<'identity', Identity>,
     Routed<'ci', Ci>,
     Routed<'reviewApps', ReviewApps>,
@@ -160,6 +167,7 @@ export class Engine {
       new EngineContext(db, platform, options.openSource, options.outbox),
       options.locks ?? DEFAULT_LOCK_SETTINGS,
       options.approvalTtlMs ?? DEFAULT_APPROVAL_TTL_MS,
+      options.auditRetentionDays ?? DEFAULT_AUDIT_RETENTION_DAYS,
     );
     this.seenRequests = new SeenRequests(db);
   }

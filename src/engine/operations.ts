@@ -19,6 +19,7 @@ import { isCount } from './input.ts';
 import type { EngineContext } from './context.ts';
 import type { Access } from './access-control.ts';
 import { transition } from './transitions.ts';
+import { configAction } from './audit-records.ts';
 
 /** An operation's work failed in a known phase (its build): the targets it never reached record that phase. */
 export class PhaseFailed extends Error {
@@ -81,33 +82,37 @@ export class Operations {
       andThen?: (m: EntityManager, op: Operation) => Promise<unknown>;
     } = {},
   ): Promise<Operation> {
-    return this.ctx.transaction(async (m) => {
-      await options.alsoInTransaction?.(m);
-      const op = await m.save(
-        OperationEntity,
-        m.create(OperationEntity, {
-          kind,
-          cause: options.cause ?? null,
-          pipelineId: pipeline.id,
-          status: 'pending',
-          actorId: actor.id,
-          description,
-          targets: targets.map((t) => ({ app: t.name, version: null, status: 'pending' as const })),
-          runnerId: this.ctx.runnerId,
-        }),
-      );
-      await this.ctx.emit(m, {
-        type: `${kind}.started`,
-        pipeline: pipeline.name,
-        operationId: op.id,
-        actor: actor.name,
-        via: actor.via,
-        message: `${actor.name}: ${description}`,
-        data: { ...options.details },
-      });
-      await options.andThen?.(m, op);
-      return op;
-    });
+    const apps = targets.map((t) => t.name);
+    const action = kind === 'config' ? configAction(options.details) : kind;
+    return this.ctx
+      .transaction(async (m) => {
+        await options.alsoInTransaction?.(m);
+        const op = await m.save(
+          OperationEntity,
+          m.create(OperationEntity, {
+            kind,
+            cause: options.cause ?? null,
+            pipelineId: pipeline.id,
+            status: 'pending',
+            actorId: actor.id,
+            description,
+            targets: targets.map((t) => ({ app: t.name, version: null, status: 'pending' as const })),
+            runnerId: this.ctx.runnerId,
+          }),
+        );
+        await this.ctx.emit(m, {
+          type: `${kind}.started`,
+          pipeline: pipeline.name,
+          operationId: op.id,
+          actor: actor.name,
+          via: actor.via,
+          message: `${actor.name}: ${description}`,
+          data: { ...options.details, apps },
+        });
+        await options.andThen?.(m, op);
+        return op;
+      })
+      .catch(this.ctx.lockRefusal(actor, pipeline.name, action, apps.join(', ')));
   }
 
   /**

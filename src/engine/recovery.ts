@@ -21,6 +21,7 @@ import type { ReviewApps } from './review-apps.ts';
 import type { DeployLocks } from './deploy-locks.ts';
 import type { Approvals } from './approvals.ts';
 import type { Dynos } from './dynos.ts';
+import type { AuditTrail } from './audit-trail.ts';
 import { IllegalTransition, transition, transitionAll } from './transitions.ts';
 
 /** A runner whose heartbeat is older than this is taken for dead, wherever it ran. */
@@ -39,6 +40,7 @@ export class Recovery {
     private readonly locks: DeployLocks,
     private readonly approvals: Approvals,
     private readonly dynos: Dynos,
+    private readonly audit: AuditTrail,
   ) {}
 
   /** Registers this runner, ends operations whose runner died, and brings every app back to its current release. */
@@ -64,8 +66,11 @@ export class Recovery {
         );
     }, HEARTBEAT_MS);
     this.heartbeat.unref();
+    void this.audit.sweepAuditTrail();
+    // Hourly: stale review apps go, and audit records past FLOW_AUDIT_RETENTION_DAYS.
     this.staleSweep = setInterval(() => {
       this.reviewApps.destroyStaleReviewApps().catch((err: unknown) => log.warn({ err }, 'stale review apps not destroyed'));
+      void this.audit.sweepAuditTrail();
     }, 3_600_000);
     this.staleSweep.unref();
     // Locks and approval requests end on time: each minute the ones whose time is up end, and the feeds hear of it.

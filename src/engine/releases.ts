@@ -339,7 +339,7 @@ export class Releases {
     if (bad !== undefined)
       throw new InvalidInput(`"${bad.slice(0, 60)}" is not a valid config var name: letters, digits and "_", not starting with a digit`);
     for (const key of keys) checkConfigValue(key, vars[key]!);
-    return this.changeConfig(actor, app, pipeline, `Set ${keys.join(', ')} config vars`, forcing, async (m) => {
+    return this.changeConfig(actor, app, pipeline, `Set ${keys.join(', ')} config vars`, { keys, unset: false }, forcing, async (m) => {
       // Measured on the row as locked in this transaction, so concurrent config:sets cannot add up past the limit.
       const [row] = (await m.query('SELECT config FROM apps WHERE id = $1 FOR UPDATE', [app.id])) as [{ config: Record<string, string> }];
       const size = configSize({ ...row.config, ...vars });
@@ -365,7 +365,7 @@ export class Releases {
     const missing = keys.filter((k) => !Object.hasOwn(app.config, k));
     if (missing.length)
       throw new NotFound(`${missing.join(', ')} ${missing.length === 1 ? 'is' : 'are'} not set on ${app.name}; see \`config ${app.name}\``);
-    return this.changeConfig(actor, app, pipeline, `Remove ${keys.join(', ')} config vars`, forcing, (m) =>
+    return this.changeConfig(actor, app, pipeline, `Remove ${keys.join(', ')} config vars`, { keys, unset: true }, forcing, (m) =>
       m
         .createQueryBuilder()
         .update(AppEntity)
@@ -381,11 +381,14 @@ export class Releases {
     app: App,
     pipeline: Pipeline,
     description: string,
+    /** The names of the vars it changes (for the audit trail: never a value). */
+    config: { keys: string[]; unset: boolean },
     forcing: Forcing,
     change: (m: EntityManager) => Promise<unknown>,
   ): Promise<OperationView> {
     const force = await this.locks.force(actor, pipeline, forcing);
     const op = await this.operations.createOperation(actor, pipeline, 'config', `${description} on ${app.name}`, [app], {
+      details: { config },
       alsoInTransaction: async (m) => {
         await this.locks.assertFree(m, actor, pipeline, [app], force);
         await change(m);

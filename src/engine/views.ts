@@ -4,6 +4,8 @@ import type {
   AppView,
   ApprovalRuleView,
   ApprovalView,
+  AuditRecordView,
+  AuditView,
   DiffView,
   LockView,
   OperationView,
@@ -17,6 +19,8 @@ export type {
   AppView,
   ApprovalRuleView,
   ApprovalView,
+  AuditRecordView,
+  AuditView,
   DiffView,
   LockView,
   OperationView,
@@ -155,6 +159,8 @@ export interface OperationDetails {
   adds?: { base: string | null; ahead: number; commits: Commit[] };
   /** A person's note (the promote dialog's). */
   note?: string;
+  /** The config vars a config change sets or removes: their names only, never a value. */
+  config?: { keys: string[]; unset: boolean };
 }
 
 export interface OperationReport {

@@ -47,6 +47,8 @@ function namesIn(result: Result): string[] {
       return [result.data.holder];
     case 'locks':
       return result.data.map((l) => l.holder);
+    case 'audit':
+      return [...new Set(result.data.records.map((r) => r.actor))];
     default:
       return [];
   }
