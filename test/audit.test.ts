@@ -85,6 +85,7 @@ describe('the audit trail', () => {
     });
   });
   afterAll(async () => {
+    await slack.dump('audit');
     await t.close();
     await slack.close();
     await github.close();
@@ -251,7 +252,9 @@ describe('the audit trail', () => {
     expect(code).toBe(0);
     const lines = out.trimEnd().split('\n');
     expect(lines[0]).toMatch(/^Time \(UTC\) +Who +From +Action +Target +Outcome +Detail$/);
-    expect(lines[1]).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d {2}vic {2}cli {3}deploy +shop-staging +refused +shop:staging is locked by dee$/);
+    expect(lines[1]).toMatch(
+      /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d {2}vic {2}cli {3}deploy +shop-staging +refused +shop:staging is locked by dee$/,
+    );
     expect(lines).toHaveLength(8);
   });
 
@@ -282,7 +285,7 @@ describe('the audit trail', () => {
     const slackText = JSON.stringify(dee.blocks);
     expect(slackText).toContain('Audit trail of shop since');
     expect(slackText).toContain('by dee');
-    expect(slackText).toContain('<@UDEE> (slack) *promote* shop · :+1: approved');
+    expect(slackText).toContain('<@UDEE> (slack) *promote* shop · :heavy_check_mark: approved');
     expect(slackText).not.toContain('(cli)');
   });
 
@@ -323,6 +326,33 @@ describe('the audit trail', () => {
 
   it.each(['0d', '7', '7y', '2026-02-30', '2026-11-20T25:00', '-7d'])('refuses --since %s', (since) => {
     expect(() => parseCommand(['audit', 'shop', '--since', since])).toThrow(/--since|Usage: audit/);
+  });
+
+  it('keeps a long answer within bounds: the newest 40 in Slack and 500 in the CLI, saying how many earlier ones are left out', async () => {
+    const before = await records();
+    await t.server.database.dataSource.query(
+      `INSERT INTO audit_records (pipeline, actor, via, action, target, outcome, detail)
+       SELECT 'shop', 'admin', 'cli', 'ps:scale', 'shop-staging', 'done', 'web=' || n FROM generate_series(1, 500) AS n`,
+    );
+
+    const inSlack = (await flow('audit shop', 'UADA', 'ada')) as { text: string; blocks: { type: string; text?: { text: string } }[] };
+    const json = await audit();
+    const { out } = await t.cli(['audit', 'shop']);
+
+    const slackText = JSON.stringify(inSlack.blocks);
+    expect(inSlack.blocks.length).toBeLessThanOrEqual(50);
+    expect(inSlack.blocks.every((b) => (b.text?.text.length ?? 0) <= 3000)).toBe(true);
+    expect(slackText).toContain(`${before + 500} records, times in UTC`);
+    expect(slackText).toContain('web=500');
+    expect(slackText).not.toContain('web=460');
+    expect(slackText).toContain(`${before + 460} earlier records not shown`);
+    expect(inSlack.text).toBe(`Audit trail of shop since ${json.since.slice(0, 16).replace('T', ' ')} UTC: ${before + 500} records`);
+    expect(json.records).toHaveLength(500);
+    expect(json.omitted).toBe(before);
+    expect(json.records.at(-1)!.detail).toBe('web=500');
+    expect(out.trimEnd().split('\n').at(-1)).toBe(
+      `(${before} earlier records not shown: narrow with --since or --user (\`audit shop --since 1d\`))`,
+    );
   });
 
   it('keeps records FLOW_AUDIT_RETENTION_DAYS days: the sweep deletes older ones only', async () => {

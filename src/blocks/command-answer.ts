@@ -70,7 +70,7 @@ const OUTCOME_ICONS: Record<AuditRecordView['outcome'], string> = {
   failed: ':x:',
   refused: ':no_entry:',
   'pending approval': ':hourglass_flowing_sand:',
-  approved: ':+1:',
+  approved: ':heavy_check_mark:',
   rejected: ':no_entry_sign:',
   withdrawn: ':leftwards_arrow_with_hook:',
   expired: ':hourglass:',
@@ -89,14 +89,19 @@ function auditAnswer(view: AuditView, person: (name: string) => Mrkdwn): Answer 
     (r) =>
       mrkdwn`${code(r.at.slice(0, 19).replace('T', ' '))} ${person(r.actor)} (${r.via}) *${r.action}* ${r.target || '-'} · ${OUTCOME_ICONS[r.outcome] ?? ''} ${r.outcome}${r.detail ? mrkdwn` · ${r.detail}` : mrkdwn``}`,
   );
-  const body = list(mrkdwn`*Audit trail of ${scope}* · ${plural(view.records.length + view.omitted, 'record')}, times in UTC`, lines);
+  const count = plural(view.records.length + view.omitted, 'record');
+  // The fallback (notifications, screen readers) without the title's bold.
+  const body = {
+    ...list(mrkdwn`*Audit trail of ${scope}* · ${count}, times in UTC`, lines),
+    text: mrkdwn`Audit trail of ${scope}: ${count}`.text,
+  };
   if (!hidden) return body;
   return {
     ...body,
     blocks: [
       ...body.blocks.slice(0, MAX_BLOCKS_MESSAGE - 1),
       contextBlock(
-        mrkdwn`${plural(hidden, 'earlier record')} not shown: narrow with ${code(`--since`)} or ${code(`--user`)}, or see them all with ${code(`flowops audit ${view.pipeline} --since …`)} in a terminal`,
+        mrkdwn`${plural(hidden, 'earlier record')} not shown: narrow with ${code('--since')} or ${code('--user')}, or run ${code(`flowops audit ${view.pipeline}`)} in a terminal (up to 500)`,
       ),
     ],
   };
