@@ -18,7 +18,7 @@ export function metricsMessage(m: MetricsView): { text: string; blocks: KnownBlo
   if (!rows.length) return slackMessage(mrkdwn`${noMetrics(m)}`, [section(mrkdwn`${noMetrics(m)}`)]);
   const window = `${m.since.slice(0, 10)} to ${m.until.slice(0, 10)}`;
   const title: Mrkdwn = mrkdwn`*Delivery metrics of ${m.pipeline}* · production · last ${m.days} days`;
-  return slackMessage(title, [
+  return slackMessage(mrkdwn`Delivery metrics of ${m.pipeline}, production, last ${m.days} days`, [
     section(title),
     {
       type: 'section',
