@@ -355,4 +355,19 @@ describe('metrics of a real history, through the CLI and Slack', () => {
     expect(texts.some((x) => x.includes('No production releases (deploys or promotions) of ledger in the last 30 days.'))).toBe(true);
     expect(slack.callsOf('files.getUploadURLExternal')).toHaveLength(uploads);
   });
+
+  it('/flow metrics tells the person to invite flowops when Slack refuses the chart in that channel', async () => {
+    slack.outside.add('CDEPLOY');
+    const before = slack.responses.length;
+
+    await flow('metrics shop');
+    await slack.waitFor(() => slack.responses.length >= before + 2, 'the summary and the note');
+    await t.server.slack!.idle();
+    slack.outside.delete('CDEPLOY');
+
+    const [summary, note] = slack.responses.slice(before);
+    expect(summary!.response_type).toBe('in_channel');
+    expect(note!.response_type).toBe('ephemeral');
+    expect(JSON.stringify(note!.blocks)).toContain('Invite flowops to this channel (`/invite @flowops`)');
+  });
 });

@@ -49,6 +49,8 @@ export class FakeSlack {
   readonly unexpected: string[] = [];
   /** Files uploaded through the upload URLs the fake handed out, by file id. */
   readonly uploads = new Map<string, SlackUpload>();
+  /** Channels the bot is not in: Slack refuses to share an upload there (`not_in_channel`). */
+  readonly outside = new Set<string>();
   /** Channels Slack answers `is_archived` for. */
   readonly archived = new Set<string>();
   /** How long each Web API call takes to answer (a slow Slack). */
@@ -195,7 +197,9 @@ export class FakeSlack {
     }
     if (method === 'files.completeUploadExternal') {
       const files = (args.files ?? []) as { id: string; title?: string }[];
-      if (!files.every((f) => this.uploads.get(f.id)?.bytes.length)) {
+      if (typeof args.channel_id === 'string' && this.outside.has(args.channel_id))
+        Object.assign(answer, { ok: false, error: 'not_in_channel' });
+      else if (!files.every((f) => this.uploads.get(f.id)?.bytes.length)) {
         // Slack completes only files whose bytes arrived.
         Object.assign(answer, { ok: false, error: 'file_not_found' });
       } else Object.assign(answer, { files: files.map((f) => ({ id: f.id, title: f.title, name: this.uploads.get(f.id)!.filename })) });
