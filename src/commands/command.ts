@@ -68,6 +68,7 @@ export type Command =
   | { name: 'subscribe'; pipeline: string; events: string[]; channel?: string }
   | { name: 'unsubscribe'; pipeline: string; channel?: string }
   | { name: 'subscriptions'; channel?: string }
+  | { name: 'metrics'; pipeline: string; days?: number }
   | { name: 'help'; command?: string };
 
 export type CommandName = Command['name'];

@@ -165,6 +165,7 @@ const HANDLERS: { [N in CommandName]: Handler<N> } = {
     data(command, engine.subscribe(actor, command.pipeline, channelOf(command, context), command.events)),
   unsubscribe: (engine, actor, command, context) => data(command, engine.unsubscribe(actor, command.pipeline, channelOf(command, context))),
   subscriptions: (engine, actor, command, context) => data(command, engine.subscriptions(actor, channelOf(command, context))),
+  metrics: (engine, actor, command) => data(command, engine.metrics(actor, command.pipeline, command.days)),
   help: async (_engine, _actor, command) => ({ kind: 'data', command: command.name, data: helpText(command.command) }),
 };
 

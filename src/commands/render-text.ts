@@ -1,4 +1,4 @@
-import { age, short, until } from '../format.ts';
+import { age, metricsRows, noMetrics, short, until } from '../format.ts';
 import type { AppView, ApprovalView, OperationView, ProcessesView, ReleaseView, Result } from '../api/types.ts';
 
 function table(rows: string[][]): string {
@@ -313,6 +313,13 @@ export function renderText(result: Result): string {
       return result.data.value ?? '';
     case 'open':
       return result.data.url ?? `${result.data.app} has no web process, so no URL`;
+    case 'metrics': {
+      const m = result.data;
+      const rows = metricsRows(m);
+      if (!rows.length) return noMetrics(m);
+      const window = `${m.since.slice(0, 16).replace('T', ' ')} to ${m.until.slice(0, 16).replace('T', ' ')} UTC`;
+      return [`=== ${m.pipeline}: production, last ${m.days} days (${window})`, table([['Key', 'Value', 'DORA band'], ...rows])].join('\n');
+    }
     default: {
       // Every command this build knows has its case: a new one does not compile until it does.
       const unrendered: never = result;

@@ -10,6 +10,7 @@ import { Ci } from './ci.ts';
 import { EngineContext } from './context.ts';
 import { HomeViews } from './home-views.ts';
 import { Identity } from './identity.ts';
+import { Metrics } from './metrics.ts';
 import { DEFAULT_LOCK_SETTINGS, DeployLocks, type LockSettings } from './deploy-locks.ts';
 import { Dynos } from './dynos.ts';
 import { Feeds } from './feeds.ts';
@@ -56,6 +57,7 @@ function wire(ctx: EngineContext, lockSettings: LockSettings, approvalTtlMs: num
   const cards = new Cards(ctx, authz, pipelines, operations, locks, gate, commitLogs);
   const boards = new BoardService(ctx, authz, pipelines, locks, commitLogs);
   const homeViews = new HomeViews(ctx);
+  const metrics = new Metrics(ctx, authz, commitLogs);
   return {
     ctx,
     authz,
@@ -70,6 +72,7 @@ function wire(ctx: EngineContext, lockSettings: LockSettings, approvalTtlMs: num
     cards,
     boards,
     homeViews,
+    metrics,
     locks,
     identity,
     approvals,
@@ -83,6 +86,7 @@ const ROUTES = {
   operations: ['idle', 'operation'],
   boards: ['boards', 'countCommits'],
   homeViews: ['homeOpened', 'homePicked', 'homeViewers'],
+  metrics: ['metrics'],
   cards: ['subjectsOf', 'report', 'operationReport', 'pullRequestReport', 'pushReport', 'approvalReport', 'offers', 'promotePreview'],
   users: [
     'authenticate',
@@ -131,6 +135,7 @@ export interface Engine
     Routed<'cards', Cards>,
     Routed<'boards', BoardService>,
     Routed<'homeViews', HomeViews>,
+    Routed<'metrics', Metrics>,
     Routed<'users', Users>,
     Routed<'feeds', Feeds>,
     Routed<'pipelines', Pipelines>,
