@@ -356,6 +356,7 @@ export interface CommandResults {
   unsubscribe: Omit<Subscription, 'events'>;
   subscriptions: Omit<Subscription, 'channel'>[];
   audit: AuditView;
+  metrics: MetricsView;
   /** The help text. */
   help: string;
 }
@@ -393,4 +394,52 @@ export type ApprovalProgress = ApprovalView;
 /** Any 4xx or 5xx of `/api`. */
 export interface ApiError {
   error: { code: string; message: string };
+}
+
+/** A DORA performance band (2023 Accelerate State of DevOps Report's clusters; README "Delivery metrics"). */
+export type Band = 'elite' | 'high' | 'medium' | 'low';
+
+/** Why a production deployment counts as a change failure (README "Delivery metrics" defines each). */
+export type ChangeFailure = 'failed_release' | 'rolled_back' | 'fixed_forward';
+
+/** One production deployment (a deploy or promotion release of a production app) in the window. */
+export interface MetricsDeployment {
+  app: string;
+  version: number;
+  kind: 'deploy' | 'promote';
+  status: 'succeeded' | 'failed';
+  /** When it went live (succeeded) or its release failed. */
+  at: string;
+  commit: string | null;
+  /** From the oldest commit it brought to production to going live; null when it brought none or flowops cannot tell. */
+  leadTimeSeconds: number | null;
+  failure: ChangeFailure | null;
+  /** A failure's time to the app's next good release; null while there is none. */
+  restoredSeconds: number | null;
+}
+
+/** `metrics`: the four DORA keys of a pipeline's production stage over the last `days`. */
+export interface MetricsView {
+  pipeline: string;
+  days: number;
+  since: string;
+  until: string;
+  deploymentFrequency: { deployments: number; perDay: number; perWeek: number; band: Band };
+  /** Null when no deployment in the window has a known lead time. */
+  leadTime: { medianSeconds: number; p90Seconds: number; measured: number; band: Band } | null;
+  /** Null when nothing was deployed (or tried) in the window. */
+  changeFailureRate: {
+    failures: number;
+    attempts: number;
+    rate: number;
+    band: Band;
+    failedRelease: number;
+    rolledBack: number;
+    fixedForward: number;
+  } | null;
+  /** Null when no failure in the window was restored. */
+  timeToRestore: { medianSeconds: number; restored: number; unrestored: number; band: Band } | null;
+  /** Weeks from Monday 00:00 UTC, oldest first: deployments that went live, and their median lead time. */
+  weeks: { start: string; deployments: number; leadTimeMedianSeconds: number | null }[];
+  deployments: MetricsDeployment[];
 }

@@ -69,6 +69,7 @@ export type Command =
   | { name: 'unsubscribe'; pipeline: string; channel?: string }
   | { name: 'subscriptions'; channel?: string }
   | { name: 'audit'; pipeline: string; since?: string; user?: string }
+  | { name: 'metrics'; pipeline: string; days?: number }
   | { name: 'help'; command?: string };
 
 export type CommandName = Command['name'];

@@ -166,6 +166,7 @@ const HANDLERS: { [N in CommandName]: Handler<N> } = {
   unsubscribe: (engine, actor, command, context) => data(command, engine.unsubscribe(actor, command.pipeline, channelOf(command, context))),
   subscriptions: (engine, actor, command, context) => data(command, engine.subscriptions(actor, channelOf(command, context))),
   audit: (engine, actor, command) => data(command, engine.audit(actor, command.pipeline, { since: command.since, user: command.user })),
+  metrics: (engine, actor, command) => data(command, engine.metrics(actor, command.pipeline, command.days)),
   help: async (_engine, _actor, command) => ({ kind: 'data', command: command.name, data: helpText(command.command) }),
 };
 

@@ -160,6 +160,7 @@ const HELP_TOPICS: { title: string; commands: CommandName[] }[] = [
   },
   { title: 'Run apps', commands: ['ps', 'ps:scale', 'ps:restart', 'ps:stop', 'logs', 'open'] },
   { title: 'Feeds in Slack', commands: ['subscribe', 'unsubscribe', 'subscriptions'] },
+  { title: 'Delivery metrics and audit', commands: ['metrics', 'audit'] },
   {
     title: 'CI and review apps',
     commands: [
@@ -185,7 +186,6 @@ const HELP_TOPICS: { title: string; commands: CommandName[] }[] = [
       'access:add',
       'access:remove',
       'access:default',
-      'audit',
       'login',
       'users',
       'users:create',

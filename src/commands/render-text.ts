@@ -1,4 +1,4 @@
-import { age, short, until } from '../format.ts';
+import { age, metricsRows, noMetrics, short, until } from '../format.ts';
 import type { AppView, ApprovalView, AuditRecordView, AuditView, OperationView, ProcessesView, ReleaseView, Result } from '../api/types.ts';
 
 function table(rows: string[][]): string {
@@ -342,6 +342,13 @@ export function renderText(result: Result): string {
       if (!view.records.length) return `No audit records of ${auditScope(view)}.`;
       const more = auditOmitted(view);
       return [...auditTable(view.records), ...(more ? [`(${more})`] : [])].join('\n');
+    }
+    case 'metrics': {
+      const m = result.data;
+      const rows = metricsRows(m);
+      if (!rows.length) return noMetrics(m);
+      const window = `${m.since.slice(0, 16).replace('T', ' ')} to ${m.until.slice(0, 16).replace('T', ' ')} UTC`;
+      return [`=== ${m.pipeline}: production, last ${m.days} days (${window})`, table([['Key', 'Value', 'DORA band'], ...rows])].join('\n');
     }
     default: {
       // Every command this build knows has its case: a new one does not compile until it does.

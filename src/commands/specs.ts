@@ -553,6 +553,17 @@ export const SPECS: Record<CommandName, Spec> = {
       return { name: 'audit', pipeline, since, user };
     },
   },
+  metrics: {
+    usage: 'metrics <pipeline> [--days 30]',
+    summary: "the four DORA keys of the pipeline's production stage, with their bands (`--json` for the numbers)",
+    options: { days: { type: 'string' } },
+    parse: (w, v) => {
+      const days = optional(v, 'days');
+      if (days !== undefined && !/^\d{1,3}$/.test(days))
+        throw usageError('metrics', `--days takes a number of days, like --days 30; got "${days.slice(0, 20)}"`);
+      return { name: 'metrics', pipeline: words('metrics', w, ['pipeline'])[0]!, ...(days !== undefined ? { days: Number(days) } : {}) };
+    },
+  },
   help: {
     usage: 'help [command]',
     summary: 'list the commands, or explain one',

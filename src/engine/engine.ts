@@ -11,6 +11,7 @@ import { Ci } from './ci.ts';
 import { EngineContext } from './context.ts';
 import { HomeViews } from './home-views.ts';
 import { Identity } from './identity.ts';
+import { Metrics } from './metrics.ts';
 import { DEFAULT_LOCK_SETTINGS, DeployLocks, type LockSettings } from './deploy-locks.ts';
 import { Dynos } from './dynos.ts';
 import { Feeds } from './feeds.ts';
@@ -60,6 +61,7 @@ function wire(ctx: EngineContext, lockSettings: LockSettings, approvalTtlMs: num
   const cards = new Cards(ctx, authz, pipelines, operations, locks, gate, commitLogs);
   const boards = new BoardService(ctx, authz, pipelines, locks, commitLogs);
   const homeViews = new HomeViews(ctx);
+  const metrics = new Metrics(ctx, authz, commitLogs);
   return {
     ctx,
     authz,
@@ -74,6 +76,7 @@ function wire(ctx: EngineContext, lockSettings: LockSettings, approvalTtlMs: num
     cards,
     boards,
     homeViews,
+    metrics,
     locks,
     identity,
     approvals,
@@ -88,6 +91,7 @@ const ROUTES = {
   operations: ['idle', 'operation'],
   boards: ['boards', 'countCommits'],
   homeViews: ['homeOpened', 'homePicked', 'homeViewers'],
+  metrics: ['metrics'],
   cards: ['subjectsOf', 'report', 'operationReport', 'pullRequestReport', 'pushReport', 'approvalReport', 'offers', 'promotePreview'],
   users: [
     'authenticate',
@@ -137,6 +141,7 @@ export interface Engine
     Routed<'cards', Cards>,
     Routed<'boards', BoardService>,
     Routed<'homeViews', HomeViews>,
+    Routed<'metrics', Metrics>,
     Routed<'users', Users>,
     Routed<'feeds', Feeds>,
     Routed<'pipelines', Pipelines>,

@@ -13,7 +13,7 @@ export interface SlackCall {
   at?: number;
 }
 
-const JSON_FIELDS = new Set(['blocks', 'view', 'attachments']);
+const JSON_FIELDS = new Set(['blocks', 'view', 'attachments', 'files']);
 const KNOWN = new Set([
   'auth.test',
   'chat.postMessage',
@@ -23,7 +23,19 @@ const KNOWN = new Set([
   'views.open',
   'views.update',
   'apps.connections.open',
+  'files.getUploadURLExternal',
+  'files.completeUploadExternal',
 ]);
+
+/** A file sent to an upload_url the fake handed out (files.uploadV2's second step). */
+export interface SlackUpload {
+  fileId: string;
+  /** What files.getUploadURLExternal was told. */
+  filename: string;
+  length: number;
+  /** The bytes that arrived. */
+  bytes: Buffer;
+}
 
 /**
  * A stand-in for Slack's Web API on a local port, as Renovate's HTTP mocks are:
@@ -35,6 +47,10 @@ export class FakeSlack {
   readonly calls: SlackCall[] = [];
   readonly responses: Record<string, unknown>[] = [];
   readonly unexpected: string[] = [];
+  /** Files uploaded through the upload URLs the fake handed out, by file id. */
+  readonly uploads = new Map<string, SlackUpload>();
+  /** Channels the bot is not in: Slack refuses to share an upload there (`not_in_channel`). */
+  readonly outside = new Set<string>();
   /** Channels Slack answers `is_archived` for. */
   readonly archived = new Set<string>();
   /** How long each Web API call takes to answer (a slow Slack). */
@@ -126,9 +142,15 @@ export class FakeSlack {
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
-    let raw = '';
-    for await (const chunk of req) raw += chunk;
+    const chunks: Buffer[] = [];
+    for await (const chunk of req) chunks.push(chunk as Buffer);
+    const body = Buffer.concat(chunks);
+    const raw = body.toString();
     const url = new URL(req.url ?? '/', this.url);
+    if (url.pathname.startsWith('/upload/')) {
+      await this.receiveUpload(url.pathname.slice(8), req, body, res);
+      return;
+    }
     if (url.pathname.startsWith('/respond/')) {
       this.responses.push({ id: url.pathname.slice(9), ...(JSON.parse(raw || '{}') as Record<string, unknown>) });
       res.writeHead(200).end('ok');
@@ -168,9 +190,47 @@ export class FakeSlack {
     if (method === 'chat.update') Object.assign(answer, { channel: args.channel, ts: args.ts });
     if (method === 'views.open') Object.assign(answer, { view: { id: `V${this.ts++}`, ...(args.view as object) } });
     if (method === 'views.update') Object.assign(answer, { view: { id: args.view_id, ...(args.view as object) } });
+    if (method === 'files.getUploadURLExternal') {
+      const fileId = `F${this.ts++}`;
+      this.uploads.set(fileId, { fileId, filename: String(args.filename), length: Number(args.length), bytes: Buffer.alloc(0) });
+      Object.assign(answer, { upload_url: `${this.url}/upload/${fileId}`, file_id: fileId });
+    }
+    if (method === 'files.completeUploadExternal') {
+      const files = (args.files ?? []) as { id: string; title?: string }[];
+      if (typeof args.channel_id === 'string' && this.outside.has(args.channel_id))
+        Object.assign(answer, { ok: false, error: 'not_in_channel' });
+      else if (!files.every((f) => this.uploads.get(f.id)?.bytes.length)) {
+        // Slack completes only files whose bytes arrived.
+        Object.assign(answer, { ok: false, error: 'file_not_found' });
+      } else Object.assign(answer, { files: files.map((f) => ({ id: f.id, title: f.title, name: this.uploads.get(f.id)!.filename })) });
+    }
     if (method === 'apps.connections.open') Object.assign(answer, { url: `${this.url.replace('http', 'ws')}/socket` });
     call.result = answer;
     res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer));
+  }
+
+  /** The upload_url step: the file's bytes, raw or as the one file of a multipart form (as @slack/web-api sends them). */
+  private async receiveUpload(fileId: string, req: http.IncomingMessage, body: Buffer, res: http.ServerResponse): Promise<void> {
+    const upload = this.uploads.get(fileId);
+    this.calls.push({ method: 'upload', args: { fileId, bytes: body.length }, at: Date.now() });
+    if (!upload) {
+      this.unexpected.push(`upload to unknown file ${fileId}`);
+      res.writeHead(404).end('not found');
+      return;
+    }
+    let bytes = body;
+    const type = req.headers['content-type'] ?? '';
+    if (type.startsWith('multipart/form-data')) {
+      const form = await new Request('http://fake/', {
+        method: 'POST',
+        headers: { 'content-type': type },
+        body: new Uint8Array(body),
+      }).formData();
+      const file = [...form.values()].find((v): v is File => typeof v !== 'string');
+      bytes = file ? Buffer.from(await file.arrayBuffer()) : Buffer.alloc(0);
+    }
+    upload.bytes = bytes;
+    res.writeHead(200, { 'content-type': 'text/plain' }).end(`OK - ${bytes.length}`);
   }
 }
 

@@ -11,7 +11,9 @@ import type { KnownBlock } from '@slack/types';
 import { contextBlock, joinMrkdwn, mention, mrkdwn } from '../../../blocks/mrkdwn.ts';
 import { log } from '../../../log.ts';
 import { boardPipeline } from '../../board.ts';
+import { metricsReport, shareMetricsChart } from '../../metrics-post.ts';
 import { afterAck, slackActor, slackPeople, slackWords, type SlackDeps } from '../../context.ts';
+import type { Actor } from '../../../engine/access.ts';
 
 /** Writes the commands a message suggests (`access:add shop bob deploy`) as Slack users type them (`/flow access:add ...`). */
 export function asSlashCommands(message: string): string {
@@ -80,6 +82,10 @@ export function register(app: App, deps: SlackDeps): void {
         await respond({ response_type: 'ephemeral', ...pipelineMessage(await boardPipeline(deps.engine, actor, parsed.pipeline)) });
         return;
       }
+      if (parsed.name === 'metrics') {
+        await postMetrics(command, respond, actor, parsed.pipeline, parsed.days);
+        return;
+      }
       if (parsed.name === 'help' && !parsed.command) {
         await respond({ response_type: 'ephemeral', ...helpAnswer(helpTopics()) });
         return;
@@ -101,6 +107,31 @@ export function register(app: App, deps: SlackDeps): void {
       await respond({ response_type: 'ephemeral', ...(await refusal(deps, command.team_id, err)) }).catch((e: unknown) =>
         log.warn({ err: e }, 'could not answer a slash command'),
       );
+    }
+  }
+
+  /**
+   * `/flow metrics <pipeline>`: the summary in the channel for everyone, then
+   * the chart uploaded under it; the person alone hears when there is nothing
+   * to show or the chart could not be posted.
+   */
+  async function postMetrics(command: SlashCommand, respond: RespondFn, actor: Actor, pipeline: string, days?: number): Promise<void> {
+    const report = await metricsReport(deps.engine, actor, pipeline, days);
+    if (!report.chart) {
+      await respond({ response_type: 'ephemeral', ...report.message });
+      return;
+    }
+    await respond({ response_type: 'in_channel', ...report.message });
+    try {
+      await shareMetricsChart(deps, report, command.channel_id);
+    } catch (err) {
+      log.warn({ err, channel: command.channel_id, pipeline }, 'metrics chart not shared');
+      await respond({
+        response_type: 'ephemeral',
+        ...errorMessage(
+          'The chart could not be posted here: Slack refused the upload. Invite flowops to this channel (`/invite @flowops`) and try again.',
+        ),
+      });
     }
   }
 }
