@@ -21,6 +21,7 @@ import { DefaultAccess1700000000011 } from './migrations/1700000000011-default-a
 import { IdentityLinks1700000000012 } from './migrations/1700000000012-identity-links.ts';
 import { Approvals1700000000013 } from './migrations/1700000000013-approvals.ts';
 import { Formation1700000000014 } from './migrations/1700000000014-formation.ts';
+import { Nudges1700000000015 } from './migrations/1700000000015-nudges.ts';
 import { LiveHome1700000000018 } from './migrations/1700000000018-live-home.ts';
 import { databaseOutage } from './outage.ts';
 
@@ -46,6 +47,7 @@ const migrations = [
   IdentityLinks1700000000012,
   Approvals1700000000013,
   Formation1700000000014,
+  Nudges1700000000015,
   LiveHome1700000000018,
 ];
 

@@ -13,6 +13,8 @@ import { Identity } from './identity.ts';
 import { DEFAULT_LOCK_SETTINGS, DeployLocks, type LockSettings } from './deploy-locks.ts';
 import { Dynos } from './dynos.ts';
 import { Feeds } from './feeds.ts';
+import { DEFAULT_NUDGE_SETTINGS, type NudgeSettings } from './nudge-kinds.ts';
+import { Nudges } from './nudges.ts';
 import { Operations } from './operations.ts';
 import type { Outbox } from './outbox.ts';
 import { Pipelines } from './pipelines.ts';
@@ -32,10 +34,12 @@ export interface EngineOptions {
   locks?: LockSettings;
   /** How long an approval request waits (FLOW_APPROVAL_TTL). */
   approvalTtlMs?: number;
+  /** How often nudges are looked for, and after how many days staging ahead of production is one (FLOW_NUDGE_*). */
+  nudges?: NudgeSettings;
 }
 
 /** The services, wired once: each gets the context and the services it builds on, in one direction. */
-function wire(ctx: EngineContext, lockSettings: LockSettings, approvalTtlMs: number) {
+function wire(ctx: EngineContext, lockSettings: LockSettings, approvalTtlMs: number, nudgeSettings: NudgeSettings) {
   const authz = new Access(ctx);
   const locks = new DeployLocks(ctx, authz, lockSettings);
   const pipelines = new Pipelines(ctx, authz, locks);
@@ -50,10 +54,11 @@ function wire(ctx: EngineContext, lockSettings: LockSettings, approvalTtlMs: num
   const users = new Users(ctx, authz);
   const feeds = new Feeds(ctx, authz, pipelines);
   const dynos = new Dynos(ctx, authz);
-  const recovery = new Recovery(ctx, ci, reviewApps, locks, approvals, dynos);
-  const identity = new Identity(ctx);
   const commitLogs = new CommitLogs(ctx);
-  const cards = new Cards(ctx, authz, pipelines, operations, locks, gate, commitLogs);
+  const nudges = new Nudges(ctx, nudgeSettings, { pipelines, commitLogs, locks, gate, dynos });
+  const recovery = new Recovery(ctx, ci, reviewApps, locks, approvals, dynos, nudges, nudgeSettings.intervalMs);
+  const identity = new Identity(ctx);
+  const cards = new Cards(ctx, authz, pipelines, operations, locks, gate, commitLogs, nudges);
   const boards = new BoardService(ctx, authz, pipelines, locks, commitLogs);
   const homeViews = new HomeViews(ctx);
   return {
@@ -74,6 +79,7 @@ function wire(ctx: EngineContext, lockSettings: LockSettings, approvalTtlMs: num
     identity,
     approvals,
     dynos,
+    nudges,
   };
 }
 
@@ -113,7 +119,8 @@ const ROUTES = {
   releases: ['deploy', 'promote', 'rollback', 'config', 'setConfig', 'unsetConfig', 'releases', 'releaseOutput', 'diff'],
   authz: ['permissionOn'],
   dynos: ['processes', 'scale', 'restartDynos', 'stopDynos', 'logs', 'collectCrashes'],
-  locks: ['lock', 'unlock', 'locks', 'expireLocks'],
+  locks: ['lock', 'unlock', 'extendLock', 'locks', 'expireLocks'],
+  nudges: ['runNudges'],
   approvals: ['requireApprovals', 'disableApprovals', 'approvals', 'approval', 'approve', 'reject', 'expireApprovals'],
   identity: ['loginCode', 'login', 'users', 'unlink'],
   ci: ['setCi', 'setAutodeploy', 'testRuns', 'testRunInfo', 'rerunTests', 'cancelTests', 'pushed'],
@@ -141,7 +148,8 @@ export interface Engine
     Routed<'identity', Identity>,
     Routed<'ci', Ci>,
     Routed<'reviewApps', ReviewApps>,
-    Routed<'dynos', Dynos> {}
+    Routed<'dynos', Dynos>,
+    Routed<'nudges', Nudges> {}
 
 /**
  * The engine's one door for the fronts (CLI API, Slack, GitHub): a thin facade
@@ -160,6 +168,7 @@ export class Engine {
       new EngineContext(db, platform, options.openSource, options.outbox),
       options.locks ?? DEFAULT_LOCK_SETTINGS,
       options.approvalTtlMs ?? DEFAULT_APPROVAL_TTL_MS,
+      options.nudges ?? DEFAULT_NUDGE_SETTINGS,
     );
     this.seenRequests = new SeenRequests(db);
   }

@@ -21,6 +21,7 @@ import type { ReviewApps } from './review-apps.ts';
 import type { DeployLocks } from './deploy-locks.ts';
 import type { Approvals } from './approvals.ts';
 import type { Dynos } from './dynos.ts';
+import type { Nudges } from './nudges.ts';
 import { IllegalTransition, transition, transitionAll } from './transitions.ts';
 
 /** A runner whose heartbeat is older than this is taken for dead, wherever it ran. */
@@ -31,6 +32,7 @@ export class Recovery {
   private heartbeat: NodeJS.Timeout | undefined;
   private staleSweep: NodeJS.Timeout | undefined;
   private lockSweep: NodeJS.Timeout | undefined;
+  private nudgeSweep: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly ctx: EngineContext,
@@ -39,6 +41,9 @@ export class Recovery {
     private readonly locks: DeployLocks,
     private readonly approvals: Approvals,
     private readonly dynos: Dynos,
+    private readonly nudges: Nudges,
+    /** FLOW_NUDGE_INTERVAL. */
+    private readonly nudgeIntervalMs: number,
   ) {}
 
   /** Registers this runner, ends operations whose runner died, and brings every app back to its current release. */
@@ -74,6 +79,11 @@ export class Recovery {
       void this.approvals.expireApprovals();
     }, 60_000);
     this.lockSweep.unref();
+    // Nudges: what is due goes out once a day per subject, whichever process looks first (src/engine/nudges.ts).
+    this.nudgeSweep = setInterval(() => {
+      this.nudges.runNudges().catch((err: unknown) => log.warn({ err }, 'nudges not sent'));
+    }, this.nudgeIntervalMs);
+    this.nudgeSweep.unref();
     this.dynos.watch();
   }
 
@@ -82,6 +92,8 @@ export class Recovery {
     clearInterval(this.heartbeat);
     clearInterval(this.staleSweep);
     clearInterval(this.lockSweep);
+    clearInterval(this.nudgeSweep);
+    await this.nudges.settled();
     await this.ctx.jobs.onIdle();
     await this.ctx.db.getRepository(RunnerEntity).delete({ id: this.ctx.runnerId });
   }

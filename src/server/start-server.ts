@@ -113,6 +113,7 @@ export async function startServer(settings: Settings): Promise<RunningServer> {
       outbox,
       locks: settings.locks,
       approvalTtlMs: settings.approvalTtlMs,
+      nudges: settings.nudges,
     });
     const admin = await adminToken(settings);
     await engine.ensureAdmin(admin.token);
