@@ -23,9 +23,10 @@ export const LOCK_WARNING_MS = 15 * 60_000;
 /** An approval request waiting this long reminds the people who may approve it. */
 export const APPROVAL_WAIT_MS = 3_600_000;
 /**
- * A dyno crashed now, in a crash episode that began at least this long ago, is
- * in a crash loop: a dyno that stays up a minute starts a new episode, and the
- * dyno manager's back-off (at once, 10 s, 20 s, 40 s…) means it has crashed five
+ * A dyno crashed now, in a crash episode that began at least this long ago (or,
+ * one that never ran fine, under a release that went live this long ago), is in
+ * a crash loop: a dyno that stays up a minute starts a new episode, and the dyno
+ * manager's back-off (at once, 10 s, 20 s, 40 s…) means it has crashed five
  * times or more in a row by then.
  */
 export const CRASH_LOOP_MS = 5 * 60_000;
@@ -162,25 +163,34 @@ async function crashLoop(scan: NudgeScan): Promise<DueNudge<'crash_loop'>[]> {
     .getRepository(AppEntity)
     .findBy({ pipelineId: In(pipelines.map((p) => p.id)), name: In(Object.keys(crashed)) });
   if (!apps.length) return [];
-  const episodes: { app: string; dyno: string; created_at: Date; data: { exitCode?: number | null; lines?: string[] } }[] =
-    await scan.ctx.db.query(
-      `SELECT DISTINCT ON (e.app, e.data->>'dyno') e.app, e.data->>'dyno' AS dyno, e.created_at, e.data FROM events e
-        WHERE e.type = 'dyno.crashed' AND e.app = ANY($1) ORDER BY e.app, e.data->>'dyno', e.id DESC`,
-      [apps.map((a) => a.name)],
-    );
+  const episodes: { app: string; dyno: string; created_at: Date }[] = await scan.ctx.db.query(
+    `SELECT DISTINCT ON (e.app, e.data->>'dyno') e.app, e.data->>'dyno' AS dyno, e.created_at FROM events e
+      WHERE e.type = 'dyno.crashed' AND e.app = ANY($1) ORDER BY e.app, e.data->>'dyno', e.id DESC`,
+    [apps.map((a) => a.name)],
+  );
+  const running = await scan.pipelines.currentReleases(apps);
   const due: DueNudge<'crash_loop'>[] = [];
   for (const app of apps) {
+    const release = running.get(app.id);
+    if (!release) continue;
     const pipeline = pipelines.find((p) => p.id === app.pipelineId)!;
     for (const dyno of crashed[app.name] ?? []) {
+      // Crashing since its last episode began, or, a dyno that never ran fine under this release, since the release.
       const episode = episodes.find((e) => e.app === app.name && e.dyno === dyno);
-      if (!episode || scan.now.getTime() - new Date(episode.created_at).getTime() < CRASH_LOOP_MS) continue;
-      const since = new Date(episode.created_at).toISOString();
+      const since = Math.max(release.createdAt.getTime(), episode ? new Date(episode.created_at).getTime() : 0);
+      if (scan.now.getTime() - since < CRASH_LOOP_MS) continue;
+      const ps = await scan.ctx.platform.ps(app.name);
+      const lines = await scan.ctx.platform
+        .logs(app.name, { dyno, num: 10, source: 'app' })
+        .then((page) => page.lines)
+        .catch(() => []);
+      const at = new Date(since).toISOString();
       due.push({
         subject: `dyno:${app.name}/${dyno}`,
         pipeline: pipeline.name,
         to: { optIn: 'nudges' },
-        data: { app: app.name, dyno, since, exitCode: episode.data.exitCode ?? null, lines: (episode.data.lines ?? []).slice(-10) },
-        message: `${app.name} ${dyno} keeps crashing: crashed again and again since ${since}`,
+        data: { app: app.name, dyno, since: at, exitCode: ps.dynos.find((d) => d.name === dyno)?.exitCode ?? null, lines },
+        message: `${app.name} ${dyno} keeps crashing: crashed again and again since ${at}`,
       });
     }
   }

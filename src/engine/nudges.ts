@@ -77,9 +77,10 @@ export class Nudges {
   private send(kind: NudgeKindName, nudge: DueNudge, now: Date): Promise<boolean> {
     return this.ctx.transaction(async (m) => {
       const inserted: { id: number }[] = await m.query(
-        `INSERT INTO nudges (kind, subject, day, pipeline, data) VALUES ($1, $2, $3, $4, $5)
+        `INSERT INTO nudges (kind, subject, day, pipeline, data, created_at) VALUES ($1, $2, $3, $4, $5, $6)
           ON CONFLICT (kind, subject, day) DO NOTHING RETURNING id`,
-        [kind, nudge.subject, nudgeDay(now), nudge.pipeline, JSON.stringify(nudge.data)],
+        // Its time is the run's (now, but for a run a test makes for another time): what "waited 1h" is counted from.
+        [kind, nudge.subject, nudgeDay(now), nudge.pipeline, JSON.stringify(nudge.data), now],
       );
       if (!inserted.length) return false;
       await this.ctx.emit(m, {

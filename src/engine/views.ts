@@ -262,14 +262,14 @@ export interface ApprovalWaitingNudge {
   request: ApprovalView;
 }
 
-/** A dyno that keeps crashing: crashed now, in a crash episode that began at least 5 minutes before. */
+/** A dyno that keeps crashing: crashed now, and crashing for at least 5 minutes (CRASH_LOOP_MS). */
 export interface CrashLoopNudge {
   app: string;
   dyno: string;
-  /** When its crash episode began. */
+  /** Since when it has been crashing: its crash episode began, or (never up) its release went live. */
   since: string;
   exitCode: number | null;
-  /** Its last log lines, as the episode's first crash left them. */
+  /** Its last log lines. */
   lines: string[];
 }
 
