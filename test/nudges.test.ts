@@ -254,4 +254,23 @@ describe('nudges', () => {
     expect(nudgePosts().length).toBe(posted);
     expect(slack.unexpected).toEqual([]);
   });
+
+  it.runIf(process.env.DATABASE_URL)('sends a nudge once when two flowops processes sharing Postgres find it due at once', async () => {
+    await flow('lock shop:production --for 10m', 'UDEE', 'dee');
+    const other = await startTestServer({ sharedDatabaseUrl: t.databaseUrl, env: env() });
+    try {
+      const before = nudgePosts().filter((c) => c.args.channel === 'UDEE').length;
+      const at = Date.now();
+
+      const sent = await Promise.all([t.server.engine.runNudges(new Date(at)), other.server.engine.runNudges(new Date(at))]);
+      await Promise.all([t.server.slack!.idle(), other.server.slack!.idle()]);
+
+      expect(sent[0] + sent[1]).toBe(1);
+      const dms = nudgePosts().filter((c) => c.args.channel === 'UDEE');
+      expect(dms.length).toBe(before + 1);
+      expect(dms.at(-1)!.args.text).toMatch(/^🔒 Your lock on shop:production expires at/);
+    } finally {
+      await other.close();
+    }
+  });
 });
