@@ -191,7 +191,9 @@ describe('nudges', () => {
   it('reminds the people who may approve a request waiting for more than an hour, by direct message, and not its requester', async () => {
     await t.cli(['unlock', 'shop-staging']);
     expect((await t.cli(['approvals:require', 'shop', 'production'])).code).toBe(0);
-    await post(slashCommand({ text: 'promote shop', user: 'UDEE', userName: 'dee', channel: 'CFEED', responseUrl: slack.responseUrl('promote') }));
+    await post(
+      slashCommand({ text: 'promote shop', user: 'UDEE', userName: 'dee', channel: 'CFEED', responseUrl: slack.responseUrl('promote') }),
+    );
     await waitFor('the request', async () => (await t.cli(['approvals', 'shop'])).out.includes('dee'));
     const now = Date.now();
 
@@ -203,7 +205,9 @@ describe('nudges', () => {
     const dms = nudgePosts().filter((c) => String(c.args.text).startsWith('🙋'));
     // Admins and those with deploy or more; not dee (who asked), not vic (view).
     expect(dms.map((c) => c.args.channel).sort()).toEqual(['UADMIN', 'UERIN', 'UZED']);
-    expect(dms[0]!.args.text).toMatch(/^🙋 Request \d+ has waited 1h 0[01]m for your approval: Promote shop-staging v2 [0-9a-f]{7} to shop/);
+    expect(dms[0]!.args.text).toMatch(
+      /^🙋 Request \d+ has waited 1h 0[01]m for your approval: Promote shop-staging v2 [0-9a-f]{7} to shop/,
+    );
     expect(buttons(dms[0]!).map((b) => b.action_id)).toEqual(['approve', 'reject']);
   });
 

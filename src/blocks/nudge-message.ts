@@ -76,7 +76,7 @@ function lockExpiring(n: LockExpiringNudge, at: string): { text: string; blocks:
   const blocks: KnownBlock[] = [
     section(
       joinMrkdwn([
-        mrkdwn`:lock: Your lock on *${lock.target}* expires at ${until(lock.until, Date.parse(at))} (${duration(left)} after this reminder).`,
+        mrkdwn`:lock: Your lock on *${lock.target}* expires at ${until(lock.until, Date.parse(at))}, in ${Math.max(1, Math.round(left / 60_000))} minutes.`,
         ...(lock.reason ? [mrkdwn`_${lock.reason}_`] : []),
       ]),
     ),
