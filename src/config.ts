@@ -17,6 +17,8 @@ export interface Settings {
   approvalTtlMs: number;
   /** FLOW_AUDIT_RETENTION_DAYS: how many days audit records are kept. */
   auditRetentionDays: number;
+  /** Nudges: how often flowops looks for them (FLOW_NUDGE_INTERVAL), and after how many days staging ahead of production is one (FLOW_NUDGE_STAGING_DAYS). */
+  nudges: { intervalMs: number; stagingDays: number };
   /** FLOW_SANDBOX: `auto` picks bubblewrap when `bwrap` is installed. */
   sandbox: 'auto' | 'bubblewrap' | 'none';
   /** The router in front of every app (FLOW_ROUTER_PORT, FLOW_ROUTER_HOST) and the domain apps answer at (FLOW_APPS_DOMAIN). */
@@ -148,6 +150,7 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     locks: lockSettings(env),
     approvalTtlMs: seconds(env, 'FLOW_APPROVAL_TTL', 14400) * 1000,
     auditRetentionDays: auditRetentionDays(env),
+    nudges: nudgeSettings(env),
     sandbox,
     router: { port: routerPort.data, host: routerHost, domain, caddyAdmin },
     logLines: logLines.data,
@@ -179,6 +182,22 @@ function auditRetentionDays(env: NodeJS.ProcessEnv): number {
       `FLOW_AUDIT_RETENTION_DAYS must be a whole number of days from 1 to 36500, got "${env.FLOW_AUDIT_RETENTION_DAYS}"; set FLOW_AUDIT_RETENTION_DAYS=365 or unset it`,
     );
   return days.data;
+}
+
+/** FLOW_NUDGE_INTERVAL (seconds) and FLOW_NUDGE_STAGING_DAYS (whole days, 1 to 365). */
+function nudgeSettings(env: NodeJS.ProcessEnv): { intervalMs: number; stagingDays: number } {
+  const intervalMs = seconds(env, 'FLOW_NUDGE_INTERVAL', 60) * 1000;
+  const days = z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(365)
+    .safeParse(env.FLOW_NUDGE_STAGING_DAYS ?? '2');
+  if (!days.success)
+    throw new SettingError(
+      `FLOW_NUDGE_STAGING_DAYS must be a whole number of days from 1 to 365, got "${env.FLOW_NUDGE_STAGING_DAYS}"; set FLOW_NUDGE_STAGING_DAYS=2 or unset it`,
+    );
+  return { intervalMs, stagingDays: days.data };
 }
 
 /** A setting in whole seconds (1 or more), or its default; anything else stops start-up naming it. */

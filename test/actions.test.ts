@@ -12,6 +12,7 @@ const examples: { [Id in ActionId]: ActionPayload<Id> } = {
   rollback: { a: 'shop', v: 12 },
   rerelease: { a: 'shop', v: 12, c: 14 },
   unlock: { t: 'shop:staging', i: 3 },
+  extend: { t: 'shop-staging', i: 3 },
   retry: { p: 'shop', a: 'shop-staging', s: 'staging', c: sha },
   ci_rerun: { p: 'shop', n: 41 },
   output: { a: 'shop-staging', v: 7 },

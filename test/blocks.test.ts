@@ -187,6 +187,8 @@ describe('manifest.yml', () => {
     expect(manifest.features.slash_commands.map((c: { command: string }) => c.command)).toEqual(['/flow']);
     expect(manifest.features.slash_commands[0].should_escape).toBe(true);
     expect(manifest.features.app_home.home_tab_enabled).toBe(true);
+    // Direct messages (nudges, answers to App Home clicks) show in a Messages tab nobody needs to write in.
+    expect(manifest.features.app_home).toMatchObject({ messages_tab_enabled: true, messages_tab_read_only_enabled: true });
     expect(manifest.settings.interactivity.is_enabled).toBe(true);
     expect(manifest.settings.event_subscriptions.bot_events).toEqual(['app_home_opened']);
     expect(manifest.oauth_config.scopes.bot).toEqual(['commands', 'chat:write', 'files:write']);

@@ -24,6 +24,7 @@ describe('settings', () => {
       dataDir: path.resolve('.flowops'),
       adminToken: undefined,
       bootTimeoutMs: 60_000,
+      nudges: { intervalMs: 60_000, stagingDays: 2 },
     });
   });
 
@@ -35,6 +36,14 @@ describe('settings', () => {
     [
       { FLOW_BUILD_TIMEOUT: '15m' },
       'FLOW_BUILD_TIMEOUT must be a whole number of seconds, got "15m"; set FLOW_BUILD_TIMEOUT=900 or unset it',
+    ],
+    [
+      { FLOW_NUDGE_INTERVAL: '1m' },
+      'FLOW_NUDGE_INTERVAL must be a whole number of seconds, got "1m"; set FLOW_NUDGE_INTERVAL=60 or unset it',
+    ],
+    [
+      { FLOW_NUDGE_STAGING_DAYS: '0' },
+      'FLOW_NUDGE_STAGING_DAYS must be a whole number of days from 1 to 365, got "0"; set FLOW_NUDGE_STAGING_DAYS=2 or unset it',
     ],
     [{ GITHUB_API_URL: 'github.example.com' }, 'GITHUB_API_URL must be an http(s) URL like https://github.example.com/api/v3'],
     [{ SLACK_SIGNING_SECRET: 's' }, "SLACK_BOT_TOKEN is missing: set it to the app's Bot User OAuth Token (xoxb-...)"],

@@ -285,6 +285,8 @@ export interface Subscription {
   pipeline: string;
   channel: string;
   events: string[];
+  /** What the feed asked for beyond its events: `nudges`. */
+  optIns: string[];
 }
 
 /**
@@ -353,7 +355,8 @@ export interface CommandResults {
   reject: ApprovalView;
   locks: LockView[];
   subscribe: Subscription;
-  unsubscribe: Omit<Subscription, 'events'>;
+  /** With `stopped` when only those opt-ins were stopped (the feed stays). */
+  unsubscribe: Omit<Subscription, 'events' | 'optIns'> & { stopped?: string[] };
   subscriptions: Omit<Subscription, 'channel'>[];
   audit: AuditView;
   metrics: MetricsView;

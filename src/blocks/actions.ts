@@ -27,6 +27,8 @@ export const ACTIONS = {
   ci_rerun: z.object({ p: name, n: number }),
   /** End deploy lock `i` on `t` (an app, or `pipeline:stage`), if it is still the one there. */
   unlock: z.object({ t: name, i: number }),
+  /** Extend deploy lock `i` on `t` by an hour, if it is still the one there and the clicker holds it. */
+  extend: z.object({ t: name, i: number }),
   /** Approve approval request `i`. */
   approve: z.object({ i: number }),
   /** Reject approval request `i` (a modal asks why). */

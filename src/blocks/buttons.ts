@@ -128,6 +128,11 @@ export function unlockButton(lock: LockView): Button {
   );
 }
 
+/** **Extend 1h** on a lock's reminder: its holder keeps it an hour longer (operate and holding it are checked on the click). */
+export function extendButton(lock: LockView): Button {
+  return actionButton('extend', { t: lock.target, i: lock.id }, { style: 'primary', text: plain('Extend 1h') });
+}
+
 /** **Approve**, confirmed with what it ships: with the last approval it needs, it ships at once. */
 export function approveButton(request: { id: number; description: string; needed: number; approved: number }): Button {
   const last = request.approved + 1 >= request.needed;

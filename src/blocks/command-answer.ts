@@ -260,16 +260,22 @@ export function commandAnswer(result: Result, people: Record<string, string>): A
     }
     case 'subscribe': {
       const sub = result.data;
-      return answer(mrkdwn`:white_check_mark: ${channelMention(sub.channel)} now follows *${sub.pipeline}*: ${sub.events.join(', ')}`);
+      return answer(
+        mrkdwn`:white_check_mark: ${channelMention(sub.channel)} now follows *${sub.pipeline}*: ${sub.events.join(', ')}${sub.optIns.length ? ` + ${sub.optIns.join(', ')}` : ''}`,
+      );
     }
     case 'unsubscribe':
+      if (result.data.stopped)
+        return answer(
+          mrkdwn`:white_check_mark: ${channelMention(result.data.channel)} still follows *${result.data.pipeline}*, without ${result.data.stopped.join(', ')}`,
+        );
       return answer(mrkdwn`:white_check_mark: ${channelMention(result.data.channel)} no longer follows *${result.data.pipeline}*`);
     case 'subscriptions': {
       const rows = result.data;
       if (!rows.length) return answer(mrkdwn`This channel follows no pipeline. \`/flow subscribe <pipeline>\` makes it a feed.`);
       return list(
         mrkdwn`*This channel follows*`,
-        rows.map((r) => mrkdwn`*${r.pipeline}*: ${r.events.join(', ')}`),
+        rows.map((r) => mrkdwn`*${r.pipeline}*: ${r.events.join(', ')}${r.optIns.length ? ` + ${r.optIns.join(', ')}` : ''}`),
       );
     }
     case 'audit':

@@ -65,8 +65,8 @@ export type Command =
   | { name: 'reviewapps:disable'; pipeline: string }
   | { name: 'reviewapps:create'; pipeline: string; pr: number }
   | { name: 'reviewapps:destroy'; pipeline: string; pr: number }
-  | { name: 'subscribe'; pipeline: string; events: string[]; channel?: string }
-  | { name: 'unsubscribe'; pipeline: string; channel?: string }
+  | { name: 'subscribe'; pipeline: string; events: string[]; channel?: string; optIns?: string[] }
+  | { name: 'unsubscribe'; pipeline: string; channel?: string; optIns?: string[] }
   | { name: 'subscriptions'; channel?: string }
   | { name: 'audit'; pipeline: string; since?: string; user?: string }
   | { name: 'metrics'; pipeline: string; days?: number }

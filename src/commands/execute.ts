@@ -162,8 +162,9 @@ const HANDLERS: { [N in CommandName]: Handler<N> } = {
   'reviewapps:create': (engine, actor, command) => data(command, engine.createReviewApp(actor, command.pipeline, command.pr)),
   'reviewapps:destroy': (engine, actor, command) => data(command, engine.destroyReviewApp(actor, command.pipeline, command.pr)),
   subscribe: (engine, actor, command, context) =>
-    data(command, engine.subscribe(actor, command.pipeline, channelOf(command, context), command.events)),
-  unsubscribe: (engine, actor, command, context) => data(command, engine.unsubscribe(actor, command.pipeline, channelOf(command, context))),
+    data(command, engine.subscribe(actor, command.pipeline, channelOf(command, context), command.events, { optIns: command.optIns })),
+  unsubscribe: (engine, actor, command, context) =>
+    data(command, engine.unsubscribe(actor, command.pipeline, channelOf(command, context), { optIns: command.optIns })),
   subscriptions: (engine, actor, command, context) => data(command, engine.subscriptions(actor, channelOf(command, context))),
   audit: (engine, actor, command) => data(command, engine.audit(actor, command.pipeline, { since: command.since, user: command.user })),
   metrics: (engine, actor, command) => data(command, engine.metrics(actor, command.pipeline, command.days)),

@@ -293,16 +293,17 @@ export function renderText(result: Result): string {
       return approvalLine(result.data);
     case 'subscribe': {
       const sub = result.data;
-      return `${sub.channel} is now a feed of ${sub.pipeline} (${sub.events.join(', ')})`;
+      return `${sub.channel} is now a feed of ${sub.pipeline} (${sub.events.join(', ')}${sub.optIns.length ? ` + ${sub.optIns.join(', ')}` : ''})`;
     }
     case 'unsubscribe': {
       const sub = result.data;
+      if (sub.stopped) return `${sub.channel} stays a feed of ${sub.pipeline}, without ${sub.stopped.join(', ')}`;
       return `${sub.channel} is no longer a feed of ${sub.pipeline}`;
     }
     case 'subscriptions': {
       const rows = result.data;
       if (!rows.length) return 'This channel is not a feed of any pipeline. `subscribe <pipeline>` makes it one.';
-      return rows.map((r) => `${r.pipeline}: ${r.events.join(', ')}`).join('\n');
+      return rows.map((r) => `${r.pipeline}: ${r.events.join(', ')}${r.optIns.length ? ` + ${r.optIns.join(', ')}` : ''}`).join('\n');
     }
     case 'logs':
       return result.data.lines.length ? result.data.lines.join('\n') : `No log lines of ${result.data.app} match.`;

@@ -1,4 +1,5 @@
 import { parseSince } from '../engine/since.ts';
+import { FEED_OPT_INS } from '../engine/feeds.ts';
 import { STAGE_WORDS } from '../engine/stages.ts';
 import { InvalidInput } from '../errors.ts';
 import type { Command, CommandName } from './command.ts';
@@ -18,6 +19,14 @@ function forceOf(name: CommandName, v: Record<string, string | boolean | undefin
     return {};
   }
   return { force: true, reason: optional(v, 'reason') };
+}
+
+/** A flag per feed opt-in (`--nudges`): what a feed asks for beyond its events. */
+const OPT_IN_FLAGS = Object.fromEntries(FEED_OPT_INS.map((o) => [o, { type: 'boolean' as const }]));
+
+function optInsOf(v: Record<string, string | boolean | undefined>): { optIns?: string[] } {
+  const optIns = FEED_OPT_INS.filter((o) => v[o] === true);
+  return optIns.length ? { optIns } : {};
 }
 
 export const SPECS: Record<CommandName, Spec> = {
@@ -513,20 +522,25 @@ export const SPECS: Record<CommandName, Spec> = {
     }),
   },
   subscribe: {
-    usage: 'subscribe <pipeline> [deploy|promote|rollback|config|ci|pulls...] [--channel <channel>]',
-    summary: "make a channel the pipeline's feed (in Slack: this channel, or <#channel>) (operate)",
-    options: { channel: { type: 'string' } },
+    usage: 'subscribe <pipeline> [deploy|promote|rollback|config|ci|pulls...] [--nudges] [--channel <channel>]',
+    summary: "make a channel the pipeline's feed (in Slack: this channel, or <#channel>); --nudges: reminders too (operate)",
+    options: { channel: { type: 'string' }, ...OPT_IN_FLAGS },
     parse: (w, v) => {
       const [pipeline, ...events] = w;
       if (!pipeline) throw usageError('subscribe', 'missing <pipeline>');
-      return { name: 'subscribe', pipeline, events, channel: optional(v, 'channel') };
+      return { name: 'subscribe', pipeline, events, channel: optional(v, 'channel'), ...optInsOf(v) };
     },
   },
   unsubscribe: {
-    usage: 'unsubscribe <pipeline> [--channel <channel>]',
-    summary: "stop a channel's feed of the pipeline (operate)",
-    options: { channel: { type: 'string' } },
-    parse: (w, v) => ({ name: 'unsubscribe', pipeline: words('unsubscribe', w, ['pipeline'])[0]!, channel: optional(v, 'channel') }),
+    usage: 'unsubscribe <pipeline> [--nudges] [--channel <channel>]',
+    summary: "stop a channel's feed of the pipeline; with --nudges, only its nudges (operate)",
+    options: { channel: { type: 'string' }, ...OPT_IN_FLAGS },
+    parse: (w, v) => ({
+      name: 'unsubscribe',
+      pipeline: words('unsubscribe', w, ['pipeline'])[0]!,
+      channel: optional(v, 'channel'),
+      ...optInsOf(v),
+    }),
   },
   subscriptions: {
     usage: 'subscriptions [--channel <channel>]',

@@ -22,6 +22,7 @@ import { IdentityLinks1700000000012 } from './migrations/1700000000012-identity-
 import { Approvals1700000000013 } from './migrations/1700000000013-approvals.ts';
 import { Formation1700000000014 } from './migrations/1700000000014-formation.ts';
 import { Audit1700000000016 } from './migrations/1700000000016-audit.ts';
+import { Nudges1700000000015 } from './migrations/1700000000015-nudges.ts';
 import { LiveHome1700000000018 } from './migrations/1700000000018-live-home.ts';
 import { databaseOutage } from './outage.ts';
 
@@ -48,6 +49,7 @@ const migrations = [
   Approvals1700000000013,
   Formation1700000000014,
   Audit1700000000016,
+  Nudges1700000000015,
   LiveHome1700000000018,
 ];
 

@@ -65,6 +65,7 @@ export const SubscriptionEntity = new EntitySchema<Subscription>({
     pipelineId: { type: Number, name: 'pipeline_id', primary: true },
     channel: { type: 'text', primary: true },
     events: { type: 'text', array: true },
+    optIns: { type: 'text', name: 'opt_ins', array: true, default: () => "'{}'" },
     createdAt,
   },
 });

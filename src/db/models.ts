@@ -27,6 +27,8 @@ export interface Subscription {
   pipelineId: number;
   channel: string;
   events: string[];
+  /** What the feed asked for beyond its events (`nudges`). */
+  optIns: string[];
   createdAt: Date;
 }
 

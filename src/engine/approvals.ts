@@ -201,6 +201,33 @@ export class ApprovalGate {
     );
   }
 
+  /**
+   * Requests still waiting for approvals at `now` that were asked for by
+   * `before`, each with the chat accounts of the people who may approve it:
+   * deploy or more on its pipeline by a grant, or admins; not its requester,
+   * nor those who approved it already. (`access:default` gives deploy to a whole
+   * workspace: those people are not told one by one.)
+   */
+  async waitingSince(before: Date, now: Date): Promise<{ request: ApprovalView; approverAccounts: string[] }[]> {
+    const rows: RequestRow[] = await this.ctx.db.query(
+      `${SELECT} WHERE r.status = 'pending' AND r.expires_at > $2 AND r.created_at <= $1 ORDER BY r.id`,
+      [before, now],
+    );
+    const waiting: { request: ApprovalView; approverAccounts: string[] }[] = [];
+    for (const row of rows) {
+      const people: { external_id: string }[] = await this.ctx.db.query(
+        `SELECT u.external_id FROM users u
+          WHERE u.external_id IS NOT NULL AND u.id <> $2
+            AND (u.admin OR EXISTS (SELECT 1 FROM grants g WHERE g.user_id = u.id AND g.pipeline_id = $1 AND g.permission IN ('deploy', 'operate', 'manage')))
+            AND NOT EXISTS (SELECT 1 FROM approvals a WHERE a.request_id = $3 AND a.user_id = u.id)
+          ORDER BY u.name LIMIT 20`,
+        [row.pipeline_id, row.requester_id, row.id],
+      );
+      waiting.push({ request: await this.toView(row), approverAccounts: people.map((p) => p.external_id) });
+    }
+    return waiting;
+  }
+
   /** The request as the fronts see it; `approvals` when the caller has read them already. */
   async toView(row: RequestRow, approvals?: Approver[]): Promise<ApprovalView> {
     approvals ??= await this.approvers(row.id);

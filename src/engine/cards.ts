@@ -27,7 +27,9 @@ import type { CommitLog, CommitLogs } from './commit-logs.ts';
 import type { EngineContext } from './context.ts';
 import type { DeployLocks } from './deploy-locks.ts';
 import type { ApprovalGate } from './approvals.ts';
-import { feedKindOf, type FEED_EVENTS } from './feeds.ts';
+import { feedKindOf, type FEED_EVENTS, type FeedOptIn } from './feeds.ts';
+import type { NudgeAudience } from './nudge-kinds.ts';
+import type { Nudges } from './nudges.ts';
 import type { Operations } from './operations.ts';
 import type { Pipelines } from './pipelines.ts';
 import { DOWNSTREAM } from './stages.ts';
@@ -40,6 +42,7 @@ import type {
   Person,
   PromoteOffer,
   PromotePreview,
+  NudgeReport,
   PullRequestReport,
   PushReport,
   ReleaseFate,
@@ -58,8 +61,12 @@ export type FeedKind = (typeof FEED_EVENTS)[number];
 export interface EventSubjects {
   /** Subjects whose messages are now behind. */
   touch: string[];
-  /** Subjects that get a message in the pipeline's feeds of this kind (where they have none yet). */
-  post: { subject: string; feed: FeedKind }[];
+  /**
+   * Subjects that get a message (where they have none yet): in the pipeline's
+   * feeds of this kind, in its feeds that asked for an opt-in, or to a person
+   * directly (their chat account, `slack:<team>:<user>`).
+   */
+  post: ({ subject: string; feed: FeedKind } | { subject: string; optIn: FeedOptIn } | { subject: string; person: string })[];
   /** Something ended in the pipeline: messages that still show buttons are redrawn (and retired when stale). */
   retire: boolean;
 }
@@ -69,7 +76,8 @@ export type SubjectReport =
   | { kind: 'pr'; report: PullRequestReport }
   | { kind: 'push'; report: PushReport }
   | { kind: 'event'; report: { event: FlowEvent; repo: null } }
-  | { kind: 'approval'; report: ApprovalReport };
+  | { kind: 'approval'; report: ApprovalReport }
+  | { kind: 'nudge'; report: NudgeReport };
 
 const NOTHING: EventSubjects = { touch: [], post: [], retire: false };
 /** Events that change what a pipeline's buttons can do without an operation: an app gone or moved, the pipeline gone. */
@@ -120,6 +128,7 @@ export class Cards {
     private readonly locks: DeployLocks,
     private readonly gate: ApprovalGate,
     private readonly commitLogs: CommitLogs,
+    private readonly nudges: Nudges,
   ) {}
 
   /**
@@ -194,6 +203,14 @@ export class Cards {
       return { touch: [subject], post, retire: event.type === `${op.kind}.succeeded` || event.type === `${op.kind}.failed` };
     }
     if (!event.pipeline) return NOTHING;
+    if (event.type.startsWith('nudge.')) {
+      // A nudge's own message: to the feeds that asked for nudges, or to its people; a snapshot, never redrawn.
+      const { nudge, to } = event.data as { nudge?: unknown; to?: NudgeAudience };
+      if (typeof nudge !== 'number' || !to) return NOTHING;
+      const subject = subjectKey({ kind: 'nudge', nudge });
+      const post: EventSubjects['post'] = 'optIn' in to ? [{ subject, optIn: to.optIn }] : to.people.map((person) => ({ subject, person }));
+      return { touch: [subject], post, retire: false };
+    }
     const request = (event.data as { request?: unknown }).request;
     if (event.type.startsWith('approval.') && typeof request === 'number') {
       // A request's own message: posted in the feeds that follow what it would run, redrawn as it is decided.
@@ -270,6 +287,10 @@ export class Cards {
       case 'approval': {
         const report = await this.approvalReport(subject.request);
         return report && { kind: 'approval', report };
+      }
+      case 'nudge': {
+        const report = await this.nudges.nudgeReport(subject.nudge);
+        return report && { kind: 'nudge', report };
       }
     }
   }

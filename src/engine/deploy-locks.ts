@@ -182,6 +182,56 @@ export class DeployLocks {
     });
   }
 
+  /**
+   * Extends the actor's own lock by `byMs` (an hour from the lock's
+   * **Extend 1h**), at most to FLOW_LOCK_MAX from now. Operate is checked again
+   * and only the holder extends: a lock is one person's. `ifLock`: only that
+   * lock (the button names the one it was shown for).
+   */
+  async extendLock(actor: Actor, target: string, options: { ifLock?: number; byMs?: number } = {}): Promise<LockView> {
+    const { pipeline, app, stage, name } = await this.target(actor, target, 'lock');
+    const byMs = options.byMs ?? 3_600_000;
+    return this.ctx.transaction(async (m) => {
+      await m.query('SELECT pg_advisory_xact_lock($1, $2)', [LOCKS_NAMESPACE, pipeline.id]);
+      await this.sweep(m, pipeline.id);
+      const held = await this.openOn(m, pipeline, app, stage);
+      if (!held) throw new NotFound(`${name} is not locked any more; \`lock ${name}\` locks it again`);
+      if (options.ifLock !== undefined && held.id !== options.ifLock)
+        throw new Conflict(`that lock on ${name} has ended; ${name} is locked again, by ${this.describe(held)}. Nothing was extended`);
+      if (held.holder_id !== actor.id)
+        throw new Conflict(`only ${held.holder}, who holds the lock on ${name}, can extend it; nothing changed`);
+      const now = Date.now();
+      const cap = now + this.settings.maxMs;
+      const was = new Date(held.expires_at).getTime();
+      const expires = new Date(Math.min(was + byMs, cap));
+      if (expires.getTime() <= was)
+        throw new InvalidInput(`a lock lasts at most ${formatDuration(this.settings.maxMs)} here (FLOW_LOCK_MAX); lock again when it ends`);
+      await m.query('UPDATE deploy_locks SET expires_at = $2 WHERE id = $1', [held.id, expires]);
+      await this.ctx.emit(m, {
+        type: 'lock.added',
+        pipeline: pipeline.name,
+        app: app?.name ?? null,
+        actor: actor.name,
+        via: actor.via,
+        message: `${actor.name} extended the lock on ${name} until ${clock(expires)}${held.reason ? `: ${held.reason}` : ''}`,
+        data: { target: name, until: expires.toISOString(), reason: held.reason, extended: true },
+      });
+      return lockView((await this.openOn(m, pipeline, app, stage))!);
+    });
+  }
+
+  /** The open locks that end after `from` and by `to`, with their holder's chat account (`slack:<team>:<user>`), for a reminder. */
+  async endingBetween(from: Date, to: Date): Promise<{ lock: LockView; holderAccount: string | null }[]> {
+    const rows: (LockRow & { holder_account: string | null })[] = await this.ctx.db.query(
+      `SELECT l.id, l.pipeline_id, p.name AS pipeline, a.name AS app, l.stage, l.holder_id, coalesce(u.name, 'flowops') AS holder,
+              l.reason, l.created_at, l.expires_at, u.external_id AS holder_account
+         FROM deploy_locks l JOIN pipelines p ON p.id = l.pipeline_id LEFT JOIN apps a ON a.id = l.app_id LEFT JOIN users u ON u.id = l.holder_id
+        WHERE l.ended_at IS NULL AND l.expires_at > $1 AND l.expires_at <= $2 ORDER BY l.id`,
+      [from, to],
+    );
+    return rows.map((r) => ({ lock: lockView(r), holderAccount: r.holder_account }));
+  }
+
   /** The open locks of the pipelines the actor can see (or of one). */
   async locks(actor: Actor, pipelineName?: string): Promise<LockView[]> {
     const ids = pipelineName

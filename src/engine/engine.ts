@@ -15,6 +15,8 @@ import { Metrics } from './metrics.ts';
 import { DEFAULT_LOCK_SETTINGS, DeployLocks, type LockSettings } from './deploy-locks.ts';
 import { Dynos } from './dynos.ts';
 import { Feeds } from './feeds.ts';
+import { DEFAULT_NUDGE_SETTINGS, type NudgeSettings } from './nudge-kinds.ts';
+import { Nudges } from './nudges.ts';
 import { Operations } from './operations.ts';
 import type { Outbox } from './outbox.ts';
 import { Pipelines } from './pipelines.ts';
@@ -36,10 +38,18 @@ export interface EngineOptions {
   approvalTtlMs?: number;
   /** How many days audit records are kept (FLOW_AUDIT_RETENTION_DAYS). */
   auditRetentionDays?: number;
+  /** How often nudges are looked for, and after how many days staging ahead of production is one (FLOW_NUDGE_*). */
+  nudges?: NudgeSettings;
 }
 
 /** The services, wired once: each gets the context and the services it builds on, in one direction. */
-function wire(ctx: EngineContext, lockSettings: LockSettings, approvalTtlMs: number, auditRetentionDays: number) {
+function wire(
+  ctx: EngineContext,
+  lockSettings: LockSettings,
+  approvalTtlMs: number,
+  auditRetentionDays: number,
+  nudgeSettings: NudgeSettings,
+) {
   const authz = new Access(ctx);
   const locks = new DeployLocks(ctx, authz, lockSettings);
   const pipelines = new Pipelines(ctx, authz, locks);
@@ -55,10 +65,11 @@ function wire(ctx: EngineContext, lockSettings: LockSettings, approvalTtlMs: num
   const feeds = new Feeds(ctx, authz, pipelines);
   const dynos = new Dynos(ctx, authz);
   const audit = new AuditTrail(ctx, authz, auditRetentionDays);
-  const recovery = new Recovery(ctx, ci, reviewApps, locks, approvals, dynos, audit);
-  const identity = new Identity(ctx);
   const commitLogs = new CommitLogs(ctx);
-  const cards = new Cards(ctx, authz, pipelines, operations, locks, gate, commitLogs);
+  const nudges = new Nudges(ctx, nudgeSettings, { pipelines, commitLogs, locks, gate, dynos });
+  const recovery = new Recovery(ctx, ci, reviewApps, locks, approvals, dynos, audit, nudges, nudgeSettings.intervalMs);
+  const identity = new Identity(ctx);
+  const cards = new Cards(ctx, authz, pipelines, operations, locks, gate, commitLogs, nudges);
   const boards = new BoardService(ctx, authz, pipelines, locks, commitLogs);
   const homeViews = new HomeViews(ctx);
   const metrics = new Metrics(ctx, authz, commitLogs);
@@ -82,6 +93,7 @@ function wire(ctx: EngineContext, lockSettings: LockSettings, approvalTtlMs: num
     approvals,
     dynos,
     audit,
+    nudges,
   };
 }
 
@@ -122,8 +134,9 @@ const ROUTES = {
   releases: ['deploy', 'promote', 'rollback', 'config', 'setConfig', 'unsetConfig', 'releases', 'releaseOutput', 'diff'],
   authz: ['permissionOn'],
   dynos: ['processes', 'scale', 'restartDynos', 'stopDynos', 'logs', 'collectCrashes'],
-  locks: ['lock', 'unlock', 'locks', 'expireLocks'],
+  locks: ['lock', 'unlock', 'extendLock', 'locks', 'expireLocks'],
   audit: ['audit', 'sweepAuditTrail'],
+  nudges: ['runNudges'],
   approvals: ['requireApprovals', 'disableApprovals', 'approvals', 'approval', 'approve', 'reject', 'expireApprovals'],
   identity: ['loginCode', 'login', 'users', 'unlink'],
   ci: ['setCi', 'setAutodeploy', 'testRuns', 'testRunInfo', 'rerunTests', 'cancelTests', 'pushed'],
@@ -153,7 +166,8 @@ export interface Engine
     Routed<'identity', Identity>,
     Routed<'ci', Ci>,
     Routed<'reviewApps', ReviewApps>,
-    Routed<'dynos', Dynos> {}
+    Routed<'dynos', Dynos>,
+    Routed<'nudges', Nudges> {}
 
 /**
  * The engine's one door for the fronts (CLI API, Slack, GitHub): a thin facade
@@ -173,6 +187,7 @@ export class Engine {
       options.locks ?? DEFAULT_LOCK_SETTINGS,
       options.approvalTtlMs ?? DEFAULT_APPROVAL_TTL_MS,
       options.auditRetentionDays ?? DEFAULT_AUDIT_RETENTION_DAYS,
+      options.nudges ?? DEFAULT_NUDGE_SETTINGS,
     );
     this.seenRequests = new SeenRequests(db);
   }

@@ -123,6 +123,15 @@ export class Outbox {
     return rows.map((r) => r.channel);
   }
 
+  /** The channels that are feeds of `pipeline` and asked for `optIn` (`subscribe <pipeline> --nudges`). */
+  async optInChannels(pipeline: string, optIn: string): Promise<string[]> {
+    const rows: { channel: string }[] = await this.db.query(
+      'SELECT s.channel FROM subscriptions s JOIN pipelines p ON p.id = s.pipeline_id WHERE p.name = $1 AND $2 = ANY(s.opt_ins) ORDER BY s.channel',
+      [pipeline, optIn],
+    );
+    return rows.map((r) => r.channel);
+  }
+
   /** A message of `subject` in `channel` (idempotent): posted by the front's next sweep, then kept up to date. */
   async addStatusMessage(subject: string, pipeline: string | null, channel: string): Promise<void> {
     await this.db.createQueryBuilder().insert().into(StatusMessageEntity).values({ subject, pipeline, channel }).orIgnore().execute();

@@ -22,6 +22,7 @@ import type { DeployLocks } from './deploy-locks.ts';
 import type { Approvals } from './approvals.ts';
 import type { Dynos } from './dynos.ts';
 import type { AuditTrail } from './audit-trail.ts';
+import type { Nudges } from './nudges.ts';
 import { IllegalTransition, transition, transitionAll } from './transitions.ts';
 
 /** A runner whose heartbeat is older than this is taken for dead, wherever it ran. */
@@ -32,6 +33,7 @@ export class Recovery {
   private heartbeat: NodeJS.Timeout | undefined;
   private staleSweep: NodeJS.Timeout | undefined;
   private lockSweep: NodeJS.Timeout | undefined;
+  private nudgeSweep: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly ctx: EngineContext,
@@ -41,6 +43,9 @@ export class Recovery {
     private readonly approvals: Approvals,
     private readonly dynos: Dynos,
     private readonly audit: AuditTrail,
+    private readonly nudges: Nudges,
+    /** FLOW_NUDGE_INTERVAL. */
+    private readonly nudgeIntervalMs: number,
   ) {}
 
   /** Registers this runner, ends operations whose runner died, and brings every app back to its current release. */
@@ -79,6 +84,11 @@ export class Recovery {
       void this.approvals.expireApprovals();
     }, 60_000);
     this.lockSweep.unref();
+    // Nudges: what is due goes out once a day per subject, whichever process looks first (src/engine/nudges.ts).
+    this.nudgeSweep = setInterval(() => {
+      this.nudges.runNudges().catch((err: unknown) => log.warn({ err }, 'nudges not sent'));
+    }, this.nudgeIntervalMs);
+    this.nudgeSweep.unref();
     this.dynos.watch();
   }
 
@@ -87,6 +97,8 @@ export class Recovery {
     clearInterval(this.heartbeat);
     clearInterval(this.staleSweep);
     clearInterval(this.lockSweep);
+    clearInterval(this.nudgeSweep);
+    await this.nudges.settled();
     await this.ctx.jobs.onIdle();
     await this.ctx.db.getRepository(RunnerEntity).delete({ id: this.ctx.runnerId });
   }

@@ -245,3 +245,51 @@ export function releaseView(r: Release, currentReleaseId: number | null): Releas
 
 /** An event as the fronts see it: the audit trail and an operation's progress. */
 export type { FlowEvent as EventView } from '../db/entities.ts';
+
+/** Staging runs commits production does not, and has for more than FLOW_NUDGE_STAGING_DAYS. */
+export interface StagingAheadNudge {
+  /** The staging app, the release it runs, and what promoting it would ship. */
+  app: string;
+  version: number;
+  commit: string | null;
+  offer: PromoteOffer;
+  /** Since when staging has been ahead, and for how many whole days. */
+  since: string;
+  days: number;
+}
+
+/** A deploy lock about to expire, told to its holder. */
+export interface LockExpiringNudge {
+  lock: LockView;
+}
+
+/** An approval request waiting for more than an hour, told to the people who may approve it. */
+export interface ApprovalWaitingNudge {
+  request: ApprovalView;
+}
+
+/** A dyno that keeps crashing: crashed now, and crashing for at least 5 minutes (CRASH_LOOP_MS). */
+export interface CrashLoopNudge {
+  app: string;
+  dyno: string;
+  /** Since when it has been crashing: its crash episode began, or (never up) its release went live. */
+  since: string;
+  exitCode: number | null;
+  /** Its last log lines. */
+  lines: string[];
+}
+
+/** What each kind of nudge shows, by kind (src/engine/nudge-kinds.ts). */
+export interface NudgeData {
+  staging_ahead: StagingAheadNudge;
+  lock_expiring: LockExpiringNudge;
+  approval_waiting: ApprovalWaitingNudge;
+  crash_loop: CrashLoopNudge;
+}
+
+export type NudgeKindName = keyof NudgeData;
+
+/** A nudge flowops sent, as its message shows it: what was due, as it was then (its buttons check again on a click). */
+export type NudgeReport = {
+  [K in NudgeKindName]: { id: number; kind: K; pipeline: string; repo: string | null; at: string; data: NudgeData[K] };
+}[NudgeKindName];

@@ -114,6 +114,7 @@ export async function startServer(settings: Settings): Promise<RunningServer> {
       locks: settings.locks,
       approvalTtlMs: settings.approvalTtlMs,
       auditRetentionDays: settings.auditRetentionDays,
+      nudges: settings.nudges,
     });
     const admin = await adminToken(settings);
     await engine.ensureAdmin(admin.token);

@@ -13,7 +13,7 @@ export const HOME_RECENT_MS = 60 * 60_000;
 /** A person's App Home is published at most once per this long when changes come in bursts. */
 export const HOME_MIN_INTERVAL_MS = 3000;
 /** Events that change nothing a board shows. */
-const UNSHOWN = /^(operation\.progress|github\.|testrun\.|pullrequest\.|subscription\.|user\.)/;
+const UNSHOWN = /^(operation\.progress|github\.|testrun\.|pullrequest\.|subscription\.|user\.|nudge\.)/;
 
 /**
  * Keeps the App Home true: published when a person opens it, and again — at

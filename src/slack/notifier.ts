@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { pullRequestCard, pushCard } from '../blocks/change-cards.ts';
 import { approvalMessage } from '../blocks/approval-message.ts';
+import { nudgeMessage } from '../blocks/nudge-message.ts';
 import { feedEventMessage } from '../blocks/feed-message.ts';
 import { sourceLinks } from '../blocks/links.ts';
 import { operationMessage, type Card } from '../blocks/operation-message.ts';
@@ -39,6 +40,16 @@ const PERMANENT = new Set([
 function refusedForGood(err: unknown): boolean {
   const code = (err as { data?: { error?: unknown } } | null)?.data?.error;
   return typeof code === 'string' && PERMANENT.has(code);
+}
+
+/**
+ * A person's direct messages with the app, for their chat account
+ * (`slack:<team>:<user>`): chat.postMessage to a user id posts there. None for
+ * an account of another front.
+ */
+function directChannel(account: string): string[] {
+  const user = /^slack:[^:]*:([UW][A-Z0-9]{1,20})$/.exec(account)?.[1];
+  return user ? [user] : [];
 }
 
 /** A thread reply already posted: `key ts hash` in the status message's `threaded`. */
@@ -102,9 +113,14 @@ export class SlackNotifier {
       if (!events.length) return true;
       for (const event of events) {
         const { touch, post, retire } = await this.engine.subjectsOf(event);
-        for (const { subject, feed } of post) {
-          for (const channel of await this.outbox.feedChannels(event.pipeline!, feed))
-            await this.outbox.addStatusMessage(subject, event.pipeline, channel);
+        for (const to of post) {
+          const channels =
+            'feed' in to
+              ? await this.outbox.feedChannels(event.pipeline!, to.feed)
+              : 'optIn' in to
+                ? await this.outbox.optInChannels(event.pipeline!, to.optIn)
+                : directChannel(to.person);
+          for (const channel of channels) await this.outbox.addStatusMessage(to.subject, event.pipeline, channel);
         }
         await this.outbox.touch(touch);
         if (retire && event.pipeline) await this.outbox.touchLive(event.pipeline);
@@ -126,6 +142,8 @@ export class SlackNotifier {
         return { ...feedEventMessage(subject.report.event), live: false, replies: [] };
       case 'approval':
         return approvalMessage(subject.report, links);
+      case 'nudge':
+        return nudgeMessage(subject.report, links);
     }
   }
 

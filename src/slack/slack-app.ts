@@ -22,6 +22,7 @@ import { register as registerRestart } from './listeners/actions/restart.ts';
 import { register as registerRetry } from './listeners/actions/retry.ts';
 import { register as registerRollback } from './listeners/actions/rollback.ts';
 import { register as registerUnlock } from './listeners/actions/unlock.ts';
+import { register as registerExtend } from './listeners/actions/extend.ts';
 import { register as registerFlow } from './listeners/commands/flow.ts';
 import { register as registerAppHome } from './listeners/events/app-home-opened.ts';
 import { register as registerHomePick } from './listeners/actions/home-pick.ts';
@@ -45,6 +46,7 @@ const buttonListeners: Record<ActionId, (app: App, deps: SlackDeps) => void> = {
   rollback: registerRollback,
   rerelease: registerRerelease,
   unlock: registerUnlock,
+  extend: registerExtend,
   restart: registerRestart,
   retry: registerRetry,
   ci_rerun: registerCiRerun,
