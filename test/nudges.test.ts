@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { LockView, ProcessesView } from '../src/api/types.ts';
+import type { AuditView, LockView, ProcessesView } from '../src/api/types.ts';
 import { buttonClick, FakeSlack, postToSlackEndpoint, slashCommand, type SlackCall } from './helpers/fake-slack.ts';
 import { GitRepo, webApp } from './helpers/git-repo.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
@@ -184,6 +184,11 @@ describe('nudges', () => {
     const after = (await t.json<LockView[]>(['locks', 'shop']))[0]!;
     expect(Date.parse(after.until) - Date.parse(before.until)).toBe(3_600_000);
     expect(extended.text).toContain(`shop-staging stays locked until ${after.until.slice(11, 16)} UTC`);
+    // The audit trail tells the extension from a new lock; the forged clicks changed nothing there either.
+    const trail = await t.json<AuditView>(['audit', 'shop']);
+    expect(trail.records.filter((r) => r.action === 'lock:extend').map((r) => [r.actor, r.via, r.target, r.outcome])).toEqual([
+      ['dee', 'slack', 'shop-staging', 'done'],
+    ]);
     // Once a day per lock: extended, it is not told again today.
     expect(await nudge(Date.parse(after.until) - 5 * MINUTE)).toBe(0);
   });

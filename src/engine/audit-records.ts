@@ -61,7 +61,7 @@ const ACTIONS: Record<string, (e: EmittedEvent, d: Record<string, unknown>) => {
     'access.removed': (_e, d) => ({ action: 'access:remove', target: str(d.user) }),
     'access.default': (e, d) => ({ action: 'access:default', target: str(e.pipeline), detail: str(d.permission) || 'none' }),
     'lock.added': (_e, d) => ({
-      action: 'lock',
+      action: d.extended ? 'lock:extend' : 'lock',
       target: str(d.target),
       detail: [d.until ? `until ${str(d.until).slice(0, 16).replace('T', ' ')} UTC` : '', str(d.reason)].filter(Boolean).join(': '),
     }),
