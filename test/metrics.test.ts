@@ -11,6 +11,7 @@ import {
 } from '../src/engine/delivery-metrics.ts';
 import { FakeSlack, postToSlackEndpoint, slashCommand } from './helpers/fake-slack.ts';
 import { GitRepo, webApp } from './helpers/git-repo.ts';
+import { pngSize } from './helpers/png.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 
 const HOUR = 3600;
@@ -133,13 +134,6 @@ describe('the four DORA keys, computed from plain records', () => {
     expect(band(value)).toBe(expected);
   });
 });
-
-/** The width and height a PNG's IHDR chunk declares, after checking its signature. */
-function pngSize(bytes: Buffer): { width: number; height: number } {
-  expect(bytes.subarray(0, 8)).toEqual(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));
-  expect(bytes.subarray(12, 16).toString('latin1')).toBe('IHDR');
-  return { width: bytes.readUInt32BE(16), height: bytes.readUInt32BE(20) };
-}
 
 describe('metrics of a real history, through the CLI and Slack', () => {
   const SECRET = 'slack-signing-secret-for-metrics';

@@ -1,5 +1,13 @@
 import type { KnownBlock } from '@slack/types';
-import type { ApprovalWaitingNudge, CrashLoopNudge, LockExpiringNudge, NudgeReport, StagingAheadNudge } from '../engine/views.ts';
+import type {
+  ApprovalWaitingNudge,
+  CrashLoopNudge,
+  DigestNudge,
+  LockExpiringNudge,
+  NudgeReport,
+  StagingAheadNudge,
+} from '../engine/views.ts';
+import { metricsMessage } from './metrics-message.ts';
 import { duration, short, until } from '../format.ts';
 import { approveButton, extendButton, promoteButton, rejectButton, restartButton, unlockButton } from './buttons.ts';
 import type { SourceLinks } from './links.ts';
@@ -20,6 +28,7 @@ const firstLine = (message: string) => {
  * current and changes nothing).
  */
 export function nudgeMessage(report: NudgeReport, links: SourceLinks): Card {
+  if (report.kind === 'digest') return { ...digest(report.pipeline, report.data), live: false, replies: [], chart: report.data.metrics };
   const message = render(report, links);
   return { ...message, live: false, replies: [] };
 }
@@ -34,6 +43,8 @@ function render(report: NudgeReport, links: SourceLinks): { text: string; blocks
       return approvalWaiting(report.data, report.at);
     case 'crash_loop':
       return crashLoop(report.pipeline, report.data);
+    case 'digest':
+      return digest(report.pipeline, report.data);
   }
 }
 
@@ -126,4 +137,18 @@ function crashLoop(pipeline: string, n: CrashLoopNudge): { text: string; blocks:
   blocks.push({ type: 'actions', elements: [restartButton(n.app, n.dyno)] });
   blocks.push(contextBlock(mrkdwn`${code(`/flow logs ${n.app}`)} · ${code(`/flow ps ${n.app}`)} · ${onceADay(pipeline)}`));
   return { text: fallbackText(`🚨 ${pipeline}: ${n.app} ${n.dyno} keeps crashing (${status})`), blocks };
+}
+
+/** The weekly digest: the week's delivery metrics (the chart follows in its thread). */
+function digest(pipeline: string, n: DigestNudge): { text: string; blocks: KnownBlock[] } {
+  const m = metricsMessage(n.metrics);
+  const deployments = n.metrics.deploymentFrequency.deployments;
+  return {
+    text: fallbackText(`📊 ${pipeline}: weekly digest, ${n.week}: ${plural(deployments, 'production deployment')} in the last 7 days`),
+    blocks: [
+      section(mrkdwn`:bar_chart: *${pipeline}*: weekly digest, ${n.week}`),
+      ...m.blocks,
+      contextBlock(mrkdwn`flowops posts this digest on Mondays · ${code(`/flow unsubscribe ${pipeline} --digest`)} stops it`),
+    ],
+  };
 }

@@ -1,4 +1,5 @@
 import type { Button, KnownBlock } from '@slack/types';
+import type { MetricsView } from '../api/types.ts';
 import { DOWNSTREAM } from '../engine/stages.ts';
 import type { LockView, OperationDetails, OperationReport, OperationView, Person, ReleaseFate, ReportTarget } from '../engine/views.ts';
 import { duration, short } from '../format.ts';
@@ -23,6 +24,8 @@ export interface Card {
   /** It shows buttons, so it is redrawn when something newer happens in its pipeline. */
   live: boolean;
   replies: ThreadReply[];
+  /** A chart of these metrics goes in its thread once it is posted (the weekly digest). */
+  chart?: MetricsView;
 }
 
 /** How many lines of output a failure's thread reply quotes. */

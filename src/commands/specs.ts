@@ -522,8 +522,9 @@ export const SPECS: Record<CommandName, Spec> = {
     }),
   },
   subscribe: {
-    usage: 'subscribe <pipeline> [deploy|promote|rollback|config|ci|pulls...] [--nudges] [--channel <channel>]',
-    summary: "make a channel the pipeline's feed (in Slack: this channel, or <#channel>); --nudges: reminders too (operate)",
+    usage: 'subscribe <pipeline> [deploy|promote|rollback|config|ci|pulls...] [--nudges] [--digest] [--channel <channel>]',
+    summary:
+      "make a channel the pipeline's feed (in Slack: this channel, or <#channel>); --nudges: reminders too; --digest: a weekly digest of delivery metrics (operate)",
     options: { channel: { type: 'string' }, ...OPT_IN_FLAGS },
     parse: (w, v) => {
       const [pipeline, ...events] = w;
@@ -532,8 +533,8 @@ export const SPECS: Record<CommandName, Spec> = {
     },
   },
   unsubscribe: {
-    usage: 'unsubscribe <pipeline> [--nudges] [--channel <channel>]',
-    summary: "stop a channel's feed of the pipeline; with --nudges, only its nudges (operate)",
+    usage: 'unsubscribe <pipeline> [--nudges] [--digest] [--channel <channel>]',
+    summary: "stop a channel's feed of the pipeline; with --nudges or --digest, only those (operate)",
     options: { channel: { type: 'string' }, ...OPT_IN_FLAGS },
     parse: (w, v) => ({
       name: 'unsubscribe',

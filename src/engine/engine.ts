@@ -66,13 +66,13 @@ function wire(
   const dynos = new Dynos(ctx, authz);
   const audit = new AuditTrail(ctx, authz, auditRetentionDays);
   const commitLogs = new CommitLogs(ctx);
-  const nudges = new Nudges(ctx, nudgeSettings, { pipelines, commitLogs, locks, gate, dynos });
+  const metrics = new Metrics(ctx, authz, commitLogs);
+  const nudges = new Nudges(ctx, nudgeSettings, { pipelines, commitLogs, locks, gate, dynos, metrics });
   const recovery = new Recovery(ctx, ci, reviewApps, locks, approvals, dynos, audit, nudges, nudgeSettings.intervalMs);
   const identity = new Identity(ctx);
   const cards = new Cards(ctx, authz, pipelines, operations, locks, gate, commitLogs, nudges);
   const boards = new BoardService(ctx, authz, pipelines, locks, commitLogs);
   const homeViews = new HomeViews(ctx);
-  const metrics = new Metrics(ctx, authz, commitLogs);
   return {
     ctx,
     authz,

@@ -18,7 +18,7 @@ export const FEED_EVENTS = ['deploy', 'promote', 'rollback', 'config', 'ci', 'pu
  * (`subscribe shop --nudges`): never given to a feed that did not ask. The
  * kinds of nudge (src/engine/nudge-kinds.ts) say which one they go to.
  */
-export const FEED_OPT_INS = ['nudges'] as const;
+export const FEED_OPT_INS = ['nudges', 'digest'] as const;
 export type FeedOptIn = (typeof FEED_OPT_INS)[number];
 
 /**

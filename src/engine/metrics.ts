@@ -1,4 +1,5 @@
 import type { MetricsView } from '../api/types.ts';
+import type { Pipeline } from '../db/entities.ts';
 import { InvalidInput } from '../errors.ts';
 import type { Actor } from './access.ts';
 import type { Access } from './access-control.ts';
@@ -44,6 +45,11 @@ export class Metrics {
     if (!Number.isInteger(days) || days < 1 || days > MAX_METRICS_DAYS)
       throw new InvalidInput(`--days is a whole number of days from 1 to ${MAX_METRICS_DAYS}, like --days 30`);
     const pipeline = await this.authz.authorize(actor, pipelineName, 'view', 'metrics');
+    return this.metricsOf(pipeline, days, now);
+  }
+
+  /** The metrics of a pipeline already authorized, or of flowops' own (the weekly digest to the feeds that asked for it). */
+  async metricsOf(pipeline: Pipeline, days: number, now: number): Promise<MetricsView> {
     const since = new Date(now - days * 86_400_000);
 
     // The production apps' releases that ended in the window, and each app's last good one before it (what it ran then).

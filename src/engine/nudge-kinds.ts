@@ -7,6 +7,7 @@ import type { EngineContext } from './context.ts';
 import type { DeployLocks } from './deploy-locks.ts';
 import type { Dynos } from './dynos.ts';
 import type { FeedOptIn } from './feeds.ts';
+import type { Metrics } from './metrics.ts';
 import type { Pipelines } from './pipelines.ts';
 import type { NudgeData, NudgeKindName } from './views.ts';
 
@@ -56,6 +57,7 @@ export interface NudgeScan {
   locks: DeployLocks;
   gate: ApprovalGate;
   dynos: Dynos;
+  metrics: Metrics;
 }
 
 /**
@@ -66,6 +68,8 @@ export interface NudgeScan {
 export interface NudgeKind<K extends NudgeKindName> {
   optIn: FeedOptIn | null;
   due(scan: NudgeScan): Promise<DueNudge<K>[]>;
+  /** The first day of the period a subject is told once in (`YYYY-MM-DD`); without it, a day. */
+  period?: (now: Date) => string;
 }
 
 const DAY_MS = 86_400_000;
@@ -197,10 +201,48 @@ async function crashLoop(scan: NudgeScan): Promise<DueNudge<'crash_loop'>[]> {
   return due;
 }
 
+/** The weekly digest goes out on Mondays from this hour (UTC), or at the first run after it that week. */
+export const DIGEST_HOUR_UTC = 9;
+
+/** The ISO 8601 week of a moment: its name (`2026-W48`) and its Monday, 00:00 UTC. */
+export function isoWeek(at: Date): { week: string; monday: Date } {
+  const midnight = Date.UTC(at.getUTCFullYear(), at.getUTCMonth(), at.getUTCDate());
+  const monday = new Date(midnight - ((at.getUTCDay() + 6) % 7) * DAY_MS);
+  // The week belongs to the year of its Thursday, and week 1 is the one with that year's first Thursday.
+  const thursday = new Date(monday.getTime() + 3 * DAY_MS);
+  const year = thursday.getUTCFullYear();
+  const week = Math.floor((thursday.getTime() - Date.UTC(year, 0, 1)) / (7 * DAY_MS)) + 1;
+  return { week: `${year}-W${String(week).padStart(2, '0')}`, monday };
+}
+
+/**
+ * The weekly digest of each pipeline with a feed that asked for it (`--digest`):
+ * its delivery metrics over the last 7 days, once per ISO week, from Monday
+ * DIGEST_HOUR_UTC on (a flowops that was down then sends it at its first run
+ * that week; a feed that asks mid-week gets that week's at once).
+ */
+async function digest(scan: NudgeScan): Promise<DueNudge<'digest'>[]> {
+  const { week, monday } = isoWeek(scan.now);
+  if (scan.now.getTime() < monday.getTime() + DIGEST_HOUR_UTC * 3_600_000) return [];
+  const due: DueNudge<'digest'>[] = [];
+  for (const pipeline of await scan.pipelinesWith('digest')) {
+    const metrics = await scan.metrics.metricsOf(pipeline, 7, scan.now.getTime());
+    due.push({
+      subject: `digest:${pipeline.name}:${week}`,
+      pipeline: pipeline.name,
+      to: { optIn: 'digest' },
+      data: { week, metrics },
+      message: `the weekly digest of ${pipeline.name} for ${week}: ${plural(metrics.deploymentFrequency.deployments, 'production deployment')} in the last 7 days`,
+    });
+  }
+  return due;
+}
+
 /** Every kind of nudge: what is due, and who hears it. */
 export const NUDGE_KINDS: { [K in NudgeKindName]: NudgeKind<K> } = {
   staging_ahead: { optIn: 'nudges', due: stagingAhead },
   lock_expiring: { optIn: null, due: lockExpiring },
   approval_waiting: { optIn: null, due: approvalWaiting },
   crash_loop: { optIn: 'nudges', due: crashLoop },
+  digest: { optIn: 'digest', due: digest, period: (now) => isoWeek(now).monday.toISOString().slice(0, 10) },
 };

@@ -23,7 +23,7 @@ export class Nudges {
   constructor(
     private readonly ctx: EngineContext,
     private readonly settings: NudgeSettings,
-    private readonly services: Pick<NudgeScan, 'pipelines' | 'commitLogs' | 'locks' | 'gate' | 'dynos'>,
+    private readonly services: Pick<NudgeScan, 'pipelines' | 'commitLogs' | 'locks' | 'gate' | 'dynos' | 'metrics'>,
   ) {}
 
   /**
@@ -65,7 +65,7 @@ export class Nudges {
     let sent = 0;
     for (const [kind, spec] of Object.entries(NUDGE_KINDS) as [NudgeKindName, (typeof NUDGE_KINDS)[NudgeKindName]][]) {
       try {
-        for (const nudge of await spec.due(scan)) if (await this.send(kind, nudge, now)) sent++;
+        for (const nudge of await spec.due(scan)) if (await this.send(kind, nudge, now, spec.period?.(now) ?? nudgeDay(now))) sent++;
       } catch (err) {
         log.warn({ err, kind }, 'nudges of a kind not sent; trying again on the next run');
       }
@@ -73,14 +73,14 @@ export class Nudges {
     return sent;
   }
 
-  /** Records the nudge and its event, unless one of its kind and subject went out that day (here or in another process). */
-  private send(kind: NudgeKindName, nudge: DueNudge, now: Date): Promise<boolean> {
+  /** Records the nudge and its event, unless one of its kind and subject went out that day — or that period, `day` being its first — here or in another process. */
+  private send(kind: NudgeKindName, nudge: DueNudge, now: Date, day: string): Promise<boolean> {
     return this.ctx.transaction(async (m) => {
       const inserted: { id: number }[] = await m.query(
         `INSERT INTO nudges (kind, subject, day, pipeline, data, created_at) VALUES ($1, $2, $3, $4, $5, $6)
           ON CONFLICT (kind, subject, day) DO NOTHING RETURNING id`,
         // Its time is the run's (now, but for a run a test makes for another time): what "waited 1h" is counted from.
-        [kind, nudge.subject, nudgeDay(now), nudge.pipeline, JSON.stringify(nudge.data), now],
+        [kind, nudge.subject, day, nudge.pipeline, JSON.stringify(nudge.data), now],
       );
       if (!inserted.length) return false;
       await this.ctx.emit(m, {

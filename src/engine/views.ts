@@ -8,6 +8,7 @@ import type {
   AuditView,
   DiffView,
   LockView,
+  MetricsView,
   OperationView,
   ReleaseView,
   ReviewAppView,
@@ -279,12 +280,20 @@ export interface CrashLoopNudge {
   lines: string[];
 }
 
+/** The weekly digest of a pipeline: its delivery metrics over the 7 days before it was sent, and the ISO week it is for. */
+export interface DigestNudge {
+  /** `2026-W48`. */
+  week: string;
+  metrics: MetricsView;
+}
+
 /** What each kind of nudge shows, by kind (src/engine/nudge-kinds.ts). */
 export interface NudgeData {
   staging_ahead: StagingAheadNudge;
   lock_expiring: LockExpiringNudge;
   approval_waiting: ApprovalWaitingNudge;
   crash_loop: CrashLoopNudge;
+  digest: DigestNudge;
 }
 
 export type NudgeKindName = keyof NudgeData;

@@ -2,6 +2,9 @@ import { createHash } from 'node:crypto';
 import { pullRequestCard, pushCard } from '../blocks/change-cards.ts';
 import { approvalMessage } from '../blocks/approval-message.ts';
 import { nudgeMessage } from '../blocks/nudge-message.ts';
+import { metricsChartAlt } from '../blocks/metrics-message.ts';
+import { metricsChartPng } from '../charts/metrics-chart.ts';
+import type { MetricsView } from '../api/types.ts';
 import { feedEventMessage } from '../blocks/feed-message.ts';
 import { sourceLinks } from '../blocks/links.ts';
 import { operationMessage, type Card } from '../blocks/operation-message.ts';
@@ -129,6 +132,29 @@ export class SlackNotifier {
     }
   }
 
+  /**
+   * A digest's chart, in its message's thread (files.uploadV2). Once, right
+   * after the message is posted: a chart Slack refused is logged, not retried,
+   * as the message itself already says the numbers.
+   */
+  private async shareChart(channel: string, ts: string, metrics: MetricsView): Promise<void> {
+    try {
+      const file = await metricsChartPng(metrics);
+      await this.api.call((web) =>
+        web.filesUploadV2({
+          channel_id: channel,
+          thread_ts: ts,
+          file,
+          filename: `${metrics.pipeline}-metrics-${metrics.until.slice(0, 10)}.png`,
+          title: `${metrics.pipeline}: deployments per week and lead time, last ${metrics.days} days`,
+          alt_text: metricsChartAlt(metrics),
+        }),
+      );
+    } catch (err) {
+      log.warn({ err, channel, pipeline: metrics.pipeline }, 'the chart of a digest was not shared');
+    }
+  }
+
   private card(subject: SubjectReport): Card {
     const links = sourceLinks(subject.report.repo, this.githubWebUrl);
     switch (subject.kind) {
@@ -169,6 +195,7 @@ export class SlackNotifier {
         if (!ts) {
           ts = (await this.api.call((web) => web.chat.postMessage({ channel: message.channel, text, blocks }))).ts!;
           await this.outbox.posted(message, { ts, threaded: message.threaded });
+          if (card.chart) await this.shareChart(message.channel, ts, card.chart);
         } else if (hash !== message.shownHash) {
           await this.api.call((web) => web.chat.update({ channel: message.channel, ts: ts!, text, blocks }));
         }
