@@ -224,8 +224,14 @@ export function isoWeek(at: Date): { week: string; monday: Date } {
 async function digest(scan: NudgeScan): Promise<DueNudge<'digest'>[]> {
   const { week, monday } = isoWeek(scan.now);
   if (scan.now.getTime() < monday.getTime() + DIGEST_HOUR_UTC * 3_600_000) return [];
+  // Computed only for the pipelines whose digest has not gone out this week (the runs after it, all week, look it up here).
+  const sent: { subject: string }[] = await scan.ctx.db.query(`SELECT subject FROM nudges WHERE kind = 'digest' AND day = $1`, [
+    monday.toISOString().slice(0, 10),
+  ]);
+  const done = new Set(sent.map((r) => r.subject));
   const due: DueNudge<'digest'>[] = [];
   for (const pipeline of await scan.pipelinesWith('digest')) {
+    if (done.has(`digest:${pipeline.name}:${week}`)) continue;
     const metrics = await scan.metrics.metricsOf(pipeline, 7, scan.now.getTime());
     due.push({
       subject: `digest:${pipeline.name}:${week}`,
