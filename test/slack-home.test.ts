@@ -167,9 +167,11 @@ describe('the App Home stays true while people look at it', () => {
     expect(first.blocks.length).toBeLessThanOrEqual(100);
     expect(first.blocks[1]).toMatchObject({ type: 'header', text: { text: 'ledger' } });
 
+    // Publishes still under way (the creations above reached ada's board too) go out in order, each reading the pick as it is then.
     const count = homes('UADMIN').length;
     await pick('UADMIN', 'p14');
     await slack.waitFor(() => homes('UADMIN').length > count, 'the home after the pick');
+    await t.server.slack!.idle();
     const picked = viewOf(homes('UADMIN').at(-1)!);
     expect(picked.blocks[1]).toMatchObject({ type: 'header', text: { text: 'p14' } });
     expect(picked.blocks[0]!.accessory).toMatchObject({ initial_option: { value: 'p14' } });

@@ -102,7 +102,7 @@ const ROUTES = {
   recovery: ['start', 'stop'],
   operations: ['idle', 'operation'],
   boards: ['boards', 'countCommits'],
-  homeViews: ['homeOpened', 'homePicked', 'homeViewers'],
+  homeViews: ['homeOpened', 'homePicked', 'homeViewer', 'homeViewers'],
   metrics: ['metrics'],
   cards: ['subjectsOf', 'report', 'operationReport', 'pullRequestReport', 'pushReport', 'approvalReport', 'offers', 'promotePreview'],
   users: [

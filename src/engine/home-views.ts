@@ -37,6 +37,15 @@ export class HomeViews {
     return viewer(rows[0]!);
   }
 
+  /** One viewer as now recorded (what they picked last), or null for someone who never opened their home. */
+  async homeViewer(team: string, user: string): Promise<HomeViewer | null> {
+    const rows: Row[] = await this.ctx.db.query(
+      'SELECT team_id, user_id, opened_at, picked FROM home_views WHERE team_id = $1 AND user_id = $2',
+      [team, user],
+    );
+    return rows[0] ? viewer(rows[0]) : null;
+  }
+
   /** The people who opened their home within `withinMs`. */
   async homeViewers(withinMs: number): Promise<HomeViewer[]> {
     const rows: Row[] = await this.ctx.db.query(

@@ -28,6 +28,8 @@ export class HomePublisher {
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private readonly lastPublished = new Map<string, number>();
   private readonly publishing = new Set<Promise<void>>();
+  /** Each person's publishes, one after another: a slow one never lands after a newer one. */
+  private readonly queues = new Map<string, Promise<void>>();
 
   constructor(
     private readonly deps: Pick<SlackDeps, 'engine' | 'api' | 'settings' | 'home'>,
@@ -60,13 +62,13 @@ export class HomePublisher {
   /** The person opened their App Home: publish it now (and again once the commits it waits on are counted). */
   async opened(team: string | undefined, user: string): Promise<void> {
     const viewer = await this.deps.engine.homeOpened(team ?? '-', user);
-    await this.track(this.publish(viewer, { count: 'after' }));
+    await this.enqueue(viewer, { count: 'after' });
   }
 
   /** The person picked a pipeline to see first. */
   async picked(team: string | undefined, user: string, pipeline: string | null): Promise<void> {
     const viewer = await this.deps.engine.homePicked(team ?? '-', user, pipeline);
-    await this.track(this.publish(viewer, { count: 'after' }));
+    await this.enqueue(viewer, { count: 'after' });
   }
 
   /** Reads new events; schedules a publish for each recent viewer who may see a pipeline they touched. */
@@ -94,10 +96,19 @@ export class HomePublisher {
     const wait = Math.max(100, (this.lastPublished.get(key) ?? 0) + HOME_MIN_INTERVAL_MS - Date.now());
     const timer = setTimeout(() => {
       this.timers.delete(key);
-      void this.track(this.publish(viewer, { count: 'before' }));
+      void this.enqueue(viewer, { count: 'before' });
     }, wait);
     timer.unref();
     this.timers.set(key, timer);
+  }
+
+  /** Publishes after the person's publishes under way, so the last one out shows the latest state. */
+  private enqueue(viewer: HomeViewer, options: { count: 'before' | 'after' }): Promise<void> {
+    const key = `${viewer.team}:${viewer.user}`;
+    const next = (this.queues.get(key) ?? Promise.resolve()).then(() => this.publish(viewer, options));
+    this.queues.set(key, next);
+    void next.finally(() => this.queues.get(key) === next && this.queues.delete(key));
+    return this.track(next);
   }
 
   private track(work: Promise<void>): Promise<void> {
@@ -117,15 +128,16 @@ export class HomePublisher {
       let boards = await this.deps.engine.boards(actor);
       if (boards.counting && options.count === 'before' && (await this.deps.engine.countCommits(actor)))
         boards = await this.deps.engine.boards(actor);
+      // What they picked is read as it is now: a pick made while this publish waited is not undone by it.
+      const picked = async () => (await this.deps.engine.homeViewer(viewer.team, viewer.user))?.picked ?? null;
       this.lastPublished.set(key, Date.now());
-      const view = homeView(boards.pipelines, { picked: viewer.picked });
+      const view = homeView(boards.pipelines, { picked: await picked() });
       await this.deps.api.call((web) => web.views.publish({ user_id: viewer.user, view }));
       if (boards.counting && options.count === 'after' && (await this.deps.engine.countCommits(actor))) {
         const counted = await this.deps.engine.boards(actor);
+        const now = await picked();
         this.lastPublished.set(key, Date.now());
-        await this.deps.api.call((web) =>
-          web.views.publish({ user_id: viewer.user, view: homeView(counted.pipelines, { picked: viewer.picked }) }),
-        );
+        await this.deps.api.call((web) => web.views.publish({ user_id: viewer.user, view: homeView(counted.pipelines, { picked: now }) }));
       }
     } catch (err) {
       log.warn({ err: String(err), user: viewer.user }, 'app home not published');
