@@ -1,5 +1,5 @@
 import { parseSince } from '../engine/since.ts';
-import { FEED_OPT_INS } from '../engine/feeds.ts';
+import { FEED_OPT_INS } from '../engine/feed-kinds.ts';
 import { STAGE_WORDS } from '../engine/stages.ts';
 import { InvalidInput } from '../errors.ts';
 import type { Command, CommandName } from './command.ts';

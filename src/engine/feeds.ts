@@ -4,22 +4,14 @@ import { InvalidInput, NotFound } from '../errors.ts';
 import type { EngineContext } from './context.ts';
 import type { Access } from './access-control.ts';
 import type { Pipelines } from './pipelines.ts';
+import { FEED_EVENTS, FEED_OPT_INS, type FeedOptIn } from './feed-kinds.ts';
 import { subjectKey } from './subjects.ts';
 import type { ApprovalView, OperationView } from './views.ts';
 
 /** A Slack channel id (public, private, direct): what a feed is kept by. */
 const CHANNEL = /^[CGD][A-Z0-9]{2,20}$/;
 
-/** What a feed can follow; a subscription without a list follows all of them. */
-export const FEED_EVENTS = ['deploy', 'promote', 'rollback', 'config', 'ci', 'pulls'] as const;
-
-/**
- * What a feed may ask for beyond its events, each by its own flag
- * (`subscribe shop --nudges`): never given to a feed that did not ask. The
- * kinds of nudge (src/engine/nudge-kinds.ts) say which one they go to.
- */
-export const FEED_OPT_INS = ['nudges', 'digest'] as const;
-export type FeedOptIn = (typeof FEED_OPT_INS)[number];
+export { FEED_EVENTS, FEED_OPT_INS, type FeedOptIn } from './feed-kinds.ts';
 
 /**
  * Which feed a one-off line of an event goes to. Only for events no message
