@@ -402,7 +402,7 @@ try {
   }
   // ------------------------------------------------------------ App Home: 100 pipelines of 3 apps
   console.log(
-    'App Home board for one user who sees 100 pipelines of 3 apps each (staging ahead, production with a rollback), median of 11',
+    '\nApp Home board for one user who sees 100 pipelines of 3 apps each (staging ahead, production with a rollback), median of 11',
   );
   const homeRepo = await GitRepo.create(path.join(dir, 'home-repo'), { 'README.md': 'home\n' });
   const commitOf = (i: number, n: number) => createHash('sha1').update(`${i}:${n}`).digest('hex');
