@@ -302,6 +302,12 @@ describe('the audit trail', () => {
     expect(future.err).toContain('--since 2999-01-01 is in the future');
     expect(nobody.code).toBe(2);
     expect(nobody.err).toContain('no user "nobody" here: --user takes a flowops user name');
+    // Further back than a date can be: a usage error, not the database's.
+    for (const since of ['999999w', '0001-01-01']) {
+      const ancient = await t.cli(['audit', 'shop', '--since', since]);
+      expect(ancient.code).toBe(2);
+      expect(ancient.err).toContain(`--since ${since} is before 1970`);
+    }
   });
 
   it.each([
@@ -379,5 +385,26 @@ describe('the audit trail', () => {
     expect(() => readSettings({ FLOW_AUDIT_RETENTION_DAYS: '0' })).toThrow(
       'FLOW_AUDIT_RETENTION_DAYS must be a whole number of days from 1 to 36500, got "0"; set FLOW_AUDIT_RETENTION_DAYS=365 or unset it',
     );
+  });
+
+  it('records what a feed asks for and stops, and gives a pipeline made again under an old name none of the old trail', async () => {
+    expect((await t.cli(['pipelines:create', 'vault', '--repo', repo.dir])).code).toBe(0);
+    expect((await t.cli(['subscribe', 'vault', 'deploy', '--nudges', '--digest', '--channel', 'CVAULT'])).code).toBe(0);
+    expect((await t.cli(['unsubscribe', 'vault', '--nudges', '--channel', 'CVAULT'])).code).toBe(0);
+    expect((await t.cli(['lock', 'vault:production', '--reason', 'rotating the database password'])).code).toBe(0);
+
+    const first = await t.json<AuditView>(['audit', 'vault']);
+    expect(first.records.map((r) => [r.action, r.target, r.detail])).toEqual([
+      ['pipelines:create', 'vault', repo.dir],
+      ['subscribe', 'CVAULT', 'deploy + nudges, digest'],
+      ['unsubscribe', 'CVAULT', 'only nudges'],
+      ['lock', 'vault:production', expect.stringContaining('rotating the database password')],
+    ]);
+
+    expect((await t.cli(['pipelines:destroy', 'vault', '--confirm', 'vault'])).code).toBe(0);
+    expect((await t.cli(['pipelines:create', 'vault', '--repo', repo.dir])).code).toBe(0);
+    const again = await t.json<AuditView>(['audit', 'vault']);
+    expect(again.records.map((r) => r.action)).toEqual(['pipelines:create']);
+    expect(JSON.stringify(again)).not.toContain('rotating the database password');
   });
 });

@@ -79,7 +79,12 @@ const ACTIONS: Record<string, (e: EmittedEvent, d: Record<string, unknown>) => {
       detail: `${str(d.approvers)} approval${d.approvers === 1 ? '' : 's'}`,
     }),
     'approvals.disabled': (e, d) => ({ action: 'approvals:disable', target: `${str(e.pipeline)}:${str(d.stage)}` }),
-    'subscription.added': (_e, d) => ({ action: 'subscribe', target: str(d.channel), detail: list(d.events) }),
+    'subscription.added': (_e, d) => ({
+      action: 'subscribe',
+      target: str(d.channel),
+      detail: [list(d.events), Array.isArray(d.optIns) && d.optIns.length ? `+ ${list(d.optIns)}` : ''].filter(Boolean).join(' '),
+    }),
+    'subscription.changed': (_e, d) => ({ action: 'unsubscribe', target: str(d.channel), detail: `only ${list(d.dropped)}` }),
     'subscription.removed': (_e, d) => ({ action: 'unsubscribe', target: str(d.channel) }),
     'pipeline.created': (e, d) => ({ action: 'pipelines:create', target: str(e.pipeline), detail: str(d.repo) }),
     'pipeline.connected': (e, d) => ({ action: 'pipelines:connect', target: str(e.pipeline), detail: str(d.repo) }),

@@ -65,9 +65,10 @@ export class AuditTrail {
     const rows: RecordRow[] = await this.ctx.db.query(
       `SELECT id, created_at, pipeline, actor, via, action, target, outcome, detail, subject, count(*) OVER () AS total
          FROM audit_records
-        WHERE pipeline = $1 AND created_at >= $2 AND ($3::text IS NULL OR actor = $3)
+        WHERE pipeline = $1 AND created_at >= $2 AND created_at >= $5 AND ($3::text IS NULL OR actor = $3)
         ORDER BY id DESC LIMIT $4`,
-      [pipeline.name, since, user, MAX_AUDIT_RECORDS],
+      // From the pipeline's own creation on: a pipeline made again under a destroyed one's name does not inherit its trail.
+      [pipeline.name, since, user, MAX_AUDIT_RECORDS, pipeline.createdAt],
     );
     const total = rows.length ? Number(rows[0]!.total) : 0;
     return {

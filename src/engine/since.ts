@@ -13,7 +13,9 @@ export function parseSince(text: string, now = Date.now()): Date {
   if (ago) {
     const n = Number(ago[1]);
     if (n === 0) throw new InvalidInput(`--since ${text} is now: give a length of time back, like 7d`);
-    return new Date(now - n * UNITS[ago[2]!]!);
+    const back = now - n * UNITS[ago[2]!]!;
+    if (back < 0) throw new InvalidInput(`--since ${text} is before 1970: audit records are kept FLOW_AUDIT_RETENTION_DAYS at most`);
+    return new Date(back);
   }
   const iso = ISO.exec(text);
   const at = iso ? Date.parse(`${iso[1]}T${iso[2] ?? '00:00'}${iso[3] ?? 'Z'}`) : NaN;
@@ -22,6 +24,8 @@ export function parseSince(text: string, now = Date.now()): Date {
     throw new InvalidInput(
       `--since takes a length of time back from now (30m, 12h, 7d, 2w) or a date (2026-11-20, 2026-11-20T09:30, UTC unless it says +02:00); got "${text.slice(0, 40)}"`,
     );
+  if (at < 0)
+    throw new InvalidInput(`--since ${text.slice(0, 40)} is before 1970: audit records are kept FLOW_AUDIT_RETENTION_DAYS at most`);
   if (at > now)
     throw new InvalidInput(`--since ${text.slice(0, 40)} is in the future (it is ${new Date(now).toISOString().slice(0, 16)} UTC now)`);
   return new Date(at);
