@@ -25,6 +25,9 @@ const START_TIMEOUT_MS = 30_000;
  * flowops' side of its runtime: finds the one running on the data dir, or starts
  * it (detached, so it outlives flowops), and sends it orders.
  */
+/** How many times a health check that timed out is asked again before the runtime counts as gone. */
+const HEALTH_ATTEMPTS = 5;
+
 export class RuntimeClient {
   private health: RuntimeHealth | null = null;
   /** A runtime answered this client once: one started after that replaces one that died. */
@@ -51,15 +54,19 @@ export class RuntimeClient {
 
   /** The running runtime, or null, without starting one. */
   async find(): Promise<RuntimeHealth | null> {
-    try {
-      const health = await this.raw<RuntimeHealth>('GET', '/health', undefined, 2000);
-      if (health.protocol !== PROTOCOL) return null;
-      this.health = health;
-      this.seen = true;
-      return health;
-    } catch {
-      this.health = null;
-      return null;
+    // A runtime that is slow to answer (a loaded machine) is still there: asked again, never replaced for it.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const health = await this.raw<RuntimeHealth>('GET', '/health', undefined, 2000);
+        if (health.protocol !== PROTOCOL) return null;
+        this.health = health;
+        this.seen = true;
+        return health;
+      } catch (err) {
+        if ((err as Error).message === 'timed out' && attempt < HEALTH_ATTEMPTS) continue;
+        this.health = null;
+        return null;
+      }
     }
   }
 
