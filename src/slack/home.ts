@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { homeView } from '../blocks/pipeline-board.ts';
 import type { Engine } from '../engine/engine.ts';
 import type { HomeViewer } from '../engine/home-views.ts';
@@ -26,7 +27,11 @@ const UNSHOWN = /^(operation\.progress|github\.|testrun\.|pullrequest\.|subscrip
 export class HomePublisher {
   private readonly loop: OutboxConsumer;
   private readonly timers = new Map<string, NodeJS.Timeout>();
+  /** When each person's last publish was answered: the next change waits HOME_MIN_INTERVAL_MS from there. */
   private readonly lastPublished = new Map<string, number>();
+  /** People with a change publish scheduled that has not read their boards yet: more changes ride along. */
+  private readonly pending = new Set<string>();
+  private readonly stopping = new AbortController();
   private readonly publishing = new Set<Promise<void>>();
   /** Each person's publishes, one after another: a slow one never lands after a newer one. */
   private readonly queues = new Map<string, Promise<void>>();
@@ -44,8 +49,10 @@ export class HomePublisher {
   }
 
   async stop(): Promise<void> {
+    this.stopping.abort();
     for (const timer of this.timers.values()) clearTimeout(timer);
     this.timers.clear();
+    this.pending.clear();
     await this.loop.stop();
     await this.idle();
   }
@@ -89,21 +96,27 @@ export class HomePublisher {
     }
   }
 
-  /** At most one publish per person per HOME_MIN_INTERVAL_MS; changes in between are shown by the next one. */
+  /**
+   * At most one publish per person per HOME_MIN_INTERVAL_MS; changes in
+   * between are shown by the next one. The interval is kept where the publish
+   * is sent (see `publish`), not only here: a publish under way when the next
+   * change comes in has not been answered yet, and the next one waits for it.
+   */
   private schedule(viewer: HomeViewer): void {
     const key = `${viewer.team}:${viewer.user}`;
-    if (this.timers.has(key)) return;
+    if (this.pending.has(key)) return;
+    this.pending.add(key);
     const wait = Math.max(100, (this.lastPublished.get(key) ?? 0) + HOME_MIN_INTERVAL_MS - Date.now());
     const timer = setTimeout(() => {
       this.timers.delete(key);
-      void this.enqueue(viewer, { count: 'before' });
+      void this.enqueue(viewer, { count: 'before', throttled: true });
     }, wait);
     timer.unref();
     this.timers.set(key, timer);
   }
 
   /** Publishes after the person's publishes under way, so the last one out shows the latest state. */
-  private enqueue(viewer: HomeViewer, options: { count: 'before' | 'after' }): Promise<void> {
+  private enqueue(viewer: HomeViewer, options: PublishOptions): Promise<void> {
     const key = `${viewer.team}:${viewer.user}`;
     const next = (this.queues.get(key) ?? Promise.resolve()).then(() => this.publish(viewer, options));
     this.queues.set(key, next);
@@ -121,8 +134,22 @@ export class HomePublisher {
    * asked of the source `before` publishing (a change: worth the wait) or
    * `after` (an open: the board shows at once, then again with the numbers).
    */
-  private async publish(viewer: HomeViewer, options: { count: 'before' | 'after' }): Promise<void> {
+  private async publish(viewer: HomeViewer, options: PublishOptions): Promise<void> {
     const key = `${viewer.team}:${viewer.user}`;
+    if (options.throttled) {
+      const wait = (this.lastPublished.get(key) ?? 0) + HOME_MIN_INTERVAL_MS - Date.now();
+      if (wait > 0) await sleep(wait, undefined, { signal: this.stopping.signal }).catch(() => {});
+      // Boards are read from here on: a change after this point schedules the next publish.
+      this.pending.delete(key);
+      if (this.stopping.signal.aborted) return;
+    }
+    const send = async (view: ReturnType<typeof homeView>) => {
+      try {
+        await this.deps.api.call((web) => web.views.publish({ user_id: viewer.user, view }));
+      } finally {
+        this.lastPublished.set(key, Date.now());
+      }
+    };
     try {
       const actor = await slackActor(this.deps as SlackDeps, teamOf(viewer), viewer.user);
       let boards = await this.deps.engine.boards(actor);
@@ -130,19 +157,25 @@ export class HomePublisher {
         boards = await this.deps.engine.boards(actor);
       // What they picked is read as it is now: a pick made while this publish waited is not undone by it.
       const picked = async () => (await this.deps.engine.homeViewer(viewer.team, viewer.user))?.picked ?? null;
-      this.lastPublished.set(key, Date.now());
-      const view = homeView(boards.pipelines, { picked: await picked() });
-      await this.deps.api.call((web) => web.views.publish({ user_id: viewer.user, view }));
+      await send(homeView(boards.pipelines, { picked: await picked() }));
       if (boards.counting && options.count === 'after' && (await this.deps.engine.countCommits(actor))) {
         const counted = await this.deps.engine.boards(actor);
-        const now = await picked();
-        this.lastPublished.set(key, Date.now());
-        await this.deps.api.call((web) => web.views.publish({ user_id: viewer.user, view: homeView(counted.pipelines, { picked: now }) }));
+        await send(homeView(counted.pipelines, { picked: await picked() }));
       }
     } catch (err) {
       log.warn({ err: String(err), user: viewer.user }, 'app home not published');
     }
   }
+}
+
+/**
+ * `count`: when commits not counted yet are asked of the source (see
+ * `publish`); `throttled`: a change, sent no sooner than HOME_MIN_INTERVAL_MS
+ * after the person's last publish was answered.
+ */
+interface PublishOptions {
+  count: 'before' | 'after';
+  throttled?: boolean;
 }
 
 /** Slack sends no team id in some payloads; such a viewer is kept under '-'. */
