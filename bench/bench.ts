@@ -3,8 +3,8 @@
  * Runs a real server (Postgres with DATABASE_URL, else PGlite) in a temp dir.
  */
 import { execFile, spawn } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -24,6 +24,8 @@ import { listen } from '../src/server/http-server.ts';
 import { homeView } from '../src/blocks/pipeline-board.ts';
 import { boardPipeline } from '../src/slack/board.ts';
 import { countQueries } from '../test/helpers/queries.ts';
+import { scaleOut } from './scale-out.ts';
+import { promotionMedians } from './promotion.ts';
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const percentile = (xs: number[], p: number) =>
@@ -63,37 +65,8 @@ try {
   console.log(
     'Promotion of the staging slug to 3 production apps (release phase and boot excluded: the slug has no processes), median of 11 after a warm-up',
   );
-  const sizes = [
-    ['1 MB', 1 << 20],
-    ['100 MB', 100 << 20],
-  ] as const;
-  for (const [label, bytes] of sizes) {
-    const name = `slug-${bytes >> 20}mb`;
-    const repoDir = path.join(dir, name);
-    const repo = await GitRepo.create(repoDir, { 'README.md': `${label} of random bytes\n` });
-    await writeFile(path.join(repoDir, 'payload.bin'), randomBytes(bytes));
-    await repo.commit({ Procfile: '# no processes\n' }, 'Add payload');
-    await engine.createPipeline(admin, { name, repo: repoDir });
-    await engine.createApp(admin, { name: `${name}-stg`, pipeline: name, stage: 'staging' });
-    for (const i of [1, 2, 3]) await engine.createApp(admin, { name: `${name}-prod${i}`, pipeline: name, stage: 'production' });
-    await engine.deploy(admin, { pipeline: name, stage: 'staging' });
-    await engine.idle();
-    await engine.promote(admin, { pipeline: name }); // warm-up, not counted
-    await engine.idle();
-  }
-  // Alternate the two sizes so neither gains from running later.
-  const runs: Record<string, number[]> = { '1 MB': [], '100 MB': [] };
-  for (let i = 0; i < 11; i++) {
-    for (const [label, bytes] of sizes) {
-      runs[label]!.push(
-        await time(async () => {
-          await engine.promote(admin, { pipeline: `slug-${bytes >> 20}mb` });
-          await engine.idle();
-        }),
-      );
-    }
-  }
-  const promotion = { '1 MB': median(runs['1 MB']!), '100 MB': median(runs['100 MB']!) };
+  const medians = await promotionMedians(engine, dir, 'slug', {}, '# no processes\n');
+  const promotion = { '1 MB': medians.one, '100 MB': medians.hundred };
   const ratio = promotion['100 MB']! / promotion['1 MB']!;
   console.log(`  1 MB slug     ${ms(promotion['1 MB']!)}`);
   console.log(
@@ -469,6 +442,9 @@ try {
   console.log(
     `  (${built.length} pipelines built, ${promoteOffers} with a counted Promote offer; the view keeps ${homeView(built).blocks.length} of Slack's 100 blocks)\n`,
   );
+
+  // ------------------------------------------------------------ beyond one machine: Kubernetes, S3, replicas
+  await scaleOut(dir);
 } finally {
   for (const { name } of (await server.database.dataSource.query('SELECT name FROM apps WHERE name NOT LIKE $1', ['bulk-%'])) as {
     name: string;

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
+import { isNamespace } from './platform/kubernetes/names.ts';
 
 /** The settings of one flowops server, read from the environment. */
 export interface Settings {
@@ -19,6 +20,10 @@ export interface Settings {
   auditRetentionDays: number;
   /** Nudges: how often flowops looks for them (FLOW_NUDGE_INTERVAL), and after how many days staging ahead of production is one (FLOW_NUDGE_STAGING_DAYS). */
   nudges: { intervalMs: number; stagingDays: number };
+  /** FLOW_PLATFORM: where apps run; `local` (this machine) allows one flowops per database, `kubernetes` allows replicas. */
+  platform: 'local' | 'kubernetes';
+  /** FLOW_WORKER_CONCURRENCY: how many operations this process runs at once when it claims them from Postgres. */
+  workerConcurrency: number;
   /** FLOW_SANDBOX: `auto` picks bubblewrap when `bwrap` is installed. */
   sandbox: 'auto' | 'bubblewrap' | 'none';
   /** The router in front of every app (FLOW_ROUTER_PORT, FLOW_ROUTER_HOST) and the domain apps answer at (FLOW_APPS_DOMAIN). */
@@ -27,6 +32,10 @@ export interface Settings {
   logLines: number;
   /** Bytes of request bodies (GitHub, Slack) buffered before their signature is checked, across the process. */
   unverifiedBodyBytes: number;
+  /** The Kubernetes platform, when a cluster is set up (KUBECONFIG, or flowops runs in a pod). */
+  kubernetes: KubernetesSettings | null;
+  /** FLOW_SLUG_STORE (with FLOW_S3_ENDPOINT, AWS_REGION): where slug archives live for every replica. */
+  slugStore: SlugStoreSettings;
   slack: SlackSettings | null;
   github: {
     token: string | undefined;
@@ -48,6 +57,36 @@ export interface SlackSettings {
   /** Slack user ids that are flowops admins. */
   admins: string[];
 }
+
+/** Apps on Kubernetes (`apps:create --platform kubernetes`). */
+export interface KubernetesSettings {
+  /** KUBECONFIG: the kubeconfig file; undefined in a pod (its service account). */
+  kubeconfig: string | undefined;
+  /** FLOW_K8S_NAMESPACE: the namespace of an app created without `--namespace`. */
+  namespace: string;
+  /** FLOW_K8S_DOMAIN: apps get an Ingress at `<app>.<domain>` when set. */
+  domain: string | null;
+  /** FLOW_K8S_STACK_IMAGE: the image slugs run on (Heroku's stack). */
+  stackImage: string;
+  /** FLOW_K8S_ROLLOUT_TIMEOUT: how long a release's rollout may take before it is failed and undone. */
+  rolloutTimeoutMs: number;
+  /** FLOW_K8S_JOB_TIMEOUT: how long a release phase or one-off command Job may run. */
+  jobTimeoutMs: number;
+  /** FLOW_PUBLIC_URL: where pods reach flowops (they fetch slugs from it). */
+  publicUrl: string;
+}
+/** FLOW_SLUG_STORE, as read from the environment. */
+export type SlugStoreSettings =
+  | { kind: 'dir' }
+  | {
+      kind: 's3';
+      bucket: string;
+      /** Keys are `<prefix>/<sha256>.tgz`; '' puts them at the bucket's root. */
+      prefix: string;
+      /** FLOW_S3_ENDPOINT (MinIO, s3rver, another S3-compatible service): path-style addressing. Unset: AWS itself. */
+      endpoint: string | undefined;
+      region: string;
+    };
 
 export class SettingError extends Error {}
 
@@ -84,6 +123,26 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
       `FLOW_SANDBOX must be auto, bubblewrap or none, got "${sandbox}"; leave it unset for auto (bubblewrap when installed)`,
     );
   }
+  const platform = env.FLOW_PLATFORM || 'local';
+  if (platform !== 'local' && platform !== 'kubernetes')
+    throw new SettingError(
+      `FLOW_PLATFORM must be local or kubernetes, got "${platform}"; leave it unset to run apps on this machine (local)`,
+    );
+  const kubernetes = readKubernetesSettings(env);
+  if (platform === 'kubernetes' && !kubernetes)
+    throw new SettingError(
+      'FLOW_PLATFORM=kubernetes runs apps on a cluster, and none is set up: set KUBECONFIG to its kubeconfig file (or run flowops in a pod of the cluster)',
+    );
+  const workerConcurrency = z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(256)
+    .safeParse(env.FLOW_WORKER_CONCURRENCY ?? '8');
+  if (!workerConcurrency.success)
+    throw new SettingError(
+      `FLOW_WORKER_CONCURRENCY must be a whole number of operations from 1 to 256, got "${env.FLOW_WORKER_CONCURRENCY}"; set FLOW_WORKER_CONCURRENCY=8 or unset it`,
+    );
   const unverified = z.coerce
     .number()
     .int()
@@ -133,6 +192,7 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
   if (!/^https?:\/\/[^\s]+$/.test(apiUrl))
     throw new SettingError(`GITHUB_API_URL must be an http(s) URL like https://github.example.com/api/v3; got "${apiUrl}"`);
   return {
+    kubernetes,
     slack: readSlackSettings(env),
     github: {
       token: env.GITHUB_TOKEN || undefined,
@@ -151,11 +211,52 @@ export function readSettings(env: NodeJS.ProcessEnv = process.env): Settings {
     approvalTtlMs: seconds(env, 'FLOW_APPROVAL_TTL', 14400) * 1000,
     auditRetentionDays: auditRetentionDays(env),
     nudges: nudgeSettings(env),
+    platform,
+    workerConcurrency: workerConcurrency.data,
     sandbox,
     router: { port: routerPort.data, host: routerHost, domain, caddyAdmin },
     logLines: logLines.data,
     unverifiedBodyBytes: unverified.data * 2 ** 20,
+    slugStore: slugStoreSettings(env),
   };
+}
+
+/**
+ * FLOW_SLUG_STORE: unset or `dir` (the data dir), or `s3://bucket/prefix`, with
+ * FLOW_S3_ENDPOINT for an S3-compatible service and AWS_REGION (us-east-1).
+ * Credentials are the AWS SDK's own (AWS_ACCESS_KEY_ID..., a profile, a role).
+ */
+function slugStoreSettings(env: NodeJS.ProcessEnv): SlugStoreSettings {
+  const value = env.FLOW_SLUG_STORE || 'dir';
+  const endpoint = env.FLOW_S3_ENDPOINT || undefined;
+  if (value === 'dir') {
+    if (endpoint)
+      throw new SettingError(
+        'FLOW_S3_ENDPOINT is set but FLOW_SLUG_STORE is not an s3:// URL; set FLOW_SLUG_STORE=s3://bucket/prefix or unset FLOW_S3_ENDPOINT',
+      );
+    return { kind: 'dir' };
+  }
+  const match = /^s3:\/\/([^/]+)(?:\/(.*))?$/.exec(value);
+  const bucket = match?.[1] ?? '';
+  const prefix = (match?.[2] ?? '').replace(/\/+$/, '');
+  const segments = prefix ? prefix.split('/') : [];
+  if (
+    !match ||
+    !/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(bucket) ||
+    prefix.length > 512 ||
+    segments.some((s) => !/^[A-Za-z0-9!_.*'()-]+$/.test(s) || s === '.' || s === '..')
+  )
+    throw new SettingError(
+      `FLOW_SLUG_STORE must be dir or s3://bucket/prefix (a bucket name of 3-63 lowercase letters, digits, dots and dashes), got "${value}"; unset it to keep slugs in the data dir`,
+    );
+  if (endpoint !== undefined && !/^https?:\/\/[^\s/?#]+\/?$/.test(endpoint))
+    throw new SettingError(
+      `FLOW_S3_ENDPOINT must be the http(s) address of an S3-compatible service, like http://minio:9000, got "${endpoint}"; unset it for AWS S3`,
+    );
+  const region = env.AWS_REGION || 'us-east-1';
+  if (!/^[a-z0-9-]{1,40}$/.test(region))
+    throw new SettingError(`AWS_REGION must be a region name like eu-west-1, got "${region}"; unset it for us-east-1`);
+  return { kind: 's3', bucket, prefix, endpoint: endpoint?.replace(/\/+$/, ''), region };
 }
 
 /** How long a deploy lock lasts without `--for` (FLOW_LOCK_DEFAULT), and at most (FLOW_LOCK_MAX). */
@@ -200,6 +301,14 @@ function nudgeSettings(env: NodeJS.ProcessEnv): { intervalMs: number; stagingDay
   return { intervalMs, stagingDays: days.data };
 }
 
+/** A setting in whole seconds, 1 to 86400 (Kubernetes' deadlines are 32-bit fields; a day is plenty for a rollout or a Job). */
+function atMostADay(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
+  const value = seconds(env, name, fallback);
+  if (value > 86_400)
+    throw new SettingError(`${name} must be at most 86400 seconds (a day), got "${env[name]}"; set ${name}=${fallback} or unset it`);
+  return value;
+}
+
 /** A setting in whole seconds (1 or more), or its default; anything else stops start-up naming it. */
 function seconds(env: NodeJS.ProcessEnv, name: string, fallback: number): number {
   const value = z.coerce
@@ -210,6 +319,38 @@ function seconds(env: NodeJS.ProcessEnv, name: string, fallback: number): number
   if (!value.success)
     throw new SettingError(`${name} must be a whole number of seconds, got "${env[name]}"; set ${name}=${fallback} or unset it`);
   return value.data;
+}
+
+/** The Kubernetes platform: set up when KUBECONFIG is set or flowops runs in a pod; null otherwise. */
+export function readKubernetesSettings(env: NodeJS.ProcessEnv): KubernetesSettings | null {
+  const kubeconfig = env.KUBECONFIG || undefined;
+  if (!kubeconfig && !env.KUBERNETES_SERVICE_HOST) return null;
+  const namespace = env.FLOW_K8S_NAMESPACE || 'default';
+  if (!isNamespace(namespace))
+    throw new SettingError(`FLOW_K8S_NAMESPACE must be a Kubernetes namespace name (lowercase letters, digits, "-"), got "${namespace}"`);
+  const domain = env.FLOW_K8S_DOMAIN ? env.FLOW_K8S_DOMAIN.toLowerCase() : null;
+  if (domain !== null && (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/.test(domain) || domain.length > 190))
+    throw new SettingError(
+      `FLOW_K8S_DOMAIN must be a domain name like apps.example.com, got "${env.FLOW_K8S_DOMAIN}"; unset it for no Ingress`,
+    );
+  const stackImage = env.FLOW_K8S_STACK_IMAGE || 'node:20-bookworm';
+  if (!/^[a-z0-9][a-z0-9._/:@-]{0,254}$/i.test(stackImage))
+    throw new SettingError(`FLOW_K8S_STACK_IMAGE must be an image reference like node:20-bookworm, got "${stackImage.slice(0, 80)}"`);
+  const publicUrl = (env.FLOW_PUBLIC_URL ?? '').replace(/\/+$/, '');
+  // Pods append /slugs/<sha256>.tgz to it: a query or a fragment would swallow that path.
+  if (!/^https?:\/\/[^\s/?#]+(\/[^\s?#]*)?$/.test(publicUrl))
+    throw new SettingError(
+      `FLOW_PUBLIC_URL must be the http(s) URL pods reach flowops at (they fetch slugs from it), like http://flowops.flowops.svc.cluster.local; got "${env.FLOW_PUBLIC_URL ?? ''}"`,
+    );
+  return {
+    kubeconfig,
+    namespace,
+    domain,
+    stackImage,
+    rolloutTimeoutMs: atMostADay(env, 'FLOW_K8S_ROLLOUT_TIMEOUT', 300) * 1000,
+    jobTimeoutMs: atMostADay(env, 'FLOW_K8S_JOB_TIMEOUT', 3600) * 1000,
+    publicUrl,
+  };
 }
 
 function readSlackSettings(env: NodeJS.ProcessEnv): SlackSettings | null {

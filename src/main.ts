@@ -60,6 +60,17 @@ try {
       ? `Router: Caddy (admin API ${router.caddyAdmin}) serves the apps at <app>.${router.domain}:${router.port}`
       : `Router: apps answer at http://<app>.${router.domain}:${router.port} (FLOW_ROUTER_PORT, FLOW_APPS_DOMAIN); they keep running when flowops stops`,
   );
+  // Beyond one machine (README, Production): said only when set, so the default start-up reads as before.
+  if (settings.slugStore.kind === 's3')
+    console.log(
+      `Slugs: in s3://${settings.slugStore.bucket}${settings.slugStore.prefix ? `/${settings.slugStore.prefix}` : ''} (FLOW_SLUG_STORE), uploaded once, fetched by any replica`,
+    );
+  if (settings.kubernetes)
+    console.log(
+      settings.platform === 'kubernetes'
+        ? `Apps: on Kubernetes (namespace ${settings.kubernetes.namespace} unless --namespace), pods fetch slugs from ${settings.kubernetes.publicUrl}; replicas may share this database (FLOW_PLATFORM=kubernetes)`
+        : `Apps: on this machine; on Kubernetes with apps:create --platform kubernetes (pods fetch slugs from ${settings.kubernetes.publicUrl})`,
+    );
   if (server.admin.generated) {
     // Never the token itself: this output ends up in log files and collectors.
     console.log(

@@ -38,6 +38,7 @@ function pipeline(name: string, apps = 2): BoardPipeline {
       name: `${name}-${i}`,
       pipeline: name,
       stage: i % 2 ? ('production' as const) : ('staging' as const),
+      platform: 'local' as const,
       url: null,
       release: release(i + 1),
     })),

@@ -6,6 +6,7 @@ import { GitRepo, webApp } from './helpers/git-repo.ts';
 import { pngSize } from './helpers/png.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import { waitFor } from './helpers/wait.ts';
+import { frontsEnv } from './helpers/fronts.ts';
 
 const SECRET = 'slack-signing-secret-for-the-digest';
 const HOUR = 3_600_000;
@@ -23,10 +24,7 @@ describe('the weekly digest', () => {
   let repo: GitRepo;
   let n = 0;
   const env = () => ({
-    SLACK_BOT_TOKEN: 'xoxb-test',
-    SLACK_SIGNING_SECRET: SECRET,
-    SLACK_API_URL: slack.apiUrl,
-    FLOW_SLACK_ADMINS: 'UADMIN',
+    ...frontsEnv({ slack: { fake: slack, signingSecret: SECRET, admins: 'UADMIN' } }),
     FLOW_NUDGE_INTERVAL: '3600',
   });
   const flow = async (text: string, channel: string) => {

@@ -120,6 +120,7 @@ describe('untrusted text in Block Kit mrkdwn', () => {
       name: hostile,
       pipeline: hostile,
       stage: 'staging' as const,
+      platform: 'local' as const,
       url: null,
       release: {
         version: 2,

@@ -6,6 +6,7 @@ import { buttonClick, FakeSlack, postToSlackEndpoint, slashCommand, type SlackCa
 import { GitRepo, webApp } from './helpers/git-repo.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
 import { waitFor } from './helpers/wait.ts';
+import { frontsEnv } from './helpers/fronts.ts';
 
 const SECRET = 'slack-signing-secret-for-nudges';
 const form = 'application/x-www-form-urlencoded';
@@ -33,10 +34,7 @@ describe('nudges', () => {
   let ledger: GitRepo;
   let n = 0;
   const env = () => ({
-    SLACK_BOT_TOKEN: 'xoxb-test',
-    SLACK_SIGNING_SECRET: SECRET,
-    SLACK_API_URL: slack.apiUrl,
-    FLOW_SLACK_ADMINS: 'UADMIN',
+    ...frontsEnv({ slack: { fake: slack, signingSecret: SECRET, admins: 'UADMIN' } }),
     // The tests run the scheduler themselves, for the times they choose.
     FLOW_NUDGE_INTERVAL: '3600',
   });

@@ -284,7 +284,38 @@ describe('running apps: ps, scale, restart, crash recovery, logs and the router'
     expect((await cli('ps', '--help')).out).toContain('ps <app>');
     expect((await cli('-h')).out).toContain('Commands:');
     expect((await cli('--version')).out).toMatch(/^flowops\/\d+\.\d+\.\d+ node-v\d+/);
+    // --help, -h and --version after any command, Heroku's names included.
+    expect((await cli('logs', '--version')).out).toMatch(/^flowops\/\d+\.\d+\.\d+ node-v\d+/);
+    expect((await cli('ps', '-a', 'shop', '--version')).out).toMatch(/^flowops\/\d+\.\d+\.\d+ node-v\d+/);
+    for (const heroku of ['pipelines:add', 'pipelines:promote', 'pipelines:diff', 'releases:info']) {
+      for (const asked of [
+        [heroku, '--help'],
+        [heroku, '-h'],
+        ['help', heroku],
+      ]) {
+        const help = await cli(...asked);
+        expect(help.code, `${asked.join(' ')}: ${help.err}`).toBe(0);
+        expect(help.out).toMatch(new RegExp(`^${heroku} .*\\n  Heroku's name for`));
+      }
+    }
     expect((await cli('releases', 'shop-staging', '-a', 'shop')).err).toContain('unexpected "shop-staging"');
     expect((await cli('pipelines', '-a', 'shop')).err).toContain('-a/--app does not go with `pipelines`');
+  });
+
+  it('keeps an app whose first release went live while flowops read what runs (a runtime restarted mid-deploy)', async () => {
+    // Recovery reads the apps and their releases, then tells the runtime "run these, and nothing else".
+    // A first deploy that goes live between the two is newer than that picture and must keep serving.
+    const asOf = Date.now();
+    expect((await t.cli(['pipelines:promote', '-a', 'shop-staging'])).code).toBe(0);
+    const production = (await t.json<{ apps: AppView[] }>(['pipelines:info', 'shop'])).apps.find((a) => a.name === 'shop')!.url!;
+    expect(await (await fetchApp(production)).text()).toMatch(/^web\.1 /);
+
+    await t.server.platform.recover([], ['shop'], asOf);
+    expect(await (await fetchApp(production)).text()).toMatch(/^web\.1 /);
+    expect((await t.json<ProcessesView>(['ps', 'shop'])).dynos.map((d) => d.state)).toContain('up');
+
+    // A picture read after it went live and still without a release is the truth: nothing runs.
+    await t.server.platform.recover([], ['shop'], Date.now());
+    expect((await fetchApp(production)).status).toBe(404);
   });
 });

@@ -5,6 +5,7 @@ import { HOME_MIN_INTERVAL_MS } from '../src/slack/home.ts';
 import { FakeSlack, postToSlackEndpoint, slashCommand, type SlackCall } from './helpers/fake-slack.ts';
 import { GitRepo, webApp } from './helpers/git-repo.ts';
 import { startTestServer, type TestServer } from './helpers/server.ts';
+import { frontsEnv } from './helpers/fronts.ts';
 
 const SECRET = 'slack-signing-secret-for-home';
 const form = 'application/x-www-form-urlencoded';
@@ -16,10 +17,7 @@ describe('the App Home stays true while people look at it', () => {
   let repo: GitRepo;
   let n = 0;
   const env = () => ({
-    SLACK_BOT_TOKEN: 'xoxb-test',
-    SLACK_SIGNING_SECRET: SECRET,
-    SLACK_API_URL: slack.apiUrl,
-    FLOW_SLACK_ADMINS: 'UADMIN',
+    ...frontsEnv({ slack: { fake: slack, signingSecret: SECRET, admins: 'UADMIN' } }),
   });
 
   const post = (body: string, contentType = form) => postToSlackEndpoint(t.server.url, body, { secret: SECRET, contentType });

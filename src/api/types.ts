@@ -29,6 +29,10 @@ export interface AppView {
   name: string;
   pipeline: string;
   stage: Stage;
+  /** Where it runs: `local` (the flowops machine) or `kubernetes`. */
+  platform: 'local' | 'kubernetes';
+  /** Its namespace, on Kubernetes. */
+  namespace?: string;
   url: string | null;
   release: ReleaseView | null;
   /** The deploy lock on the app (its own, or its stage's), when there is one. */

@@ -134,7 +134,9 @@ export function commandAnswer(result: Result, people: Record<string, string>): A
       return answer(mrkdwn`:wastebasket: Destroyed pipeline *${d.name}*${d.apps.length ? ` and ${d.apps.join(', ')}` : ''}`);
     }
     case 'apps:create':
-      return answer(mrkdwn`:white_check_mark: Created *${result.data.name}* in ${result.data.stage} of ${result.data.pipeline}`);
+      return answer(
+        mrkdwn`:white_check_mark: Created *${result.data.name}* in ${result.data.stage} of ${result.data.pipeline}${result.data.namespace ? mrkdwn`, on Kubernetes in namespace \`${result.data.namespace}\`` : ''}`,
+      );
     case 'apps:move':
       return answer(mrkdwn`:white_check_mark: Moved *${result.data.name}* to ${result.data.stage}`);
     case 'apps:destroy':

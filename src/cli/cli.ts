@@ -169,7 +169,8 @@ export async function runCli(argv: string[], terminal: CliIO): Promise<number> {
   };
   const wait = !argv.includes('--no-wait');
   const words = argv.filter((a) => a !== '--json' && a !== '--no-wait' && a !== '--wait');
-  if (words[0] === '--version' || words[0] === '-v' || words[0] === 'version') {
+  // `--version` works everywhere, as `--help` does: `flowops logs --version` is the CLI's version too.
+  if (words.includes('--version') || words[0] === '-v' || words[0] === 'version') {
     io.out(`flowops/${pkg.version} node-${process.version} ${process.platform}-${process.arch}`);
     return 0;
   }

@@ -5,7 +5,7 @@ export type Command =
   | { name: 'pipelines:info'; pipeline: string }
   | { name: 'pipelines:connect'; pipeline: string; repository: string }
   | { name: 'pipelines:destroy'; pipeline: string; confirm?: string }
-  | { name: 'apps:create'; app: string; pipeline: string; stage: string }
+  | { name: 'apps:create'; app: string; pipeline: string; stage: string; platform?: string; namespace?: string }
   | { name: 'apps:move'; app: string; stage: string }
   | { name: 'apps:destroy'; app: string; confirm?: string }
   | { name: 'deploy'; pipeline: string; ref?: string; stage: string; app?: string; force?: boolean; reason?: string }

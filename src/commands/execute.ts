@@ -58,7 +58,16 @@ const HANDLERS: { [N in CommandName]: Handler<N> } = {
   'pipelines:info': (engine, actor, command) => data(command, engine.pipelineInfo(actor, command.pipeline)),
   'pipelines:destroy': (engine, actor, command) => data(command, engine.destroyPipeline(actor, command.pipeline, command.confirm)),
   'apps:create': (engine, actor, command) =>
-    data(command, engine.createApp(actor, { name: command.app, pipeline: command.pipeline, stage: command.stage })),
+    data(
+      command,
+      engine.createApp(actor, {
+        name: command.app,
+        pipeline: command.pipeline,
+        stage: command.stage,
+        ...(command.platform !== undefined ? { platform: command.platform } : {}),
+        ...(command.namespace !== undefined ? { namespace: command.namespace } : {}),
+      }),
+    ),
   'apps:move': (engine, actor, command) => data(command, engine.moveApp(actor, command.app, command.stage)),
   'apps:destroy': (engine, actor, command) => data(command, engine.destroyApp(actor, command.app, command.confirm)),
   deploy: (engine, actor, command) => operationOrRequest(command, engine.deploy(actor, command)),

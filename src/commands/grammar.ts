@@ -44,6 +44,26 @@ const HEROKU_NAMES: Record<string, (rest: string[], app: string | undefined) => 
   'releases:info': (rest, app) => parseCommand(['releases:output', ...(app ? [app] : []), ...rest]),
 };
 
+/** Help for Heroku's names: their usage, and the flowops command each stands for. */
+const HEROKU_HELP: Record<keyof typeof HEROKU_NAMES, { usage: string; summary: string }> = {
+  'pipelines:add': {
+    usage: 'pipelines:add <pipeline> -a <app> --stage <stage>',
+    summary: "Heroku's name for `apps:create <app> --pipeline <pipeline> --stage <stage>` (manage)",
+  },
+  'pipelines:promote': {
+    usage: 'pipelines:promote -a <app> [--to <app>,<app>]',
+    summary: "Heroku's name for `promote`: copies the app's slug to the next stage, or to the apps named (deploy)",
+  },
+  'pipelines:diff': {
+    usage: 'pipelines:diff -a <app>',
+    summary: "Heroku's name for `diff <pipeline>`: the commits the app's stage runs that the next one does not (view)",
+  },
+  'releases:info': {
+    usage: 'releases:info [v<version>] -a <app>',
+    summary: "Heroku's name for `releases:output <app> [v<version>]`: a release's release-phase output (view)",
+  },
+};
+
 /** Commands whose first word is an app: `-a <app>` (Heroku's habit) stands for it. */
 function takesApp(name: CommandName): boolean {
   return SPECS[name].usage.startsWith(`${name} <app>`);
@@ -209,6 +229,8 @@ export function helpTopics(): { title: string; commands: { usage: string; summar
 /** The help text: every command with its usage, or one command in full. */
 export function helpText(command?: string): string {
   if (command) {
+    const heroku = HEROKU_HELP[command];
+    if (heroku) return `${heroku.usage}\n  ${heroku.summary}`;
     if (!isCommandName(command)) {
       const near = suggest(command);
       throw new InvalidInput(`"${command}" is not a flowops command.${near ? ` Did you mean \`${near}\`?` : ''}`);

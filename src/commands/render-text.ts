@@ -152,7 +152,7 @@ export function renderText(result: Result): string {
       return `Destroyed pipeline ${d.name}${d.apps.length ? ` and ${d.apps.join(', ')}` : ''}`;
     }
     case 'apps:create':
-      return `Created ${result.data.name} in ${result.data.stage} of ${result.data.pipeline}`;
+      return `Created ${result.data.name} in ${result.data.stage} of ${result.data.pipeline}${result.data.namespace ? `, on Kubernetes in namespace ${result.data.namespace}` : ''}`;
     case 'apps:move':
       return `Moved ${result.data.name} to ${result.data.stage}`;
     case 'apps:destroy':

@@ -73,14 +73,16 @@ export const SPECS: Record<CommandName, Spec> = {
     }),
   },
   'apps:create': {
-    usage: 'apps:create <app> --pipeline <pipeline> --stage <stage>',
-    summary: 'add an app to a stage of a pipeline (manage)',
-    options: { pipeline: { type: 'string' }, stage: { type: 'string' } },
+    usage: 'apps:create <app> --pipeline <pipeline> --stage <stage> [--platform local|kubernetes] [--namespace <namespace>]',
+    summary: 'add an app to a stage of a pipeline (manage); --platform kubernetes runs it on Kubernetes',
+    options: { pipeline: { type: 'string' }, stage: { type: 'string' }, platform: { type: 'string' }, namespace: { type: 'string' } },
     parse: (w, v) => ({
       name: 'apps:create',
       app: words('apps:create', w, ['app'])[0]!,
       pipeline: required('apps:create', v, 'pipeline'),
       stage: required('apps:create', v, 'stage'),
+      platform: optional(v, 'platform'),
+      namespace: optional(v, 'namespace'),
     }),
   },
   'apps:move': {

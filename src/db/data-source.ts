@@ -24,6 +24,9 @@ import { Formation1700000000014 } from './migrations/1700000000014-formation.ts'
 import { Audit1700000000016 } from './migrations/1700000000016-audit.ts';
 import { Nudges1700000000015 } from './migrations/1700000000015-nudges.ts';
 import { LiveHome1700000000018 } from './migrations/1700000000018-live-home.ts';
+import { Placement1700000000019 } from './migrations/1700000000019-placement.ts';
+import { Replicas1700000000020 } from './migrations/1700000000020-replicas.ts';
+import { migrateJobQueue } from './job-queue.ts';
 import { databaseOutage } from './outage.ts';
 
 export interface Database {
@@ -51,6 +54,8 @@ const migrations = [
   Audit1700000000016,
   Nudges1700000000015,
   LiveHome1700000000018,
+  Placement1700000000019,
+  Replicas1700000000020,
 ];
 
 /**
@@ -58,7 +63,9 @@ const migrations = [
  * Without: PGlite stored in `<dataDir>/pgdata` (with `dataDir` null: in memory,
  * gone when closed; for tests), served to the ordinary `pg` driver over a private
  * Unix socket, so every path runs the same driver, entities and SQL. PGlite is
- * one session, so the pool there holds a single connection.
+ * one session, so the pool there holds a single connection. On Postgres, the
+ * job queue's schema (graphile-worker) is installed too; PGlite runs operations
+ * in process.
  */
 export async function openDatabase(databaseUrl: string | undefined, dataDir: string | null): Promise<Database> {
   if (databaseUrl) {
@@ -67,13 +74,16 @@ export async function openDatabase(databaseUrl: string | undefined, dataDir: str
       url: databaseUrl,
       entities,
       migrations,
-      migrationsRun: true,
       migrationsTransactionMode: 'each',
       extra: { max: 10 },
       poolErrorHandler: onConnectionError,
     });
     await dataSource.initialize();
     guardConnections(dataSource);
+    await migrateOnce(dataSource, databaseUrl).catch(async (err: unknown) => {
+      await dataSource.destroy();
+      throw err;
+    });
     return { dataSource, kind: 'postgres', close: () => dataSource.destroy() };
   }
 
@@ -107,6 +117,27 @@ export async function openDatabase(databaseUrl: string | undefined, dataDir: str
       await rm(socketDir, { recursive: true, force: true });
     },
   };
+}
+
+/** The session advisory lock replicas take around migrations ("migr" in ASCII). */
+const MIGRATIONS_LOCK = 0x6d696772;
+
+/**
+ * Runs pending migrations, flowops' and then the job queue's (graphile-worker
+ * migrates its own schema), holding an advisory lock: replicas starting at
+ * once on a new database would otherwise each try the same migration.
+ */
+async function migrateOnce(dataSource: DataSource, databaseUrl: string): Promise<void> {
+  const lock = dataSource.createQueryRunner();
+  await lock.connect();
+  try {
+    await lock.query('SELECT pg_advisory_lock($1)', [MIGRATIONS_LOCK]);
+    await dataSource.runMigrations({ transaction: 'each' });
+    await migrateJobQueue(databaseUrl);
+  } finally {
+    await lock.query('SELECT pg_advisory_unlock($1)', [MIGRATIONS_LOCK]).catch(() => undefined);
+    await lock.release();
+  }
 }
 
 const onConnectionError = (err: unknown) => databaseOutage.noticed(err, { where: 'connection pool' });

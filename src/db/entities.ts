@@ -192,6 +192,8 @@ export const AppEntity = new EntitySchema<App>({
     config: { type: 'jsonb', default: {} },
     formation: { type: 'jsonb', default: {} },
     lockedBy: { type: Number, name: 'locked_by', nullable: true },
+    platform: { type: 'text', default: 'local' },
+    namespace: { type: 'text', nullable: true },
     createdAt,
   },
 });

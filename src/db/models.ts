@@ -151,8 +151,15 @@ export interface App {
   /** Dynos per process type, as `ps:scale` set them; a type missing runs one. */
   formation: Record<string, number>;
   lockedBy: number | null;
+  /** Where it runs: the embedded platform on the flowops machine, or Kubernetes (`apps:create --platform`). */
+  platform: PlatformKind;
+  /** Its Kubernetes namespace (kubernetes only). */
+  namespace: string | null;
   createdAt: Date;
 }
+
+export type PlatformKind = 'local' | 'kubernetes';
+export const PLATFORM_KINDS: readonly PlatformKind[] = ['local', 'kubernetes'];
 
 /** Process types from a Procfile: `{ web: 'node index.js', release: '...' }`. */
 export type Procfile = Record<string, string>;

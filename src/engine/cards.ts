@@ -331,7 +331,7 @@ export class Cards {
         phase: t.phase,
         output: tail(release?.output ?? ''),
         current,
-        url: app ? this.ctx.platform.url(app.name) : null,
+        url: app ? this.ctx.platform.url(app.name, app.platform) : null,
         serving: !app || current ? null : t.status === 'failed' ? await this.servedWhenFailed(app, release, op) : now && ref(app.name, now),
         fate: null,
         promote: null,

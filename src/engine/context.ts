@@ -3,12 +3,14 @@ import type { DataSource, EntityManager } from 'typeorm';
 import { LockHeld } from '../errors.ts';
 import { log } from '../log.ts';
 import { EventEntity, type FlowEvent, type Pipeline } from '../db/entities.ts';
+import type { PostgresJobQueue } from '../db/job-queue.ts';
 import type { Platform } from '../platform/platform.ts';
 import type { OpenSource } from '../source/open-source.ts';
 import type { Source } from '../source/source.ts';
 import type { Actor } from './access.ts';
 import { firstLine, insertAuditRecord, recordAudit } from './audit-records.ts';
 import type { Outbox } from './outbox.ts';
+import { DEFAULT_PLACEMENT, type PlacementSettings } from './placement.ts';
 
 /**
  * What every engine service works with: the database, the platform, the
@@ -16,7 +18,7 @@ import type { Outbox } from './outbox.ts';
  * events. Services get this, never the Engine facade.
  */
 export class EngineContext {
-  /** Operations' work: long jobs, many at once. */
+  /** Operations' work run in this process (the embedded database), and test runs: long jobs, many at once. */
   readonly jobs = new PQueue({ concurrency: 64 });
   /** Builds: CPU-heavy, two at a time. */
   readonly builds = new PQueue({ concurrency: 2 });
@@ -29,6 +31,10 @@ export class EngineContext {
     readonly openSource: OpenSource,
     /** The events outbox; its consumers (the fronts' notifiers) get it from start-up, not from the engine. */
     readonly outbox: Outbox,
+    /** Where new apps run (FLOW_PLATFORM, and whether Kubernetes is set up). */
+    readonly placement: PlacementSettings = DEFAULT_PLACEMENT,
+    /** On Postgres: the job queue every flowops process on the database claims operations from; null runs them in process. */
+    readonly queue: PostgresJobQueue | null = null,
   ) {}
 
   /** This process among the flowops processes sharing the database (the outbox leases by it). */

@@ -32,7 +32,7 @@ export class Dynos {
 
   async processes(actor: Actor, appName: string): Promise<ProcessesView> {
     const { app } = await this.authz.authorizeApp(actor, appName, REQUIRED.read, `ps ${appName}`);
-    return { ...(await this.ctx.platform.ps(app.name)), url: this.ctx.platform.url(app.name) };
+    return { ...(await this.ctx.platform.ps(app.name)), url: this.ctx.platform.url(app.name, app.platform) };
   }
 
   /** Sets how many dynos of each process type run (deploy): kept in the app's formation across releases and restarts. */
@@ -67,7 +67,7 @@ export class Dynos {
       });
     });
     await this.ctx.platform.note(app.name, 'api', `Scale to ${said} by ${actor.name}`).catch(() => undefined);
-    return { ...(await this.ctx.platform.scale(app.name, changes)), url: this.ctx.platform.url(app.name) };
+    return { ...(await this.ctx.platform.scale(app.name, changes)), url: this.ctx.platform.url(app.name, app.platform) };
   }
 
   /** Restarts the app's dynos, a type's or one (deploy). */

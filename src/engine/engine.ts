@@ -1,4 +1,5 @@
 import type { DataSource } from 'typeorm';
+import { PostgresJobQueue } from '../db/job-queue.ts';
 import type { Platform } from '../platform/platform.ts';
 import type { OpenSource } from '../source/open-source.ts';
 import { Access } from './access-control.ts';
@@ -20,6 +21,7 @@ import { Nudges } from './nudges.ts';
 import { Operations } from './operations.ts';
 import type { Outbox } from './outbox.ts';
 import { Pipelines } from './pipelines.ts';
+import type { PlacementSettings } from './placement.ts';
 import { Recovery } from './recovery.ts';
 import { ReleaseExecution } from './release-execution.ts';
 import { Releases } from './releases.ts';
@@ -40,6 +42,14 @@ export interface EngineOptions {
   auditRetentionDays?: number;
   /** How often nudges are looked for, and after how many days staging ahead of production is one (FLOW_NUDGE_*). */
   nudges?: NudgeSettings;
+  /** Where new apps run (FLOW_PLATFORM, FLOW_K8S_NAMESPACE, whether Kubernetes is set up). */
+  placement?: PlacementSettings;
+  /**
+   * Postgres: operations are jobs in the database (graphile-worker), claimed by
+   * one of the flowops processes sharing it, `concurrency` at a time here
+   * (FLOW_WORKER_CONCURRENCY). Unset: operations run in this process.
+   */
+  jobQueue?: { databaseUrl: string; concurrency: number };
 }
 
 /** The services, wired once: each gets the context and the services it builds on, in one direction. */
@@ -57,6 +67,7 @@ function wire(
   const execution = new ReleaseExecution(ctx);
   const gate = new ApprovalGate(ctx, approvalTtlMs);
   const releases = new Releases(ctx, authz, execution, operations, pipelines, locks, gate);
+  operations.performWith((op, work, progress) => releases.perform(op, work, progress));
   const approvals = new Approvals(ctx, authz, gate);
   approvals.shipWith(shipThrough(releases));
   const reviewApps = new ReviewApps(ctx, authz, operations, pipelines, releases, locks);
@@ -99,8 +110,8 @@ function wire(
 
 /** Which service answers each of the facade's methods. */
 const ROUTES = {
-  recovery: ['start', 'stop'],
-  operations: ['idle', 'operation'],
+  recovery: ['register', 'start', 'stop'],
+  operations: ['idle', 'operation', 'stopWorker'],
   boards: ['boards', 'countCommits'],
   homeViews: ['homeOpened', 'homePicked', 'homeViewer', 'homeViewers'],
   metrics: ['metrics'],
@@ -183,7 +194,14 @@ export class Engine {
 
   constructor(db: DataSource, platform: Platform, options: EngineOptions) {
     this.s = wire(
-      new EngineContext(db, platform, options.openSource, options.outbox),
+      new EngineContext(
+        db,
+        platform,
+        options.openSource,
+        options.outbox,
+        options.placement,
+        options.jobQueue ? new PostgresJobQueue(options.jobQueue.databaseUrl, options.jobQueue.concurrency) : null,
+      ),
       options.locks ?? DEFAULT_LOCK_SETTINGS,
       options.approvalTtlMs ?? DEFAULT_APPROVAL_TTL_MS,
       options.auditRetentionDays ?? DEFAULT_AUDIT_RETENTION_DAYS,

@@ -12,6 +12,7 @@ import { Conflict, InvalidInput, NotFound, PermissionDenied } from '../errors.ts
 import type { EngineContext } from './context.ts';
 import type { Access } from './access-control.ts';
 import type { DeployLocks } from './deploy-locks.ts';
+import { placeApp } from './placement.ts';
 
 const NAME = /^[a-z][a-z0-9-]{2,29}$/;
 /** Pipelines and their apps: create, connect, list, show, destroy. */
@@ -181,22 +182,26 @@ export class Pipelines {
     return { name: pipeline.name, apps: apps.map((a) => a.name) };
   }
 
-  async createApp(actor: Actor, input: { name: string; pipeline: string; stage: string }): Promise<AppView> {
+  async createApp(
+    actor: Actor,
+    input: { name: string; pipeline: string; stage: string; platform?: string; namespace?: string },
+  ): Promise<AppView> {
     const pipeline = await this.authz.authorize(actor, input.pipeline, REQUIRED.manageApps, `apps:create ${input.name}`);
     if (!NAME.test(input.name))
       throw new InvalidInput(`"${input.name}" is not a valid app name: 3 to 30 lowercase letters, digits or "-", starting with a letter`);
     const stage = parseStage(input.stage);
+    const placed = placeApp(this.ctx.placement, input, actor);
     const app = await this.ctx.transaction(async (m) => {
       if (await m.existsBy(AppEntity, { name: input.name })) throw new Conflict(`app ${input.name} exists already`);
-      const app = await m.save(AppEntity, m.create(AppEntity, { name: input.name, pipelineId: pipeline.id, stage, config: {} }));
+      const app = await m.save(AppEntity, m.create(AppEntity, { name: input.name, pipelineId: pipeline.id, stage, config: {}, ...placed }));
       await this.ctx.emit(m, {
         type: 'app.created',
         pipeline: pipeline.name,
         app: app.name,
         actor: actor.name,
         via: actor.via,
-        message: `${actor.name} created ${app.name} in ${stage}`,
-        data: { stage },
+        message: `${actor.name} created ${app.name} in ${stage}${placed.namespace ? ` on Kubernetes (namespace ${placed.namespace})` : ''}`,
+        data: { stage, platform: placed.platform, ...(placed.namespace ? { namespace: placed.namespace } : {}) },
       });
       return app;
     });
@@ -279,7 +284,9 @@ export class Pipelines {
       name: app.name,
       pipeline: pipeline.name,
       stage: app.stage,
-      url: this.ctx.platform.url(app.name),
+      platform: app.platform,
+      ...(app.namespace ? { namespace: app.namespace } : {}),
+      url: this.ctx.platform.url(app.name, app.platform),
       release: release ? releaseView(release, app.currentReleaseId) : null,
     };
   }

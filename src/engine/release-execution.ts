@@ -41,6 +41,8 @@ export function releaseSpecOf(app: App, release: Release, slug: Slug): ReleaseSp
     procfile: slug.procfile,
     config: release.config,
     formation: app.formation,
+    platform: app.platform,
+    namespace: app.namespace,
   };
 }
 
@@ -223,7 +225,12 @@ export class ReleaseExecution {
             operationId: op.id,
             via: 'system',
             message: `${app.name} v${release.version} is live`,
-            data: { version: release.version, commit: release.commit, stage: app.stage, url: this.ctx.platform.url(app.name) },
+            data: {
+              version: release.version,
+              commit: release.commit,
+              stage: app.stage,
+              url: this.ctx.platform.url(app.name, app.platform),
+            },
           });
         }),
       );

@@ -1,5 +1,14 @@
 import { type EntityManager } from 'typeorm';
-import { AppEntity, ReleaseEntity, type App, type Operation, type Pipeline, type Release, type Stage } from '../db/entities.ts';
+import {
+  AppEntity,
+  PipelineEntity,
+  ReleaseEntity,
+  type App,
+  type Operation,
+  type Pipeline,
+  type Release,
+  type Stage,
+} from '../db/entities.ts';
 import type { Commit } from '../source/source.ts';
 import { short } from '../format.ts';
 import { DOWNSTREAM, parseStage } from './stages.ts';
@@ -9,8 +18,10 @@ import { InvalidInput, NotFound, StaleRelease } from '../errors.ts';
 import { CONFIG_KEY, MAX_CONFIG_BYTES, checkConfigValue, configSize, formatBytes } from './input.ts';
 import type { EngineContext } from './context.ts';
 import type { Access } from './access-control.ts';
-import type { ReleaseExecution } from './release-execution.ts';
-import type { Operations } from './operations.ts';
+import type { NewRelease, ReleaseExecution } from './release-execution.ts';
+import type { Operations, Progress } from './operations.ts';
+import type { OperationWork } from './operation-work.ts';
+import { untilDatabaseAnswers } from '../db/outage.ts';
 import type { Pipelines } from './pipelines.ts';
 import type { DeployLocks, Force, Forcing } from './deploy-locks.ts';
 import type { ApprovalGate, Asked } from './approvals.ts';
@@ -54,6 +65,7 @@ export class Releases {
     pipeline: Pipeline,
     kind: 'deploy' | 'promote' | 'rollback',
     asked: Asked,
+    work: OperationWork,
     options: { approved?: number; force?: Force },
   ): Promise<{ filed: ApprovalView } | { op: Operation }> {
     const { approved, force } = options;
@@ -71,6 +83,7 @@ export class Releases {
         if (needed && force) await this.gate.bypassed(m, actor, pipeline, asked.description, force);
       },
       andThen: approved !== undefined ? (m, started) => this.gate.shipped(m, approved, started.id) : undefined,
+      work,
     });
     return { op };
   }
@@ -119,19 +132,11 @@ export class Releases {
         details,
         cause: input.cause,
       },
+      { kind: 'deploy', sha, appIds: targets.map((t) => t.id) },
       { approved: input.approved, force },
     );
     if ('filed' in started) return started.filed;
-    const { op } = started;
-    this.operations.launch(op, async (progress) => {
-      const slug = await this.execution.build(op, pipeline, source, sha, progress);
-      await Promise.all(
-        targets.map((app) =>
-          this.execution.release(op, app, () => ({ slugId: slug, commit: sha, description: `Deploy ${short(sha)}` }), progress),
-        ),
-      );
-    });
-    return this.operations.operationView(op, pipeline);
+    return this.operations.operationView(started.op, pipeline);
   }
 
   /**
@@ -216,18 +221,11 @@ export class Releases {
         targets,
         details,
       },
+      { kind: 'promote', appIds: targets.map((t) => t.id), slugId: release.slugId, commit: release.commit, description },
       { approved: input.approved, force },
     );
     if ('filed' in started) return started.filed;
-    const { op } = started;
-    this.operations.launch(op, async (progress) => {
-      await Promise.all(
-        targets.map((app) =>
-          this.execution.release(op, app, () => ({ slugId: release.slugId, commit: release.commit, description }), progress),
-        ),
-      );
-    });
-    return this.operations.operationView(op, pipeline);
+    return this.operations.operationView(started.op, pipeline);
   }
 
   /** A new release with an earlier release's slug and config (default: the last succeeded one before the current). */
@@ -291,24 +289,11 @@ export class Releases {
         targets: [app],
         details,
       },
+      { kind: 'rollback', appId: app.id, releaseId: rollbackTo.id, again },
       { approved: options.approved, force },
     );
     if ('filed' in started) return started.filed;
-    const { op } = started;
-    this.operations.launch(op, async (progress) => {
-      await this.execution.release(
-        op,
-        app,
-        () => ({
-          slugId: rollbackTo.slugId,
-          commit: rollbackTo.commit,
-          description: again ? `Re-release of v${rollbackTo.version}` : `Rollback to v${rollbackTo.version}`,
-          config: rollbackTo.config,
-        }),
-        progress,
-      );
-    });
-    return this.operations.operationView(op, pipeline);
+    return this.operations.operationView(started.op, pipeline);
   }
 
   /**
@@ -393,16 +378,59 @@ export class Releases {
         await this.locks.assertFree(m, actor, pipeline, [app], force);
         await change(m);
       },
-    });
-    this.operations.launch(op, async (progress) => {
-      await this.execution.release(
-        op,
-        app,
-        (current) => ({ slugId: current?.slugId ?? null, commit: current?.commit ?? null, description }),
-        progress,
-      );
+      work: { kind: 'config', appId: app.id, description },
     });
     return this.operations.operationView(op, pipeline);
+  }
+
+  /**
+   * Carries out an operation's work, in whichever flowops process claimed it:
+   * what it works on is read again by id. Each target releases under its app's
+   * lock; a target destroyed meanwhile fails alone.
+   */
+  async perform(op: Operation, work: OperationWork, progress: Progress): Promise<void> {
+    const durably = <T>(step: string, read: () => Promise<T>) => untilDatabaseAnswers({ operation: op.id, step }, read);
+    const appOf = async (id: number) => {
+      const app = await durably('read', () => this.ctx.db.getRepository(AppEntity).findOneBy({ id }));
+      if (!app) throw new NotFound('the app was destroyed');
+      return app;
+    };
+    const releaseEach = (appIds: number[], make: () => NewRelease) =>
+      Promise.all(appIds.map(async (id) => this.execution.release(op, await appOf(id), make, progress)));
+    switch (work.kind) {
+      case 'deploy': {
+        const pipeline = await durably('read', () => this.ctx.db.getRepository(PipelineEntity).findOneByOrFail({ id: op.pipelineId! }));
+        const source = await this.ctx.source(pipeline);
+        const slug = await this.execution.build(op, pipeline, source, work.sha, progress);
+        await releaseEach(work.appIds, () => ({ slugId: slug, commit: work.sha, description: `Deploy ${short(work.sha)}` }));
+        return;
+      }
+      case 'promote':
+        await releaseEach(work.appIds, () => ({ slugId: work.slugId, commit: work.commit, description: work.description }));
+        return;
+      case 'rollback': {
+        const to = await durably('read', () => this.ctx.db.getRepository(ReleaseEntity).findOneByOrFail({ id: work.releaseId }));
+        await this.execution.release(
+          op,
+          await appOf(work.appId),
+          () => ({
+            slugId: to.slugId,
+            commit: to.commit,
+            description: work.again ? `Re-release of v${to.version}` : `Rollback to v${to.version}`,
+            config: to.config,
+          }),
+          progress,
+        );
+        return;
+      }
+      case 'config':
+        await this.execution.release(
+          op,
+          await appOf(work.appId),
+          (current) => ({ slugId: current?.slugId ?? null, commit: current?.commit ?? null, description: work.description }),
+          progress,
+        );
+    }
   }
 
   async releases(actor: Actor, appName: string): Promise<ReleaseView[]> {

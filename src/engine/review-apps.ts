@@ -35,6 +35,7 @@ export interface PullRequestChange {
 import { short } from '../format.ts';
 import { subjectKey } from './subjects.ts';
 import { transition } from './transitions.ts';
+import { placeApp } from './placement.ts';
 
 /** Review apps: one per open pull request, Heroku's way. */
 export class ReviewApps {
@@ -271,7 +272,14 @@ export class ReviewApps {
       }
       await this.setReviewAppStatus(pipeline, row, 'creating');
       await this.ctx.transaction(async (m) => {
-        await m.insert(AppEntity, { name: row.appName, pipelineId: pipeline.id, stage: 'review', config });
+        // A review app runs where new apps run (FLOW_PLATFORM).
+        await m.insert(AppEntity, {
+          name: row.appName,
+          pipelineId: pipeline.id,
+          stage: 'review',
+          config,
+          ...placeApp(this.ctx.placement, {}),
+        });
         await this.ctx.emit(m, {
           type: 'app.created',
           pipeline: pipeline.name,
@@ -303,7 +311,7 @@ export class ReviewApps {
     if (first && typeof postdeploy === 'string' && postdeploy) {
       const app = await this.ctx.db.getRepository(AppEntity).findOneByOrFail({ name: row.appName });
       const release = await this.ctx.db.getRepository(ReleaseEntity).findOneByOrFail({ id: app.currentReleaseId! });
-      const result = await this.ctx.platform.runCommand(release.slugId!, postdeploy, app.config, () => undefined);
+      const result = await this.ctx.platform.runCommand(release.slugId!, postdeploy, app.config, () => undefined, app.name);
       if (result.code !== 0)
         return this.setReviewAppStatus(
           pipeline,
@@ -334,7 +342,7 @@ export class ReviewApps {
         : {};
       const predestroy = appJson.scripts?.['pr-predestroy'];
       if (typeof predestroy === 'string' && predestroy && release?.slugId)
-        await this.ctx.platform.runCommand(release.slugId, predestroy, app.config, () => undefined);
+        await this.ctx.platform.runCommand(release.slugId, predestroy, app.config, () => undefined, app.name);
       await this.pipelines.removeApp({ ...SYSTEM, name: actor.name, via: actor.via }, app, pipeline);
     }
     await this.setReviewAppStatus(pipeline, row, 'deleted');

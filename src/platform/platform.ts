@@ -1,4 +1,4 @@
-import type { Procfile } from '../db/entities.ts';
+import type { PlatformKind, Procfile } from '../db/entities.ts';
 import type { AppProcesses, CrashReport, Formation, LogPage, LogQuery, LogSource } from '../runtime/protocol.ts';
 import type { Source } from '../source/source.ts';
 
@@ -21,6 +21,10 @@ export interface ReleaseSpec {
   config: Record<string, string>;
   /** Dynos per process type (`ps:scale`); a type missing from it runs one. */
   formation: Formation;
+  /** Where the app runs (absent: the local platform). */
+  platform?: PlatformKind;
+  /** Its Kubernetes namespace. */
+  namespace?: string | null;
 }
 
 export type OutputSink = (chunk: string) => void;
@@ -62,12 +66,16 @@ export interface Platform {
    * copy of the slug. Resolves with the exit code (null: no test script) and output.
    */
   runTests(slugId: string, onOutput: OutputSink, signal: AbortSignal): Promise<{ code: number | null; output: string }>;
-  /** Runs a one-off command (app.json's postdeploy, pr-predestroy) in a slug with the app's config vars. */
+  /**
+   * Runs a one-off command (app.json's postdeploy, pr-predestroy) in a slug with the app's config vars.
+   * `app`: the app it is for (the Kubernetes platform runs it in the app's namespace and needs it).
+   */
   runCommand(
     slugId: string,
     command: string,
     config: Record<string, string>,
     onOutput: OutputSink,
+    app?: string,
   ): Promise<{ code: number; output: string }>;
   /** The app's dynos and their states. */
   ps(app: string): Promise<AppProcesses>;
@@ -93,9 +101,13 @@ export interface Platform {
    * the local platform's runtime died and was started anew.
    */
   whenRestarted(listener: () => void): void;
-  /** After a restart: make each app run its current release (or nothing), and nothing else. */
-  recover(current: ReleaseSpec[], appsWithoutRelease: string[]): Promise<void>;
+  /**
+   * After a restart: make each app run its current release (or nothing), and nothing else.
+   * `asOf` (epoch ms): when the caller began reading that picture; a release that went live
+   * since is newer than the picture and is kept.
+   */
+  recover(current: ReleaseSpec[], appsWithoutRelease: string[], asOf?: number): Promise<void>;
   /** The app's URL, when it has a web process. */
-  url(app: string): string | null;
+  url(app: string, platform?: PlatformKind): string | null;
   close(): Promise<void>;
 }

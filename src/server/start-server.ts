@@ -7,7 +7,14 @@ import { SettingError, type Settings } from '../config.ts';
 import { openDatabase, type Database } from '../db/data-source.ts';
 import { Engine } from '../engine/engine.ts';
 import { Outbox } from '../engine/outbox.ts';
+import { AnotherRunner } from '../engine/recovery.ts';
 import { LocalPlatform } from '../platform/local/local-platform.ts';
+import { PlacedPlatform } from '../platform/placed-platform.ts';
+import { AppEntity } from '../db/entities.ts';
+import { instanceKey } from '../db/instance-keys.ts';
+import { KubernetesPlatform } from '../platform/kubernetes/kubernetes-platform.ts';
+import { kubeConfigFromEnv } from '../platform/kubernetes/kube-config.ts';
+import { slugUrl } from '../platform/slug-url.ts';
 import { sourceOpener } from '../source/open-source.ts';
 import { GitHubStatusNotifier } from '../github/status-notifier.ts';
 import { mountGitHubWebhooks } from '../github/webhook-endpoint.ts';
@@ -16,6 +23,8 @@ import { bubblewrapWorks, type SandboxMode } from '../platform/local/sandbox.ts'
 import { lockDataDir, StartupError } from './data-dir-lock.ts';
 import { createHttpApp, listen } from './http-server.ts';
 import { UnverifiedBodyBudget } from '../http/unverified-body-budget.ts';
+import { mountSlugEndpoint } from './slug-endpoint.ts';
+import { openSlugStore } from '../platform/slug-store.ts';
 
 export interface RunningServer {
   engine: Engine;
@@ -33,6 +42,8 @@ export interface RunningServer {
   platform: LocalPlatform;
   /** The process's budget of request bytes buffered before their signature is checked. */
   unverifiedBodies: UnverifiedBodyBudget;
+  /** The key of the slug endpoint's tokens (src/platform/slug-url.ts). */
+  slugUrlKey: Buffer;
   close(): Promise<void>;
 }
 
@@ -46,6 +57,15 @@ async function adminToken(settings: Settings): Promise<{ token: string; generate
   const token = `flo_${randomBytes(24).toString('base64url')}`;
   await writeFile(file, `${token}\n`, { mode: 0o600 });
   return { token, generated: true };
+}
+
+/** The cluster of KUBECONFIG (or the pod's service account); one that cannot be read stops start-up naming the setting. */
+function kubeConfig(kubeconfig: string | undefined) {
+  try {
+    return kubeConfigFromEnv({ KUBECONFIG: kubeconfig, KUBERNETES_SERVICE_HOST: process.env.KUBERNETES_SERVICE_HOST });
+  } catch (err) {
+    throw new SettingError(err instanceof Error ? err.message : String(err));
+  }
 }
 
 /** FLOW_SANDBOX: bubblewrap when it is asked for or (auto) when it works here; none otherwise. */
@@ -94,6 +114,10 @@ export async function startServer(settings: Settings): Promise<RunningServer> {
   }
   const { server, port } = listening;
   try {
+    const slugStore = openSlugStore(settings.slugStore, settings.dataDir);
+    await slugStore.check().catch((err: Error) => {
+      throw new StartupError(err.message, 69);
+    });
     const database = await openDatabase(settings.databaseUrl, settings.dataDir);
     const platform = new LocalPlatform(settings.dataDir, {
       bootTimeoutMs: settings.bootTimeoutMs,
@@ -104,17 +128,52 @@ export async function startServer(settings: Settings): Promise<RunningServer> {
       domain: settings.router.domain,
       caddyAdmin: settings.router.caddyAdmin,
       logLines: settings.logLines,
+      slugStore,
     });
     const openSource = sourceOpener({ cacheDir: path.join(settings.dataDir, 'repos'), github: settings.github });
     // This process's outbox: the engine writes events, the notifiers below deliver them.
     const outbox = new Outbox(database.dataSource, randomUUID());
-    const engine = new Engine(database.dataSource, platform, {
+    const placementOf = async (app: string) => {
+      const row = await database.dataSource
+        .getRepository(AppEntity)
+        .findOne({ where: { name: app }, select: { platform: true, namespace: true } });
+      return row && { platform: row.platform, namespace: row.namespace };
+    };
+    // Every replica signs and checks slug URLs with the same key, made once in the database.
+    const slugUrlKey = await instanceKey(database.dataSource, 'slug-urls');
+    const kube = settings.kubernetes;
+    const kubernetes = kube
+      ? new KubernetesPlatform({
+          kubeConfig: kubeConfig(kube.kubeconfig),
+          builder: platform,
+          slugUrl: (app, slugId) => slugUrl(kube.publicUrl, slugUrlKey, app, slugId),
+          namespaceOf: async (app) => (await placementOf(app))?.namespace ?? kube.namespace,
+          stackImage: kube.stackImage,
+          domain: kube.domain,
+          rolloutTimeoutMs: kube.rolloutTimeoutMs,
+          jobTimeoutMs: kube.jobTimeoutMs,
+        })
+      : null;
+    // Each app on the platform it was created on: this machine, or Kubernetes (src/platform/placed-platform.ts).
+    const placed = new PlacedPlatform(platform, kubernetes, placementOf);
+    const engine = new Engine(database.dataSource, placed, {
       openSource,
       outbox,
       locks: settings.locks,
       approvalTtlMs: settings.approvalTtlMs,
       auditRetentionDays: settings.auditRetentionDays,
       nudges: settings.nudges,
+      placement: { default: settings.platform, kubernetes: kubernetes !== null, namespace: kube?.namespace ?? 'default' },
+      jobQueue: settings.databaseUrl ? { databaseUrl: settings.databaseUrl, concurrency: settings.workerConcurrency } : undefined,
+    });
+    // Before anything is written: the local platform runs apps on this machine, so one flowops per database.
+    await engine.register({ alone: settings.platform === 'local' }).catch(async (err: unknown) => {
+      await database.close();
+      if (!(err instanceof AnotherRunner)) throw err;
+      throw new StartupError(
+        `another flowops (host ${err.hostname}, pid ${err.pid}) runs on this database; the local platform runs apps on one machine, so one flowops per database: stop it, or run apps on Kubernetes (FLOW_PLATFORM=kubernetes) to run replicas`,
+        75,
+      );
     });
     const admin = await adminToken(settings);
     await engine.ensureAdmin(admin.token);
@@ -124,6 +183,7 @@ export async function startServer(settings: Settings): Promise<RunningServer> {
     const app = createHttpApp(engine, (routes) => {
       if (settings.slack) slack = createSlackFront(engine, outbox, settings.slack, routes, unverifiedBodies, settings.github.webUrl);
       mountGitHubWebhooks(routes, { engine, db: database.dataSource, secret: settings.github.webhookSecret, budget: unverifiedBodies });
+      mountSlugEndpoint(routes, { store: slugStore, key: slugUrlKey });
     });
     handler = app;
     const front = slack as SlackFront | null;
@@ -141,6 +201,7 @@ export async function startServer(settings: Settings): Promise<RunningServer> {
       sandbox,
       platform,
       unverifiedBodies,
+      slugUrlKey,
       async close() {
         await closeHttp(server);
         await engine.stop();

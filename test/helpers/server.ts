@@ -19,6 +19,24 @@ export interface TestServer {
   close(options?: { restart?: boolean }): Promise<void>;
 }
 
+/** A kubeconfig naming a cluster at a closed port, for replicas whose apps all run on the local platform. */
+async function unusedCluster(dir: string): Promise<string> {
+  const file = path.join(dir, 'unused-kubeconfig');
+  await writeFile(
+    file,
+    [
+      'apiVersion: v1',
+      'kind: Config',
+      'clusters: [{ name: unused, cluster: { server: "http://127.0.0.1:9", insecure-skip-tls-verify: true } }]',
+      'users: [{ name: flowops, user: { token: unused } }]',
+      'contexts: [{ name: unused, context: { cluster: unused, user: flowops } }]',
+      'current-context: unused',
+      '',
+    ].join('\n'),
+  );
+  return file;
+}
+
 /**
  * A real flowops server on a free port, with its own data dir and database
  * (or, with `sharedDatabaseUrl`, another server's Postgres database).
@@ -43,6 +61,12 @@ export async function startTestServer(
       // Each test server's router on a port of its own.
       FLOW_ROUTER_PORT: '0',
       ...(database.url ? { DATABASE_URL: database.url } : {}),
+      // A second server on a running one's database is a replica: the local platform refuses those, so it
+      // runs with FLOW_PLATFORM=kubernetes, which needs a cluster setting. These tests' apps were created on
+      // the local platform and stay there: the cluster (a closed port) is never asked.
+      ...(options.sharedDatabaseUrl !== undefined
+        ? { FLOW_PLATFORM: 'kubernetes', KUBECONFIG: await unusedCluster(dir), FLOW_PUBLIC_URL: 'http://127.0.0.1:9' }
+        : {}),
       ...options.env,
     }),
   );

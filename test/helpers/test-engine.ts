@@ -4,6 +4,7 @@ import path from 'node:path';
 import { openDatabase, type Database } from '../../src/db/data-source.ts';
 import { SYSTEM, type Actor } from '../../src/engine/access.ts';
 import { Engine } from '../../src/engine/engine.ts';
+import type { PlacementSettings } from '../../src/engine/placement.ts';
 import type { ApprovalView, OperationView } from '../../src/engine/views.ts';
 import { NotFound } from '../../src/errors.ts';
 import { freshDatabase } from './database.ts';
@@ -33,7 +34,7 @@ export interface TestEngine {
  * sources. For service rules that need no processes: it starts in about a
  * second and a release takes milliseconds.
  */
-export async function createTestEngine(): Promise<TestEngine> {
+export async function createTestEngine(options: { placement?: PlacementSettings } = {}): Promise<TestEngine> {
   const postgres = await freshDatabase();
   const database = await openDatabase(postgres.url, null);
   const platform = new MemoryPlatform();
@@ -52,6 +53,9 @@ export async function createTestEngine(): Promise<TestEngine> {
       return source;
     },
     outbox: new Outbox(database.dataSource, randomUUID()),
+    ...(options.placement ? { placement: options.placement } : {}),
+    // On Postgres, operations go through the job queue, as in a server.
+    jobQueue: postgres.url ? { databaseUrl: postgres.url, concurrency: 8 } : undefined,
   });
   const admin: Actor = { id: 0, name: 'admin', admin: true, via: 'cli' };
   await engine.ensureAdmin('admin-token');
@@ -73,6 +77,7 @@ export async function createTestEngine(): Promise<TestEngine> {
     },
     async close() {
       await engine.idle();
+      await engine.stopWorker();
       await database.close();
       await postgres.drop();
     },

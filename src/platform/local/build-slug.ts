@@ -6,6 +6,7 @@ import semver from 'semver';
 import { runOrThrow } from '../../exec.ts';
 import type { Source } from '../../source/source.ts';
 import type { BuildProgress, BuiltSlug } from '../platform.ts';
+import { SLUG_ID, type SlugStore } from '../slug-store.ts';
 import { parseProcfile } from './procfile.ts';
 import { readRepoFile, readRepoJson } from './repo-file.ts';
 import { buildSettings, type Sandbox } from './sandbox.ts';
@@ -28,8 +29,9 @@ function reporter(progress: BuildProgress) {
 /** Lockfiles of large apps run to megabytes. */
 const LOCKFILE_LIMIT = 64 << 20;
 
-export interface SlugStore {
-  /** `<dataDir>/slugs`: `<sha256>.tgz` archives and `<sha256>/` trees. */
+/** This machine's dirs for builds and slugs: the local cache of the slug store. */
+export interface SlugDirs {
+  /** `<dataDir>/slugs`: `<sha256>.tgz` archives and `<sha256>/` trees, as this machine unpacked them. */
   slugsDir: string;
   /** `<dataDir>/cache`: node_modules per lockfile, npm's download cache. */
   cacheDir: string;
@@ -62,7 +64,7 @@ interface BuildContext {
  * build's scripts can change what a later build, of this repository or another,
  * restores from the cache.
  */
-async function buildNode(dir: string, store: SlugStore, progress: BuildProgress, context: BuildContext): Promise<void> {
+async function buildNode(dir: string, store: SlugDirs, progress: BuildProgress, context: BuildContext): Promise<void> {
   const { step, detail, onOutput } = reporter(progress);
   const pkg = (await readRepoJson(dir, 'package.json')) as {
     scripts?: Record<string, unknown>;
@@ -154,16 +156,18 @@ const OTHER_STACKS: [file: string, stack: string, install: string][] = [
 /**
  * Builds a commit into a slug: the tree at that commit, dependencies installed
  * for Node apps, archived deterministically (sorted, fixed mtimes) and stored by
- * the sha256 of the archive. An identical build yields the same slug.
+ * the sha256 of the archive, in the local cache and in the slug store (once:
+ * an identical build yields the same slug, already there).
  */
 export async function buildSlug(
   source: Source,
   sha: string,
-  store: SlugStore,
+  store: SlugDirs,
+  slugStore: SlugStore,
   progress: BuildProgress,
   context: BuildContext,
 ): Promise<BuiltSlug> {
-  const { step } = reporter(progress);
+  const { step, detail } = reporter(progress);
   await mkdir(store.tmpDir, { recursive: true });
   const work = await mkdtemp(path.join(store.tmpDir, 'build-'));
   try {
@@ -205,6 +209,8 @@ export async function buildSlug(
     const tree = path.join(store.slugsDir, id);
     if (!existsSync(tree)) await rename(dir, tree).catch(() => undefined);
     if (!existsSync(`${tree}.tgz`)) await rename(archive, `${tree}.tgz`).catch(() => undefined);
+    // Other replicas, and pods on Kubernetes, run the slug from the store: the build is done once it is there.
+    if (await slugStore.put(id, `${tree}.tgz`)) detail(`Stored in ${slugStore.description}`);
     step(`Slug ${id.slice(0, 12)} (${formatSize(size)}), processes: ${Object.keys(procfile).join(', ') || 'none'}`);
     return { id, size, procfile };
   } finally {
@@ -228,15 +234,34 @@ async function ensureSlugsDir(slugsDir: string): Promise<void> {
     );
 }
 
-/** The slug's tree, unpacked from its archive if only the archive is left. */
-export async function slugTree(slugsDir: string, id: string): Promise<string> {
+/** Slugs being unpacked on this machine: two releases of one slug at once unpack it once. */
+const unpacking = new Map<string, Promise<string>>();
+
+/**
+ * The slug's tree in the local cache: unpacked from the archive, which is
+ * fetched from the slug store first (its sha256 verified) when another replica
+ * built the slug.
+ */
+export function slugTree(slugsDir: string, slugStore: SlugStore, id: string): Promise<string> {
+  if (!SLUG_ID.test(id)) return Promise.reject(new Error(`not a slug id: "${id.slice(0, 80)}"`));
   const tree = path.join(slugsDir, id);
-  if (!existsSync(tree)) {
-    const staging = `${tree}.${process.pid}.tmp`;
-    await ensureSlugsDir(slugsDir);
-    await mkdir(staging, { recursive: true });
-    await runOrThrow('tar', ['-xzf', `${tree}.tgz`, '-C', staging]);
-    await rename(staging, tree).catch(() => rm(staging, { recursive: true, force: true }));
+  if (existsSync(tree)) return Promise.resolve(tree);
+  let pending = unpacking.get(tree);
+  if (!pending) {
+    pending = unpack(slugsDir, slugStore, id).finally(() => unpacking.delete(tree));
+    unpacking.set(tree, pending);
   }
+  return pending;
+}
+
+async function unpack(slugsDir: string, slugStore: SlugStore, id: string): Promise<string> {
+  const tree = path.join(slugsDir, id);
+  if (existsSync(tree)) return tree;
+  await ensureSlugsDir(slugsDir);
+  if (!existsSync(`${tree}.tgz`)) await slugStore.fetch(id, `${tree}.tgz`);
+  const staging = `${tree}.${process.pid}.tmp`;
+  await mkdir(staging, { recursive: true });
+  await runOrThrow('tar', ['-xzf', `${tree}.tgz`, '-C', staging]);
+  await rename(staging, tree).catch(() => rm(staging, { recursive: true, force: true }));
   return tree;
 }

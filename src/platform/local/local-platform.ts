@@ -7,7 +7,8 @@ import { RuntimeClient, RuntimeError } from '../../runtime/client.ts';
 import type { AppProcesses, CrashReport, Formation, LogPage, LogQuery, LogSource, RuntimeRelease } from '../../runtime/protocol.ts';
 import type { Source } from '../../source/source.ts';
 import type { BuildProgress, BuiltSlug, OutputSink, Platform, ReleaseSpec } from '../platform.ts';
-import { buildSlug, slugTree, type SlugStore } from './build-slug.ts';
+import { buildSlug, slugTree, type SlugDirs } from './build-slug.ts';
+import { DirSlugStore, type SlugStore } from '../slug-store.ts';
 import { readRepoJson } from './repo-file.ts';
 import { buildSettings, Sandbox, type SandboxRequest } from './sandbox.ts';
 import { dynoEnv, stopDynos, stringValues } from './processes.ts';
@@ -26,6 +27,8 @@ export interface LocalPlatformOptions {
   logLines?: number;
   /** FLOW_ROUTER=caddy: Caddy's admin API (FLOW_CADDY_ADMIN); Caddy routes instead of the runtime's router. */
   caddyAdmin?: string;
+  /** FLOW_SLUG_STORE: where slugs are kept for every replica; the data dir's `slugs/` when not given. */
+  slugStore?: SlugStore;
 }
 
 /**
@@ -35,7 +38,9 @@ export interface LocalPlatformOptions {
  * of its own that outlives flowops, which this platform starts and gives orders.
  */
 export class LocalPlatform implements Platform {
-  private readonly store: SlugStore;
+  private readonly store: SlugDirs;
+  /** Where slug archives are kept for every replica; `store.slugsDir` is this machine's cache of it. */
+  readonly slugStore: SlugStore;
   private readonly appsDir: string;
   /** Apps whose live release has a web process: the ones with a URL. */
   private readonly webApps = new Set<string>();
@@ -44,7 +49,7 @@ export class LocalPlatform implements Platform {
   /** Set once apps were given to the runtime: from then on, a runtime found dead is started again. */
   private running = false;
   private recovering = false;
-  private readonly options: Required<Omit<LocalPlatformOptions, 'caddyAdmin'>> & Pick<LocalPlatformOptions, 'caddyAdmin'>;
+  private readonly options: Required<Omit<LocalPlatformOptions, 'caddyAdmin' | 'slugStore'>> & Pick<LocalPlatformOptions, 'caddyAdmin'>;
   readonly sandbox: Sandbox;
 
   constructor(dataDir: string, options: LocalPlatformOptions) {
@@ -62,6 +67,7 @@ export class LocalPlatform implements Platform {
       cacheDir: path.join(dataDir, 'cache'),
       tmpDir: path.join(dataDir, 'tmp'),
     };
+    this.slugStore = options.slugStore ?? new DirSlugStore(this.store.slugsDir);
     this.appsDir = path.join(dataDir, 'apps');
     this.sandbox = new Sandbox(this.options.sandbox, dataDir);
     this.runtime = new RuntimeClient({
@@ -89,7 +95,7 @@ export class LocalPlatform implements Platform {
   }
 
   build(source: Source, sha: string, progress: BuildProgress, scope: string): Promise<BuiltSlug> {
-    return buildSlug(source, sha, this.store, progress, {
+    return buildSlug(source, sha, this.store, this.slugStore, progress, {
       sandbox: this.sandbox,
       scope,
       timeoutMs: this.options.buildTimeoutMs,
@@ -100,7 +106,7 @@ export class LocalPlatform implements Platform {
   async releasePhase(spec: ReleaseSpec, onOutput: OutputSink): Promise<{ code: number; output: string }> {
     const command = spec.procfile.release;
     if (!command) return { code: 0, output: '' };
-    const app = await slugTree(this.store.slugsDir, spec.slugId);
+    const app = await slugTree(this.store.slugsDir, this.slugStore, spec.slugId);
     onOutput(`-----> Running release command: ${command}\n`);
     const result = await this.run(
       { app, writable: false, env: dynoEnv(spec.config, { DYNO: 'release.1' }), command, tag: `${spec.app}/release` },
@@ -117,13 +123,13 @@ export class LocalPlatform implements Platform {
     config: Record<string, string>,
     onOutput: OutputSink,
   ): Promise<{ code: number; output: string }> {
-    const app = await slugTree(this.store.slugsDir, slugId);
+    const app = await slugTree(this.store.slugsDir, this.slugStore, slugId);
     onOutput(`-----> Running ${command}\n`);
     return this.run({ app, writable: false, env: dynoEnv(config, { DYNO: 'run.1' }), command, tag: 'run' }, onOutput);
   }
 
   async runTests(slugId: string, onOutput: OutputSink, signal: AbortSignal): Promise<{ code: number | null; output: string }> {
-    const tree = await slugTree(this.store.slugsDir, slugId);
+    const tree = await slugTree(this.store.slugsDir, this.slugStore, slugId);
     const appJson = (await readRepoJson(tree, 'app.json')) as {
       environments?: { test?: { scripts?: Record<string, string>; env?: Record<string, string> } };
     };
@@ -186,7 +192,7 @@ export class LocalPlatform implements Platform {
       this.webApps.delete(spec.app);
       return;
     }
-    const tree = await slugTree(this.store.slugsDir, spec.slugId);
+    const tree = await slugTree(this.store.slugsDir, this.slugStore, spec.slugId);
     if (spec.procfile.web) onOutput(`-----> Starting the web process, waiting for it to answer HTTP\n`);
     this.running = true;
     try {
@@ -207,7 +213,7 @@ export class LocalPlatform implements Platform {
     await rm(path.join(this.appsDir, app), { recursive: true, force: true, maxRetries: 3 });
   }
 
-  async recover(current: ReleaseSpec[], appsWithoutRelease: string[]): Promise<void> {
+  async recover(current: ReleaseSpec[], appsWithoutRelease: string[], asOf?: number): Promise<void> {
     await this.sweepTmp();
     // Builds, release phases and test runs of a flowops that died: nobody waits for them any more.
     // (Dynos are the runtime's: they carry a `dyno:` tag and are left alone.)
@@ -227,7 +233,7 @@ export class LocalPlatform implements Platform {
       if (!types.length) continue;
       let tree: string;
       try {
-        tree = await slugTree(this.store.slugsDir, spec.slugId);
+        tree = await slugTree(this.store.slugsDir, this.slugStore, spec.slugId);
       } catch (error) {
         log.error({ app: spec.app, version: spec.version, err: error }, 'app could not be restarted: its slug is missing');
         continue;
@@ -237,7 +243,7 @@ export class LocalPlatform implements Platform {
     }
     this.recovering = true;
     try {
-      await this.runtime.call('POST', '/recover', { releases, apps: [...current.map((s) => s.app), ...appsWithoutRelease] });
+      await this.runtime.call('POST', '/recover', { releases, apps: [...current.map((s) => s.app), ...appsWithoutRelease], asOf });
     } finally {
       this.recovering = false;
     }
