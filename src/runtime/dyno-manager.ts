@@ -50,6 +50,8 @@ interface Dyno {
 
 interface AppRun {
   release: RuntimeRelease | null;
+  /** When `release` went live (epoch ms). */
+  liveSince: number;
   /** The current release's dynos (a release being started keeps its own until it is live). */
   dynos: Dyno[];
   /** Dynos put to rest with ps:stop: idle until a restart, a scale or the next release. */
@@ -119,6 +121,7 @@ export class DynoManager {
     const previous = app.dynos;
     app.dynos = fresh;
     app.release = release;
+    app.liveSince = Date.now();
     app.stopped = new Set();
     this.changed();
     if (previous.length) void this.retire(app, previous);
@@ -127,13 +130,19 @@ export class DynoManager {
   /**
    * Runs `releases` and nothing else: what flowops asks after it restarts. Apps already on their
    * release keep running; `known` apps without a release stop but keep their log; any other app
-   * (destroyed while the runtime was down) goes, with its log.
+   * (destroyed while the runtime was down) goes, with its log. `asOf`: when flowops began reading
+   * that picture; an app whose release went live since (its first deploy, say) is newer than it and stays.
    */
-  async recover(releases: RuntimeRelease[], known: string[]): Promise<void> {
+  async recover(releases: RuntimeRelease[], known: string[], asOf?: number): Promise<void> {
     const wanted = new Set(releases.map((r) => r.app));
     const kept = new Set(known);
+    const newer = (name: string) => {
+      const app = this.apps.get(name);
+      return asOf !== undefined && app?.release != null && app.liveSince >= asOf;
+    };
     for (const name of [...this.apps.keys()])
-      if (!wanted.has(name)) await this.serially(name, () => this.destroy(name, { keepLog: kept.has(name) }));
+      if (!wanted.has(name))
+        await this.serially(name, async () => void (newer(name) || (await this.destroy(name, { keepLog: kept.has(name) }))));
     for (const release of releases) await this.serially(release.app, () => this.recoverOne(release));
   }
 
@@ -290,6 +299,7 @@ export class DynoManager {
     if (!app) {
       app = {
         release: null,
+        liveSince: 0,
         dynos: [],
         stopped: new Set(),
         log: new AppLog(path.join(this.options.dataDir, 'apps', name), this.options.logLines),

@@ -131,8 +131,8 @@ export async function runRuntime(options: RuntimeOptions): Promise<void> {
         send(res, 200, {});
         return void shutdown();
       case 'POST /recover': {
-        const { releases, apps } = await body<{ releases: RuntimeRelease[]; apps?: string[] }>(req);
-        await manager.recover(releases, apps ?? releases.map((r) => r.app));
+        const { releases, apps, asOf } = await body<{ releases: RuntimeRelease[]; apps?: string[]; asOf?: number }>(req);
+        await manager.recover(releases, apps ?? releases.map((r) => r.app), typeof asOf === 'number' ? asOf : undefined);
         return reply(200, {});
       }
       case 'POST /apps/:app/release':
