@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import {
   AppEntity,
   PipelineEntity,
@@ -192,7 +193,7 @@ export class ReviewApps {
         if (row && row.status !== 'deleted') await this.removeReviewApp(pipeline, row, actor);
         continue;
       }
-      const appName = `${pipeline.name}-pr-${change.pr}`.slice(0, 30);
+      const appName = reviewAppName(pipeline.name, change.pr);
       if (!row) {
         await repo.insert({
           pipelineId: pipeline.id,
@@ -347,4 +348,18 @@ export class ReviewApps {
     }
     await this.setReviewAppStatus(pipeline, row, 'deleted');
   }
+}
+
+/**
+ * `<pipeline>-pr-<N>`, as on Heroku, within the 30 characters of an app name.
+ * A pipeline name too long for that is shortened and marked with 4 hex digits
+ * of its hash: never the PR number is cut (two pull requests must not share an
+ * app), two long pipelines with one beginning do not collide, and the name
+ * never ends the shortened part in '-' (Kubernetes refuses such names).
+ */
+export function reviewAppName(pipeline: string, pr: number): string {
+  const suffix = `-pr-${pr}`;
+  if (pipeline.length + suffix.length <= 30) return `${pipeline}${suffix}`;
+  const mark = createHash('sha256').update(pipeline).digest('hex').slice(0, 4);
+  return `${pipeline.slice(0, 30 - suffix.length - mark.length - 1).replace(/-+$/, '')}-${mark}${suffix}`;
 }
