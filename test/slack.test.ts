@@ -30,11 +30,11 @@ describe('the Slack app over HTTP, signed as Slack signs', () => {
     );
     return { res, id };
   }
-  async function click(actionId: string, value: string, user: string, userName: string, channel = 'CDEPLOY') {
+  async function click(actionId: string, value: string, user: string, userName: string, channel = 'CDEPLOY', messageTs?: string) {
     const id = `r${n++}`;
     const res = await postToSlackEndpoint(
       t.server.url,
-      buttonClick({ actionId, value, user, userName, channel, responseUrl: slack.responseUrl(id) }),
+      buttonClick({ actionId, value, user, userName, channel, responseUrl: slack.responseUrl(id), ...(messageTs ? { messageTs } : {}) }),
       { secret: SECRET, contentType: form },
     );
     return { res, id };
@@ -502,6 +502,24 @@ describe('the Slack app over HTTP, signed as Slack signs', () => {
     expect(JSON.stringify(clicked.blocks)).toContain('Who can grant it: <@UMIA>');
     expect(inFeed.text).toContain('needs deploy on shop; you have none');
     expect(elsewhere.text).toContain('no pipeline "shop" that you can see');
+
+    // A button on flowops' own message about shop, in a channel that is no feed (a deploy typed there):
+    // the engine finds that message (channel and ts) among its own, so it names shop and its managers too.
+    const deployMessage = slack
+      .callsOf('chat.postMessage')
+      .find((c) => c.args.channel === 'CDEPLOY' && /shop-staging/.test(String(c.args.text)) && c.result?.ts)!;
+    const onOwnMessage = await answer((await click('promote', value, 'UNEW', 'newbie', 'CDEPLOY', String(deployMessage.result!.ts))).id);
+    expect(onOwnMessage.text).toContain('needs deploy on shop; you have none. Ask a manager of shop (mia)');
+    // A forged click: a value naming shop on a message that is not flowops' own about shop, or a real
+    // message's ts claimed in another channel. "Not found": neither the name nor its managers are confirmed.
+    for (const [channel, ts] of [
+      ['CDEPLOY', '999.000100'],
+      ['CRANDOM', String(deployMessage.result!.ts)],
+    ] as const) {
+      const forged = await answer((await click('promote', value, 'UNEW', 'newbie', channel, ts)).id);
+      expect(forged.text).toContain('no pipeline "shop" that you can see');
+      expect(JSON.stringify(forged)).not.toContain('mia');
+    }
     const cli = await t.cli(['promote', 'shop'], (await t.json<{ token: string }>(['users:create', 'outsider'])).token);
     expect(cli.err).toContain('no pipeline "shop" that you can see');
   });

@@ -26,6 +26,7 @@ import { Nudges1700000000015 } from './migrations/1700000000015-nudges.ts';
 import { LiveHome1700000000018 } from './migrations/1700000000018-live-home.ts';
 import { Placement1700000000019 } from './migrations/1700000000019-placement.ts';
 import { Replicas1700000000020 } from './migrations/1700000000020-replicas.ts';
+import { MessageLookup1700000000021 } from './migrations/1700000000021-message-lookup.ts';
 import { migrateJobQueue } from './job-queue.ts';
 import { databaseOutage } from './outage.ts';
 
@@ -56,6 +57,7 @@ const migrations = [
   LiveHome1700000000018,
   Placement1700000000019,
   Replicas1700000000020,
+  MessageLookup1700000000021,
 ];
 
 /**

@@ -1,5 +1,14 @@
 import { In } from 'typeorm';
-import { AppEntity, GrantEntity, PipelineEntity, SubscriptionEntity, type App, type Permission, type Pipeline } from '../db/entities.ts';
+import {
+  AppEntity,
+  GrantEntity,
+  PipelineEntity,
+  StatusMessageEntity,
+  SubscriptionEntity,
+  type App,
+  type Permission,
+  type Pipeline,
+} from '../db/entities.ts';
 import { log } from '../log.ts';
 import { permits, type Actor } from './access.ts';
 import { NotFound, PermissionDenied } from '../errors.ts';
@@ -86,11 +95,17 @@ export class Access {
     throw new PermissionDenied(`\`${command}\` needs ${needed} on ${pipeline.name}; you have ${held ?? 'none'}. ${ask}`, managers);
   }
 
-  /** Whether the front showed this pipeline to the actor: a button on its message, or a channel that is its feed. */
+  /**
+   * Whether flowops showed this pipeline to the actor where they acted: a status
+   * message of it (a button's message: the click names it, the table says whose
+   * it is), or a channel that is its feed. A forged button value naming another
+   * pipeline finds neither and is answered "not found".
+   */
   private async shown(actor: Actor, pipeline: Pipeline): Promise<boolean> {
-    if (actor.shown?.message) return true;
-    if (!actor.shown?.channel) return false;
-    return this.ctx.db.getRepository(SubscriptionEntity).existsBy({ pipelineId: pipeline.id, channel: actor.shown.channel });
+    const { message, channel } = actor.shown ?? {};
+    if (message && (await this.ctx.db.getRepository(StatusMessageEntity).existsBy({ pipeline: pipeline.name, ...message }))) return true;
+    const feed = channel ?? message?.channel;
+    return !!feed && this.ctx.db.getRepository(SubscriptionEntity).existsBy({ pipelineId: pipeline.id, channel: feed });
   }
 
   /** The names of the pipeline's managers (grants of manage), at most ten. */

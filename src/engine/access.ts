@@ -7,11 +7,13 @@ export interface Actor {
   admin: boolean;
   via: 'cli' | 'slack' | 'api' | 'github' | 'system';
   /**
-   * Where the front showed this person a pipeline (Slack: a message's button,
-   * or a channel that is the pipeline's feed). A refusal there names the
-   * permission and the pipeline's managers instead of "not found".
+   * Where the person acted (Slack: the message whose button they clicked, or the
+   * channel they typed in). When flowops itself showed them the pipeline there —
+   * the message is one of its status messages about it, or the channel is one of
+   * its feeds — a refusal names the permission and the pipeline's managers
+   * instead of "not found". Claims only: the engine looks both up.
    */
-  shown?: { message?: boolean; channel?: string };
+  shown?: { message?: { channel: string; ts: string }; channel?: string };
   /** A Slack user of another workspace (a Slack Connect channel): `access:default` does not reach them. */
   guest?: boolean;
 }

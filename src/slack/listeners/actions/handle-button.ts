@@ -26,11 +26,20 @@ export interface ButtonClick<Id extends ActionId> {
 }
 
 /**
- * The person behind a click or a dialog. It came from a message about a
- * pipeline, so a refusal may name that pipeline (and its managers).
+ * The person behind a click or a dialog, with where they acted: a refusal may
+ * name the pipeline (and its managers) when flowops showed it there — the
+ * engine checks that the message is its own about that pipeline, or the
+ * channel its feed, and never takes the click's word for it.
  */
-export async function shownActor(deps: SlackDeps, team: string | undefined, user: { id: string; name?: string }): Promise<Actor> {
-  return { ...(await slackActor(deps, team, user.id, user.name)), shown: { message: true } };
+export async function shownActor(
+  deps: SlackDeps,
+  team: string | undefined,
+  user: { id: string; name?: string },
+  where: { channel: string | null; ts?: string | undefined },
+): Promise<Actor> {
+  const actor = await slackActor(deps, team, user.id, user.name);
+  if (!where.channel) return actor;
+  return { ...actor, shown: where.ts ? { message: { channel: where.channel, ts: where.ts } } : { channel: where.channel } };
 }
 
 /** Shows an operation (or approval request) an interaction started, in the channel it came from; from App Home, only the feeds do. */
@@ -77,11 +86,22 @@ export function handleButton<Id extends ActionId>(
     const channel = body.channel?.id ?? null;
     const team = body.team?.id ?? body.user.team_id;
     try {
-      const actor = await shownActor(deps, team, { id: body.user.id, name: body.user.username ?? body.user.name });
+      const actor = await shownActor(
+        deps,
+        team,
+        { id: body.user.id, name: body.user.username ?? body.user.name },
+        { channel, ts: messageTs(body) },
+      );
       const payload = decodeAction(id, action.value);
       await work({ actor, payload, reply, follow: follower(deps, channel), triggerId: body.trigger_id, channel });
     } catch (err) {
       await answerFailure(deps, team, err, reply, { action: id });
     }
   };
+}
+
+/** The clicked message's ts (Slack's id of it in its channel); none in App Home. */
+function messageTs(body: BlockAction<ButtonAction>): string | undefined {
+  const container: unknown = body.container?.message_ts;
+  return typeof container === 'string' ? container : body.message?.ts;
 }

@@ -54,7 +54,7 @@ export function handleView<Id extends DialogId>(
     try {
       const meta = decodeDialog(id, body.view.private_metadata);
       channel = (meta as { c: string | null }).c;
-      const actor = await shownActor(deps, team, body.user);
+      const actor = await shownActor(deps, team, body.user, { channel });
       await work({ actor, meta, values: body.view.state.values, reply, follow: follower(deps, channel) });
     } catch (err) {
       await answerFailure(deps, team, err, reply, { dialog: id });
