@@ -1,5 +1,5 @@
 /** Small formatting helpers every layer may use (a leaf module). */
-import type { MetricsView } from './api/types.ts';
+import type { AuditRecordView, MetricsView } from './api/types.ts';
 
 /** A commit's short sha, as git and Heroku print it; `-` for none. */
 export const short = (sha: string | null | undefined) => (sha ? sha.slice(0, 7) : '-');
@@ -98,3 +98,8 @@ export function metricsRows(m: MetricsView): [string, string, string][] {
 /** What `metrics` says when the window holds no production release: never a NaN. */
 export const noMetrics = (m: MetricsView) =>
   `No production releases (deploys or promotions) of ${m.pipeline} in the last ${m.days} day${m.days === 1 ? '' : 's'}.`;
+
+/** `refused`, or `refused ×12 (last 10:14:03)` for a refusal tried again. */
+export function outcomeText(r: Pick<AuditRecordView, 'outcome' | 'repeats' | 'lastAt'>): string {
+  return r.repeats > 1 ? `${r.outcome} ×${r.repeats}${r.lastAt ? ` (last ${r.lastAt.slice(11, 19)})` : ''}` : r.outcome;
+}

@@ -310,6 +310,50 @@ describe('the audit trail', () => {
     }
   });
 
+  it('counts a refusal tried again on its record, and past 10 refusals of one person in an hour, any: no one floods the trail', async () => {
+    const token = (await t.json<{ token: string }>(['users:create', 'mallory'])).token;
+    const mine = async () => (await audit(['--user', 'mallory'])).records;
+
+    // The same refusal 25 times: one record, counted.
+    for (let i = 0; i < 25; i++) expect((await t.cli(['promote', 'shop'], token)).err).toContain('no pipeline "shop" that you can see');
+    const [same, ...none] = await mine();
+    expect(none).toEqual([]);
+    expect(same).toMatchObject({ actor: 'mallory', action: 'promote', target: 'shop', outcome: 'refused', repeats: 25 });
+    expect(Date.parse(same!.lastAt!)).toBeGreaterThan(Date.parse(same!.at));
+    const { out } = await t.cli(['audit', 'shop', '--user', 'mallory']);
+    expect(out).toMatch(/ promote +shop +refused ×25 \(last \d\d:\d\d:\d\d\) +needs deploy; has none$/m);
+    const inSlack = JSON.stringify(await flow('audit shop --user mallory', 'UADA', 'ada'));
+    expect(inSlack).toContain('refused ×25 (last ');
+
+    // Refusals that differ (a script trying every command): at most 10 records an hour; the rest count on the newest.
+    const tries = [
+      ['deploy', 'shop', 'to', 'staging'],
+      ['rollback', 'shop-staging'],
+      ['config:set', 'shop-staging', 'K=v'],
+      ['config:unset', 'shop-staging', 'K'],
+      ['ps:scale', 'shop-staging', 'web=2'],
+      ['ps:restart', 'shop-staging'],
+      ['lock', 'shop:staging'],
+      ['unlock', 'shop:staging'],
+      ['access:add', 'shop', 'mallory', 'manage'],
+      ['audit', 'shop'],
+      ['releases', 'shop-staging'],
+      ['pipelines:info', 'shop'],
+      ['subscribe', 'shop', '--channel', 'CSPAM'],
+    ];
+    for (let round = 0; round < 2; round++) for (const argv of tries) expect((await t.cli(argv, token)).code).not.toBe(0);
+    const records = await mine();
+    expect(records.map((r) => r.action)).toEqual(['promote', ...tries.slice(0, 9).map((argv) => argv[0]), '(more)']);
+    expect(records.at(-1)).toMatchObject({
+      outcome: 'refused',
+      repeats: 2 * (tries.length - 9),
+      detail: 'more refusals within the hour, counted here: the last was subscribe shop',
+    });
+    expect(records.reduce((sum, r) => sum + r.repeats, 0)).toBe(25 + 2 * tries.length);
+    // Someone else's refusals are their own records, and what is not a refusal is never merged.
+    expect((await audit()).records.filter((r) => r.outcome !== 'refused').every((r) => r.repeats === 1)).toBe(true);
+  });
+
   it.each([
     ['7d', 7 * 86_400_000],
     ['12h', 12 * 3_600_000],

@@ -226,6 +226,12 @@ export interface AuditRecordView {
   outcome: 'done' | 'running' | 'failed' | 'refused' | 'pending approval' | 'approved' | 'rejected' | 'withdrawn' | 'expired';
   /** A reason, a permission, config var names (never values), why it failed or was refused. */
   detail: string | null;
+  /**
+   * How many times it happened: more than 1 only for a refusal tried again within the hour
+   * (or past 10 refusals of one person in an hour, any refusal); `lastAt` is the latest.
+   */
+  repeats: number;
+  lastAt: string | null;
   /** The operation it started, or the approval request it filed. */
   operation: number | null;
   request: number | null;

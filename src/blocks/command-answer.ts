@@ -1,6 +1,6 @@
 import type { KnownBlock } from '@slack/types';
 import type { AuditRecordView, AuditView, Result } from '../api/types.ts';
-import { age, short, until } from '../format.ts';
+import { age, outcomeText, short, until } from '../format.ts';
 import { MAX_BLOCKS_MESSAGE, MAX_TEXT } from './limits.ts';
 import {
   channelMention,
@@ -87,7 +87,7 @@ function auditAnswer(view: AuditView, person: (name: string) => Mrkdwn): Answer 
   const hidden = view.omitted + view.records.length - shown.length;
   const lines = shown.map(
     (r) =>
-      mrkdwn`${code(r.at.slice(0, 19).replace('T', ' '))} ${r.via === 'github' || r.via === 'system' ? mrkdwn`${r.actor}` : person(r.actor)} (${r.via}) *${r.action}* ${r.target || '-'} · ${OUTCOME_ICONS[r.outcome] ?? ''} ${r.outcome}${r.detail ? mrkdwn` · ${r.detail}` : mrkdwn``}`,
+      mrkdwn`${code(r.at.slice(0, 19).replace('T', ' '))} ${r.via === 'github' || r.via === 'system' ? mrkdwn`${r.actor}` : person(r.actor)} (${r.via}) *${r.action}* ${r.target || '-'} · ${OUTCOME_ICONS[r.outcome] ?? ''} ${outcomeText(r)}${r.detail ? mrkdwn` · ${r.detail}` : mrkdwn``}`,
   );
   const count = plural(view.records.length + view.omitted, 'record');
   // The fallback (notifications, screen readers) without the title's bold.

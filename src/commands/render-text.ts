@@ -1,4 +1,4 @@
-import { age, metricsRows, noMetrics, short, until } from '../format.ts';
+import { age, metricsRows, noMetrics, outcomeText, short, until } from '../format.ts';
 import type { AppView, ApprovalView, AuditRecordView, AuditView, OperationView, ProcessesView, ReleaseView, Result } from '../api/types.ts';
 
 function table(rows: string[][]): string {
@@ -89,7 +89,7 @@ const auditTime = (iso: string) => iso.slice(0, 19).replace('T', ' ');
 export function auditTable(records: AuditRecordView[]): string[] {
   return table([
     ['Time (UTC)', 'Who', 'From', 'Action', 'Target', 'Outcome', 'Detail'],
-    ...records.map((r) => [auditTime(r.at), r.actor, r.via, r.action, r.target || '-', r.outcome, r.detail ?? '']),
+    ...records.map((r) => [auditTime(r.at), r.actor, r.via, r.action, r.target || '-', outcomeText(r), r.detail ?? '']),
   ]).split('\n');
 }
 

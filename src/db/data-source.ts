@@ -27,6 +27,7 @@ import { LiveHome1700000000018 } from './migrations/1700000000018-live-home.ts';
 import { Placement1700000000019 } from './migrations/1700000000019-placement.ts';
 import { Replicas1700000000020 } from './migrations/1700000000020-replicas.ts';
 import { MessageLookup1700000000021 } from './migrations/1700000000021-message-lookup.ts';
+import { RefusalRepeats1700000000022 } from './migrations/1700000000022-refusal-repeats.ts';
 import { migrateJobQueue } from './job-queue.ts';
 import { databaseOutage } from './outage.ts';
 
@@ -58,6 +59,7 @@ const migrations = [
   Placement1700000000019,
   Replicas1700000000020,
   MessageLookup1700000000021,
+  RefusalRepeats1700000000022,
 ];
 
 /**

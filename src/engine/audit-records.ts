@@ -209,6 +209,48 @@ export async function insertAuditRecord(m: Pick<EntityManager, 'query'>, record:
   );
 }
 
+/** Separate refusal records one person gets on a pipeline per hour; any more are counted on one `(more)` record. */
+export const REFUSAL_RECORDS_PER_HOUR = 10;
+/** The action of the record that counts a person's refusals past REFUSAL_RECORDS_PER_HOUR. */
+export const MORE_REFUSALS = '(more)';
+
+/**
+ * Records a refusal. The same refusal again within the hour (same person,
+ * front, action, target and reason) counts on its record (`repeats`); past
+ * REFUSAL_RECORDS_PER_HOUR records in the hour, any other refusal counts on one
+ * `(more)` record: a person trying a thing over and over, or a script trying
+ * everything, cannot flood the trail, and every refusal is still counted.
+ */
+export async function recordRefusal(m: Pick<EntityManager, 'query'>, record: Omit<NewAuditRecord, 'outcome' | 'subject'>): Promise<void> {
+  const recent: { id: string; action: string; same: boolean }[] = await m.query(
+    `SELECT id, action, (action = $4 AND target = $5 AND detail IS NOT DISTINCT FROM $6) AS same
+       FROM audit_records
+      WHERE pipeline = $1 AND actor = $2 AND via = $3 AND outcome = 'refused' AND created_at > now() - interval '1 hour'
+      ORDER BY id DESC`,
+    [record.pipeline, record.actor, record.via, record.action, record.target, record.detail],
+  );
+  const onto =
+    recent.find((r) => r.same) ??
+    (recent.filter((r) => r.action !== MORE_REFUSALS).length >= REFUSAL_RECORDS_PER_HOUR
+      ? (recent.find((r) => r.action === MORE_REFUSALS) ?? 'more')
+      : undefined);
+  if (onto === 'more')
+    await insertAuditRecord(m, {
+      ...record,
+      action: MORE_REFUSALS,
+      target: '',
+      outcome: 'refused',
+      detail: `more refusals within the hour, counted here: the last was ${record.action} ${record.target}`.trim(),
+    });
+  else if (onto)
+    await m.query(
+      `UPDATE audit_records SET repeats = repeats + 1, last_at = clock_timestamp(),
+              detail = CASE WHEN action = $2 THEN $3 ELSE detail END WHERE id = $1`,
+      [onto.id, MORE_REFUSALS, `more refusals within the hour, counted here: the last was ${record.action} ${record.target}`.trim()],
+    );
+  else await insertAuditRecord(m, { ...record, outcome: 'refused' });
+}
+
 /** Writes what `event` adds to the trail, in the transaction that writes the event. */
 export async function recordAudit(m: EntityManager, event: EmittedEvent): Promise<void> {
   const change = auditOf(event);

@@ -24,6 +24,8 @@ interface RecordRow {
   outcome: AuditRecordView['outcome'];
   detail: string | null;
   subject: string | null;
+  repeats: number;
+  last_at: Date | null;
   total: string;
 }
 
@@ -39,6 +41,8 @@ function recordView(row: RecordRow): AuditRecordView {
     target: row.target,
     outcome: row.outcome,
     detail: row.detail,
+    repeats: Number(row.repeats),
+    lastAt: row.last_at ? new Date(row.last_at).toISOString() : null,
     operation: kind === 'op' ? Number(id) : null,
     request: kind === 'approval' ? Number(id) : null,
   };
@@ -63,7 +67,7 @@ export class AuditTrail {
     const user = options.user ?? null;
     if (user !== null) await this.assertKnown(pipeline.name, user);
     const rows: RecordRow[] = await this.ctx.db.query(
-      `SELECT id, created_at, pipeline, actor, via, action, target, outcome, detail, subject, count(*) OVER () AS total
+      `SELECT id, created_at, pipeline, actor, via, action, target, outcome, detail, subject, repeats, last_at, count(*) OVER () AS total
          FROM audit_records
         WHERE pipeline = $1 AND created_at >= $2 AND created_at >= $5 AND ($3::text IS NULL OR actor = $3)
         ORDER BY id DESC LIMIT $4`,

@@ -8,7 +8,7 @@ import type { Platform } from '../platform/platform.ts';
 import type { OpenSource } from '../source/open-source.ts';
 import type { Source } from '../source/source.ts';
 import type { Actor } from './access.ts';
-import { firstLine, insertAuditRecord, recordAudit } from './audit-records.ts';
+import { firstLine, recordAudit, recordRefusal } from './audit-records.ts';
 import type { Outbox } from './outbox.ts';
 import { DEFAULT_PLACEMENT, type PlacementSettings } from './placement.ts';
 
@@ -72,15 +72,9 @@ export class EngineContext {
    * that cannot be written does not change the answer the person gets.
    */
   async refused(actor: Actor, pipeline: string, action: string, target: string, why: string): Promise<void> {
-    await insertAuditRecord(this.db, {
-      pipeline,
-      actor: actor.name,
-      via: actor.via,
-      action,
-      target,
-      outcome: 'refused',
-      detail: firstLine(why),
-    }).catch((err: unknown) => log.warn({ err, pipeline, action }, 'refusal not recorded in the audit trail'));
+    await recordRefusal(this.db, { pipeline, actor: actor.name, via: actor.via, action, target, detail: firstLine(why) }).catch(
+      (err: unknown) => log.warn({ err, pipeline, action }, 'refusal not recorded in the audit trail'),
+    );
   }
 
   /** A catch handler for a change's transaction: a refusal by someone else's lock is recorded (refused), then passed on. */
