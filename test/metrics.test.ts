@@ -144,15 +144,11 @@ describe('metrics of a real history, through the CLI and Slack', () => {
   // Whole seconds, so ISO dates round-trip exactly.
   const now = Math.floor(Date.now() / 1000) * 1000;
   const iso = (daysAgo: number, plusHours = 0) => new Date(now - daysAgo * DAY * 1000 + plusHours * HOUR * 1000).toISOString();
-  const flow = (text: string, user = 'UDEE', userName = 'dee') =>
-    postToSlackEndpoint(
-      t.server.url,
-      slashCommand({ text, user, userName, channel: 'CDEPLOY', responseUrl: slack.responseUrl(`r${n++}`) }),
-      {
-        secret: SECRET,
-        contentType: 'application/x-www-form-urlencoded',
-      },
-    );
+  const flow = (text: string, user = 'UDEE', userName = 'dee', channel = 'CDEPLOY') =>
+    postToSlackEndpoint(t.server.url, slashCommand({ text, user, userName, channel, responseUrl: slack.responseUrl(`r${n++}`) }), {
+      secret: SECRET,
+      contentType: 'application/x-www-form-urlencoded',
+    });
   const ok = async (argv: string[]) => {
     const run = await t.cli(argv);
     expect(run.code, `${argv.join(' ')}: ${run.err}${run.out}`).toBe(0);
@@ -306,7 +302,8 @@ describe('metrics of a real history, through the CLI and Slack', () => {
     expect(unknown.err).toContain('no pipeline "nope" that you can see');
   });
 
-  it('/flow metrics posts the summary in the channel and uploads the chart there through files.uploadV2', async () => {
+  it('/flow metrics posts the summary in a feed of the pipeline and uploads the chart there through files.uploadV2', async () => {
+    await ok(['subscribe', 'shop', '--channel', 'CDEPLOY']);
     const before = slack.responses.length;
 
     expect((await flow('metrics shop')).status).toBe(200);
@@ -330,11 +327,36 @@ describe('metrics of a real history, through the CLI and Slack', () => {
     expect(slack.unexpected).toEqual([]);
   });
 
+  it('/flow metrics in a channel that does not follow the pipeline shows the numbers to the person alone, unless a manager asks', async () => {
+    const before = slack.responses.length;
+    const uploads = slack.callsOf('files.getUploadURLExternal').length;
+
+    // dee holds view on shop; #random is not one of its feeds: a private pipeline's numbers stay with dee.
+    await flow('metrics shop', 'UDEE', 'dee', 'CRANDOM');
+    const [mine] = await slack.waitFor(() => (slack.responses.length > before ? slack.responses.slice(before) : undefined), 'the answer');
+    expect(mine!.response_type).toBe('ephemeral');
+    const text = JSON.stringify(mine!.blocks);
+    expect(text).toContain('*Delivery metrics of shop* · production · last 30 days');
+    expect(text).toContain('Only you see this: this channel is not a feed of shop.');
+    await t.server.slack!.idle();
+    expect(slack.callsOf('files.getUploadURLExternal')).toHaveLength(uploads);
+
+    // A manager of shop decides who sees it: posted, with the chart, in #random.
+    await ok(['access:add', 'shop', 'dee', 'manage']);
+    await flow('metrics shop', 'UDEE', 'dee', 'CRANDOM');
+    await slack.waitFor(
+      () => slack.callsOf('files.completeUploadExternal').find((c) => c.args.channel_id === 'CRANDOM'),
+      'the chart in #random',
+    );
+    expect(slack.responses.slice(before + 1).some((r) => r.response_type === 'in_channel')).toBe(true);
+    await ok(['access:add', 'shop', 'dee', 'view']);
+  });
+
   it('/flow metrics answers only the person when nothing was deployed, when the pipeline is unknown or not theirs', async () => {
     const before = slack.responses.length;
     const uploads = slack.callsOf('files.getUploadURLExternal').length;
 
-    await flow('metrics shop', 'UVIC', 'vic'); // vic holds nothing on shop
+    await flow('metrics shop', 'UVIC', 'vic', 'CRANDOM'); // vic holds nothing on shop, and #random is no feed of it
     await flow('metrics nope');
     await ok(['access:add', 'ledger', 'dee', 'view']);
     await flow('metrics ledger');

@@ -30,6 +30,26 @@ export function metricsMessage(m: MetricsView): { text: string; blocks: KnownBlo
   ]);
 }
 
+/**
+ * The summary shown to the person alone, where posting it would put the
+ * pipeline's numbers before a channel that does not follow it: says why, and
+ * how to share it.
+ */
+export function privateMetricsMessage(
+  message: { text: string; blocks: KnownBlock[] },
+  pipeline: string,
+): { text: string; blocks: KnownBlock[] } {
+  return {
+    text: message.text,
+    blocks: [
+      ...message.blocks,
+      contextBlock(
+        mrkdwn`:lock: Only you see this: this channel is not a feed of ${pipeline}. Post it with the chart in a feed of ${pipeline}, or a manager of ${pipeline} can post it here (or \`/flow subscribe ${pipeline}\` here).`,
+      ),
+    ],
+  };
+}
+
 /** The chart's text for people who cannot see it (Slack's alt text). */
 export function metricsChartAlt(m: MetricsView): string {
   const weeks = m.weeks.map((w) => `${w.start}: ${w.deployments}`).join(', ');

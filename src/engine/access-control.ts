@@ -117,6 +117,19 @@ export class Access {
     return rows.map((r) => r.name);
   }
 
+  /**
+   * Whether the actor may post what they see of a pipeline (its metrics) for a whole
+   * channel to read: the channel is one of its feeds (its members already read its
+   * events), or the actor manages it (who decides who sees it). Elsewhere, a person
+   * with view could put a private pipeline's numbers before people without access.
+   */
+  async mayShareIn(actor: Actor, pipelineName: string, channel: string): Promise<boolean> {
+    const pipeline = await this.ctx.db.getRepository(PipelineEntity).findOneBy({ name: pipelineName });
+    if (!pipeline) return false;
+    if (permits(await this.permissionOf(actor, pipeline), 'manage')) return true;
+    return this.ctx.db.getRepository(SubscriptionEntity).existsBy({ pipelineId: pipeline.id, channel });
+  }
+
   /** The actor's permission on a pipeline (null: none), for fronts that show only the buttons a user may use. */
   async permissionOn(actor: Actor, pipelineName: string): Promise<Permission | null> {
     const pipeline = await this.ctx.db.getRepository(PipelineEntity).findOneBy({ name: pipelineName });

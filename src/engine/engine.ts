@@ -143,7 +143,7 @@ const ROUTES = {
     'sourceOf',
   ],
   releases: ['deploy', 'promote', 'rollback', 'config', 'setConfig', 'unsetConfig', 'releases', 'releaseOutput', 'diff'],
-  authz: ['permissionOn'],
+  authz: ['permissionOn', 'mayShareIn'],
   dynos: ['processes', 'scale', 'restartDynos', 'stopDynos', 'logs', 'collectCrashes'],
   locks: ['lock', 'unlock', 'extendLock', 'locks', 'expireLocks'],
   audit: ['audit', 'sweepAuditTrail'],

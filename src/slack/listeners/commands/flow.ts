@@ -10,6 +10,7 @@ import { FlowError, PermissionDenied } from '../../../errors.ts';
 import type { KnownBlock } from '@slack/types';
 import { contextBlock, joinMrkdwn, mention, mrkdwn } from '../../../blocks/mrkdwn.ts';
 import { log } from '../../../log.ts';
+import { privateMetricsMessage } from '../../../blocks/metrics-message.ts';
 import { boardPipeline } from '../../board.ts';
 import { metricsReport, shareMetricsChart } from '../../metrics-post.ts';
 import { afterAck, slackActor, slackPeople, slackWords, type SlackDeps } from '../../context.ts';
@@ -112,13 +113,18 @@ export function register(app: App, deps: SlackDeps): void {
 
   /**
    * `/flow metrics <pipeline>`: the summary in the channel for everyone, then
-   * the chart uploaded under it; the person alone hears when there is nothing
-   * to show or the chart could not be posted.
+   * the chart uploaded under it, in a feed of the pipeline or by one of its
+   * managers; anywhere else, and when there is nothing to show, the summary to
+   * the person alone. The person alone hears when the chart could not be posted.
    */
   async function postMetrics(command: SlashCommand, respond: RespondFn, actor: Actor, pipeline: string, days?: number): Promise<void> {
     const report = await metricsReport(deps.engine, actor, pipeline, days);
     if (!report.chart) {
       await respond({ response_type: 'ephemeral', ...report.message });
+      return;
+    }
+    if (!(await deps.engine.mayShareIn(actor, report.metrics.pipeline, command.channel_id))) {
+      await respond({ response_type: 'ephemeral', ...privateMetricsMessage(report.message, report.metrics.pipeline) });
       return;
     }
     await respond({ response_type: 'in_channel', ...report.message });
