@@ -110,61 +110,52 @@ export class DeployLocks {
       throw new InvalidInput(`a lock lasts at most ${formatDuration(this.settings.maxMs)} here (FLOW_LOCK_MAX); lock again when it ends`);
     const reason = options.reason?.trim() || null;
     if (reason && reason.length > 500) throw new InvalidInput('a lock reason is at most 500 characters');
-    return this.ctx
-      .transaction(async (m) => {
-        // One lock change at a time per pipeline: two clicks at once give one lock and a clear answer, never a key violation.
-        await m.query('SELECT pg_advisory_xact_lock($1, $2)', [LOCKS_NAMESPACE, pipeline.id]);
-        await this.sweep(m, pipeline.id);
-        const held = await this.openOn(m, pipeline, app, stage);
-        if (held && held.holder_id !== actor.id)
-          throw new LockHeld(`${name} is already locked: ${this.describe(held)}`, { target: name, holder: held.holder });
-        // A lock of someone else's that covers part of this target (the stage of this app, an app of this stage).
-        const apps: App[] = app ? [app] : await m.findBy(AppEntity, { pipelineId: pipeline.id, stage: stage as App['stage'] });
-        const other = (await this.openLocksOn(m, pipeline, apps)).find((r) => r.holder_id !== actor.id);
-        if (other)
-          throw new LockHeld(`${targetName(other)} (part of ${name}) is locked by ${this.describe(other)}`, {
-            target: targetName(other),
-            holder: other.holder,
-          });
-        // A deploy already under way there would ship into the lock: it ends first.
-        const busy: { description: string }[] = await m.query(
-          `SELECT o.description FROM operations o
+    return this.change(pipeline, app, stage, async (m, held) => {
+      if (held && held.holder_id !== actor.id)
+        throw new LockHeld(`${name} is already locked: ${this.describe(held)}`, { target: name, holder: held.holder });
+      // A lock of someone else's that covers part of this target (the stage of this app, an app of this stage).
+      const apps: App[] = app ? [app] : await m.findBy(AppEntity, { pipelineId: pipeline.id, stage: stage as App['stage'] });
+      const other = (await this.openLocksOn(m, pipeline, apps)).find((r) => r.holder_id !== actor.id);
+      if (other)
+        throw new LockHeld(`${targetName(other)} (part of ${name}) is locked by ${this.describe(other)}`, {
+          target: targetName(other),
+          holder: other.holder,
+        });
+      // A deploy already under way there would ship into the lock: it ends first.
+      const busy: { description: string }[] = await m.query(
+        `SELECT o.description FROM operations o
           WHERE o.pipeline_id = $1 AND o.status IN ('pending', 'running')
             AND EXISTS (SELECT 1 FROM jsonb_array_elements(o.targets) t WHERE t->>'app' = ANY($2))
           LIMIT 1`,
-          [pipeline.id, apps.map((a) => a.name)],
+        [pipeline.id, apps.map((a) => a.name)],
+      );
+      if (busy[0]) throw new Conflict(`${name} has an operation under way (${busy[0].description}); lock it when that ends`);
+      const expires = new Date(Date.now() + length);
+      if (held) {
+        await m.query('UPDATE deploy_locks SET expires_at = $2, reason = coalesce($3, reason) WHERE id = $1', [held.id, expires, reason]);
+      } else {
+        await m.query(
+          'INSERT INTO deploy_locks (pipeline_id, app_id, stage, holder_id, reason, expires_at) VALUES ($1, $2, $3, $4, $5, $6)',
+          [pipeline.id, app?.id ?? null, app ? null : stage, actor.id, reason, expires],
         );
-        if (busy[0]) throw new Conflict(`${name} has an operation under way (${busy[0].description}); lock it when that ends`);
-        const expires = new Date(Date.now() + length);
-        if (held) {
-          await m.query('UPDATE deploy_locks SET expires_at = $2, reason = coalesce($3, reason) WHERE id = $1', [held.id, expires, reason]);
-        } else {
-          await m.query(
-            'INSERT INTO deploy_locks (pipeline_id, app_id, stage, holder_id, reason, expires_at) VALUES ($1, $2, $3, $4, $5, $6)',
-            [pipeline.id, app?.id ?? null, app ? null : stage, actor.id, reason, expires],
-          );
-        }
-        await this.ctx.emit(m, {
-          type: 'lock.added',
-          pipeline: pipeline.name,
-          app: app?.name ?? null,
-          actor: actor.name,
-          via: actor.via,
-          message: `${actor.name} ${held ? 'extended the lock on' : 'locked'} ${name} until ${clock(expires)}${(reason ?? held?.reason) ? `: ${reason ?? held?.reason}` : ''}`,
-          data: { target: name, until: expires.toISOString(), reason: reason ?? held?.reason ?? null },
-        });
-        return lockView((await this.openOn(m, pipeline, app, stage))!);
-      })
-      .catch(this.ctx.lockRefusal(actor, pipeline.name, 'lock', name));
+      }
+      await this.ctx.emit(m, {
+        type: 'lock.added',
+        pipeline: pipeline.name,
+        app: app?.name ?? null,
+        actor: actor.name,
+        via: actor.via,
+        message: `${actor.name} ${held ? 'extended the lock on' : 'locked'} ${name} until ${clock(expires)}${(reason ?? held?.reason) ? `: ${reason ?? held?.reason}` : ''}`,
+        data: { target: name, until: expires.toISOString(), reason: reason ?? held?.reason ?? null },
+      });
+      return lockView((await this.openOn(m, pipeline, app, stage))!);
+    }).catch(this.ctx.lockRefusal(actor, pipeline.name, 'lock', name));
   }
 
   /** Ends a lock (operate): the holder's, or anyone's, as in Shipit. `ifLock`: only that lock (a button names the one it was shown for). */
   async unlock(actor: Actor, target: string, options: { ifLock?: number } = {}): Promise<LockView> {
     const { pipeline, app, stage, name } = await this.target(actor, target, 'unlock');
-    return this.ctx.transaction(async (m) => {
-      await m.query('SELECT pg_advisory_xact_lock($1, $2)', [LOCKS_NAMESPACE, pipeline.id]);
-      await this.sweep(m, pipeline.id);
-      const held = await this.openOn(m, pipeline, app, stage);
+    return this.change(pipeline, app, stage, async (m, held) => {
       if (!held) throw new NotFound(`${name} is not locked; \`locks ${pipeline.name}\` lists the pipeline's locks`);
       if (options.ifLock !== undefined && held.id !== options.ifLock)
         throw new Conflict(`that lock on ${name} has ended; ${name} is locked again, by ${this.describe(held)}. Nothing was unlocked`);
@@ -191,10 +182,7 @@ export class DeployLocks {
   async extendLock(actor: Actor, target: string, options: { ifLock?: number; byMs?: number } = {}): Promise<LockView> {
     const { pipeline, app, stage, name } = await this.target(actor, target, 'lock');
     const byMs = options.byMs ?? 3_600_000;
-    return this.ctx.transaction(async (m) => {
-      await m.query('SELECT pg_advisory_xact_lock($1, $2)', [LOCKS_NAMESPACE, pipeline.id]);
-      await this.sweep(m, pipeline.id);
-      const held = await this.openOn(m, pipeline, app, stage);
+    return this.change(pipeline, app, stage, async (m, held) => {
       if (!held) throw new NotFound(`${name} is not locked any more; \`lock ${name}\` locks it again`);
       if (options.ifLock !== undefined && held.id !== options.ifLock)
         throw new Conflict(`that lock on ${name} has ended; ${name} is locked again, by ${this.describe(held)}. Nothing was extended`);
@@ -217,6 +205,25 @@ export class DeployLocks {
         data: { target: name, until: expires.toISOString(), reason: held.reason, extended: true },
       });
       return lockView((await this.openOn(m, pipeline, app, stage))!);
+    });
+  }
+
+  /**
+   * A change to the locks of a target, in one transaction: one lock change at a
+   * time per pipeline (two clicks at once give one lock and a clear answer, never
+   * a key violation), expired locks ended first, and `work` given the target's
+   * open lock (null: none).
+   */
+  private change<T>(
+    pipeline: Pipeline,
+    app: App | null,
+    stage: string | null,
+    work: (m: EntityManager, held: LockRow | null) => Promise<T>,
+  ): Promise<T> {
+    return this.ctx.transaction(async (m) => {
+      await m.query('SELECT pg_advisory_xact_lock($1, $2)', [LOCKS_NAMESPACE, pipeline.id]);
+      await this.sweep(m, pipeline.id);
+      return work(m, await this.openOn(m, pipeline, app, stage));
     });
   }
 
