@@ -1,10 +1,11 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { OperationView, ReleaseView } from '../src/engine/views.ts';
 import { freshDatabase } from './helpers/database.ts';
+import { deliver, FakeGitHub, githubSignature, webhookExample } from './helpers/fake-github.ts';
 import { FakeSlack, postToSlackEndpoint, slashCommand } from './helpers/fake-slack.ts';
 import { frontsEnv } from './helpers/fronts.ts';
 import { GitRepo, webApp } from './helpers/git-repo.ts';
@@ -15,6 +16,7 @@ import { waitFor } from './helpers/wait.ts';
 
 const TOKEN = 'test-admin-token-0123456789';
 const SECRET = 'replicas-signing-secret';
+const GITHUB_SECRET = 'replicas-github-secret';
 
 /** The slug a Deployment's pods run: the sha256 its init container checks. */
 const slugOf = (deployment: Parameters<typeof slugOfDeployment>[0]) => slugOfDeployment(deployment).sha256;
@@ -27,6 +29,8 @@ describe.skipIf(!process.env.DATABASE_URL)('two flowops replicas on one Postgres
   let stand: KubeStandIn;
   let s3: LocalS3;
   let slack: FakeSlack;
+  let github: FakeGitHub;
+  let ciRepo: GitRepo;
   let kubeconfig: string;
   const servers: Record<'a' | 'b', ServerProcess | null> = { a: null, b: null };
   const dataDir = (name: string) => path.join(dir, name);
@@ -45,6 +49,9 @@ describe.skipIf(!process.env.DATABASE_URL)('two flowops replicas on one Postgres
     FLOW_S3_ENDPOINT: s3.endpoint,
     ...s3.env,
     ...frontsEnv({ slack: { fake: slack, signingSecret: SECRET, admins: 'UADMIN' } }),
+    GITHUB_API_URL: github.url,
+    GITHUB_TOKEN: 'ghp_test',
+    GITHUB_WEBHOOK_SECRET: GITHUB_SECRET,
     // One operation at a time each, so several queued deploys spread over both.
     FLOW_WORKER_CONCURRENCY: '1',
     DATABASE_URL: database.url!,
@@ -76,6 +83,13 @@ describe.skipIf(!process.env.DATABASE_URL)('two flowops replicas on one Postgres
     kubeconfig = await stand.writeKubeconfig(dir);
     s3 = await startLocalS3(['slugs']);
     slack = await FakeSlack.start();
+    // A repository whose test writes its pid where this test can see it, then runs for two minutes.
+    ciRepo = await GitRepo.create(path.join(dir, 'ci-repo'), {
+      ...webApp('ci v1'),
+      'app.json': JSON.stringify({ environments: { test: { scripts: { test: 'node test.js' } } } }),
+      'test.js': `require('fs').writeFileSync(${JSON.stringify(path.join(dir, 'ci-test.pid'))}, String(process.pid)); setTimeout(() => {}, 120000);\n`,
+    });
+    github = await FakeGitHub.start('acme/ci', ciRepo);
     [servers.a, servers.b] = await Promise.all([spawnServer(env('a')), spawnServer(env('b'))]);
   });
   afterAll(async () => {
@@ -86,6 +100,7 @@ describe.skipIf(!process.env.DATABASE_URL)('two flowops replicas on one Postgres
     await stand?.close();
     await s3?.close();
     await slack?.close();
+    await github?.close();
     await rm(dir, { recursive: true, force: true });
   });
 
@@ -147,6 +162,37 @@ describe.skipIf(!process.env.DATABASE_URL)('two flowops replicas on one Postgres
     // An app one replica created is shown by the other where it runs, before either has released it.
     await flowops(a, 'apps:create', 'shared-eu', '--pipeline', 'shared', '--stage', 'production');
     expect((await flowops<{ url: string | null }>(b, 'apps:info', 'shared-eu')).url).toBe('http://shared-eu.apps.test');
+  });
+
+  it('stops a test run cancelled through the other replica, where its tests run', async () => {
+    const a = servers.a!;
+    const b = servers.b!;
+    await flowops(a, 'pipelines:create', 'tested', '--repo', 'github:acme/ci');
+    await flowops(a, 'ci:enable', 'tested');
+    // GitHub's push reaches replica A, which runs the tests.
+    const payload = webhookExample('push', (e) => e.ref === 'refs/heads/master');
+    Object.assign(payload, { ref: 'refs/heads/main', after: (await ciRepo.git('rev-parse', 'HEAD')).trim() });
+    (payload.repository as { full_name: string }).full_name = 'acme/ci';
+    const body = JSON.stringify(payload);
+    expect((await deliver(a.url, 'push', 'replicas-push-1', body, githubSignature(GITHUB_SECRET, body))).status).toBe(202);
+    const pidFile = path.join(dir, 'ci-test.pid');
+    const pid = Number(await waitFor('the tests to start on A', () => readFile(pidFile, 'utf8').catch(() => ''), 60_000));
+    const alive = () => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    expect(alive()).toBe(true);
+
+    const cancelled = await flowops<{ status: string }>(b, 'ci:cancel', 'tested', '1');
+
+    expect(cancelled.status).toBe('cancelled');
+    // A hears of it through the database and stops the tests: they would otherwise run two minutes.
+    await waitFor('the tests on A to stop', async () => !alive(), 15_000);
+    expect((await flowops<{ status: string }[]>(a, 'ci', 'tested'))[0]!.status).toBe('cancelled');
   });
 
   it('ends an operation of a replica killed with SIGKILL as interrupted on the other within a minute, and the other keeps serving', async () => {

@@ -17,6 +17,9 @@ import type { ReviewApps } from './review-apps.ts';
 import { subjectKey } from './subjects.ts';
 import { transition } from './transitions.ts';
 
+/** How often a test run under way looks for its cancellation (`ci:cancel` through another replica). */
+const CANCEL_POLL_MS = 1000;
+
 /** A push to a branch, as the source host reports it. */
 export interface Push {
   repo: SourceRef;
@@ -200,6 +203,15 @@ export class Ci {
     });
     const abort = new AbortController();
     this.testAborts.set(run.id, abort);
+    // `ci:cancel` may come through another replica: its cancelled status reaches this one through the database.
+    const watch = setInterval(() => {
+      this.ctx.db
+        .getRepository(TestRunEntity)
+        .findOneBy({ id: run.id })
+        .then((current) => current?.status === 'cancelled' && abort.abort())
+        .catch(() => undefined);
+    }, CANCEL_POLL_MS);
+    watch.unref();
     // The run's status changes wait out a database outage, so a run that finished is not reported errored for want of a connection.
     const setStatus = (status: TestRun['status'], why?: string, output?: string) =>
       untilDatabaseAnswers({ testRun: run.id, step: status }, () => this.setTestRunStatus(pipeline, run, status, why, output));
@@ -226,6 +238,7 @@ export class Ci {
         } catch (err) {
           await setStatus('errored', err instanceof Error ? err.message : String(err), output);
         } finally {
+          clearInterval(watch);
           this.testAborts.delete(run.id);
         }
       })
