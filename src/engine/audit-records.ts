@@ -213,19 +213,24 @@ export async function insertAuditRecord(m: Pick<EntityManager, 'query'>, record:
 export const REFUSAL_RECORDS_PER_HOUR = 10;
 /** The action of the record that counts a person's refusals past REFUSAL_RECORDS_PER_HOUR. */
 export const MORE_REFUSALS = '(more)';
+/** The first key of the advisory lock that takes one person's refusals on a pipeline one at a time (the second: a hash of both). */
+const REFUSALS_NAMESPACE = 0x4ef5;
 
 /**
  * Records a refusal. The same refusal again within the hour (same person,
  * front, action, target and reason) counts on its record (`repeats`); past
  * REFUSAL_RECORDS_PER_HOUR records in the hour, any other refusal counts on one
- * `(more)` record: a person trying a thing over and over, or a script trying
- * everything, cannot flood the trail, and every refusal is still counted.
+ * `(more)` record, whichever front they come through: a person trying a
+ * thing over and over, or a script trying everything at once, cannot flood
+ * the trail, and every refusal is still counted. Run in its own transaction:
+ * one person's refusals on a pipeline are taken one at a time.
  */
 export async function recordRefusal(m: Pick<EntityManager, 'query'>, record: Omit<NewAuditRecord, 'outcome' | 'subject'>): Promise<void> {
+  await m.query(`SELECT pg_advisory_xact_lock($1, hashtext($2 || ':' || $3))`, [REFUSALS_NAMESPACE, record.pipeline, record.actor]);
   const recent: { id: string; action: string; same: boolean }[] = await m.query(
-    `SELECT id, action, (action = $4 AND target = $5 AND detail IS NOT DISTINCT FROM $6) AS same
+    `SELECT id, action, (via = $3 AND action = $4 AND target = $5 AND detail IS NOT DISTINCT FROM $6) AS same
        FROM audit_records
-      WHERE pipeline = $1 AND actor = $2 AND via = $3 AND outcome = 'refused' AND created_at > now() - interval '1 hour'
+      WHERE pipeline = $1 AND actor = $2 AND outcome = 'refused' AND created_at > now() - interval '1 hour'
       ORDER BY id DESC`,
     [record.pipeline, record.actor, record.via, record.action, record.target, record.detail],
   );

@@ -72,9 +72,9 @@ export class EngineContext {
    * that cannot be written does not change the answer the person gets.
    */
   async refused(actor: Actor, pipeline: string, action: string, target: string, why: string): Promise<void> {
-    await recordRefusal(this.db, { pipeline, actor: actor.name, via: actor.via, action, target, detail: firstLine(why) }).catch(
-      (err: unknown) => log.warn({ err, pipeline, action }, 'refusal not recorded in the audit trail'),
-    );
+    await this.db
+      .transaction((m) => recordRefusal(m, { pipeline, actor: actor.name, via: actor.via, action, target, detail: firstLine(why) }))
+      .catch((err: unknown) => log.warn({ err, pipeline, action }, 'refusal not recorded in the audit trail'));
   }
 
   /** A catch handler for a change's transaction: a refusal by someone else's lock is recorded (refused), then passed on. */
