@@ -524,6 +524,18 @@ describe('the Slack app over HTTP, signed as Slack signs', () => {
     expect(cli.err).toContain('no pipeline "shop" that you can see');
   });
 
+  it('names shop and its managers on a click of a button in the thread reply of its own failed release (no feed)', async () => {
+    // The failure reply in CDEPLOY (a channel that is no feed) carries Retry / Output: flowops' own message about shop.
+    const reply = slack
+      .callsOf('chat.postMessage')
+      .find((c) => c.args.channel === 'CDEPLOY' && c.args.thread_ts && /failed in the release phase/.test(String(c.args.text)))!;
+    const retry = (reply.args.blocks as Blocks).flatMap((b) => b.elements ?? []).find((e) => e.action_id === 'retry')!;
+
+    const clicked = await answer((await click('retry', retry.value!, 'UNEW', 'newbie', 'CDEPLOY', String(reply.result!.ts))).id);
+
+    expect(clicked.text).toContain('on shop; you have none. Ask a manager of shop (mia)');
+  });
+
   it('gives every member of the workspace a floor with access:default, and not the CLI users without a grant', async () => {
     const set = await answer((await flow('access:default shop view')).id);
     expect(set.blocks[0]!.text!.text).toBe(':white_check_mark: *shop*: every member of this workspace has at least *view*');

@@ -1,14 +1,5 @@
 import { In } from 'typeorm';
-import {
-  AppEntity,
-  GrantEntity,
-  PipelineEntity,
-  StatusMessageEntity,
-  SubscriptionEntity,
-  type App,
-  type Permission,
-  type Pipeline,
-} from '../db/entities.ts';
+import { AppEntity, GrantEntity, PipelineEntity, SubscriptionEntity, type App, type Permission, type Pipeline } from '../db/entities.ts';
 import { log } from '../log.ts';
 import { permits, type Actor } from './access.ts';
 import { NotFound, PermissionDenied } from '../errors.ts';
@@ -103,9 +94,20 @@ export class Access {
    */
   private async shown(actor: Actor, pipeline: Pipeline): Promise<boolean> {
     const { message, channel } = actor.shown ?? {};
-    if (message && (await this.ctx.db.getRepository(StatusMessageEntity).existsBy({ pipeline: pipeline.name, ...message }))) return true;
+    if (message && (await this.ownMessage(pipeline, message))) return true;
     const feed = channel ?? message?.channel;
     return !!feed && this.ctx.db.getRepository(SubscriptionEntity).existsBy({ pipelineId: pipeline.id, channel: feed });
+  }
+
+  /** Whether flowops posted that message about the pipeline: a status message, or a reply in its thread (`threaded`: `key ts hash`). */
+  private async ownMessage(pipeline: Pipeline, message: { channel: string; ts: string }): Promise<boolean> {
+    const rows: unknown[] = await this.ctx.db.query(
+      `SELECT 1 FROM status_messages
+        WHERE pipeline = $1 AND channel = $2 AND (ts = $3 OR EXISTS (SELECT 1 FROM unnest(threaded) e WHERE split_part(e, ' ', 2) = $3))
+        LIMIT 1`,
+      [pipeline.name, message.channel, message.ts],
+    );
+    return rows.length > 0;
   }
 
   /** The names of the pipeline's managers (grants of manage), at most ten. */
