@@ -49,6 +49,8 @@ export class LocalPlatform implements Platform {
   /** Set once apps were given to the runtime: from then on, a runtime found dead is started again. */
   private running = false;
   private recovering = false;
+  /** Whether recover() ran in this process: the first one (start-up) also clears what a dead flowops left. */
+  private recoveredOnce = false;
   private readonly options: Required<Omit<LocalPlatformOptions, 'caddyAdmin' | 'slugStore'>> & Pick<LocalPlatformOptions, 'caddyAdmin'>;
   readonly sandbox: Sandbox;
 
@@ -214,10 +216,14 @@ export class LocalPlatform implements Platform {
   }
 
   async recover(current: ReleaseSpec[], appsWithoutRelease: string[], asOf?: number): Promise<void> {
-    await this.sweepTmp();
+    // Only at start-up: later calls come from a runtime restarted under this flowops, whose own
+    // builds, release phases and test runs are under way in those directories and processes.
+    const startup = !this.recoveredOnce;
+    this.recoveredOnce = true;
+    if (startup) await this.sweepTmp();
     // Builds, release phases and test runs of a flowops that died: nobody waits for them any more.
     // (Dynos are the runtime's: they carry a `dyno:` tag and are left alone.)
-    const strays = this.sandbox.findMarked().filter((p) => !p.tag.startsWith('dyno:'));
+    const strays = startup ? this.sandbox.findMarked().filter((p) => !p.tag.startsWith('dyno:')) : [];
     if (strays.length) {
       log.warn({ processes: strays.length }, 'stopping processes left over from before the restart');
       await stopDynos(
