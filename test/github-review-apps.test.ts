@@ -129,4 +129,29 @@ describe('review apps for pull requests', () => {
     expect(await reviewApp(8, (r) => !!r)).toMatchObject({ status: 'pending', url: null });
     expect(existsSync(path.join(t.dir, 'data', 'apps', 'shop-pr-8'))).toBe(false);
   });
+
+  it('gives two pipelines on one repository distinct review apps, even when one is named what the other is shortened to', async () => {
+    const long = 'payments-gateway-for-europe-x';
+    const short = 'payments-gateway-f-d690'; // what `long` is shortened to for its review apps
+    for (const name of [long, short]) {
+      expect((await t.cli(['pipelines:create', name, '--repo', 'github:acme/shop'])).code).toBe(0);
+      expect((await t.cli(['reviewapps:enable', name])).code).toBe(0);
+    }
+    expect((await t.cli(['reviewapps:disable', 'shop'])).code).toBe(0);
+
+    await pullRequest('opened', 123, 'feature');
+
+    const appOf = async (pipeline: string) => {
+      for (let i = 0; i < 100; i++) {
+        const found = (await t.json<ReviewAppView[]>(['reviewapps', pipeline])).find((r) => r.pr === 123);
+        if (found) return found.app;
+        await sleep(100);
+      }
+      throw new Error(`no review app of #123 on ${pipeline}`);
+    };
+    const apps = [await appOf(long), await appOf(short)];
+    expect(apps[0]).toBe('payments-gateway-f-d690-pr-123');
+    expect(apps[1]).not.toBe(apps[0]);
+    expect(apps[1]).toMatch(/^payments-gateway-[a-z0-9-]*-[0-9a-f]{4}-pr-123$/);
+  });
 });

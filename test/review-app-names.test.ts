@@ -37,4 +37,12 @@ describe('review app names', () => {
       }
     }
   });
+
+  it('have a marked form for a short pipeline named what a long one is shortened to (the engine picks it when the name is taken)', () => {
+    const long = reviewAppName('payments-gateway-for-europe-x', 123);
+    const short = long.replace(/-pr-123$/, ''); // a valid pipeline name of its own
+    expect(reviewAppName(short, 123)).toBe(long);
+    expect(reviewAppName(short, 123, { marked: true })).not.toBe(long);
+    expect(reviewAppName(short, 123, { marked: true })).toMatch(APP_NAME);
+  });
 });

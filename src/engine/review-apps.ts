@@ -139,7 +139,7 @@ export class ReviewApps {
     const row = await this.ctx.db.getRepository(ReviewAppEntity).findOneBy({ pipelineId: pipeline.id, pr });
     if (!row || row.status === 'deleted') throw new NotFound(`${pipeline.name} has no review app for pull request #${pr}`);
     // Destroying is shipping too: a review app someone locked stays until they unlock it.
-    const app = await this.ctx.db.getRepository(AppEntity).findOneBy({ name: row.appName });
+    const app = await this.ctx.db.getRepository(AppEntity).findOneBy({ name: row.appName, pipelineId: row.pipelineId });
     if (app) await this.ctx.transaction((m) => this.locks.assertFree(m, actor, pipeline, [app]));
     await this.removeReviewApp(pipeline, row, actor);
     return (await this.reviewApps(actor, pipelineName)).find((r) => r.pr === pr)!;
@@ -193,7 +193,7 @@ export class ReviewApps {
         if (row && row.status !== 'deleted') await this.removeReviewApp(pipeline, row, actor);
         continue;
       }
-      const appName = reviewAppName(pipeline.name, change.pr);
+      const appName = row?.appName ?? (await this.freeReviewAppName(pipeline, change.pr));
       if (!row) {
         await repo.insert({
           pipelineId: pipeline.id,
@@ -252,10 +252,29 @@ export class ReviewApps {
     });
   }
 
+  /**
+   * The name of a new review app: `<pipeline>-pr-<N>`, or its hash-marked form
+   * when another pipeline's app or review app holds that name already (a short
+   * pipeline can be named what a long one's is shortened to). Both taken: the
+   * first, and creating the app says the name is taken.
+   */
+  private async freeReviewAppName(pipeline: Pipeline, pr: number): Promise<string> {
+    const names = [reviewAppName(pipeline.name, pr), reviewAppName(pipeline.name, pr, { marked: true })];
+    for (const name of names) {
+      const taken: unknown[] = await this.ctx.db.query(
+        `SELECT 1 FROM apps WHERE name = $1 AND pipeline_id <> $2
+         UNION ALL SELECT 1 FROM review_apps WHERE app_name = $1 AND pipeline_id <> $2 AND status <> 'deleted' LIMIT 1`,
+        [name, pipeline.id],
+      );
+      if (!taken.length) return name;
+    }
+    return names[0]!;
+  }
+
   /** Creates the review app if it does not exist (config from app.json), then deploys the PR's head to it. Idempotent. */
   async ensureReviewApp(pipeline: Pipeline, row: ReviewApp, actor: Actor): Promise<void> {
     const source = await this.ctx.source(pipeline);
-    const first = !(await this.ctx.db.getRepository(AppEntity).existsBy({ name: row.appName }));
+    const first = !(await this.ctx.db.getRepository(AppEntity).existsBy({ name: row.appName, pipelineId: row.pipelineId }));
     let appJson: AppJson;
     try {
       appJson = parseAppJson(await source.readFile(row.headSha, 'app.json'));
@@ -310,7 +329,7 @@ export class ReviewApps {
       return this.setReviewAppStatus(pipeline, row, 'errored', done.error ?? done.targets[0]?.error ?? 'the deploy failed');
     const postdeploy = typeof appJson.scripts?.postdeploy === 'string' ? appJson.scripts.postdeploy : appJson.scripts?.postdeploy?.command;
     if (first && typeof postdeploy === 'string' && postdeploy) {
-      const app = await this.ctx.db.getRepository(AppEntity).findOneByOrFail({ name: row.appName });
+      const app = await this.ctx.db.getRepository(AppEntity).findOneByOrFail({ name: row.appName, pipelineId: row.pipelineId });
       const release = await this.ctx.db.getRepository(ReleaseEntity).findOneByOrFail({ id: app.currentReleaseId! });
       const result = await this.ctx.platform.runCommand(release.slugId!, postdeploy, app.config, () => undefined, app.name);
       if (result.code !== 0)
@@ -326,11 +345,11 @@ export class ReviewApps {
 
   private async removeReviewApp(pipeline: Pipeline, row: ReviewApp, actor: Actor): Promise<void> {
     await this.setReviewAppStatus(pipeline, row, 'deleting');
-    let app = await this.ctx.db.getRepository(AppEntity).findOneBy({ name: row.appName });
+    let app = await this.ctx.db.getRepository(AppEntity).findOneBy({ name: row.appName, pipelineId: row.pipelineId });
     if (app?.lockedBy) {
       // A push's redeploy may still be running: let it finish before the app goes.
       await this.operations.outcome(app.lockedBy);
-      app = await this.ctx.db.getRepository(AppEntity).findOneBy({ name: row.appName });
+      app = await this.ctx.db.getRepository(AppEntity).findOneBy({ name: row.appName, pipelineId: row.pipelineId });
     }
     if (app) {
       const release = app.currentReleaseId ? await this.ctx.db.getRepository(ReleaseEntity).findOneBy({ id: app.currentReleaseId }) : null;
@@ -352,14 +371,15 @@ export class ReviewApps {
 
 /**
  * `<pipeline>-pr-<N>`, as on Heroku, within the 30 characters of an app name.
- * A pipeline name too long for that is shortened and marked with 4 hex digits
- * of its hash: never the PR number is cut (two pull requests must not share an
- * app), two long pipelines with one beginning do not collide, and the name
- * never ends the shortened part in '-' (Kubernetes refuses such names).
+ * A pipeline name too long for that (or any, when `marked`) is shortened and
+ * marked with 4 hex digits of its hash: never the PR number is cut (two pull
+ * requests must not share an app), two long pipelines with one beginning do
+ * not collide, and the name never ends the shortened part in '-' (Kubernetes
+ * refuses such names).
  */
-export function reviewAppName(pipeline: string, pr: number): string {
+export function reviewAppName(pipeline: string, pr: number, options: { marked?: boolean } = {}): string {
   const suffix = `-pr-${pr}`;
-  if (pipeline.length + suffix.length <= 30) return `${pipeline}${suffix}`;
+  if (!options.marked && pipeline.length + suffix.length <= 30) return `${pipeline}${suffix}`;
   const mark = createHash('sha256').update(pipeline).digest('hex').slice(0, 4);
   return `${pipeline.slice(0, 30 - suffix.length - mark.length - 1).replace(/-+$/, '')}-${mark}${suffix}`;
 }
