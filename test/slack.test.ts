@@ -445,14 +445,14 @@ describe('the Slack app over HTTP, signed as Slack signs', () => {
   it('locks a stage from Slack: others are refused naming the holder, the feed hears of it, and Unlock ends it', async () => {
     const { id } = await flow('lock shop:staging --reason “migrating orders” --for 1h');
     expect((await answer(id)).blocks[0]!.text!.text).toMatch(
-      /^:lock: Locked \*shop:staging\* until \d\d:\d\d UTC: migrating orders\. Only <@UADMIN> can ship there; `\/flow unlock shop:staging` ends it\.$/,
+      /^:lock: Locked \*shop:staging\* until (?:\w{3} \d{1,2} \w{3} )?\d\d:\d\d UTC: migrating orders\. Only <@UADMIN> can ship there; `\/flow unlock shop:staging` ends it\.$/,
     );
     const before = await operations();
 
     const denied = await flow('deploy shop to staging', 'UDEE', 'dee');
 
     expect((await answer(denied.id)).text).toMatch(
-      /shop:staging is locked by ada since \d\d:\d\d UTC, until \d\d:\d\d UTC \("migrating orders"\)\. Only ada can ship there/,
+      /shop:staging is locked by ada since (?:\w{3} \d{1,2} \w{3} )?\d\d:\d\d UTC, until (?:\w{3} \d{1,2} \w{3} )?\d\d:\d\d UTC \("migrating orders"\)\. Only ada can ship there/,
     );
     expect(await operations()).toBe(before);
     const line = await slack.waitFor(
@@ -466,10 +466,10 @@ describe('the Slack app over HTTP, signed as Slack signs', () => {
     const board = async (user: string, name: string) =>
       JSON.stringify((await answer((await flow('pipelines:info shop', user, name)).id)).blocks);
     expect(await board('UADMIN', 'ada')).toMatch(
-      /:lock: shop:staging is locked by ada until \d\d:\d\d UTC: migrating orders.*"action_id":"unlock"/,
+      /:lock: shop:staging is locked by ada until (?:\w{3} \d{1,2} \w{3} )?\d\d:\d\d UTC: migrating orders.*"action_id":"unlock"/,
     );
     expect(await board('UDEE', 'dee')).not.toContain('"action_id":"unlock"');
-    expect((await t.cli(['locks', 'shop'])).out).toMatch(/shop:staging +ada +\d\d:\d\d UTC +migrating orders/);
+    expect((await t.cli(['locks', 'shop'])).out).toMatch(/shop:staging +ada +(?:\w{3} \d{1,2} \w{3} )?\d\d:\d\d UTC +migrating orders/);
 
     const [lock] = await t.json<{ id: number }[]>(['locks', 'shop']);
     const refused = await click('unlock', JSON.stringify({ t: 'shop:staging', i: lock!.id }), 'UDEE', 'dee');
