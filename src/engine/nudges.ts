@@ -5,17 +5,19 @@ import type { FeedOptIn } from './feeds.ts';
 import { NUDGE_KINDS, type DueNudge, type NudgeScan, type NudgeSettings } from './nudge-kinds.ts';
 import type { NudgeKindName, NudgeReport } from './views.ts';
 
-/** The day a nudge counts against: its UTC date. */
+/** The day a nudge is filed under: its UTC date. */
 export const nudgeDay = (at: Date) => at.toISOString().slice(0, 10);
+/** The first key of the advisory lock that takes the nudges of one kind and subject one at a time. */
+const NUDGES_NAMESPACE = 0x4e0d;
 
 /**
  * Nudges: flowops tells people what they need to know before they ask (staging
  * waiting to be promoted, a lock about to expire, an approval waiting, a dyno
  * that keeps crashing). Each run asks every kind (src/engine/nudge-kinds.ts)
  * what is due, and records each due nudge with its event in one transaction,
- * under a unique key (kind, subject, day): at most one a day per subject,
- * whichever process runs first, and delivered once by the outbox like any
- * other event.
+ * at most once in 24 hours per kind and subject (a period's once, for a kind
+ * that has one: the weekly digest), whichever process runs first, and
+ * delivered once by the outbox like any other event.
  */
 export class Nudges {
   private running: Promise<number> | null = null;
@@ -27,7 +29,7 @@ export class Nudges {
   ) {}
 
   /**
-   * Sends what is due at `now` (tests pass a time) and was not sent today;
+   * Sends what is due at `now` (tests pass a time) and was not sent within a day;
    * resolves with how many nudges went out. One run at a time in a process;
    * a kind that fails is logged and the others still run.
    */
@@ -65,7 +67,7 @@ export class Nudges {
     let sent = 0;
     for (const [kind, spec] of Object.entries(NUDGE_KINDS) as [NudgeKindName, (typeof NUDGE_KINDS)[NudgeKindName]][]) {
       try {
-        for (const nudge of await spec.due(scan)) if (await this.send(kind, nudge, now, spec.period?.(now) ?? nudgeDay(now))) sent++;
+        for (const nudge of await spec.due(scan)) if (await this.send(kind, nudge, now, spec.period?.(now) ?? null)) sent++;
       } catch (err) {
         log.warn({ err, kind }, 'nudges of a kind not sent; trying again on the next run');
       }
@@ -73,9 +75,24 @@ export class Nudges {
     return sent;
   }
 
-  /** Records the nudge and its event, unless one of its kind and subject went out that day — or that period, `day` being its first — here or in another process. */
-  private send(kind: NudgeKindName, nudge: DueNudge, now: Date, day: string): Promise<boolean> {
+  /**
+   * Records the nudge and its event, unless one of its kind and subject went out
+   * within 24 hours of `now` — or in that period, `period` being its first day —
+   * here or in another process. A rolling day, not a calendar one: a lock
+   * reminded at 23:50 is not reminded again at 00:05.
+   */
+  private send(kind: NudgeKindName, nudge: DueNudge, now: Date, period: string | null): Promise<boolean> {
     return this.ctx.transaction(async (m) => {
+      if (period === null) {
+        await m.query(`SELECT pg_advisory_xact_lock($1, hashtext($2 || ':' || $3))`, [NUDGES_NAMESPACE, kind, nudge.subject]);
+        const recent: unknown[] = await m.query(
+          `SELECT 1 FROM nudges WHERE kind = $1 AND subject = $2
+              AND created_at > $3::timestamptz - interval '1 day' AND created_at < $3::timestamptz + interval '1 day' LIMIT 1`,
+          [kind, nudge.subject, now],
+        );
+        if (recent.length) return false;
+      }
+      const day = period ?? nudgeDay(now);
       const inserted: { id: number }[] = await m.query(
         `INSERT INTO nudges (kind, subject, day, pipeline, data, created_at) VALUES ($1, $2, $3, $4, $5, $6)
           ON CONFLICT (kind, subject, day) DO NOTHING RETURNING id`,
