@@ -344,41 +344,38 @@ export class KubernetesPlatform implements Platform {
   /** The Service of `web`, and its Ingress when apps have a domain. */
   private async ensureWeb(namespace: string, spec: ReleaseSpec): Promise<void> {
     const name = serviceName(spec.app);
-    const service = webService(spec.app, spec.version);
-    const current = await kubeOrNull(this.api, `read Service ${name} in ${namespace}`, () =>
-      this.api.core.readNamespacedService({ name, namespace }),
-    );
-    if (!current)
-      await kube(this.api, `create Service ${name} in ${namespace}`, () =>
-        this.api.core.createNamespacedService({ namespace, body: service }),
-      );
-    else {
-      this.checkOwned(current.metadata, 'Service', namespace, spec.app);
-      await kube(this.api, `update Service ${name} in ${namespace}`, () =>
-        this.api.core.patchNamespacedService(
-          { name, namespace, body: { metadata: { labels: service.metadata!.labels }, spec: service.spec } },
-          mergePatch,
-        ),
-      );
-    }
+    const { core, networking } = this.api;
+    await this.createOrPatch('Service', namespace, spec.app, webService(spec.app, spec.version), {
+      read: () => core.readNamespacedService({ name, namespace }),
+      create: (body) => core.createNamespacedService({ namespace, body }),
+      patch: (body) => core.patchNamespacedService({ name, namespace, body }, mergePatch),
+    });
     if (!this.options.domain) return;
-    const ingress = webIngress(spec.app, spec.version, this.options.domain);
-    const found = await kubeOrNull(this.api, `read Ingress ${name} in ${namespace}`, () =>
-      this.api.networking.readNamespacedIngress({ name, namespace }),
-    );
-    if (!found)
-      await kube(this.api, `create Ingress ${name} in ${namespace}`, () =>
-        this.api.networking.createNamespacedIngress({ namespace, body: ingress }),
-      );
-    else {
-      this.checkOwned(found.metadata, 'Ingress', namespace, spec.app);
-      await kube(this.api, `update Ingress ${name} in ${namespace}`, () =>
-        this.api.networking.patchNamespacedIngress(
-          { name, namespace, body: { metadata: { labels: ingress.metadata!.labels }, spec: ingress.spec } },
-          mergePatch,
-        ),
-      );
+    await this.createOrPatch('Ingress', namespace, spec.app, webIngress(spec.app, spec.version, this.options.domain), {
+      read: () => networking.readNamespacedIngress({ name, namespace }),
+      create: (body) => networking.createNamespacedIngress({ namespace, body }),
+      patch: (body) => networking.patchNamespacedIngress({ name, namespace, body }, mergePatch),
+    });
+  }
+
+  /** Creates `wanted`, or, when it exists and is this app's (refused otherwise), merge-patches its labels and spec. */
+  private async createOrPatch<T extends { metadata?: V1ObjectMeta; spec?: unknown }>(
+    kind: 'Service' | 'Ingress',
+    namespace: string,
+    app: string,
+    wanted: T,
+    calls: { read: () => Promise<T>; create: (body: T) => Promise<unknown>; patch: (body: object) => Promise<unknown> },
+  ): Promise<void> {
+    const name = wanted.metadata!.name!;
+    const current = await kubeOrNull(this.api, `read ${kind} ${name} in ${namespace}`, calls.read);
+    if (!current) {
+      await kube(this.api, `create ${kind} ${name} in ${namespace}`, () => calls.create(wanted));
+      return;
     }
+    this.checkOwned(current.metadata, kind, namespace, app);
+    await kube(this.api, `update ${kind} ${name} in ${namespace}`, () =>
+      calls.patch({ metadata: { labels: wanted.metadata!.labels }, spec: wanted.spec }),
+    );
   }
 
   private async removeWeb(namespace: string, app: string): Promise<void> {
