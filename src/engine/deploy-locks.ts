@@ -139,15 +139,14 @@ export class DeployLocks {
           [pipeline.id, app?.id ?? null, app ? null : stage, actor.id, reason, expires],
         );
       }
-      await this.ctx.emit(m, {
-        type: 'lock.added',
-        pipeline: pipeline.name,
-        app: app?.name ?? null,
-        actor: actor.name,
-        via: actor.via,
-        message: `${actor.name} ${held ? 'extended the lock on' : 'locked'} ${name} until ${clock(expires)}${(reason ?? held?.reason) ? `: ${reason ?? held?.reason}` : ''}`,
-        data: { target: name, until: expires.toISOString(), reason: reason ?? held?.reason ?? null },
-      });
+      await this.added(
+        m,
+        actor,
+        { pipeline, app, name },
+        expires,
+        reason ?? held?.reason ?? null,
+        held ? 'extended the lock on' : 'locked',
+      );
       return lockView((await this.openOn(m, pipeline, app, stage))!);
     }).catch(this.ctx.lockRefusal(actor, pipeline.name, 'lock', name));
   }
@@ -195,16 +194,33 @@ export class DeployLocks {
       if (expires.getTime() <= was)
         throw new InvalidInput(`a lock lasts at most ${formatDuration(this.settings.maxMs)} here (FLOW_LOCK_MAX); lock again when it ends`);
       await m.query('UPDATE deploy_locks SET expires_at = $2 WHERE id = $1', [held.id, expires]);
-      await this.ctx.emit(m, {
-        type: 'lock.added',
-        pipeline: pipeline.name,
-        app: app?.name ?? null,
-        actor: actor.name,
-        via: actor.via,
-        message: `${actor.name} extended the lock on ${name} until ${clock(expires)}${held.reason ? `: ${held.reason}` : ''}`,
-        data: { target: name, until: expires.toISOString(), reason: held.reason, extended: true },
-      });
+      await this.added(m, actor, { pipeline, app, name }, expires, held.reason, 'extended the lock on', { extended: true });
       return lockView((await this.openOn(m, pipeline, app, stage))!);
+    });
+  }
+
+  /**
+   * The `lock.added` event of a lock taken, taken again by its holder, or
+   * extended (`extended`: a nudge's Extend 1h, which the audit trail records as
+   * lock:extend).
+   */
+  private added(
+    m: EntityManager,
+    actor: Actor,
+    target: { pipeline: Pipeline; app: App | null; name: string },
+    expires: Date,
+    reason: string | null,
+    verb: 'locked' | 'extended the lock on',
+    extra: { extended?: true } = {},
+  ): Promise<void> {
+    return this.ctx.emit(m, {
+      type: 'lock.added',
+      pipeline: target.pipeline.name,
+      app: target.app?.name ?? null,
+      actor: actor.name,
+      via: actor.via,
+      message: `${actor.name} ${verb} ${target.name} until ${clock(expires)}${reason ? `: ${reason}` : ''}`,
+      data: { target: target.name, until: expires.toISOString(), reason, ...extra },
     });
   }
 
