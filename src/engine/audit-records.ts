@@ -234,6 +234,7 @@ export async function recordRefusal(m: Pick<EntityManager, 'query'>, record: Omi
       ORDER BY id DESC`,
     [record.pipeline, record.actor, record.via, record.action, record.target, record.detail],
   );
+  const more = `more refusals within the hour, counted here: the last was ${record.action} ${record.target}`.trim();
   const onto =
     recent.find((r) => r.same) ??
     (recent.filter((r) => r.action !== MORE_REFUSALS).length >= REFUSAL_RECORDS_PER_HOUR
@@ -245,13 +246,13 @@ export async function recordRefusal(m: Pick<EntityManager, 'query'>, record: Omi
       action: MORE_REFUSALS,
       target: '',
       outcome: 'refused',
-      detail: `more refusals within the hour, counted here: the last was ${record.action} ${record.target}`.trim(),
+      detail: more,
     });
   else if (onto)
     await m.query(
       `UPDATE audit_records SET repeats = repeats + 1, last_at = clock_timestamp(),
               detail = CASE WHEN action = $2 THEN $3 ELSE detail END WHERE id = $1`,
-      [onto.id, MORE_REFUSALS, `more refusals within the hour, counted here: the last was ${record.action} ${record.target}`.trim()],
+      [onto.id, MORE_REFUSALS, more],
     );
   else await insertAuditRecord(m, { ...record, outcome: 'refused' });
 }
